@@ -1,0 +1,190 @@
+#include "gateway/gateway_config.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gateway/descriptor_sets.h"
+
+namespace gateway {
+namespace {
+
+constexpr int kDefaultMaxConcurrentStreams = 1000;
+constexpr int kMaxWorkerThreads = 256;
+constexpr absl::Duration kDefaultShutdownGrace = absl::Seconds(10);
+
+absl::Status Invalid(absl::string_view key, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(key, ": ", what));
+}
+
+// Accepts "HOST:PORT", "[IPv6]:PORT" and "unix:/path".
+absl::Status CheckListenAddress(const std::string& address, absl::string_view key) {
+  if (address.empty()) return Invalid(key, "required (e.g. 127.0.0.1:9090)");
+  if (absl::StartsWith(address, "unix:")) {
+    if (address.size() == 5) return Invalid(key, "unix: needs a socket path");
+    return absl::OkStatus();
+  }
+  const std::size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Invalid(key, absl::StrCat("\"", address, "\" is not HOST:PORT"));
+  }
+  uint32_t port;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port > 65535) {
+    return Invalid(key, absl::StrCat("\"", address, "\" has no valid port (0-65535)"));
+  }
+  return absl::OkStatus();
+}
+
+// Accepts gRPC target URIs with the schemes gRPC C++ resolves, or a bare HOST:PORT.
+absl::Status CheckTarget(const std::string& target, absl::string_view key) {
+  static constexpr absl::string_view kSchemes[] = {"dns:", "ipv4:", "ipv6:", "unix:",
+                                                   "unix-abstract:"};
+  for (absl::string_view scheme : kSchemes) {
+    if (absl::StartsWith(target, scheme)) {
+      if (target.size() == scheme.size()) {
+        return Invalid(key, absl::StrCat("\"", target, "\" names no address"));
+      }
+      return absl::OkStatus();
+    }
+  }
+  if (target.find("://") != std::string::npos) {
+    return Invalid(key, absl::StrCat("\"", target,
+                                     "\": unsupported scheme (use dns:, ipv4:, ipv6:, unix: "
+                                     "or HOST:PORT)"));
+  }
+  return CheckListenAddress(target, key);
+}
+
+}  // namespace
+
+std::string DirName(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
+    const config::v1::Config& proto, const std::string& base_dir) {
+  auto config = std::make_shared<GatewayConfig>();
+  config->proto = proto;
+  config->base_dir = base_dir;
+
+  // Listener.
+  if (!proto.has_grpc_listener()) {
+    return Invalid("grpc_listener", "required (the gRPC front end's address)");
+  }
+  absl::Status status =
+      CheckListenAddress(proto.grpc_listener().address(), "grpc_listener.address");
+  if (!status.ok()) return status;
+  if (proto.grpc_listener().has_tls()) {
+    const auto& tls = proto.grpc_listener().tls();
+    if (tls.cert_file().empty()) return Invalid("grpc_listener.tls.cert_file", "required");
+    if (tls.key_file().empty()) return Invalid("grpc_listener.tls.key_file", "required");
+  }
+  config->max_concurrent_streams = proto.grpc_listener().max_concurrent_streams() == 0
+                                       ? kDefaultMaxConcurrentStreams
+                                       : proto.grpc_listener().max_concurrent_streams();
+
+  // Limits and runtime.
+  config->max_message_bytes = MaxMessageBytes(proto.limits());
+  if (proto.limits().max_message_bytes() != 0 && proto.limits().max_message_bytes() < 1024) {
+    return Invalid("limits.max_message_bytes", "must be at least 1024");
+  }
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  config->worker_threads =
+      proto.runtime().worker_threads() == 0 ? cores : proto.runtime().worker_threads();
+  if (config->worker_threads > kMaxWorkerThreads) {
+    return Invalid("runtime.worker_threads", absl::StrCat("at most ", kMaxWorkerThreads));
+  }
+  config->shutdown_grace = kDefaultShutdownGrace;
+  if (proto.runtime().has_shutdown_grace()) {
+    config->shutdown_grace = absl::Seconds(proto.runtime().shutdown_grace().seconds()) +
+                             absl::Nanoseconds(proto.runtime().shutdown_grace().nanos());
+  }
+
+  // Descriptor sets.
+  if (proto.descriptor_sets().empty()) {
+    return Invalid("descriptor_sets",
+                   "required: at least one FileDescriptorSet file (protoc --include_imports "
+                   "--descriptor_set_out=FILE)");
+  }
+  DescriptorSetBuilder descriptors;
+  for (int i = 0; i < proto.descriptor_sets_size(); ++i) {
+    const std::string key = absl::StrCat("descriptor_sets[", i, "]");
+    if (proto.descriptor_sets(i).empty()) return Invalid(key, "empty file name");
+    status = descriptors.AddFile(ResolvePath(base_dir, proto.descriptor_sets(i)));
+    if (!status.ok()) return Invalid(key, status.message());
+  }
+  absl::StatusOr<std::shared_ptr<const google::protobuf::DescriptorPool>> pool =
+      descriptors.Build();
+  if (!pool.ok()) return Invalid("descriptor_sets", pool.status().message());
+
+  // Backends.
+  absl::flat_hash_map<std::string, std::shared_ptr<Backend>> backends;
+  for (int i = 0; i < proto.backends_size(); ++i) {
+    const std::string key = absl::StrCat("backends[", i, "]");
+    const config::v1::Backend& b = proto.backends(i);
+    if (b.name().empty()) return Invalid(absl::StrCat(key, ".name"), "required");
+    if (backends.contains(b.name())) {
+      return Invalid(absl::StrCat(key, ".name"),
+                     absl::StrCat("duplicate backend name \"", b.name(), "\""));
+    }
+    if (b.target().empty()) {
+      return Invalid(absl::StrCat(key, ".target"),
+                     "required (e.g. dns:///127.0.0.1:50051 or unix:/path)");
+    }
+    status = CheckTarget(b.target(), absl::StrCat(key, ".target"));
+    if (!status.ok()) return status;
+    absl::StatusOr<std::shared_ptr<Backend>> backend =
+        Backend::Create(b, proto.limits(), base_dir, key);
+    if (!backend.ok()) return backend.status();
+    config->backends.push_back(*backend);
+    backends.emplace(b.name(), *std::move(backend));
+  }
+
+  // Services.
+  if (proto.services().empty()) {
+    return Invalid("services", "required: at least one {name, backend} entry");
+  }
+  std::vector<ServiceBinding> bindings;
+  absl::flat_hash_set<std::string> bound;
+  for (int i = 0; i < proto.services_size(); ++i) {
+    const std::string key = absl::StrCat("services[", i, "]");
+    const config::v1::ServiceRoute& s = proto.services(i);
+    if (s.name().empty()) return Invalid(absl::StrCat(key, ".name"), "required");
+    if (s.backend().empty()) return Invalid(absl::StrCat(key, ".backend"), "required");
+    if (!bound.insert(s.name()).second) {
+      return Invalid(absl::StrCat(key, ".name"),
+                     absl::StrCat("service \"", s.name(), "\" is listed twice"));
+    }
+    auto backend = backends.find(s.backend());
+    if (backend == backends.end()) {
+      std::vector<std::string> known;
+      for (const auto& b : proto.backends()) known.push_back(b.name());
+      return Invalid(absl::StrCat(key, ".backend"),
+                     absl::StrCat("unknown backend \"", s.backend(), "\" (known: ",
+                                  known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
+    }
+    if ((*pool)->FindServiceByName(s.name()) == nullptr) {
+      return Invalid(absl::StrCat(key, ".name"),
+                     absl::StrCat("service \"", s.name(),
+                                  "\" is not defined in the descriptor sets"));
+    }
+    bindings.push_back({s.name(), backend->second});
+  }
+  absl::StatusOr<std::shared_ptr<const RouteTable>> routes =
+      RouteTable::Create(*std::move(pool), std::move(bindings));
+  if (!routes.ok()) return Invalid("services", routes.status().message());
+  config->routes = *std::move(routes);
+  return std::shared_ptr<const GatewayConfig>(std::move(config));
+}
+
+}  // namespace gateway

@@ -1,0 +1,56 @@
+// GatewayConfig: a Config checked as a whole and compiled into what the servers use (the
+// descriptor pool, the backends' channels, the route table).
+//
+// CompileConfig checks everything that can be checked before listening: required keys,
+// backend names, services bound to backends, readable descriptor sets with every import,
+// TLS files, limits. Each error names the config key (`services[1].backend`) or the file
+// and what is wrong.
+//
+// Thread-safety: a GatewayConfig is immutable after CompileConfig.
+//
+// Example:
+//   absl::StatusOr<config::v1::Config> proto = LoadConfigFile(path);
+//   absl::StatusOr<std::shared_ptr<const GatewayConfig>> config =
+//       CompileConfig(*proto, DirName(path));
+
+#ifndef GATEWAY_GATEWAY_CONFIG_H_
+#define GATEWAY_GATEWAY_CONFIG_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/config/v1/config.pb.h"
+#include "gateway/route_table.h"
+#include "gateway/upstream.h"
+
+namespace gateway {
+
+struct GatewayConfig {
+  config::v1::Config proto;
+  // The directory relative paths in the config are resolved against.
+  std::string base_dir;
+  std::vector<std::shared_ptr<Backend>> backends;
+  std::shared_ptr<const RouteTable> routes;
+
+  // Effective values (defaults applied).
+  int worker_threads = 1;
+  absl::Duration shutdown_grace;
+  int max_message_bytes = 0;
+  int max_concurrent_streams = 0;
+};
+
+// Validates `proto` and builds the GatewayConfig. Relative paths are resolved against
+// `base_dir` (the config file's directory). Returns INVALID_ARGUMENT naming the key or file
+// and the problem.
+absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
+    const config::v1::Config& proto, const std::string& base_dir);
+
+// The directory part of a file path ("." for a bare file name).
+std::string DirName(const std::string& path);
+
+}  // namespace gateway
+
+#endif  // GATEWAY_GATEWAY_CONFIG_H_

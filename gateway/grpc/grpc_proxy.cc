@@ -1,0 +1,327 @@
+#include "gateway/grpc/grpc_proxy.h"
+
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/grpc/metadata.h"
+#include "grpc/grpc.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/support/byte_buffer.h"
+
+namespace gateway {
+
+// Owns one completion queue and the thread that drives every call on it.
+class GrpcProxyServer::Worker {
+ public:
+  Worker(grpc::AsyncGenericService* service, std::unique_ptr<grpc::ServerCompletionQueue> cq,
+         const Snapshot<RouteTable>* routes, int requests)
+      : service_(service), cq_(std::move(cq)), routes_(routes), requests_(requests) {}
+
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  // Accepts one more incoming call on this queue, unless the queue is shutting down.
+  void RequestCall();
+
+  // Shuts the queue down (after the server has) and joins the thread.
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    cq_->Shutdown();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  grpc::ServerCompletionQueue* cq() { return cq_.get(); }
+  grpc::AsyncGenericService* service() { return service_; }
+  // Only from the worker's own thread.
+  const std::shared_ptr<const RouteTable>& routes() { return reader_->Get(); }
+
+ private:
+  void Run();
+
+  grpc::AsyncGenericService* service_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  const Snapshot<RouteTable>* routes_;
+  const int requests_;
+  std::unique_ptr<Snapshot<RouteTable>::Reader> reader_;  // used by thread_ only
+  std::thread thread_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+namespace {
+
+// One proxied call: the incoming server call and the outgoing backend call. Lives on one
+// worker thread; deletes itself when no operation is pending any more.
+class ProxyCall {
+ public:
+  enum Op : uint8_t {
+    kRequested,     // a client called
+    kDone,          // the server call is over (finished or cancelled)
+    kServerRead,    // a message from the client
+    kServerWrite,   // a message sent to the client
+    kServerFinish,  // status sent to the client
+    kClientStart,   // backend call started
+    kClientRead,    // a message from the backend
+    kClientWrite,   // a message sent to the backend
+    kClientHalfClose,
+    kClientFinish,  // the backend's status
+    kUnaryFinish,   // the backend's unary response and status
+    kOpCount,
+  };
+
+  struct Tag {
+    ProxyCall* call;
+    Op op;
+  };
+
+  explicit ProxyCall(GrpcProxyServer::Worker* worker) : worker_(worker) {
+    for (int i = 0; i < kOpCount; ++i) tags_[i] = Tag{this, static_cast<Op>(i)};
+    server_ctx_.AsyncNotifyWhenDone(Next(kDone, /*count=*/false));
+    worker_->service()->RequestCall(&server_ctx_, &server_stream_, worker_->cq(),
+                                    worker_->cq(), Next(kRequested));
+  }
+
+  // Handles the completion of `op`.
+  void OnEvent(Op op, bool ok) {
+    --pending_;
+    switch (op) {
+      case kRequested:
+        if (!ok) {  // the server is shutting down; this call never started
+          delete this;
+          return;
+        }
+        ++pending_;  // the kDone notification is now certain to come
+        worker_->RequestCall();
+        Begin();
+        break;
+      case kDone:
+        if (server_ctx_.IsCancelled() && client_ctx_ != nullptr) client_ctx_->TryCancel();
+        break;
+      case kServerRead:
+        OnServerRead(ok);
+        break;
+      case kClientWrite:
+        if (ok && !backend_done_ && !server_finishing_) {
+          server_stream_.Read(&up_, Next(kServerRead));
+        }
+        break;
+      case kClientRead:
+        if (ok) {
+          CopyInitialMetadata();
+          server_stream_.Write(down_, Next(kServerWrite));
+        } else {
+          client_stream_->Finish(&status_, Next(kClientFinish));
+        }
+        break;
+      case kServerWrite:
+        if (!ok) client_ctx_->TryCancel();  // the client is gone
+        client_stream_->Read(&down_, Next(kClientRead));
+        break;
+      case kClientFinish:
+        backend_done_ = true;
+        FinishServer();
+        break;
+      case kUnaryFinish:
+        backend_done_ = true;
+        FinishServer();
+        break;
+      case kClientStart:
+      case kClientHalfClose:
+      case kServerFinish:
+      case kOpCount:
+        break;
+    }
+    if (pending_ == 0) delete this;
+  }
+
+ private:
+  void* Next(Op op, bool count = true) {
+    if (count) ++pending_;
+    return &tags_[op];
+  }
+
+  void Begin() {
+    const std::shared_ptr<const RouteTable>& table = worker_->routes();
+    route_ = table->Find(server_ctx_.method());
+    if (route_ == nullptr) {
+      server_finishing_ = true;
+      server_stream_.Finish(
+          grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                       absl::StrCat("method not found: ", server_ctx_.method())),
+          Next(kServerFinish));
+      return;
+    }
+    routes_ = table;  // keeps route_ valid for the life of the call
+    if (route_->kind == CallKind::kUnary) {
+      server_stream_.Read(&up_, Next(kServerRead));
+      return;
+    }
+    PrepareClientContext();
+    client_stream_ = route_->backend->stub().PrepareCall(client_ctx_.get(),
+                                                         server_ctx_.method(), worker_->cq());
+    client_stream_->StartCall(Next(kClientStart));
+    client_stream_->Read(&down_, Next(kClientRead));
+    server_stream_.Read(&up_, Next(kServerRead));
+  }
+
+  void OnServerRead(bool ok) {
+    if (route_->kind == CallKind::kUnary) {
+      if (!ok) {
+        server_finishing_ = true;
+        server_stream_.Finish(
+            grpc::Status(grpc::StatusCode::INTERNAL,
+                         absl::StrCat("no request message for unary method ",
+                                      server_ctx_.method())),
+            Next(kServerFinish));
+        return;
+      }
+      PrepareClientContext();
+      unary_call_ = route_->backend->stub().PrepareUnaryCall(
+          client_ctx_.get(), server_ctx_.method(), up_, worker_->cq());
+      unary_call_->StartCall();
+      unary_call_->Finish(&down_, &status_, Next(kUnaryFinish));
+      return;
+    }
+    if (backend_done_ || server_finishing_) return;
+    if (ok) {
+      client_stream_->Write(up_, Next(kClientWrite));
+    } else {
+      client_stream_->WritesDone(Next(kClientHalfClose));
+    }
+  }
+
+  void PrepareClientContext() {
+    client_ctx_ = grpc::ClientContext::FromServerContext(server_ctx_);
+    for (const auto& [key, value] : server_ctx_.client_metadata()) {
+      const absl::string_view k(key.data(), key.size());
+      if (IsForwardedHeader(k)) {
+        client_ctx_->AddMetadata(std::string(k), std::string(value.data(), value.size()));
+      }
+    }
+  }
+
+  void CopyInitialMetadata() {
+    if (initial_metadata_copied_) return;
+    initial_metadata_copied_ = true;
+    for (const auto& [key, value] : client_ctx_->GetServerInitialMetadata()) {
+      const absl::string_view k(key.data(), key.size());
+      if (IsForwardedHeader(k)) {
+        server_ctx_.AddInitialMetadata(std::string(k), std::string(value.data(), value.size()));
+      }
+    }
+  }
+
+  void FinishServer() {
+    CopyInitialMetadata();
+    for (const auto& [key, value] : client_ctx_->GetServerTrailingMetadata()) {
+      const absl::string_view k(key.data(), key.size());
+      if (IsForwardedHeader(k)) {
+        server_ctx_.AddTrailingMetadata(std::string(k), std::string(value.data(), value.size()));
+      }
+    }
+    server_finishing_ = true;
+    if (route_->kind == CallKind::kUnary && status_.ok()) {
+      server_stream_.WriteAndFinish(down_, grpc::WriteOptions(), status_, Next(kServerFinish));
+    } else {
+      server_stream_.Finish(status_, Next(kServerFinish));
+    }
+  }
+
+  GrpcProxyServer::Worker* const worker_;
+  Tag tags_[kOpCount];
+  int pending_ = 0;
+  bool backend_done_ = false;
+  bool server_finishing_ = false;
+  bool initial_metadata_copied_ = false;
+
+  grpc::GenericServerContext server_ctx_;
+  grpc::GenericServerAsyncReaderWriter server_stream_{&server_ctx_};
+  std::shared_ptr<const RouteTable> routes_;
+  const Route* route_ = nullptr;
+
+  std::unique_ptr<grpc::ClientContext> client_ctx_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> client_stream_;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_call_;
+
+  grpc::ByteBuffer up_;    // client -> backend
+  grpc::ByteBuffer down_;  // backend -> client
+  grpc::Status status_;
+};
+
+}  // namespace
+
+void GrpcProxyServer::Worker::RequestCall() {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return;
+  new ProxyCall(this);
+}
+
+void GrpcProxyServer::Worker::Run() {
+  reader_ = std::make_unique<Snapshot<RouteTable>::Reader>(routes_);
+  for (int i = 0; i < requests_; ++i) RequestCall();
+  void* tag;
+  bool ok;
+  while (cq_->Next(&tag, &ok)) {
+    auto* t = static_cast<ProxyCall::Tag*>(tag);
+    t->call->OnEvent(t->op, ok);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<GrpcProxyServer>> GrpcProxyServer::Start(
+    const Options& options, const Snapshot<RouteTable>* routes) {
+  std::unique_ptr<GrpcProxyServer> proxy(new GrpcProxyServer());
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(
+      options.address,
+      options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
+      &proxy->port_);
+  builder.RegisterAsyncGenericService(&proxy->service_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  const int threads = std::max(1, options.worker_threads);
+  for (int i = 0; i < threads; ++i) queues.push_back(builder.AddCompletionQueue());
+  proxy->server_ = builder.BuildAndStart();
+  if (proxy->server_ == nullptr || (proxy->port_ == 0 &&
+                                    !absl::StartsWith(options.address, "unix:"))) {
+    if (proxy->server_ != nullptr) proxy->server_->Shutdown();
+    for (auto& cq : queues) {
+      cq->Shutdown();
+      void* tag;
+      bool ok;
+      while (cq->Next(&tag, &ok)) {
+      }
+    }
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.address, " (in use, or not a local address)"));
+  }
+  for (auto& cq : queues) {
+    proxy->workers_.push_back(std::make_unique<Worker>(&proxy->service_, std::move(cq), routes,
+                                                       std::max(1, options.requests_per_worker)));
+  }
+  for (auto& worker : proxy->workers_) worker->Start();
+  return proxy;
+}
+
+void GrpcProxyServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  for (auto& worker : workers_) worker->Stop();
+}
+
+GrpcProxyServer::~GrpcProxyServer() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace gateway

@@ -1,0 +1,89 @@
+// GrpcProxyServer: the gRPC front end. It accepts calls to any method, looks the method up
+// in the current RouteTable and relays the call to the method's backend, all four call
+// kinds, messages passed through as ByteBuffers without being parsed.
+//
+// How a call runs: each worker thread owns one completion queue and drives both sides of
+// every call it accepts on it (the incoming server call and the outgoing GenericStub call),
+// so a call's events never hop threads and need no lock. Messages are relayed one at a
+// time in each direction: the next message is read from one side only after the other side
+// has taken the previous one, so a slow peer applies back-pressure instead of making the
+// gateway buffer. Unary calls use the backend's unary call path (one batch each way).
+//
+// What reaches the backend: the request metadata minus hop-by-hop and reserved headers
+// (`:*`, `grpc-*`, `te`, `content-type`, `user-agent`, `host`, `connection`, ...); the
+// client's deadline and cancellation (gRPC's call propagation). What comes back: initial
+// and trailing metadata (same filter), the status code, message and error details.
+// Errors of the gateway itself: UNIMPLEMENTED "method not found: /pkg.Svc/M" for a method
+// no route serves; the backend's own UNAVAILABLE when it cannot be reached.
+//
+// Thread-safety: Start/Shutdown from one thread; port() from any.
+//
+// Example:
+//   Snapshot<RouteTable> routes(config->routes);
+//   absl::StatusOr<std::unique_ptr<GrpcProxyServer>> server =
+//       GrpcProxyServer::Start(options, &routes);
+//   ...
+//   (*server)->Shutdown(absl::Seconds(10));
+
+#ifndef GATEWAY_GRPC_GRPC_PROXY_H_
+#define GATEWAY_GRPC_GRPC_PROXY_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/route_table.h"
+#include "gateway/snapshot.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+
+namespace gateway {
+
+class GrpcProxyServer {
+ public:
+  struct Options {
+    // "HOST:PORT" or "unix:/path"; port 0 picks a free port (see port()).
+    std::string address;
+    // Defaults to plaintext.
+    std::shared_ptr<grpc::ServerCredentials> credentials;
+    // One completion queue and thread each; at least 1.
+    int worker_threads = 1;
+    int max_message_bytes = 16 * 1024 * 1024;
+    int max_concurrent_streams = 1000;
+    // Incoming calls kept requested per worker (accept backlog inside gRPC).
+    int requests_per_worker = 8;
+  };
+
+  // Binds, starts the workers and returns the running server. `routes` must outlive the
+  // server. Returns UNAVAILABLE naming the address when it cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GrpcProxyServer>> Start(
+      const Options& options, const Snapshot<RouteTable>* routes);
+
+  ~GrpcProxyServer();
+
+  // The bound TCP port (the chosen one when the address asked for port 0).
+  int port() const { return port_; }
+
+  // Stops accepting calls, waits up to `grace` for calls in flight, cancels the rest, and
+  // joins the workers. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  class Worker;
+
+ private:
+  GrpcProxyServer() = default;
+
+  grpc::AsyncGenericService service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace gateway
+
+#endif  // GATEWAY_GRPC_GRPC_PROXY_H_

@@ -1,0 +1,65 @@
+#include "gateway/route_table.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace gateway {
+
+absl::string_view CallKindName(CallKind kind) {
+  switch (kind) {
+    case CallKind::kUnary:
+      return "unary";
+    case CallKind::kClientStreaming:
+      return "client streaming";
+    case CallKind::kServerStreaming:
+      return "server streaming";
+    case CallKind::kBidiStreaming:
+      return "bidi streaming";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Create(
+    std::shared_ptr<const google::protobuf::DescriptorPool> pool,
+    std::vector<ServiceBinding> services) {
+  std::shared_ptr<RouteTable> table(new RouteTable());
+  for (const ServiceBinding& binding : services) {
+    if (binding.backend == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("service ", binding.service, ": no backend"));
+    }
+    const google::protobuf::ServiceDescriptor* service =
+        pool->FindServiceByName(binding.service);
+    if (service == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "service \"", binding.service, "\" is not defined in the descriptor sets"));
+    }
+    for (int i = 0; i < service->method_count(); ++i) {
+      const google::protobuf::MethodDescriptor* method = service->method(i);
+      Route route;
+      route.path = absl::StrCat("/", service->full_name(), "/", method->name());
+      route.method = method;
+      route.backend = binding.backend.get();
+      if (method->client_streaming() && method->server_streaming()) {
+        route.kind = CallKind::kBidiStreaming;
+      } else if (method->client_streaming()) {
+        route.kind = CallKind::kClientStreaming;
+      } else if (method->server_streaming()) {
+        route.kind = CallKind::kServerStreaming;
+      } else {
+        route.kind = CallKind::kUnary;
+      }
+      std::string key = route.path;
+      if (!table->routes_.emplace(std::move(key), std::move(route)).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("service \"", binding.service, "\" is bound more than once"));
+      }
+    }
+  }
+  table->pool_ = std::move(pool);
+  table->services_ = std::move(services);
+  return std::shared_ptr<const RouteTable>(std::move(table));
+}
+
+}  // namespace gateway

@@ -1,0 +1,77 @@
+// RouteTable: which backend serves each gRPC method, resolved once from the descriptor
+// pool, looked up per call by the method's path ("/pkg.Service/Method").
+//
+// A RouteTable is immutable. It keeps alive everything its routes point to (the descriptor
+// pool, the backends), so a call holding the table may use its Route for as long as the
+// call runs, even after a new table has been published (see Snapshot<T>).
+//
+// Thread-safety: immutable; safe for concurrent use.
+//
+// Example:
+//   absl::StatusOr<std::shared_ptr<const RouteTable>> table =
+//       RouteTable::Create(pool, {{"bookstore.v1.Bookstore", backend}});
+//   const Route* route = (*table)->Find("/bookstore.v1.Bookstore/GetShelf");
+
+#ifndef GATEWAY_ROUTE_TABLE_H_
+#define GATEWAY_ROUTE_TABLE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "gateway/upstream.h"
+#include "google/protobuf/descriptor.h"
+
+namespace gateway {
+
+enum class CallKind { kUnary, kClientStreaming, kServerStreaming, kBidiStreaming };
+
+// The name of a call kind ("unary", "client streaming", ...).
+absl::string_view CallKindName(CallKind kind);
+
+struct Route {
+  std::string path;  // "/pkg.Service/Method"
+  const google::protobuf::MethodDescriptor* method = nullptr;
+  CallKind kind = CallKind::kUnary;
+  Backend* backend = nullptr;
+};
+
+// One service and the backend that serves all its methods.
+struct ServiceBinding {
+  std::string service;  // full name, "pkg.Service"
+  std::shared_ptr<Backend> backend;
+};
+
+class RouteTable {
+ public:
+  // Builds the routes of every method of every bound service. Returns INVALID_ARGUMENT when
+  // a service is not in `pool` or is bound twice, naming it.
+  static absl::StatusOr<std::shared_ptr<const RouteTable>> Create(
+      std::shared_ptr<const google::protobuf::DescriptorPool> pool,
+      std::vector<ServiceBinding> services);
+
+  // The route for a method path, or nullptr when no bound service has that method.
+  // The pointer is valid as long as this table is.
+  const Route* Find(absl::string_view path) const {
+    auto it = routes_.find(path);
+    return it == routes_.end() ? nullptr : &it->second;
+  }
+
+  const google::protobuf::DescriptorPool& pool() const { return *pool_; }
+  const std::vector<ServiceBinding>& services() const { return services_; }
+  std::size_t size() const { return routes_.size(); }
+
+ private:
+  RouteTable() = default;
+
+  std::shared_ptr<const google::protobuf::DescriptorPool> pool_;
+  std::vector<ServiceBinding> services_;
+  absl::flat_hash_map<std::string, Route> routes_;
+};
+
+}  // namespace gateway
+
+#endif  // GATEWAY_ROUTE_TABLE_H_
