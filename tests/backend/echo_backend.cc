@@ -404,6 +404,9 @@ int Main(int argc, char** argv) {
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &port);
+  // A port in use is an error, not a port shared with another process (gRPC turns
+  // SO_REUSEPORT on by default).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
