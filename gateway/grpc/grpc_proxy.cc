@@ -29,14 +29,24 @@ class GrpcProxyServer::Worker {
   // Accepts one more incoming call on this queue, unless the queue is shutting down.
   void RequestCall();
 
-  // Shuts the queue down (after the server has) and joins the thread.
+  // After the server has shut down: lets the calls still alive on this queue end, shuts
+  // the queue down once the last one is gone (an operation started on a queue that is shut
+  // down would abort the process), and joins the thread.
   void Stop() {
+    bool idle;
     {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
+      idle = live_calls_ == 0;
     }
-    cq_->Shutdown();
+    if (idle) cq_->Shutdown();
     if (thread_.joinable()) thread_.join();
+  }
+
+  // Called by every call object as it is destroyed.
+  void CallEnded() {
+    absl::MutexLock lock(&mu_);
+    if (--live_calls_ == 0 && stopping_) cq_->Shutdown();
   }
 
   grpc::ServerCompletionQueue* cq() { return cq_.get(); }
@@ -55,6 +65,7 @@ class GrpcProxyServer::Worker {
   std::thread thread_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int live_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 namespace {
@@ -89,6 +100,8 @@ class ProxyCall {
     worker_->service()->RequestCall(&server_ctx_, &server_stream_, worker_->cq(),
                                     worker_->cq(), Next(kRequested));
   }
+
+  ~ProxyCall() { worker_->CallEnded(); }
 
   // Handles the completion of `op`.
   void OnEvent(Op op, bool ok) {
@@ -135,6 +148,10 @@ class ProxyCall {
         FinishServer();
         break;
       case kClientStart:
+        if (ok && !backend_done_ && !server_finishing_) {
+          server_stream_.Read(&up_, Next(kServerRead));
+        }
+        break;
       case kClientHalfClose:
       case kServerFinish:
       case kOpCount:
@@ -168,9 +185,10 @@ class ProxyCall {
     PrepareClientContext();
     client_stream_ = route_->backend->stub().PrepareCall(client_ctx_.get(),
                                                          server_ctx_.method(), worker_->cq());
+    // StartCall, Write and WritesDone share one operation slot of the client stream: the
+    // first message is read from the client only once the call has started.
     client_stream_->StartCall(Next(kClientStart));
     client_stream_->Read(&down_, Next(kClientRead));
-    server_stream_.Read(&up_, Next(kServerRead));
   }
 
   void OnServerRead(bool ok) {
@@ -262,6 +280,7 @@ class ProxyCall {
 void GrpcProxyServer::Worker::RequestCall() {
   absl::MutexLock lock(&mu_);
   if (stopping_) return;
+  ++live_calls_;
   new ProxyCall(this);
 }
 
@@ -290,6 +309,9 @@ absl::StatusOr<std::unique_ptr<GrpcProxyServer>> GrpcProxyServer::Start(
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  // gRPC sets SO_REUSEPORT by default, which would let a second gateway bind the same port
+  // and silently split the traffic; a port in use must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
   const int threads = std::max(1, options.worker_threads);
   for (int i = 0; i < threads; ++i) queues.push_back(builder.AddCompletionQueue());
@@ -316,7 +338,7 @@ absl::StatusOr<std::unique_ptr<GrpcProxyServer>> GrpcProxyServer::Start(
 }
 
 void GrpcProxyServer::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
+  if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   for (auto& worker : workers_) worker->Stop();
