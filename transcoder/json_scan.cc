@@ -248,6 +248,30 @@ absl::Status ForEachJsonMember(
   return ErrorAt(i, "unexpected end of input");
 }
 
+absl::Status ForEachJsonElement(absl::string_view in,
+                                absl::FunctionRef<void(absl::string_view element)> fn) {
+  size_t i = 0;
+  SkipJsonWhitespace(in, &i);
+  if (i >= in.size() || in[i] != '[') return ErrorAt(i, "expected an array");
+  ++i;
+  SkipJsonWhitespace(in, &i);
+  if (i < in.size() && in[i] == ']') return absl::OkStatus();
+  while (i < in.size()) {
+    SkipJsonWhitespace(in, &i);
+    size_t start = i;
+    if (absl::Status s = SkipJsonValue(in, &i, 1 << 20); !s.ok()) return s;
+    fn(in.substr(start, i - start));
+    SkipJsonWhitespace(in, &i);
+    if (i < in.size() && in[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i < in.size() && in[i] == ']') return absl::OkStatus();
+    return ErrorAt(i, "expected ',' or ']'");
+  }
+  return ErrorAt(i, "unexpected end of input");
+}
+
 void AppendJsonString(absl::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');

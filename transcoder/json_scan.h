@@ -43,6 +43,12 @@ absl::Status ForEachJsonMember(
     absl::string_view in,
     absl::FunctionRef<void(absl::string_view key, absl::string_view value)> fn);
 
+// Calls fn(element) with the raw JSON text of every element of the JSON array
+// `in` (which must have passed CheckJsonDocument). Returns INVALID_ARGUMENT
+// if `in` is not an array.
+absl::Status ForEachJsonElement(absl::string_view in,
+                                absl::FunctionRef<void(absl::string_view element)> fn);
+
 // Appends `s` to *out as a quoted JSON string. Invalid UTF-8 bytes are
 // replaced with U+FFFD so that the output is always valid JSON.
 void AppendJsonString(absl::string_view s, std::string* out);
