@@ -6,7 +6,7 @@ carries a deadline; every loop is bounded.
 """
 
 import base64
-import concurrent.futures
+import json
 import os
 import signal
 import subprocess
@@ -185,6 +185,19 @@ class GrpcProxyTest(unittest.TestCase):
         self.assertEqual([r.payload for r in results], [str(i).encode() for i in range(200)])
         # 200 calls of 200 ms each: concurrent, not one after another (40 s).
         self.assertLess(elapsed, TIMEOUT)
+
+    def test_cpp_client_200_concurrent_unary_and_bidi(self):
+        """The project's C++ client: 2000 calls, 200 in flight at once, then 200 streams."""
+        for args in (["--mode=unary", "--concurrency=200", "--calls=2000"],
+                     ["--mode=bidi", "--concurrency=200", "--calls=2000"]):
+            result = subprocess.run(
+                [harness.GRPC_LOAD, f"--target={self.gateway.address}", "--duration=60s",
+                 "--call_timeout=20s", *args],
+                capture_output=True, text=True, timeout=90)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            report = json.loads(result.stdout)
+            self.assertEqual(report["errors"], 0, report)
+            self.assertGreaterEqual(report["calls"], 2000, report)
 
     def test_deadline_exceeded_and_propagated(self):
         with self.assertRaises(grpc.RpcError) as cm:

@@ -17,6 +17,7 @@ from google.protobuf import descriptor_pb2, message_factory
 ROOT = os.path.abspath(os.environ.get("GATEWAY_ROOT", "."))
 GATEWAYD = os.path.join(ROOT, "gateway/gatewayd")
 ECHO_BACKEND = os.path.join(ROOT, "tests/backend/echo_backend")
+GRPC_LOAD = os.path.join(ROOT, "tools/bench/grpc_load")
 ECHO_SET = os.path.join(ROOT, "tests/testdata/echo_proto.pb")
 
 _LISTEN = re.compile(rb"listening on (\S+)")

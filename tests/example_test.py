@@ -1,0 +1,43 @@
+"""The bookstore example end to end: its real backend, gatewayd with the example's own
+config (ports moved to free ones), and the example's client calling through the gateway."""
+
+import os
+import subprocess
+import unittest
+
+import harness
+
+BACKEND = os.path.join(harness.ROOT, "examples/bookstore/bookstore_backend")
+DESCRIPTORS = os.path.join(harness.ROOT, "examples/bookstore/bookstore_proto.pb")
+CONFIG = os.path.join(harness.ROOT, "examples/bookstore/gateway.yaml")
+CLIENT = os.path.join(harness.ROOT, "examples/bookstore/client.py")
+
+
+class ExampleTest(unittest.TestCase):
+
+    def test_example_config_serves_the_example_client(self):
+        ws = harness.Workspace()
+        try:
+            backend = ws.start([BACKEND, "--listen=127.0.0.1:0"], "bookstore_backend")
+            with open(CONFIG) as f:
+                config = f.read()
+            self.assertIn("127.0.0.1:9090", config)
+            self.assertIn("127.0.0.1:50051", config)
+            config = config.replace("127.0.0.1:9090", "127.0.0.1:0").replace(
+                "127.0.0.1:50051", backend.address).replace(
+                "bookstore_proto.pb", DESCRIPTORS)
+            gw = ws.gatewayd(config)
+            result = subprocess.run(
+                ["/usr/bin/python3", CLIENT, f"--target={gw.address}",
+                 f"--descriptor_set={DESCRIPTORS}"],
+                capture_output=True, text=True, timeout=60)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            self.assertIn("ListShelves: 1 'Fiction', 2 'History'", result.stdout)
+            self.assertIn("GetBook after DeleteBook: NOT_FOUND", result.stdout)
+            self.assertEqual(gw.stop(), 0)
+        finally:
+            ws.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
