@@ -1,6 +1,10 @@
 #include "transcoder/json_scan.h"
 
+#include <algorithm>
+#include <memory>
 #include <vector>
+
+#include "absl/container/flat_hash_set.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -133,11 +137,61 @@ void SkipJsonWhitespace(absl::string_view in, size_t* pos) {
 }
 
 absl::Status SkipJsonValue(absl::string_view in, size_t* pos, int max_depth) {
-  // Iterative, so that hostile nesting cannot exhaust the stack. `stack`
-  // holds '{' or '[' for each open container.
-  std::vector<char> stack;
+  // Iterative, so that hostile nesting cannot exhaust the stack. Each open
+  // container has a Level; the keys of open objects are kept (as raw views)
+  // to reject duplicates: a linear scan for small objects, a hash set once an
+  // object has many keys.
+  struct Level {
+    char open;
+    size_t key_base;
+    std::unique_ptr<absl::flat_hash_set<absl::string_view>> big;
+  };
+  constexpr size_t kLinearKeys = 32;
+  std::vector<Level> stack;
+  std::vector<absl::string_view> keys;
   bool expect_value = true;
   size_t i = *pos;
+
+  // Reads `"key" :` at i, inside the object at the top of the stack.
+  auto read_key = [&]() -> absl::Status {
+    SkipJsonWhitespace(in, &i);
+    if (i >= in.size() || in[i] != '"') return ErrorAt(i, "expected a key");
+    size_t key_start = i;
+    if (absl::Status s = SkipString(in, &i); !s.ok()) return s;
+    absl::string_view key = in.substr(key_start + 1, i - key_start - 2);
+    Level& level = stack.back();
+    bool duplicate = false;
+    if (level.big != nullptr) {
+      duplicate = !level.big->insert(key).second;
+    } else {
+      for (size_t k = level.key_base; k < keys.size(); ++k) {
+        if (keys[k] == key) {
+          duplicate = true;
+          break;
+        }
+      }
+      keys.push_back(key);
+      if (keys.size() - level.key_base > kLinearKeys) {
+        level.big = std::make_unique<absl::flat_hash_set<absl::string_view>>(
+            keys.begin() + level.key_base, keys.end());
+        keys.resize(level.key_base);
+      }
+    }
+    if (duplicate) {
+      return ErrorAt(key_start, absl::StrCat("duplicate key \"",
+                                             key.substr(0, std::min<size_t>(key.size(), 64)),
+                                             "\""));
+    }
+    SkipJsonWhitespace(in, &i);
+    if (i >= in.size() || in[i] != ':') return ErrorAt(i, "expected ':'");
+    ++i;
+    return absl::OkStatus();
+  };
+  auto pop = [&]() {
+    keys.resize(std::min(keys.size(), stack.back().key_base));
+    stack.pop_back();
+  };
+
   while (true) {
     if (!expect_value && stack.empty()) {
       *pos = i;
@@ -151,19 +205,15 @@ absl::Status SkipJsonValue(absl::string_view in, size_t* pos, int max_depth) {
         if (static_cast<int>(stack.size()) >= max_depth) {
           return ErrorAt(i, absl::StrCat("nesting deeper than ", max_depth));
         }
-        stack.push_back(c);
+        stack.push_back(Level{c, keys.size(), nullptr});
         ++i;
         SkipJsonWhitespace(in, &i);
         if (i < in.size() && in[i] == (c == '{' ? '}' : ']')) {
-          stack.pop_back();
+          pop();
           ++i;
           expect_value = false;
         } else if (c == '{') {
-          if (i >= in.size() || in[i] != '"') return ErrorAt(i, "expected a key");
-          if (absl::Status s = SkipString(in, &i); !s.ok()) return s;
-          SkipJsonWhitespace(in, &i);
-          if (i >= in.size() || in[i] != ':') return ErrorAt(i, "expected ':'");
-          ++i;
+          if (absl::Status s = read_key(); !s.ok()) return s;
         }
         continue;
       }
@@ -186,20 +236,15 @@ absl::Status SkipJsonValue(absl::string_view in, size_t* pos, int max_depth) {
       continue;
     }
     // After a value inside a container: close it or separate members.
-    char open = stack.back();
+    char open = stack.back().open;
     if (c == ',') {
       ++i;
       if (open == '{') {
-        SkipJsonWhitespace(in, &i);
-        if (i >= in.size() || in[i] != '"') return ErrorAt(i, "expected a key");
-        if (absl::Status s = SkipString(in, &i); !s.ok()) return s;
-        SkipJsonWhitespace(in, &i);
-        if (i >= in.size() || in[i] != ':') return ErrorAt(i, "expected ':'");
-        ++i;
+        if (absl::Status s = read_key(); !s.ok()) return s;
       }
       expect_value = true;
     } else if ((c == '}' && open == '{') || (c == ']' && open == '[')) {
-      stack.pop_back();
+      pop();
       ++i;
     } else {
       return ErrorAt(i, open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");

@@ -27,8 +27,9 @@ void SkipJsonWhitespace(absl::string_view in, size_t* pos);
 
 // Skips leading whitespace and one JSON value starting at *pos, leaving *pos
 // just after it. Returns INVALID_ARGUMENT naming the byte offset when the
-// value is malformed or truncated, or nests deeper than `max_depth` arrays
-// and objects.
+// value is malformed or truncated, nests deeper than `max_depth` arrays and
+// objects, or has an object with the same key twice (compared as written,
+// before unescaping).
 absl::Status SkipJsonValue(absl::string_view in, size_t* pos, int max_depth);
 
 // Checks that `in` is exactly one JSON value (plus whitespace) nested at most
