@@ -41,6 +41,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -344,12 +346,28 @@ class EchoService final : public gateway::test::v1::Echo::Service {
 
 struct Flags {
   std::string listen = "127.0.0.1:50051";
+  std::string tls_cert;       // PEM chain; with tls_key: serve TLS instead of plaintext
+  std::string tls_key;
+  std::string tls_client_ca;  // PEM CA; with TLS: require client certificates it signed
 };
 
 constexpr char kUsage[] =
-    "usage: echo_backend [--listen=HOST:PORT]\n"
+    "usage: echo_backend [--listen=HOST:PORT] [--tls_cert=PEM --tls_key=PEM "
+    "[--tls_client_ca=PEM]]\n"
     "  --listen=HOST:PORT  address to serve on (default 127.0.0.1:50051; port 0 picks a\n"
-    "                      free port)\n";
+    "                      free port)\n"
+    "  --tls_cert, --tls_key  serve TLS with this certificate chain and key\n"
+    "  --tls_client_ca     require client certificates signed by this CA (mutual TLS)\n";
+
+// Reads a whole file; exits 2 naming it when it cannot.
+std::string ReadOrDie(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "echo_backend: cannot read %s\n", path.c_str());
+    std::exit(2);
+  }
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 // Parses argv into `flags`. Returns false (after printing why) on an unknown argument.
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -357,6 +375,12 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--listen=")) {
       flags->listen = std::string(arg);
+    } else if (absl::ConsumePrefix(&arg, "--tls_cert=")) {
+      flags->tls_cert = std::string(arg);
+    } else if (absl::ConsumePrefix(&arg, "--tls_key=")) {
+      flags->tls_key = std::string(arg);
+    } else if (absl::ConsumePrefix(&arg, "--tls_client_ca=")) {
+      flags->tls_client_ca = std::string(arg);
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -403,7 +427,17 @@ int Main(int argc, char** argv) {
   EchoService service;
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!flags.tls_cert.empty() || !flags.tls_key.empty()) {
+    grpc::SslServerCredentialsOptions options(
+        flags.tls_client_ca.empty()
+            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    options.pem_key_cert_pairs.push_back({ReadOrDie(flags.tls_key), ReadOrDie(flags.tls_cert)});
+    if (!flags.tls_client_ca.empty()) options.pem_root_certs = ReadOrDie(flags.tls_client_ca);
+    credentials = grpc::SslServerCredentials(options);
+  }
+  builder.AddListeningPort(flags.listen, credentials, &port);
   // A port in use is an error, not a port shared with another process (gRPC turns
   // SO_REUSEPORT on by default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
