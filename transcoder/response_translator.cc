@@ -192,6 +192,10 @@ ResponseTranslator::ResponseTranslator(const RouteSet& routes) {
 
 absl::StatusOr<std::string> ResponseTranslator::MessageToJson(
     const Descriptor* type, absl::string_view proto, const ResponseOptions& options) const {
+  if (absl::Status s = CheckWireFormat(proto); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot convert response ", type->full_name(), " to JSON: ", s.message()));
+  }
   google::protobuf::util::JsonPrintOptions print;
   print.add_whitespace = options.pretty_print && !options.int64_as_number;
   print.always_print_primitive_fields = options.emit_default_values;

@@ -45,13 +45,11 @@ absl::Status ScanFields(absl::string_view message, Fn fn) {
       reinterpret_cast<const uint8_t*>(message.data()), static_cast<int>(message.size()));
   while (true) {
     int start = in.CurrentPosition();
+    if (start == static_cast<int>(message.size())) return absl::OkStatus();
     uint32_t tag = in.ReadTag();
-    if (tag == 0) {
-      if (in.CurrentPosition() != static_cast<int>(message.size())) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("malformed protobuf message at byte ", start));
-      }
-      return absl::OkStatus();
+    if (tag == 0 || WireFormatLite::GetTagFieldNumber(tag) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed protobuf message at byte ", start));
     }
     int payload_start = in.CurrentPosition();
     if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
@@ -74,6 +72,10 @@ absl::Status ScanFields(absl::string_view message, Fn fn) {
 }
 
 }  // namespace
+
+absl::Status CheckWireFormat(absl::string_view message) {
+  return ScanFields(message, [](uint32_t, int, int, int) {});
+}
 
 absl::StatusOr<std::string> ExtractField(absl::string_view message, int field_number) {
   std::string out;

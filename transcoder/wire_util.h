@@ -33,6 +33,11 @@ void AppendFixed64(uint64_t value, std::string* out);
 // Appends tag, length and `payload`.
 void AppendLengthDelimited(int field_number, absl::string_view payload, std::string* out);
 
+// Checks that the top level of `message` is well-formed wire format (tags,
+// varints and lengths that fit). Returns INVALID_ARGUMENT naming the byte
+// offset otherwise. Nested messages are not checked.
+absl::Status CheckWireFormat(absl::string_view message);
+
 // Scans the serialized message `message` and returns the concatenated
 // occurrences (tags included) of field `field_number`, in order. Parsing the
 // result as the same message type yields a message with only that field.
