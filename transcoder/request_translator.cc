@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -68,11 +69,16 @@ const FieldDescriptor* FindField(const Descriptor* d, absl::string_view name) {
 
 template <typename T>
 absl::Status ParseInt(absl::string_view text, absl::string_view type_name, T* value) {
-  if (!absl::SimpleAtoi(text, value)) {
-    return Invalid(absl::StrCat(Quote(text), " is not a valid ", type_name,
-                                text.empty() ? "" : " (or is out of range)"));
+  if (absl::SimpleAtoi(text, value)) return absl::OkStatus();
+  absl::string_view digits = absl::StripPrefix(text, "-");
+  bool numeric = !digits.empty();
+  for (char c : digits) {
+    if (c < '0' || c > '9') numeric = false;
   }
-  return absl::OkStatus();
+  if (numeric) {
+    return Invalid(absl::StrCat(Quote(text), " is out of range for ", type_name));
+  }
+  return Invalid(absl::StrCat(Quote(text), " is not a valid ", type_name));
 }
 
 absl::Status ParseDouble(absl::string_view text, double* value) {
