@@ -2,8 +2,9 @@
 """End-to-end benchmark of the gRPC front end: the same load at the echo backend directly,
 through gatewayd, and (when nginx is installed) through nginx's grpc_pass, in one run.
 
-  bazel build //gateway:gatewayd //tests/backend:echo_backend //tools/bench:grpc_load
+  bazel build //gateway:gatewayd //tests/backend:echo_backend //tools/bench:all
   tools/bench/grpc_proxy_bench.py [--duration=10s] [--concurrency=16] [--workers=N]
+                                  [--backend=byte|echo] [--no-nginx]
 
 For each phase it prints calls/s, p50/p99 latency, and CPU time per call of the backend and
 of the proxy (user+sys from /proc/PID/stat over the phase, divided by the calls), and the
@@ -97,17 +98,21 @@ def main():
     parser.add_argument("--workers", type=int, default=0,
                         help="gatewayd runtime.worker_threads (0: one per core)")
     parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument("--backend", choices=["byte", "echo"], default="byte",
+                        help="byte: byte_echo_backend (completion queues, the lean "
+                             "baseline); echo: tests/backend/echo_backend (sync API)")
     args = parser.parse_args()
 
     bindir = bazel_bin()
     gatewayd = os.path.join(bindir, "gateway/gatewayd")
-    backend_bin = os.path.join(bindir, "tests/backend/echo_backend")
+    backend_bin = os.path.join(bindir, "tools/bench/byte_echo_backend"
+                               if args.backend == "byte" else "tests/backend/echo_backend")
     load_bin = os.path.join(bindir, "tools/bench/grpc_load")
     echo_set = os.path.join(bindir, "tests/testdata/echo_proto.pb")
     for path in (gatewayd, backend_bin, load_bin, echo_set):
         if not os.path.exists(path):
             sys.exit(f"missing {path}: bazel build //gateway:gatewayd "
-                     "//tests/backend:echo_backend //tools/bench:grpc_load")
+                     "//tests/backend:echo_backend //tools/bench:all")
 
     work = tempfile.mkdtemp(prefix="grpc-bench-")
     procs = []
@@ -158,8 +163,8 @@ http {{
                                                            "proxy": ng.pid}))
 
         phases = [("unary", args.concurrency), ("unary", 1), ("bidi", 1)]
-        print(f"# {args.duration} per phase; CPU from /proc/PID/stat; "
-              f"gatewayd workers={args.workers or os.cpu_count()}")
+        print(f"# {args.duration} per phase; CPU from /proc/PID/stat; backend={args.backend}; "
+              f"gatewayd workers={args.workers or os.cpu_count()}; nginx 1 worker")
         print(f"{'phase':<14}{'via':<10}{'calls/s':>10}{'p50 us':>9}{'p99 us':>9}"
               f"{'backend us/call':>17}{'proxy us/call':>15}{'proxy/backend':>15}{'errors':>8}")
         for mode, conc in phases:
