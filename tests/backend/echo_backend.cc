@@ -352,7 +352,7 @@ struct Flags {
 };
 
 constexpr char kUsage[] =
-    "usage: echo_backend [--listen=HOST:PORT] [--tls_cert=PEM --tls_key=PEM "
+    "usage: echo_backend [--listen=HOST:PORT|unix:PATH] [--tls_cert=PEM --tls_key=PEM "
     "[--tls_client_ca=PEM]]\n"
     "  --listen=HOST:PORT  address to serve on (default 127.0.0.1:50051; port 0 picks a\n"
     "                      free port)\n"
@@ -409,7 +409,8 @@ int Main(int argc, char** argv) {
   Flags flags;
   if (!ParseFlags(argc, argv, &flags)) return 2;
   std::string host;
-  if (!SplitHostPort(flags.listen, &host)) {
+  const bool unix_socket = absl::StartsWith(flags.listen, "unix:");
+  if (!unix_socket && !SplitHostPort(flags.listen, &host)) {
     std::fprintf(stderr, "echo_backend: --listen=%s is not HOST:PORT\n",
                  flags.listen.c_str());
     return 2;
@@ -445,11 +446,15 @@ int Main(int argc, char** argv) {
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
+  if (server == nullptr || (port == 0 && !unix_socket)) {
     std::fprintf(stderr, "echo_backend: cannot listen on %s\n", flags.listen.c_str());
     return 1;
   }
-  std::fprintf(stderr, "echo_backend: listening on %s:%d\n", host.c_str(), port);
+  if (unix_socket) {
+    std::fprintf(stderr, "echo_backend: listening on %s\n", flags.listen.c_str());
+  } else {
+    std::fprintf(stderr, "echo_backend: listening on %s:%d\n", host.c_str(), port);
+  }
   std::fflush(stderr);
 
   int signal_number = 0;
