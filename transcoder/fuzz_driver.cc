@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
   std::vector<std::filesystem::path> files;
   for (int i = 1; i < argc; ++i) {
     std::filesystem::path p(argv[i]);
+    if (!std::filesystem::exists(p)) {
+      std::fprintf(stderr, "%s does not exist\n", argv[i]);
+      return 1;
+    }
     if (std::filesystem::is_directory(p)) {
       for (const auto& entry : std::filesystem::recursive_directory_iterator(p)) {
         if (entry.is_regular_file()) files.push_back(entry.path());

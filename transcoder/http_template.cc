@@ -68,6 +68,11 @@ class Parser {
 
   bool AtEnd() const { return pos_ >= text_.size(); }
 
+  // True when a ':' at `pos` is in the last segment (no '/' follows).
+  bool VerbStartsAt(size_t pos) const {
+    return text_.find('/', pos) == absl::string_view::npos;
+  }
+
   // Segments = Segment { "/" Segment } ;
   absl::Status ParseSegments(bool in_variable) {
     while (true) {
@@ -83,13 +88,11 @@ class Parser {
   // Segment = "*" | "**" | LITERAL | Variable ;
   absl::Status ParseSegment(bool in_variable) {
     size_t start = pos_;
-    if (AtEnd() || text_[pos_] == '/' || (text_[pos_] == ':' && !in_variable) ||
-        text_[pos_] == '}') {
-      if (AtEnd() || text_[pos_] == '/') return Error(start, "empty segment");
-      if (text_[pos_] == '}') {
-        return in_variable ? Error(start, "empty segment")
-                           : Error(start, "unbalanced '}'");
-      }
+    if (AtEnd() || text_[pos_] == '/') return Error(start, "empty segment");
+    if (text_[pos_] == '}') {
+      return in_variable ? Error(start, "empty segment") : Error(start, "unbalanced '}'");
+    }
+    if (text_[pos_] == ':' && !in_variable && VerbStartsAt(pos_)) {
       return Error(start, "empty segment before the verb");
     }
     HttpTemplate::Segment seg;
@@ -125,8 +128,10 @@ class Parser {
         }
         pos_ += 3;
       } else if (c == ':') {
-        // In the last segment outside variables a ':' starts the verb.
-        if (!in_variable && text_.find('/', pos_) == absl::string_view::npos) break;
+        // A ':' in the last segment starts the verb. Inside a variable it is
+        // not allowed, so that the pattern's literals never look like a verb.
+        if (in_variable) return Error(pos_, "':' is not allowed in a variable's pattern");
+        if (VerbStartsAt(pos_)) break;
         ++pos_;
       } else if (c == '/' || c == '}') {
         break;

@@ -76,8 +76,9 @@ struct HttpTemplate {
 //
 //   IDENT    = [A-Za-z_][A-Za-z0-9_]* ;
 //   LITERAL  = one or more of: unreserved / pct-encoded / sub-delims / "@" / ":"
-//              (RFC 3986 pchar), except that a ":" in the last segment starts
-//              the Verb.
+//              (RFC 3986 pchar, without "*" and "="), except that a ":" in the
+//              last segment starts the Verb and that literals inside a
+//              Variable may not contain ":".
 //
 // Additional rules: "**" may only appear as the last segment (the Verb may
 // follow it); variables may not nest; a variable's pattern may not contain

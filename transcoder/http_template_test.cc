@@ -68,6 +68,7 @@ INSTANTIATE_TEST_SUITE_P(
         ValidCase{"/v1/**:verb", "/v1/**:verb "},
         ValidCase{"/v1/{path=**}:download", "/v1/**:download path[1,2)+"},
         ValidCase{"/v1/a:b/c", "/v1/a:b/c "},
+        ValidCase{"/v1/:a/b", "/v1/:a/b "},
         ValidCase{"/v1/a-b_c.d~e", "/v1/a-b_c.d~e "},
         ValidCase{"/v1/a%20b", "/v1/a%20b "},
         ValidCase{"/v1/$ref", "/v1/$ref "},
@@ -136,6 +137,9 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"/v1/%4", "position 4: incomplete percent-encoding"},
         InvalidCase{"/v1/x:a{b}", "position 7: invalid character '{' in the verb"},
         InvalidCase{"/v1/{a}:", "position 8: empty verb"},
+        InvalidCase{"/v1/{a=x:y}", "position 8: ':' is not allowed in a variable's pattern"},
+        InvalidCase{"/v1/{a.b.c=x/*/:}/x:verb",
+                    "position 15: ':' is not allowed in a variable's pattern"},
         InvalidCase{std::string("/v1/a\0b", 7),
                     "position 5: invalid character '\\000' in a literal segment"}));
 
