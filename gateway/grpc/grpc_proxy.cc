@@ -76,7 +76,6 @@ class ProxyCall {
  public:
   enum Op : uint8_t {
     kRequested,     // a client called
-    kDone,          // the server call is over (finished or cancelled)
     kServerRead,    // a message from the client
     kServerWrite,   // a message sent to the client
     kServerFinish,  // status sent to the client
@@ -96,7 +95,6 @@ class ProxyCall {
 
   explicit ProxyCall(GrpcProxyServer::Worker* worker) : worker_(worker) {
     for (int i = 0; i < kOpCount; ++i) tags_[i] = Tag{this, static_cast<Op>(i)};
-    server_ctx_.AsyncNotifyWhenDone(Next(kDone, /*count=*/false));
     worker_->service()->RequestCall(&server_ctx_, &server_stream_, worker_->cq(),
                                     worker_->cq(), Next(kRequested));
   }
@@ -112,12 +110,8 @@ class ProxyCall {
           delete this;
           return;
         }
-        ++pending_;  // the kDone notification is now certain to come
         worker_->RequestCall();
         Begin();
-        break;
-      case kDone:
-        if (server_ctx_.IsCancelled() && client_ctx_ != nullptr) client_ctx_->TryCancel();
         break;
       case kServerRead:
         OnServerRead(ok);
@@ -161,8 +155,8 @@ class ProxyCall {
   }
 
  private:
-  void* Next(Op op, bool count = true) {
-    if (count) ++pending_;
+  void* Next(Op op) {
+    ++pending_;
     return &tags_[op];
   }
 
@@ -217,6 +211,9 @@ class ProxyCall {
     }
   }
 
+  // The backend call is a child of the server call in gRPC core: it inherits the client's
+  // deadline, and core cancels it when the client's call is cancelled or times out (no
+  // notification of our own is needed for that).
   void PrepareClientContext() {
     client_ctx_ = grpc::ClientContext::FromServerContext(server_ctx_);
     for (const auto& [key, value] : server_ctx_.client_metadata()) {
