@@ -1,0 +1,53 @@
+#include "gateway/interceptor.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace gateway {
+
+void InterceptorChain::Run(CallContext* ctx,
+                           std::function<void(CallContext*, absl::Status)> done) const {
+  ctx->chain_ = this;
+  ctx->next_ = 0;
+  ctx->done_ = std::move(done);
+  if (ctx->backend_deadline == absl::InfiniteFuture()) {
+    ctx->backend_deadline = ctx->client_deadline;
+  }
+  Continue(ctx);
+}
+
+void InterceptorChain::Continue(CallContext* ctx) const {
+  while (ctx->next_ < interceptors_.size()) {
+    const Interceptor& interceptor = *interceptors_[ctx->next_++];
+    absl::Status status;
+    switch (interceptor.Intercept(ctx, &status)) {
+      case Interceptor::Result::kContinue:
+        continue;
+      case Interceptor::Result::kReject: {
+        if (status.ok()) {
+          status = absl::InternalError(
+              absl::StrCat("interceptor ", interceptor.name(), " rejected without a reason"));
+        }
+        auto done = std::move(ctx->done_);
+        done(ctx, std::move(status));
+        return;
+      }
+      case Interceptor::Result::kPending:
+        return;
+    }
+  }
+  auto done = std::move(ctx->done_);
+  done(ctx, absl::OkStatus());
+}
+
+void CallContext::Resume(absl::Status status) {
+  if (!status.ok()) {
+    auto done = std::move(done_);
+    done(this, std::move(status));
+    return;
+  }
+  chain_->Continue(this);
+}
+
+}  // namespace gateway

@@ -1,0 +1,141 @@
+// The interceptor chain: one sequence of checks (authentication, quotas, deadlines) that
+// every call runs through before it is sent to its backend, whichever front end (gRPC or
+// HTTP) received it.
+//
+// A front end builds a CallContext from what it decoded (method, metadata, peer, deadline),
+// runs the chain, and, when the chain accepts the call, sends it to the backend with the
+// metadata and deadline the interceptors left in the context; when it rejects the call, the
+// front end answers with the status (gRPC) or its HTTP mapping plus `response_headers`.
+// The chain never sees a grpc::ServerContext or an HTTP parser: a front end that relays
+// HTTP/2 frames itself can run it as well.
+//
+// Interceptors are synchronous in the common case (a cached token, a local bucket): they
+// return kContinue or kReject at once. One that must wait (a JWKS fetch, a Redis check)
+// returns kPending and later calls the context's Resume() exactly once, from any thread;
+// the chain then goes on from the next interceptor. The front end learns the outcome
+// through the `done` callback given to Run(), which is invoked exactly once, inline when no
+// interceptor went asynchronous.
+//
+// Thread-safety: an InterceptorChain and its interceptors are immutable and shared by all
+// calls; a CallContext belongs to one call.
+//
+// Example:
+//   CallContext ctx;
+//   ctx.method = route->method; ctx.path = "/pkg.Svc/Method"; ...
+//   chain.Run(&ctx, [](CallContext* ctx, absl::Status status) {
+//     if (!status.ok()) { reject(status, ctx->response_headers); return; }
+//     forward(ctx->backend_metadata, ctx->backend_deadline);
+//   });
+
+#ifndef GATEWAY_INTERCEPTOR_H_
+#define GATEWAY_INTERCEPTOR_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/descriptor.h"
+
+namespace gateway {
+
+enum class FrontEnd { kGrpc, kHttp };
+
+class InterceptorChain;
+
+// Everything an interceptor may read about a call, and what it may add.
+struct CallContext {
+  // --- Set by the front end before Run(). ---
+  FrontEnd front_end = FrontEnd::kGrpc;
+  // The resolved method; never null.
+  const google::protobuf::MethodDescriptor* method = nullptr;
+  // "/pkg.Service/Method".
+  std::string path;
+  // Request metadata / headers, keys lower case, viewing the front end's storage (valid
+  // until the call ends). For HTTP calls the raw query string is in `query`.
+  std::vector<std::pair<absl::string_view, absl::string_view>> request_metadata;
+  absl::string_view query;
+  // The client's address ("ipv4:127.0.0.1:5000" style or "127.0.0.1:5000").
+  std::string peer_address;
+  // Verified client certificate identity (SAN URI such as a SPIFFE id, or the subject),
+  // empty without mutual TLS.
+  std::string peer_identity;
+  // The deadline the client asked for (InfiniteFuture when none).
+  absl::Time client_deadline = absl::InfiniteFuture();
+  // The time the call arrived (from the chain's clock).
+  absl::Time arrival;
+
+  // --- Set by interceptors. ---
+  // Who is calling (a token subject, an API key id), for quotas and logs; empty if
+  // anonymous.
+  std::string caller_id;
+  // Metadata to send to the backend in addition to the request's own.
+  std::vector<std::pair<std::string, std::string>> backend_metadata;
+  // The deadline to give the backend call (starts as client_deadline).
+  absl::Time backend_deadline = absl::InfiniteFuture();
+  // Headers for the HTTP response when the call is rejected (WWW-Authenticate,
+  // Retry-After, RateLimit-*). gRPC front ends send them as trailing metadata.
+  std::vector<std::pair<std::string, std::string>> response_headers;
+
+  // The first value of metadata `key` (lower case), or empty.
+  absl::string_view Metadata(absl::string_view key) const {
+    for (const auto& [k, v] : request_metadata) {
+      if (k == key) return v;
+    }
+    return {};
+  }
+
+  // For interceptors that returned kPending: continue the chain with `status` (OK goes on
+  // to the next interceptor, an error rejects the call). Exactly once, from any thread.
+  void Resume(absl::Status status);
+
+ private:
+  friend class InterceptorChain;
+  const InterceptorChain* chain_ = nullptr;
+  std::size_t next_ = 0;
+  std::function<void(CallContext*, absl::Status)> done_;
+};
+
+class Interceptor {
+ public:
+  enum class Result { kContinue, kReject, kPending };
+
+  virtual ~Interceptor() = default;
+
+  // A short name for logs and metrics ("jwt", "quota", "deadline").
+  virtual absl::string_view name() const = 0;
+
+  // Examines the call. kContinue: go on. kReject: stop with *status (an error, with a
+  // message that tells the client what was wrong). kPending: the interceptor will call
+  // ctx->Resume() later.
+  virtual Result Intercept(CallContext* ctx, absl::Status* status) const = 0;
+};
+
+class InterceptorChain {
+ public:
+  InterceptorChain() = default;
+  explicit InterceptorChain(std::vector<std::shared_ptr<const Interceptor>> interceptors)
+      : interceptors_(std::move(interceptors)) {}
+
+  // Runs the interceptors in order; calls `done` exactly once with OK (the call may go
+  // ahead) or the rejecting status. `ctx` must stay alive until `done` ran.
+  void Run(CallContext* ctx, std::function<void(CallContext*, absl::Status)> done) const;
+
+  std::size_t size() const { return interceptors_.size(); }
+  bool empty() const { return interceptors_.empty(); }
+
+ private:
+  friend struct CallContext;
+  // Runs from ctx->next_ until the end, a rejection or a pending interceptor.
+  void Continue(CallContext* ctx) const;
+
+  std::vector<std::shared_ptr<const Interceptor>> interceptors_;
+};
+
+}  // namespace gateway
+
+#endif  // GATEWAY_INTERCEPTOR_H_

@@ -1,0 +1,129 @@
+#include "gateway/interceptor.h"
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace gateway {
+namespace {
+
+// Appends its name to the call's caller_id and answers as configured.
+class Recorder : public Interceptor {
+ public:
+  Recorder(std::string name, Result result, absl::Status status = absl::OkStatus())
+      : name_(std::move(name)), result_(result), status_(std::move(status)) {}
+  absl::string_view name() const override { return name_; }
+  Result Intercept(CallContext* ctx, absl::Status* status) const override {
+    ctx->caller_id += name_;
+    *status = status_;
+    return result_;
+  }
+
+ private:
+  std::string name_;
+  Result result_;
+  absl::Status status_;
+};
+
+// Goes asynchronous: resumes from another thread with `status`.
+class Async : public Interceptor {
+ public:
+  explicit Async(absl::Status status) : status_(std::move(status)) {}
+  absl::string_view name() const override { return "async"; }
+  Result Intercept(CallContext* ctx, absl::Status*) const override {
+    ctx->caller_id += "async";
+    std::thread([ctx, status = status_] { ctx->Resume(status); }).detach();
+    return Result::kPending;
+  }
+
+ private:
+  absl::Status status_;
+};
+
+using Result = Interceptor::Result;
+
+TEST(InterceptorChain, EmptyChainAcceptsInlineAndKeepsTheClientDeadline) {
+  InterceptorChain chain;
+  CallContext ctx;
+  ctx.client_deadline = absl::FromUnixSeconds(100);
+  bool called = false;
+  chain.Run(&ctx, [&](CallContext* c, absl::Status status) {
+    called = true;
+    EXPECT_TRUE(status.ok());
+    EXPECT_EQ(c->backend_deadline, absl::FromUnixSeconds(100));
+  });
+  EXPECT_TRUE(called);
+}
+
+TEST(InterceptorChain, RunsInOrderAndStopsAtTheFirstRejection) {
+  InterceptorChain chain({std::make_shared<Recorder>("a", Result::kContinue),
+                          std::make_shared<Recorder>(
+                              "b", Result::kReject, absl::UnauthenticatedError("no token")),
+                          std::make_shared<Recorder>("c", Result::kContinue)});
+  CallContext ctx;
+  absl::Status outcome;
+  int calls = 0;
+  chain.Run(&ctx, [&](CallContext*, absl::Status status) {
+    ++calls;
+    outcome = status;
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(ctx.caller_id, "ab");
+  EXPECT_EQ(outcome, absl::UnauthenticatedError("no token"));
+}
+
+TEST(InterceptorChain, RejectionWithoutStatusBecomesInternal) {
+  InterceptorChain chain({std::make_shared<Recorder>("bad", Result::kReject)});
+  CallContext ctx;
+  absl::Status outcome;
+  chain.Run(&ctx, [&](CallContext*, absl::Status status) { outcome = status; });
+  EXPECT_EQ(outcome.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(outcome.message()), testing::HasSubstr("bad"));
+}
+
+TEST(InterceptorChain, PendingInterceptorResumesTheRestFromAnotherThread) {
+  InterceptorChain chain({std::make_shared<Recorder>("a", Result::kContinue),
+                          std::make_shared<Async>(absl::OkStatus()),
+                          std::make_shared<Recorder>("c", Result::kContinue)});
+  CallContext ctx;
+  absl::Notification done;
+  absl::Status outcome = absl::UnknownError("not called");
+  chain.Run(&ctx, [&](CallContext*, absl::Status status) {
+    outcome = status;
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(outcome.ok());
+  EXPECT_EQ(ctx.caller_id, "aasyncc");
+}
+
+TEST(InterceptorChain, PendingInterceptorCanReject) {
+  InterceptorChain chain({std::make_shared<Async>(absl::ResourceExhaustedError("over")),
+                          std::make_shared<Recorder>("never", Result::kContinue)});
+  CallContext ctx;
+  absl::Notification done;
+  absl::Status outcome;
+  chain.Run(&ctx, [&](CallContext*, absl::Status status) {
+    outcome = status;
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(outcome, absl::ResourceExhaustedError("over"));
+  EXPECT_EQ(ctx.caller_id, "async");
+}
+
+TEST(CallContext, MetadataReturnsTheFirstValue) {
+  CallContext ctx;
+  ctx.request_metadata = {{"a", "1"}, {"b", "2"}, {"a", "3"}};
+  EXPECT_EQ(ctx.Metadata("a"), "1");
+  EXPECT_EQ(ctx.Metadata("b"), "2");
+  EXPECT_EQ(ctx.Metadata("c"), "");
+}
+
+}  // namespace
+}  // namespace gateway
