@@ -1,0 +1,90 @@
+#include "auth/jose_util.h"
+
+#include <cstdint>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace gateway::auth {
+namespace {
+
+// Value of a base64url character, or -1.
+int Base64UrlValue(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> DecodeBase64Url(absl::string_view in) {
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (Base64UrlValue(in[i]) < 0) {
+      if (in[i] == '=') {
+        return absl::InvalidArgumentError(
+            absl::StrCat("padding character '=' at offset ", i,
+                         " (base64url in JOSE is unpadded)"));
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid base64url character at offset ", i));
+    }
+  }
+  const size_t rem = in.size() % 4;
+  if (rem == 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid base64url length ", in.size()));
+  }
+  // Canonical form: the bits below the last whole byte must be zero.
+  if (rem != 0) {
+    const int last = Base64UrlValue(in.back());
+    const int unused_mask = rem == 2 ? 0x0f : 0x03;
+    if ((last & unused_mask) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("non-canonical base64url: unused bits set in the last character (offset ",
+                       in.size() - 1, ")"));
+    }
+  }
+  std::string out;
+  if (!absl::WebSafeBase64Unescape(in, &out)) {
+    return absl::InvalidArgumentError("invalid base64url");
+  }
+  return out;
+}
+
+std::string EncodeBase64Url(absl::string_view in) {
+  return absl::WebSafeBase64Escape(in);  // unpadded
+}
+
+std::string QuoteForMessage(absl::string_view s, size_t max_len) {
+  const bool cut = s.size() > max_len;
+  if (cut) s = s.substr(0, max_len);
+  return absl::StrCat("\"", absl::CHexEscape(s), cut ? "...\"" : "\"");
+}
+
+absl::StatusOr<google::protobuf::Struct> ParseJsonObject(absl::string_view json,
+                                                          absl::string_view what) {
+  google::protobuf::Struct out;
+  google::protobuf::util::JsonParseOptions options;
+  const auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), &out, options);
+  if (!status.ok()) {
+    // The converter's message may quote the rest of the input after a newline;
+    // keep only its first line, short and escaped.
+    const std::string message(status.message().data(), status.message().size());
+    absl::string_view first_line = message;
+    first_line = first_line.substr(0, first_line.find('\n'));
+    if (first_line.find("Root element must be a message") != absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " is not a JSON object"));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " is not valid JSON: ", absl::CHexEscape(first_line.substr(0, 96))));
+  }
+  return out;
+}
+
+}  // namespace gateway::auth
