@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "transcoder/cached_type_resolver.h"
+#include "transcoder/json_codec.h"
 #include "transcoder/route_set.h"
 
 namespace gateway::transcoder {
@@ -108,14 +109,8 @@ class RequestTranslator {
 
   const RouteSet& routes_;
   std::unique_ptr<CachedTypeResolver> resolver_;
+  std::unique_ptr<JsonCodec> codec_;
 };
-
-// Appends the field `f` (tag and value) with `text` converted per the field's
-// type: the same conversions as query parameters. Exposed for tests.
-// Returns INVALID_ARGUMENT saying why the text is not a valid value.
-absl::Status AppendFieldFromText(const google::protobuf::FieldDescriptor* f,
-                                 absl::string_view text, bool case_insensitive_enums,
-                                 std::string* out);
 
 }  // namespace gateway::transcoder
 

@@ -10,6 +10,7 @@
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "transcoder/field_text.h"
 #include "transcoder/test_util.h"
 
 namespace gateway::transcoder {
@@ -339,8 +340,8 @@ INSTANTIATE_TEST_SUITE_P(
              R"({"nope":{"x":[1]},"title":"t"})", "shelf: 1 book { title: 't' }",
              "ignore_json"},
         Case{"WrongJsonType", "POST", "/v1/shelves/1/books", "", R"({"inStock":"maybe"})",
-             "ERROR: invalid JSON body for field 'book': (in_stock): invalid value "
-             "\"maybe\" for type TYPE_BOOL"},
+             "ERROR: invalid JSON body for field 'book': (in_stock): \"maybe\" is not a "
+             "valid bool"},
         Case{"Int64OutOfRange", "POST", "/v1/shelves/1/books", "",
              R"({"id":"99999999999999999999"})", "ERROR: id"},
         Case{"Int32OutOfRangeNumber", "POST", "/v1/shelves/1/books", "",

@@ -16,123 +16,12 @@ namespace {
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 
-const FieldDescriptor* FindJsonField(const Descriptor* d, absl::string_view key) {
-  for (int i = 0; i < d->field_count(); ++i) {
-    const FieldDescriptor* f = d->field(i);
-    if (f->json_name() == key || f->name() == key) return f;
-  }
-  return nullptr;
-}
-
-bool Is64Bit(const FieldDescriptor* f) {
-  switch (f->type()) {
-    case FieldDescriptor::TYPE_INT64:
-    case FieldDescriptor::TYPE_UINT64:
-    case FieldDescriptor::TYPE_SINT64:
-    case FieldDescriptor::TYPE_FIXED64:
-    case FieldDescriptor::TYPE_SFIXED64:
-      return true;
-    default:
-      return false;
-  }
-}
-
-void Unquote(absl::string_view value, std::string* out) {
-  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-    absl::string_view inner = value.substr(1, value.size() - 2);
-    bool numeric = !inner.empty();
-    for (char c : inner) {
-      if (!(c == '-' || (c >= '0' && c <= '9'))) numeric = false;
-    }
-    if (numeric) {
-      out->append(inner.data(), inner.size());
-      return;
-    }
-  }
-  out->append(value.data(), value.size());
-}
-
-void RewriteMessage(const Descriptor* d, absl::string_view json, std::string* out);
-
-void RewriteSingle(const FieldDescriptor* f, absl::string_view value, std::string* out) {
-  if (Is64Bit(f)) {
-    Unquote(value, out);
-  } else if (f->message_type() != nullptr) {
-    RewriteMessage(f->message_type(), value, out);
-  } else {
-    out->append(value.data(), value.size());
-  }
-}
-
-void RewriteField(const FieldDescriptor* f, absl::string_view value, std::string* out) {
-  if (f->is_map() && !value.empty() && value[0] == '{') {
-    const FieldDescriptor* value_field = f->message_type()->map_value();
-    out->push_back('{');
-    bool first = true;
-    (void)ForEachJsonMember(value, [&](absl::string_view key, absl::string_view v) {
-      if (!first) out->push_back(',');
-      first = false;
-      AppendJsonString(key, out);
-      out->push_back(':');
-      RewriteSingle(value_field, v, out);
-    });
-    out->push_back('}');
-  } else if (f->is_repeated() && !value.empty() && value[0] == '[') {
-    out->push_back('[');
-    bool first = true;
-    (void)ForEachJsonElement(value, [&](absl::string_view e) {
-      if (!first) out->push_back(',');
-      first = false;
-      RewriteSingle(f, e, out);
-    });
-    out->push_back(']');
-  } else {
-    RewriteSingle(f, value, out);
-  }
-}
-
-void RewriteMessage(const Descriptor* d, absl::string_view json, std::string* out) {
-  if (d->full_name() == "google.protobuf.Int64Value" ||
-      d->full_name() == "google.protobuf.UInt64Value") {
-    Unquote(json, out);
-    return;
-  }
-  if (json.empty() || json[0] != '{' || d->full_name() == "google.protobuf.Any" ||
-      d->full_name() == "google.protobuf.Struct" ||
-      d->full_name() == "google.protobuf.Value") {
-    out->append(json.data(), json.size());
-    return;
-  }
-  out->push_back('{');
-  bool first = true;
-  (void)ForEachJsonMember(json, [&](absl::string_view key, absl::string_view value) {
-    if (!first) out->push_back(',');
-    first = false;
-    AppendJsonString(key, out);
-    out->push_back(':');
-    const FieldDescriptor* f = FindJsonField(d, key);
-    if (f == nullptr) {
-      out->append(value.data(), value.size());
-    } else {
-      RewriteField(f, value, out);
-    }
-  });
-  out->push_back('}');
-}
-
 void Indent(int depth, std::string* out) {
   out->push_back('\n');
   out->append(static_cast<size_t>(depth) * 2, ' ');
 }
 
 }  // namespace
-
-std::string Int64FieldsAsNumbers(const Descriptor* type, absl::string_view json) {
-  std::string out;
-  out.reserve(json.size());
-  RewriteMessage(type, json, &out);
-  return out;
-}
 
 std::string PrettyPrintJson(absl::string_view json) {
   std::string out;
@@ -186,34 +75,27 @@ std::string PrettyPrintJson(absl::string_view json) {
 
 ResponseTranslator::ResponseTranslator(const RouteSet& routes) {
   std::vector<const Descriptor*> roots;
-  for (const auto& plan : routes.plans()) roots.push_back(plan->method->output_type());
+  for (const auto& plan : routes.plans()) {
+    roots.push_back(plan->method->output_type());
+    roots.push_back(plan->method->input_type());
+  }
   resolver_ = std::make_unique<CachedTypeResolver>(routes.pool(), roots);
+  codec_ = std::make_unique<JsonCodec>(routes.pool(), roots, resolver_.get());
 }
 
 absl::StatusOr<std::string> ResponseTranslator::MessageToJson(
     const Descriptor* type, absl::string_view proto, const ResponseOptions& options) const {
-  if (absl::Status s = CheckWireFormat(proto); !s.ok()) {
+  JsonPrintConfig config;
+  config.emit_default_values = options.emit_default_values;
+  config.use_proto_field_names = options.use_proto_field_names;
+  config.enums_as_ints = options.enums_as_ints;
+  config.int64_as_number = options.int64_as_number;
+  std::string json;
+  if (absl::Status s = codec_->ProtoToJson(type, proto, config, &json); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot convert response ", type->full_name(), " to JSON: ", s.message()));
   }
-  google::protobuf::util::JsonPrintOptions print;
-  print.add_whitespace = options.pretty_print && !options.int64_as_number;
-  print.always_print_primitive_fields = options.emit_default_values;
-  print.always_print_enums_as_ints = options.enums_as_ints;
-  print.preserve_proto_field_names = options.use_proto_field_names;
-  std::string json;
-  google::protobuf::io::ArrayInputStream input(proto.data(), static_cast<int>(proto.size()));
-  google::protobuf::io::StringOutputStream output(&json);
-  google::protobuf::util::Status s = google::protobuf::util::BinaryToJsonStream(
-      resolver_.get(), TypeUrl(type), &input, &output, print);
-  if (!s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot convert response ", type->full_name(), " to JSON: ", s.message().ToString()));
-  }
-  if (options.int64_as_number) {
-    json = Int64FieldsAsNumbers(type, json);
-    if (options.pretty_print) json = PrettyPrintJson(json);
-  }
+  if (options.pretty_print) json = PrettyPrintJson(json);
   return json;
 }
 

@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
 #include "transcoder/cached_type_resolver.h"
+#include "transcoder/json_codec.h"
 #include "transcoder/route_set.h"
 
 namespace gateway::transcoder {
@@ -65,20 +66,17 @@ class ResponseTranslator {
                                              absl::string_view proto,
                                              const ResponseOptions& options) const;
 
-  // The JSON of a serialized message of type `type` (which must be in the
-  // RouteSet's pool). Errors as for Translate.
+  // The JSON of a serialized message of type `type`: the input or output
+  // type of a routed method, or a type reachable from one. Errors as for
+  // Translate.
   absl::StatusOr<std::string> MessageToJson(const google::protobuf::Descriptor* type,
                                             absl::string_view proto,
                                             const ResponseOptions& options) const;
 
  private:
   std::unique_ptr<CachedTypeResolver> resolver_;
+  std::unique_ptr<JsonCodec> codec_;
 };
-
-// Rewrites compact JSON `json` of message type `type` so that 64-bit integer
-// fields are JSON numbers rather than strings. Exposed for tests.
-std::string Int64FieldsAsNumbers(const google::protobuf::Descriptor* type,
-                                 absl::string_view json);
 
 // Indents compact JSON (2 spaces, one member or element per line).
 std::string PrettyPrintJson(absl::string_view json);

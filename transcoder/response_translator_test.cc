@@ -102,15 +102,27 @@ TEST_F(ResponseTest, Int64AsNumberRewritesEvery64BitField) {
 TEST_F(ResponseTest, Int64AsNumberReachesRepeatedMessagesWrappersAndMaps) {
   const google::protobuf::Descriptor* req =
       BookstorePool().FindMessageTypeByName("gateway.transcoder.testing.ListBooksRequest");
-  EXPECT_EQ(Int64FieldsAsNumbers(
-                req, R"({"shelf":"1","filter":{"id":"2","coAuthors":[{"name":"x"}]},)"
-                     R"("minId":"3","ids":["4","-5"],"big":"6","pageToken":"7"})"),
-            R"({"shelf":1,"filter":{"id":2,"coAuthors":[{"name":"x"}]},)"
-            R"("minId":3,"ids":[4,-5],"big":6,"pageToken":"7"})");
+  ResponseOptions options;
+  options.int64_as_number = true;
+  absl::StatusOr<std::string> json = translator_.MessageToJson(
+      req,
+      Bytes("gateway.transcoder.testing.ListBooksRequest",
+            R"pb(shelf: 1 filter { id: 2 co_authors { name: "x" } } min_id { value: 3 }
+                 ids: 4 ids: -5 big: 6 page_token: "7")pb"),
+      options);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(*json,
+            R"({"shelf":1,"pageToken":"7","filter":{"id":2,"coAuthors":[{"name":"x"}]},)"
+            R"("minId":3,"big":6,"ids":[4,-5]})");
   const google::protobuf::Descriptor* list =
       BookstorePool().FindMessageTypeByName("gateway.transcoder.testing.ListBooksResponse");
-  EXPECT_EQ(Int64FieldsAsNumbers(list, R"({"books":[{"id":"1"},{"id":"2","balance":"3"}]})"),
-            R"({"books":[{"id":1},{"id":2,"balance":3}]})");
+  json = translator_.MessageToJson(
+      list,
+      Bytes("gateway.transcoder.testing.ListBooksResponse",
+            "books { id: 1 } books { id: 2 balance: 3 }"),
+      options);
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(*json, R"({"books":[{"id":1},{"id":2,"balance":3}]})");
 }
 
 TEST_F(ResponseTest, PrettyPrintIndents) {

@@ -46,7 +46,7 @@ LIBS="${LIBS} -lpthread"
 CXXFLAGS="-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
   -fno-sanitize-recover=undefined -I${ROOT} -I${GEN} -I${GEN}/proto -I${ROOT}/proto -w"
 
-LIB_SRCS="http_template path_matcher percent_encoding route_set request_translator
+LIB_SRCS="http_template path_matcher percent_encoding route_set request_translator json_codec field_text
   response_translator json_scan json_stream wire_util cached_type_resolver"
 GEN_SRCS="${GEN}/transcoder/testdata/bookstore.pb.cc ${GEN}/proto/google/api/annotations.pb.cc
   ${GEN}/proto/google/api/http.pb.cc ${GEN}/proto/google/api/httpbody.pb.cc"
