@@ -5,7 +5,12 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/container/flat_hash_map.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/type.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/type_resolver.h"
+#include "google/protobuf/util/type_resolver_util.h"
 
 namespace gateway::auth {
 namespace {
@@ -18,6 +23,58 @@ int Base64UrlValue(char c) {
   if (c == '-') return 62;
   if (c == '_') return 63;
   return -1;
+}
+
+constexpr char kStructUrl[] = "type.googleapis.com/google.protobuf.Struct";
+
+// Resolves the google.protobuf.Struct family from types converted once at
+// construction. protobuf's JSON parser asks its resolver for every type on
+// every call, and the descriptor pool resolver rebuilds the google.protobuf.Type
+// each time. Immutable after construction, so thread-safe.
+class StructTypeResolver : public google::protobuf::util::TypeResolver {
+ public:
+  StructTypeResolver() {
+    std::unique_ptr<google::protobuf::util::TypeResolver> pool(
+        google::protobuf::util::NewTypeResolverForDescriptorPool(
+            "type.googleapis.com", google::protobuf::DescriptorPool::generated_pool()));
+    for (const char* name : {"Struct", "Struct.FieldsEntry", "Value", "ListValue"}) {
+      const std::string url = absl::StrCat("type.googleapis.com/google.protobuf.", name);
+      (void)pool->ResolveMessageType(url, &messages_[url]);
+    }
+    const std::string null_url = "type.googleapis.com/google.protobuf.NullValue";
+    (void)pool->ResolveEnumType(null_url, &enums_[null_url]);
+  }
+
+  google::protobuf::util::Status ResolveMessageType(const std::string& type_url,
+                                                    google::protobuf::Type* type) override {
+    auto it = messages_.find(type_url);
+    if (it == messages_.end()) return NotFound(type_url);
+    *type = it->second;
+    return google::protobuf::util::Status();
+  }
+
+  google::protobuf::util::Status ResolveEnumType(const std::string& type_url,
+                                                 google::protobuf::Enum* enum_type) override {
+    auto it = enums_.find(type_url);
+    if (it == enums_.end()) return NotFound(type_url);
+    *enum_type = it->second;
+    return google::protobuf::util::Status();
+  }
+
+ private:
+  static google::protobuf::util::Status NotFound(const std::string& type_url) {
+    return google::protobuf::util::NotFoundError(
+                                          absl::StrCat("unexpected type ", type_url));
+  }
+
+  absl::flat_hash_map<std::string, google::protobuf::Type> messages_;
+  absl::flat_hash_map<std::string, google::protobuf::Enum> enums_;
+};
+
+StructTypeResolver& Resolver() {
+  // Built on first use and never changed afterwards.
+  static StructTypeResolver* const resolver = new StructTypeResolver();
+  return *resolver;
 }
 
 }  // namespace
@@ -69,9 +126,10 @@ std::string QuoteForMessage(absl::string_view s, size_t max_len) {
 absl::StatusOr<google::protobuf::Struct> ParseJsonObject(absl::string_view json,
                                                           absl::string_view what) {
   google::protobuf::Struct out;
-  google::protobuf::util::JsonParseOptions options;
-  const auto status = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(json.data(), json.size()), &out, options);
+  std::string binary;
+  const auto status = google::protobuf::util::JsonToBinaryString(
+      &Resolver(), kStructUrl, google::protobuf::StringPiece(json.data(), json.size()), &binary,
+      google::protobuf::util::JsonParseOptions());
   if (!status.ok()) {
     // The converter's message may quote the rest of the input after a newline;
     // keep only its first line, short and escaped.
@@ -83,6 +141,9 @@ absl::StatusOr<google::protobuf::Struct> ParseJsonObject(absl::string_view json,
     }
     return absl::InvalidArgumentError(absl::StrCat(
         what, " is not valid JSON: ", absl::CHexEscape(first_line.substr(0, 96))));
+  }
+  if (!out.ParseFromString(binary)) {
+    return absl::InternalError(absl::StrCat(what, ": converted JSON did not parse back"));
   }
   return out;
 }
