@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -112,6 +113,8 @@ struct JsonCodec::MessageInfo {
     bool packable = false;
     bool in_oneof = false;  // real or synthetic (proto3 optional) oneof
     const MessageInfo* message = nullptr;  // message fields and map entries
+    char tag[5] = {};                      // encoded tag with the field's wire type
+    uint8_t tag_size = 0;
     std::string json_key;                  // "\"jsonName\":"
     std::string proto_key;                 // "\"proto_name\":"
   };
@@ -159,6 +162,8 @@ JsonCodec::JsonCodec(const google::protobuf::DescriptorPool& pool,
       f.map = fd->is_map();
       f.packable = fd->is_packable();
       f.in_oneof = fd->containing_oneof() != nullptr;
+      f.tag_size = static_cast<uint8_t>(EncodeVarint(
+          (static_cast<uint64_t>(f.number) << 3) | static_cast<uint32_t>(f.wire_type), f.tag));
       AppendJsonString(fd->json_name(), &f.json_key);
       f.json_key.push_back(':');
       AppendJsonString(fd->name(), &f.proto_key);
@@ -203,6 +208,8 @@ class Parser {
          google::protobuf::util::TypeResolver* fallback)
       : in_(in), config_(config), fallback_(fallback) {}
 
+  static void Tag(const Field& f, std::string* out) { out->append(f.tag, f.tag_size); }
+
   // Parses one JSON value as the payload of message `m`.
   absl::Status MessagePayload(const MessageInfo& m, std::string* out) {
     switch (m.wkt) {
@@ -211,6 +218,9 @@ class Parser {
       case Wkt::kTimestamp:
       case Wkt::kDuration:
       case Wkt::kFieldMask: {
+        if (Peek() != '"' && pos_ < in_.size()) {
+          return Error(absl::StrCat("expected a string for ", m.descriptor->full_name()));
+        }
         absl::string_view text;
         if (absl::Status s = String(&text); !s.ok()) return s;
         absl::Status s = WellKnownPayloadFromText(m.descriptor, text, false, out);
@@ -234,7 +244,7 @@ class Parser {
 
   absl::Status Finish() {
     Ws();
-    if (pos_ != in_.size()) return Error("unexpected data after the JSON value");
+    if (pos_ != in_.size()) return SyntaxError(pos_, "unexpected data after the JSON value");
     return absl::OkStatus();
   }
 
@@ -246,6 +256,51 @@ class Parser {
       path += f->name();
     }
     return absl::InvalidArgumentError(absl::StrCat("(", path, "): ", what));
+  }
+
+  // Malformed JSON, as opposed to JSON that does not fit the message.
+  absl::Status SyntaxError(size_t pos, absl::string_view what) const {
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON at byte ", pos, ": ", what));
+  }
+
+  // "expected X", or "unexpected end of input" at the end.
+  absl::Status Expected(absl::string_view what) const {
+    if (pos_ >= in_.size()) return SyntaxError(pos_, "unexpected end of input");
+    return SyntaxError(pos_, absl::StrCat("expected ", what));
+  }
+
+  // Call when entering an object or array at pos_.
+  absl::Status Enter() {
+    if (++depth_ > config_.max_depth) {
+      return SyntaxError(pos_, absl::StrCat("nesting deeper than ", config_.max_depth));
+    }
+    return absl::OkStatus();
+  }
+  int RemainingDepth() const { return std::max(config_.max_depth - depth_, 0); }
+
+  // Keys of one JSON object, to reject duplicates (map fields and Struct).
+  class KeySet {
+   public:
+    bool Insert(absl::string_view key) {
+      if (big_ != nullptr) return big_->insert(std::string(key)).second;
+      for (const std::string& k : small_) {
+        if (k == key) return false;
+      }
+      small_.emplace_back(key);
+      if (small_.size() > 32) {
+        big_ = std::make_unique<absl::flat_hash_set<std::string>>(small_.begin(), small_.end());
+        small_.clear();
+      }
+      return true;
+    }
+
+   private:
+    absl::InlinedVector<std::string, 8> small_;
+    std::unique_ptr<absl::flat_hash_set<std::string>> big_;
+  };
+
+  absl::Status Duplicate(size_t key_pos, absl::string_view key) const {
+    return SyntaxError(key_pos, absl::StrCat("duplicate key ", QuoteForError(key)));
   }
 
   void Ws() {
@@ -278,7 +333,8 @@ class Parser {
   // string has no escapes, else into scratch_ (valid until the next call).
   absl::Status String(absl::string_view* value) {
     Ws();
-    if (!Consume('"')) return Error("expected a string");
+    if (pos_ >= in_.size() || in_[pos_] != '"') return Expected("a string");
+    size_t quote = pos_++;
     size_t start = pos_;
     bool high = false;
     while (pos_ < in_.size()) {
@@ -290,12 +346,17 @@ class Parser {
         return absl::OkStatus();
       }
       if (c == '\\') break;
-      if (static_cast<unsigned char>(c) >= 0x80) high = true;
+      unsigned char u = static_cast<unsigned char>(c);
+      if (u < 0x20) return SyntaxError(pos_, "control character in a string");
+      if (u >= 0x80) high = true;
       ++pos_;
     }
     scratch_.assign(in_.data() + start, pos_ - start);
     while (pos_ < in_.size()) {
       char c = in_[pos_++];
+      if (static_cast<unsigned char>(c) < 0x20) {
+        return SyntaxError(pos_ - 1, "control character in a string");
+      }
       if (c == '"') {
         if (!IsValidUtf8(scratch_)) return Error("invalid UTF-8 in a string");
         *value = scratch_;
@@ -335,7 +396,7 @@ class Parser {
           return Error("invalid escape in a string");
       }
     }
-    return Error("unterminated string");
+    return SyntaxError(quote, "unterminated string");
   }
 
   bool Hex4(uint32_t* cp) {
@@ -390,7 +451,7 @@ class Parser {
         break;
       }
     }
-    if (pos_ == start) return Error("expected a value");
+    if (pos_ == start) return Expected("a value");
     *token = in_.substr(start, pos_ - start);
     return absl::OkStatus();
   }
@@ -451,7 +512,7 @@ class Parser {
       if (f.message->wkt == Wkt::kNone && Peek() != '{') {
         return Error(absl::StrCat("expected an object for ", f.fd->message_type()->full_name()));
       }
-      AppendTag(n, WireType::kLengthDelimited, out);
+      Tag(f, out);
       size_t len_pos = out->size();
       out->push_back('\0');
       size_t start = out->size();
@@ -473,7 +534,9 @@ class Parser {
     switch (f.type) {
       case FieldDescriptor::TYPE_STRING:
         if (!quoted) return Error(absl::StrCat(QuoteForError(token), " is not a string"));
-        AppendLengthDelimited(n, token, out);
+        Tag(f, out);
+        AppendVarint(token.size(), out);
+        out->append(token.data(), token.size());
         return absl::OkStatus();
       case FieldDescriptor::TYPE_BYTES: {
         if (!quoted) return Error(absl::StrCat(QuoteForError(token), " is not a string"));
@@ -481,14 +544,16 @@ class Parser {
         if (!absl::Base64Unescape(token, &bytes) && !absl::WebSafeBase64Unescape(token, &bytes)) {
           return Error(absl::StrCat(QuoteForError(token), " is not valid base64"));
         }
-        AppendLengthDelimited(n, bytes, out);
+        Tag(f, out);
+        AppendVarint(bytes.size(), out);
+        out->append(bytes);
         return absl::OkStatus();
       }
       case FieldDescriptor::TYPE_BOOL:
         if (quoted || (token != "true" && token != "false")) {
           return Error(absl::StrCat(QuoteForError(token), " is not a valid bool"));
         }
-        AppendTag(n, WireType::kVarint, out);
+        Tag(f, out);
         out->push_back(token == "true" ? 1 : 0);
         return absl::OkStatus();
       case FieldDescriptor::TYPE_ENUM: {
@@ -503,7 +568,7 @@ class Parser {
         } else if (absl::Status s = Integer(token, "enum", &v); !s.ok()) {
           return s;
         }
-        AppendTag(n, WireType::kVarint, out);
+        Tag(f, out);
         AppendVarint(static_cast<uint64_t>(static_cast<int64_t>(v)), out);
         return absl::OkStatus();
       }
@@ -512,7 +577,7 @@ class Parser {
         if (absl::Status s = Floating(token, quoted, &d); !s.ok()) return s;
         uint64_t bits;
         std::memcpy(&bits, &d, 8);
-        AppendTag(n, WireType::kFixed64, out);
+        Tag(f, out);
         AppendFixed64(bits, out);
         return absl::OkStatus();
       }
@@ -525,7 +590,7 @@ class Parser {
         float fv = static_cast<float>(d);
         uint32_t bits;
         std::memcpy(&bits, &fv, 4);
-        AppendTag(n, WireType::kFixed32, out);
+        Tag(f, out);
         AppendFixed32(bits, out);
         return absl::OkStatus();
       }
@@ -535,10 +600,10 @@ class Parser {
         int32_t v;
         if (absl::Status s = Integer(token, "int32", &v); !s.ok()) return s;
         if (f.type == FieldDescriptor::TYPE_SFIXED32) {
-          AppendTag(n, WireType::kFixed32, out);
+          Tag(f, out);
           AppendFixed32(static_cast<uint32_t>(v), out);
         } else {
-          AppendTag(n, WireType::kVarint, out);
+          Tag(f, out);
           AppendVarint(f.type == FieldDescriptor::TYPE_SINT32
                            ? static_cast<uint32_t>((static_cast<uint32_t>(v) << 1) ^
                                                    static_cast<uint32_t>(v >> 31))
@@ -553,10 +618,10 @@ class Parser {
         int64_t v;
         if (absl::Status s = Integer(token, "int64", &v); !s.ok()) return s;
         if (f.type == FieldDescriptor::TYPE_SFIXED64) {
-          AppendTag(n, WireType::kFixed64, out);
+          Tag(f, out);
           AppendFixed64(static_cast<uint64_t>(v), out);
         } else {
-          AppendTag(n, WireType::kVarint, out);
+          Tag(f, out);
           AppendVarint(f.type == FieldDescriptor::TYPE_SINT64
                            ? (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)
                            : static_cast<uint64_t>(v),
@@ -569,10 +634,10 @@ class Parser {
         uint32_t v;
         if (absl::Status s = Integer(token, "uint32", &v); !s.ok()) return s;
         if (f.type == FieldDescriptor::TYPE_FIXED32) {
-          AppendTag(n, WireType::kFixed32, out);
+          Tag(f, out);
           AppendFixed32(v, out);
         } else {
-          AppendTag(n, WireType::kVarint, out);
+          Tag(f, out);
           AppendVarint(v, out);
         }
         return absl::OkStatus();
@@ -582,10 +647,10 @@ class Parser {
         uint64_t v;
         if (absl::Status s = Integer(token, "uint64", &v); !s.ok()) return s;
         if (f.type == FieldDescriptor::TYPE_FIXED64) {
-          AppendTag(n, WireType::kFixed64, out);
+          Tag(f, out);
           AppendFixed64(v, out);
         } else {
-          AppendTag(n, WireType::kVarint, out);
+          Tag(f, out);
           AppendVarint(v, out);
         }
         return absl::OkStatus();
@@ -606,17 +671,24 @@ class Parser {
       return absl::OkStatus();
     }
     if (f.map) {
-      if (!Consume('{')) return Error("expected an object for a map field");
+      if (Peek() != '{') return Error("expected an object for a map field");
+      if (absl::Status s = Enter(); !s.ok()) return s;
+      ++pos_;
       const Field& key_field = f.message->fields[0];
       const Field& value_field = f.message->fields[1];
       if (Peek() == '}') {
         ++pos_;
+        --depth_;
         return absl::OkStatus();
       }
       std::string entry;
+      KeySet keys;
       while (true) {
         absl::string_view key;
+        Ws();
+        size_t key_pos = pos_;
         if (absl::Status s = String(&key); !s.ok()) return s;
+        if (!keys.Insert(key)) return Duplicate(key_pos, key);
         entry.clear();
         if (key_field.type == FieldDescriptor::TYPE_BOOL) {
           if (key != "true" && key != "false") {
@@ -629,7 +701,7 @@ class Parser {
           return Error(absl::StrCat("map key: ", s.message()));
         }
         Ws();
-        if (!Consume(':')) return Error("expected ':'");
+        if (!Consume(':')) return Expected("':'");
         if (Peek() == 'n' && ConsumeLiteral("null")) {
           if (value_field.message != nullptr && value_field.message->wkt == Wkt::kValue) {
             AppendLengthDelimited(2, absl::string_view("\x08\x00", 2), &entry);
@@ -639,17 +711,25 @@ class Parser {
         } else if (absl::Status s = Singular(value_field, &entry); !s.ok()) {
           return s;
         }
-        AppendLengthDelimited(f.number, entry, out);
+        Tag(f, out);
+        AppendVarint(entry.size(), out);
+        out->append(entry);
         Ws();
         if (Consume(',')) continue;
-        if (Consume('}')) return absl::OkStatus();
-        return Error("expected ',' or '}'");
+        if (Consume('}')) {
+          --depth_;
+          return absl::OkStatus();
+        }
+        return Expected("',' or '}'");
       }
     }
     if (f.repeated) {
-      if (!Consume('[')) return Error("expected an array for a repeated field");
+      if (Peek() != '[') return Error("expected an array for a repeated field");
+      if (absl::Status s = Enter(); !s.ok()) return s;
+      ++pos_;
       if (Peek() == ']') {
         ++pos_;
+        --depth_;
         return absl::OkStatus();
       }
       while (true) {
@@ -665,8 +745,11 @@ class Parser {
         }
         Ws();
         if (Consume(',')) continue;
-        if (Consume(']')) return absl::OkStatus();
-        return Error("expected ',' or ']'");
+        if (Consume(']')) {
+          --depth_;
+          return absl::OkStatus();
+        }
+        return Expected("',' or ']'");
       }
     }
     return Singular(f, out);
@@ -674,26 +757,36 @@ class Parser {
 
   absl::Status Object(const MessageInfo& m, std::string* out) {
     if (Peek() != '{') {
+      if (pos_ >= in_.size()) return Expected("an object");
       return Error(absl::StrCat("expected an object for ", m.descriptor->full_name()));
     }
+    if (absl::Status s = Enter(); !s.ok()) return s;
     ++pos_;
     if (Peek() == '}') {
       ++pos_;
+      --depth_;
       return absl::OkStatus();
     }
+    absl::InlinedVector<bool, 64> seen(m.fields.size(), false);
     while (true) {
       absl::string_view key;
+      Ws();
+      size_t key_pos = pos_;
       if (absl::Status s = String(&key); !s.ok()) return s;
       auto it = m.by_name.find(key);
+      if (it != m.by_name.end()) {
+        if (seen[it->second]) return Duplicate(key_pos, key);
+        seen[it->second] = true;
+      }
       Ws();
-      if (!Consume(':')) return Error("expected ':'");
+      if (!Consume(':')) return Expected("':'");
       if (it == m.by_name.end()) {
         if (!config_.ignore_unknown_fields) {
           return Error(absl::StrCat("unknown field ", QuoteForError(key), " in ",
                                     m.descriptor->full_name()));
         }
         Ws();
-        if (absl::Status s = SkipJsonValue(in_, &pos_, 1 << 20); !s.ok()) return s;
+        if (absl::Status s = SkipJsonValue(in_, &pos_, RemainingDepth()); !s.ok()) return s;
       } else {
         const Field& f = m.fields[it->second];
         path_.push_back(f.fd);
@@ -702,8 +795,11 @@ class Parser {
       }
       Ws();
       if (Consume(',')) continue;
-      if (Consume('}')) return absl::OkStatus();
-      return Error("expected ',' or '}'");
+      if (Consume('}')) {
+        --depth_;
+        return absl::OkStatus();
+      }
+      return Expected("',' or '}'");
     }
   }
 
@@ -740,37 +836,54 @@ class Parser {
   }
 
   absl::Status Struct(std::string* out) {
-    if (Peek() != '{') return Error("expected an object for google.protobuf.Struct");
+    if (Peek() != '{') {
+      if (pos_ >= in_.size()) return Expected("an object");
+      return Error("expected an object for google.protobuf.Struct");
+    }
+    if (absl::Status s = Enter(); !s.ok()) return s;
     ++pos_;
     if (Peek() == '}') {
       ++pos_;
+      --depth_;
       return absl::OkStatus();
     }
     std::string entry;
     std::string value;
+    KeySet keys;
     while (true) {
       absl::string_view key;
+      Ws();
+      size_t key_pos = pos_;
       if (absl::Status s = String(&key); !s.ok()) return s;
+      if (!keys.Insert(key)) return Duplicate(key_pos, key);
       entry.clear();
       AppendLengthDelimited(1, key, &entry);
       Ws();
-      if (!Consume(':')) return Error("expected ':'");
+      if (!Consume(':')) return Expected("':'");
       value.clear();
       if (absl::Status s = Value(&value); !s.ok()) return s;
       AppendLengthDelimited(2, value, &entry);
       AppendLengthDelimited(1, entry, out);
       Ws();
       if (Consume(',')) continue;
-      if (Consume('}')) return absl::OkStatus();
-      return Error("expected ',' or '}'");
+      if (Consume('}')) {
+        --depth_;
+        return absl::OkStatus();
+      }
+      return Expected("',' or '}'");
     }
   }
 
   absl::Status List(std::string* out) {
-    if (Peek() != '[') return Error("expected an array for google.protobuf.ListValue");
+    if (Peek() != '[') {
+      if (pos_ >= in_.size()) return Expected("an array");
+      return Error("expected an array for google.protobuf.ListValue");
+    }
+    if (absl::Status s = Enter(); !s.ok()) return s;
     ++pos_;
     if (Peek() == ']') {
       ++pos_;
+      --depth_;
       return absl::OkStatus();
     }
     std::string value;
@@ -780,8 +893,11 @@ class Parser {
       AppendLengthDelimited(1, value, out);
       Ws();
       if (Consume(',')) continue;
-      if (Consume(']')) return absl::OkStatus();
-      return Error("expected ',' or ']'");
+      if (Consume(']')) {
+        --depth_;
+        return absl::OkStatus();
+      }
+      return Expected("',' or ']'");
     }
   }
 
@@ -790,7 +906,7 @@ class Parser {
   absl::Status Any(std::string* out) {
     Ws();
     size_t start = pos_;
-    if (absl::Status s = SkipJsonValue(in_, &pos_, 1 << 20); !s.ok()) return s;
+    if (absl::Status s = SkipJsonValue(in_, &pos_, RemainingDepth()); !s.ok()) return s;
     absl::string_view text = in_.substr(start, pos_ - start);
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = config_.ignore_unknown_fields;
@@ -812,6 +928,7 @@ class Parser {
   google::protobuf::util::TypeResolver* fallback_;
   std::vector<const FieldDescriptor*> path_;
   std::string scratch_;
+  int depth_ = 0;
 };
 
 // ---------------------------------------------------------------------------

@@ -21,9 +21,9 @@
 // "Infinity", "-Infinity"; integers written as 1.0 or 1e3; enums by name
 // (optionally case-insensitive) or number; bytes as base64 or base64url;
 // null for "unset"; the JSON forms of Timestamp, Duration, FieldMask,
-// wrappers, Struct, Value, ListValue, Empty and Any. The input must already
-// have passed CheckJsonDocument (json_scan.h): nesting depth and duplicate
-// keys are checked there, not here.
+// wrappers, Struct, Value, ListValue, Empty and Any. Rejected: malformed
+// JSON, nesting deeper than the configured limit, and a key given twice in
+// one object (two names of the same field count as the same key).
 #ifndef GATEWAY_TRANSCODER_JSON_CODEC_H_
 #define GATEWAY_TRANSCODER_JSON_CODEC_H_
 
@@ -42,6 +42,8 @@ namespace gateway::transcoder {
 struct JsonParseConfig {
   bool ignore_unknown_fields = false;
   bool case_insensitive_enums = false;
+  // Deepest nesting of JSON objects and arrays accepted.
+  int max_depth = 64;
 };
 
 struct JsonPrintConfig {
@@ -62,7 +64,9 @@ class JsonCodec {
 
   // Appends the wire format of the JSON value `json` (an object, or the JSON
   // form of a well-known type) as message `type` to *out. Returns
-  // INVALID_ARGUMENT with a message "(<field path>): <what is wrong>".
+  // INVALID_ARGUMENT with a message "(<field path>): <what is wrong>" when
+  // the JSON does not fit the message, or "invalid JSON at byte N: <what>"
+  // when it is not well-formed. *out may hold partial output on error.
   absl::Status JsonToProto(const google::protobuf::Descriptor* type, absl::string_view json,
                            const JsonParseConfig& config, std::string* out) const;
 

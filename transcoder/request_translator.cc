@@ -96,10 +96,8 @@ absl::Status RequestTranslator::JsonToBinary(const Descriptor* type,
                                              absl::string_view json,
                                              const RequestOptions& options,
                                              std::string* out) const {
-  if (absl::Status s = CheckJsonDocument(json, options.max_json_depth); !s.ok()) {
-    return s;
-  }
   JsonParseConfig config;
+  config.max_depth = options.max_json_depth;
   config.ignore_unknown_fields = options.ignore_unknown_json_fields;
   config.case_insensitive_enums = options.case_insensitive_enums;
   return codec_->JsonToProto(type, json, config, out);
