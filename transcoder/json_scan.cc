@@ -1,6 +1,7 @@
 #include "transcoder/json_scan.h"
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -317,10 +318,33 @@ absl::Status ForEachJsonElement(absl::string_view in,
   return ErrorAt(i, "unexpected end of input");
 }
 
+namespace {
+
+// 0: copied as is; 1: escaped; 2: first byte of a multi-byte UTF-8 sequence
+// (or an invalid byte).
+constexpr std::array<uint8_t, 256> MakeJsonCharClass() {
+  std::array<uint8_t, 256> table{};
+  for (int c = 0; c < 0x20; ++c) table[c] = 1;
+  table['"'] = 1;
+  table['\\'] = 1;
+  for (int c = 0x80; c < 0x100; ++c) table[c] = 2;
+  return table;
+}
+constexpr std::array<uint8_t, 256> kJsonCharClass = MakeJsonCharClass();
+
+}  // namespace
+
 void AppendJsonString(absl::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
+  out->reserve(out->size() + s.size() + 2);
   out->push_back('"');
-  for (size_t i = 0; i < s.size();) {
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t run = i;
+    while (run < s.size() && kJsonCharClass[static_cast<unsigned char>(s[run])] == 0) ++run;
+    out->append(s.data() + i, run - i);
+    i = run;
+    if (i >= s.size()) break;
     unsigned char c = s[i];
     if (c >= 0x80) {
       size_t n = Utf8SequenceLength(s, i);
@@ -342,13 +366,9 @@ void AppendJsonString(absl::string_view s, std::string* out) {
       case '\b': out->append("\\b"); break;
       case '\f': out->append("\\f"); break;
       default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xF]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+        out->append("\\u00");
+        out->push_back(kHex[c >> 4]);
+        out->push_back(kHex[c & 0xF]);
     }
     ++i;
   }

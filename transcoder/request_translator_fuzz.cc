@@ -11,6 +11,11 @@
 
 #include "absl/strings/str_split.h"
 #include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/dynamic_message.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/type_resolver_util.h"
 #include "transcoder/json_stream.h"
 #include "transcoder/request_translator.h"
 #include "transcoder/response_translator.h"
@@ -34,6 +39,8 @@ void AddFile(const google::protobuf::FileDescriptor* file,
 
 struct State {
   google::protobuf::DescriptorPool pool;
+  std::unique_ptr<google::protobuf::util::TypeResolver> resolver;
+  std::unique_ptr<google::protobuf::DynamicMessageFactory> factory;
   std::unique_ptr<const RouteSet> routes;
   std::unique_ptr<RequestTranslator> request;
   std::unique_ptr<ResponseTranslator> response;
@@ -49,9 +56,40 @@ const State& GetState() {
     s->routes = *std::move(routes);
     s->request = std::make_unique<RequestTranslator>(*s->routes);
     s->response = std::make_unique<ResponseTranslator>(*s->routes);
+    s->resolver.reset(google::protobuf::util::NewTypeResolverForDescriptorPool(
+        "type.googleapis.com", &s->pool));
+    s->factory = std::make_unique<google::protobuf::DynamicMessageFactory>(&s->pool);
     return s;
   }();
   return *state;
+}
+
+std::string Canonical(const google::protobuf::Descriptor* type, const std::string& bytes) {
+  std::unique_ptr<google::protobuf::Message> m(GetState().factory->GetPrototype(type)->New());
+  if (!m->ParseFromString(bytes)) return "UNPARSEABLE";
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  m->SerializeToCodedStream(&coded);
+  return out;
+}
+
+// When both the transcoder's JSON codec and protobuf's converter accept a
+// JSON message, they must build the same message.
+void CheckAgainstProtobuf(const MethodPlan& plan, absl::string_view json) {
+  const State& state = GetState();
+  absl::StatusOr<std::string> ours =
+      state.request->TranslateStreamMessage(plan, json, RequestOptions());
+  if (!ours.ok()) return;
+  std::string theirs;
+  const google::protobuf::Descriptor* type = plan.method->input_type();
+  if (!google::protobuf::util::JsonToBinaryString(
+           state.resolver.get(), "type.googleapis.com/" + type->full_name(), json, &theirs)
+           .ok()) {
+    return;
+  }
+  if (Canonical(type, *ours) != Canonical(type, theirs)) std::abort();
 }
 
 constexpr const char* kMethods[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"};
@@ -98,5 +136,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)state.request->TranslateStreamMessage(bulk, **next, options);
   }
   (void)reader.Finish();
+
+  CheckAgainstProtobuf(bulk, parts[2]);
+  CheckAgainstProtobuf(*state.routes->Match("POST", "/v1/echo")->plan, parts[2]);
   return 0;
 }
