@@ -85,7 +85,7 @@ void CheckAgainstProtobuf(const MethodPlan& plan, absl::string_view json) {
   std::string theirs;
   const google::protobuf::Descriptor* type = plan.method->input_type();
   if (!google::protobuf::util::JsonToBinaryString(
-           state.resolver.get(), "type.googleapis.com/" + type->full_name(), json, &theirs)
+           state.resolver.get(), "type.googleapis.com/" + type->full_name(), std::string(json), &theirs)
            .ok()) {
     return;
   }
