@@ -62,6 +62,121 @@ absl::Status CheckTarget(const std::string& target, absl::string_view key) {
   return CheckListenAddress(target, key);
 }
 
+// --- http_listener ---
+
+absl::Duration DurationOf(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// Headers that never become gRPC metadata: pseudo and hop-by-hop headers, and those gRPC
+// itself owns.
+bool IsReservedHttpHeader(absl::string_view name) {
+  static constexpr absl::string_view kReserved[] = {
+      "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+      "upgrade", "te", "trailer", "content-type", "content-length", "user-agent",
+      "accept-encoding", "content-encoding", "expect"};
+  if (name.empty() || name[0] == ':' || absl::StartsWith(name, "grpc-")) return true;
+  for (absl::string_view r : kReserved) {
+    if (name == r) return true;
+  }
+  return false;
+}
+
+bool IsTokenName(absl::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!(absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.')) return false;
+  }
+  return true;
+}
+
+absl::Status CompileHttpListener(const config::v1::HttpListener& h, int cores,
+                                 GatewayConfig::Http* out) {
+  absl::Status status = CheckListenAddress(h.address(), "http_listener.address");
+  if (!status.ok()) return status;
+  if (absl::StartsWith(h.address(), "unix:")) {
+    return Invalid("http_listener.address", "unix sockets are not supported (use HOST:PORT)");
+  }
+  out->address = h.address();
+  out->worker_threads = h.worker_threads() == 0 ? cores : h.worker_threads();
+  if (out->worker_threads > kMaxWorkerThreads) {
+    return Invalid("http_listener.worker_threads", absl::StrCat("at most ", kMaxWorkerThreads));
+  }
+  const config::v1::HttpLimits& l = h.limits();
+  out->max_body_bytes = l.max_body_bytes() == 0 ? 4 << 20 : l.max_body_bytes();
+  out->max_header_bytes = l.max_header_bytes() == 0 ? 16 << 10 : l.max_header_bytes();
+  if (out->max_header_bytes < 256) {
+    return Invalid("http_listener.limits.max_header_bytes", "must be at least 256");
+  }
+  out->max_header_count = l.max_header_count() == 0 ? 100 : l.max_header_count();
+  out->header_read_timeout =
+      l.has_header_read_timeout() ? DurationOf(l.header_read_timeout()) : absl::Seconds(10);
+  out->idle_timeout = l.has_idle_timeout() ? DurationOf(l.idle_timeout()) : absl::Seconds(60);
+  if (out->header_read_timeout <= absl::ZeroDuration()) {
+    return Invalid("http_listener.limits.header_read_timeout", "must be positive");
+  }
+  if (out->idle_timeout <= absl::ZeroDuration()) {
+    return Invalid("http_listener.limits.idle_timeout", "must be positive");
+  }
+  out->allow_encoded_slashes = l.allow_encoded_slashes();
+  for (int i = 0; i < h.forwarded_request_headers_size(); ++i) {
+    const std::string key = absl::StrCat("http_listener.forwarded_request_headers[", i, "]");
+    std::string name = absl::AsciiStrToLower(h.forwarded_request_headers(i));
+    if (!IsTokenName(name)) {
+      return Invalid(key, absl::StrCat("\"", name, "\" is not a header name"));
+    }
+    if (IsReservedHttpHeader(name) || absl::EndsWith(name, "-bin")) {
+      return Invalid(key, absl::StrCat("\"", name, "\" is reserved and cannot be forwarded"));
+    }
+    out->forwarded_request_headers.push_back(std::move(name));
+  }
+  for (int i = 0; i < h.exposed_response_metadata_size(); ++i) {
+    const std::string key = absl::StrCat("http_listener.exposed_response_metadata[", i, "]");
+    std::string name = absl::AsciiStrToLower(h.exposed_response_metadata(i));
+    if (!IsTokenName(name)) {
+      return Invalid(key, absl::StrCat("\"", name, "\" is not a metadata name"));
+    }
+    if (IsReservedHttpHeader(name) || absl::EndsWith(name, "-bin")) {
+      return Invalid(key, absl::StrCat("\"", name, "\" is reserved and cannot be exposed"));
+    }
+    out->exposed_response_metadata.push_back(std::move(name));
+  }
+  if (h.has_default_deadline()) {
+    out->default_deadline = DurationOf(h.default_deadline());
+    if (out->default_deadline <= absl::ZeroDuration()) {
+      return Invalid("http_listener.default_deadline", "must be positive");
+    }
+  }
+  if (h.transcoding().max_json_depth() > 1000) {
+    return Invalid("http_listener.transcoding.max_json_depth", "at most 1000");
+  }
+  return absl::OkStatus();
+}
+
+transcoder::TranscoderOptions HttpTranscoderOptions(const config::v1::HttpListener& h) {
+  transcoder::TranscoderOptions options;
+  const config::v1::HttpTranscoding& t = h.transcoding();
+  options.response.emit_default_values = t.emit_default_values();
+  options.response.use_proto_field_names = t.use_proto_field_names();
+  options.response.enums_as_ints = t.enums_as_ints();
+  options.request.reject_unknown_query_parameters = t.reject_unknown_query_parameters();
+  options.request.ignore_unknown_json_fields = t.ignore_unknown_json_fields();
+  if (t.max_json_depth() != 0) options.request.max_json_depth = t.max_json_depth();
+  options.routes.expose_grpc_paths = t.expose_grpc_paths();
+  switch (t.stream_format()) {
+    case config::v1::HttpTranscoding::NDJSON:
+      options.default_stream_format = transcoder::StreamFormat::kNdjson;
+      break;
+    case config::v1::HttpTranscoding::SERVER_SENT_EVENTS:
+      options.default_stream_format = transcoder::StreamFormat::kServerSentEvents;
+      break;
+    default:
+      options.default_stream_format = transcoder::StreamFormat::kJsonArray;
+      break;
+  }
+  return options;
+}
+
 }  // namespace
 
 std::string DirName(const std::string& path) {
@@ -180,8 +295,14 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
     }
     bindings.push_back({s.name(), backend->second});
   }
-  absl::StatusOr<std::shared_ptr<const RouteTable>> routes =
-      RouteTable::Create(*std::move(pool), std::move(bindings));
+  // HTTP front end (optional).
+  if (proto.has_http_listener()) {
+    status = CompileHttpListener(proto.http_listener(), cores, &config->http);
+    if (!status.ok()) return status;
+    config->has_http = true;
+  }
+  absl::StatusOr<std::shared_ptr<const RouteTable>> routes = RouteTable::Create(
+      *std::move(pool), std::move(bindings), HttpTranscoderOptions(proto.http_listener()));
   if (!routes.ok()) return Invalid("services", routes.status().message());
   config->routes = *std::move(routes);
   return std::shared_ptr<const GatewayConfig>(std::move(config));

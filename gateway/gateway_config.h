@@ -40,6 +40,26 @@ struct GatewayConfig {
   absl::Duration shutdown_grace;
   int max_message_bytes = 0;
   int max_concurrent_streams = 0;
+
+  // --- The HTTP front end (http_listener), effective values. ---
+  struct Http {
+    std::string address;
+    int worker_threads = 1;
+    uint32_t max_body_bytes = 0;
+    uint32_t max_header_bytes = 0;
+    uint32_t max_header_count = 0;
+    absl::Duration header_read_timeout;
+    absl::Duration idle_timeout;
+    bool allow_encoded_slashes = false;
+    // Lower case.
+    std::vector<std::string> forwarded_request_headers;
+    std::vector<std::string> exposed_response_metadata;
+    // InfiniteDuration when unset.
+    absl::Duration default_deadline = absl::InfiniteDuration();
+  };
+  // Present when the config has an http_listener.
+  bool has_http = false;
+  Http http;
 };
 
 // Validates `proto` and builds the GatewayConfig. Relative paths are resolved against

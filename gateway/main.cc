@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "gateway/config/config_loader.h"
 #include "gateway/gateway_config.h"
 #include "gateway/grpc/grpc_proxy.h"
+#include "gateway/http/http_server.h"
 #include "gateway/snapshot.h"
 #include "grpcpp/security/server_credentials.h"
 
@@ -141,11 +143,43 @@ int Run(int argc, char** argv) {
                    " (", routes.size(), " methods of ", routes.services().size(),
                    " services, ", options.worker_threads, " workers)"));
 
+  // --- HTTP front end (optional) ---
+  std::unique_ptr<http::HttpServer> http_server;
+  if ((*config)->has_http) {
+    const GatewayConfig::Http& h = (*config)->http;
+    http::HttpServer::Options http_options;
+    http_options.address = h.address;
+    http_options.worker_threads = h.worker_threads;
+    http_options.max_body_bytes = h.max_body_bytes;
+    http_options.max_header_bytes = h.max_header_bytes;
+    http_options.max_header_count = h.max_header_count;
+    http_options.header_read_timeout = h.header_read_timeout;
+    http_options.idle_timeout = h.idle_timeout;
+    http_options.allow_encoded_slashes = h.allow_encoded_slashes;
+    http_options.forwarded_request_headers = h.forwarded_request_headers;
+    http_options.exposed_response_metadata = h.exposed_response_metadata;
+    http_options.default_deadline = h.default_deadline;
+    absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
+        http::HttpServer::Start(http_options, &route_snapshot);
+    if (!started.ok()) {
+      std::cerr << "gatewayd: http_listener: " << started.status().message() << "\n";
+      (*server)->Shutdown(absl::ZeroDuration());
+      return 1;
+    }
+    http_server = *std::move(started);
+    Log(absl::StrCat("http listening on ", BoundAddress(h.address, http_server->port()),
+                     " (", (*config)->routes->transcoder().routes().plans().size(),
+                     " HTTP routes, ", h.worker_threads, " workers)"));
+  }
+  // --- end HTTP front end ---
+
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   Log(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                    "; draining calls for up to ", absl::FormatDuration((*config)->shutdown_grace)));
-  (*server)->Shutdown((*config)->shutdown_grace);
+  const absl::Time drain_deadline = absl::Now() + (*config)->shutdown_grace;
+  if (http_server != nullptr) http_server->Shutdown((*config)->shutdown_grace);
+  (*server)->Shutdown(std::max(absl::ZeroDuration(), drain_deadline - absl::Now()));
   Log("stopped");
   return 0;
 }

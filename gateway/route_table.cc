@@ -22,7 +22,7 @@ absl::string_view CallKindName(CallKind kind) {
 
 absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Create(
     std::shared_ptr<const google::protobuf::DescriptorPool> pool,
-    std::vector<ServiceBinding> services) {
+    std::vector<ServiceBinding> services, const transcoder::TranscoderOptions& http_options) {
   std::shared_ptr<RouteTable> table(new RouteTable());
   for (const ServiceBinding& binding : services) {
     if (binding.backend == nullptr) {
@@ -56,6 +56,22 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Create(
             absl::StrCat("service \"", binding.service, "\" is bound more than once"));
       }
     }
+  }
+  std::vector<std::string> names;
+  names.reserve(services.size());
+  for (const ServiceBinding& binding : services) names.push_back(binding.service);
+  absl::StatusOr<std::unique_ptr<const transcoder::Transcoder>> http =
+      transcoder::Transcoder::Create(*pool, names, http_options);
+  if (!http.ok()) return http.status();
+  table->transcoder_ = *std::move(http);
+  for (const auto& plan : table->transcoder_->routes().plans()) {
+    const std::string path = absl::StrCat("/", plan->method->service()->full_name(), "/",
+                                          plan->method->name());
+    auto it = table->routes_.find(path);
+    if (it == table->routes_.end()) {
+      return absl::InternalError(absl::StrCat("HTTP rule of ", path, " has no route"));
+    }
+    table->plan_routes_.emplace(plan.get(), &it->second);
   }
   table->pool_ = std::move(pool);
   table->services_ = std::move(services);

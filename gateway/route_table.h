@@ -11,6 +11,13 @@
 //   absl::StatusOr<std::shared_ptr<const RouteTable>> table =
 //       RouteTable::Create(pool, {{"bookstore.v1.Bookstore", backend}});
 //   const Route* route = (*table)->Find("/bookstore.v1.Bookstore/GetShelf");
+//
+// The table also holds the HTTP routes of the same services (their google.api.http rules,
+// compiled into a transcoder::Transcoder), so gRPC and HTTP routing always change
+// together; every HTTP binding is resolved to its Route at build time:
+//   absl::StatusOr<transcoder::RouteMatch> m =
+//       (*table)->transcoder().Match("GET", "/v1/shelves/1");
+//   const Route* route = (*table)->ForPlan(m->plan);
 
 #ifndef GATEWAY_ROUTE_TABLE_H_
 #define GATEWAY_ROUTE_TABLE_H_
@@ -24,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "gateway/upstream.h"
 #include "google/protobuf/descriptor.h"
+#include "transcoder/transcoder.h"
 
 namespace gateway {
 
@@ -47,17 +55,30 @@ struct ServiceBinding {
 
 class RouteTable {
  public:
-  // Builds the routes of every method of every bound service. Returns INVALID_ARGUMENT when
-  // a service is not in `pool` or is bound twice, naming it.
+  // Builds the routes of every method of every bound service, and their HTTP routes with
+  // `http_options`. Returns INVALID_ARGUMENT when a service is not in `pool` or is bound
+  // twice, naming it, or with the transcoder's message when an HTTP rule is invalid or two
+  // rules conflict.
   static absl::StatusOr<std::shared_ptr<const RouteTable>> Create(
       std::shared_ptr<const google::protobuf::DescriptorPool> pool,
-      std::vector<ServiceBinding> services);
+      std::vector<ServiceBinding> services,
+      const transcoder::TranscoderOptions& http_options = transcoder::TranscoderOptions());
 
   // The route for a method path, or nullptr when no bound service has that method.
   // The pointer is valid as long as this table is.
   const Route* Find(absl::string_view path) const {
     auto it = routes_.find(path);
     return it == routes_.end() ? nullptr : &it->second;
+  }
+
+  // The HTTP routes (google.api.http rules) of the bound services.
+  const transcoder::Transcoder& transcoder() const { return *transcoder_; }
+
+  // The Route of an HTTP binding of this table's transcoder (never null for a plan that
+  // transcoder().Match() returned). Valid as long as this table is.
+  const Route* ForPlan(const transcoder::MethodPlan* plan) const {
+    auto it = plan_routes_.find(plan);
+    return it == plan_routes_.end() ? nullptr : it->second;
   }
 
   const google::protobuf::DescriptorPool& pool() const { return *pool_; }
@@ -70,6 +91,9 @@ class RouteTable {
   std::shared_ptr<const google::protobuf::DescriptorPool> pool_;
   std::vector<ServiceBinding> services_;
   absl::flat_hash_map<std::string, Route> routes_;
+  // Declared after pool_: refers to it.
+  std::unique_ptr<const transcoder::Transcoder> transcoder_;
+  absl::flat_hash_map<const transcoder::MethodPlan*, const Route*> plan_routes_;
 };
 
 }  // namespace gateway

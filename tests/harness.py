@@ -110,3 +110,63 @@ def load_messages(descriptor_set_path):
     with open(descriptor_set_path, "rb") as f:
         fds.ParseFromString(f.read())
     return message_factory.GetMessages(fds.file)
+
+
+# --- HTTP front end ---
+
+BOOKSTORE_BACKEND = os.path.join(ROOT, "examples/bookstore/bookstore_backend")
+BOOKSTORE_SET = os.path.join(ROOT, "examples/bookstore/bookstore_proto.pb")
+_HTTP_LISTEN = re.compile(rb"http listening on (\S+)")
+
+
+def http_address(process, timeout=20.0):
+    """The HOST:PORT that gatewayd's HTTP front end announced ("http listening on ...")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(process.log_path, "rb") as f:
+            m = _HTTP_LISTEN.search(f.read())
+        if m:
+            return m.group(1).decode()
+        if not process.alive():
+            raise RuntimeError(f"{process.name} exited:\n" + process.output())
+        time.sleep(0.02)
+    raise RuntimeError(f"{process.name} did not announce an http address:\n"
+                       + process.output())
+
+
+def bookstore_backend(workspace, listen="127.0.0.1:0"):
+    """Starts the example's bookstore backend in `workspace`."""
+    return workspace.start([BOOKSTORE_BACKEND, f"--listen={listen}"], "bookstore_backend")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def redis_server(ws, port=None, timeout=20.0):
+    """Starts a throwaway redis-server on 127.0.0.1 (no persistence); returns (process,
+    "127.0.0.1:PORT") once it answers PING."""
+    import socket
+    port = port or free_port()
+    p = ws.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                  "--save", "", "--appendonly", "no", "--daemonize", "no",
+                  "--dir", ws.dir], "redis", announce=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return p, f"127.0.0.1:{port}"
+        except OSError:
+            pass
+        if not p.alive():
+            break
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not start:\n" + p.output())

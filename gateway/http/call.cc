@@ -1,0 +1,428 @@
+#include "gateway/http/call.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/post.hpp"
+#include "gateway/http/request_checks.h"
+
+namespace gateway::http {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr absl::string_view kJson = "application/json";
+}  // namespace
+
+void HttpCall::OpTag::Complete(bool ok) {
+  std::shared_ptr<HttpCall> self = std::move(keep);
+  const Op o = op;
+  // The call may be gone as soon as the event is posted: read what is needed first.
+  std::atomic<int>* ops = call->env_->backend_ops;
+  const boost::asio::io_context::executor_type executor = call->executor_;
+  asio::post(executor, [self = std::move(self), o, ok] { self->OnBackend(o, ok); });
+  ops->fetch_sub(1, std::memory_order_relaxed);
+}
+
+HttpCall::~HttpCall() = default;
+
+void* HttpCall::Tag(Op op) {
+  if (tags_ == nullptr) {
+    tags_ = std::make_unique<OpTag[]>(kOpCount);
+    for (int i = 0; i < kOpCount; ++i) {
+      tags_[i].call = this;
+      tags_[i].op = static_cast<Op>(i);
+    }
+  }
+  ++pending_ops_;
+  env_->backend_ops->fetch_add(1, std::memory_order_relaxed);
+  tags_[op].keep = shared_from_this();
+  return static_cast<CqTag*>(&tags_[op]);
+}
+
+void HttpCall::Cancel() {
+  if (cancelled_) return;
+  cancelled_ = true;
+  sink_ = nullptr;
+  sink_owner_.reset();
+  if (client_ctx_ != nullptr) client_ctx_->TryCancel();
+}
+
+void HttpCall::Respond(int status, HeaderList headers, std::string body) {
+  if (sink_ == nullptr) return;
+  CallSink* sink = sink_;
+  std::shared_ptr<void> owner = std::move(sink_owner_);
+  sink_ = nullptr;
+  sink->Respond(status, std::move(headers), std::move(body));
+}
+
+void HttpCall::SendError(int http_status, const absl::Status& status) {
+  HeaderList headers;
+  headers.emplace_back("content-type", std::string(kJson));
+  for (auto& [key, value] : reject_headers_) {
+    if (IsValidMetadataValue(value)) headers.emplace_back(std::move(key), std::move(value));
+  }
+  reject_headers_.clear();
+  Respond(http_status, std::move(headers), table_->transcoder().ErrorBody(status));
+}
+
+void HttpCall::Start(HttpRequest request) {
+  request_ = std::move(request);
+  Dispatch();
+}
+
+void HttpCall::Dispatch() {
+  const HttpRequest& req = request_;
+  absl::StatusOr<RequestTarget> target =
+      CheckRequestTarget(req.target, env_->allow_encoded_slashes);
+  if (!target.ok()) {
+    SendError(400, target.status());
+    return;
+  }
+  if (req.method == "GET" || req.method == "HEAD") {
+    if (target->path == "/healthz") {
+      Respond(200, {{"content-type", "text/plain"}}, "ok\n");
+      return;
+    }
+    if (target->path == "/readyz") {
+      Ready();
+      return;
+    }
+  }
+  const transcoder::Transcoder& tc = table_->transcoder();
+  absl::StatusOr<transcoder::RouteMatch> match = tc.Match(req.method, target->path);
+  if (!match.ok()) {
+    SendError(transcoder::HttpStatusFromCode(match.status().code()), match.status());
+    return;
+  }
+  match_ = *std::move(match);
+  route_ = table_->ForPlan(match_.plan);
+  if (route_ == nullptr || route_->kind == CallKind::kBidiStreaming) {
+    SendError(501, absl::UnimplementedError(
+                       absl::StrCat("bidi streaming method ", match_.plan->method->full_name(),
+                                    " cannot be called over HTTP")));
+    return;
+  }
+  // Deadline.
+  const absl::Time now = absl::Now();
+  const absl::string_view timeout = req.Header("grpc-timeout");
+  if (!timeout.empty()) {
+    absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
+    if (!d.ok()) {
+      SendError(400, d.status());
+      return;
+    }
+    deadline_ = now + *d;
+  } else if (env_->default_deadline != absl::InfiniteDuration()) {
+    deadline_ = now + env_->default_deadline;
+  }
+  // Metadata.
+  for (const auto& [name, value] : req.headers) {
+    if (!env_->forwarded.contains(name)) continue;
+    if (!IsValidMetadataValue(value)) {
+      SendError(400, absl::InvalidArgumentError(absl::StrCat(
+                         "header ", name, ": value has bytes not allowed in metadata")));
+      return;
+    }
+    metadata_.emplace_back(name, value);
+  }
+  // The request message(s).
+  const absl::string_view content_type = req.Header("content-type");
+  if (route_->kind == CallKind::kClientStreaming) {
+    absl::Status status = SplitClientStream(target->query, content_type);
+    if (!status.ok()) {
+      SendError(transcoder::HttpStatusFromCode(status.code()), status);
+      return;
+    }
+  } else {
+    absl::StatusOr<std::string> bytes =
+        tc.TranslateRequest(match_, target->query, req.body, content_type);
+    if (!bytes.ok()) {
+      SendError(transcoder::HttpStatusFromCode(bytes.status().code()), bytes.status());
+      return;
+    }
+    messages_.push_back(*std::move(bytes));
+  }
+  stream_format_ = tc.StreamFormatFor(req.Header("accept"));
+
+  const InterceptorChain* chain = env_->interceptors;
+  if (chain == nullptr || chain->empty()) {
+    StartBackend();
+    return;
+  }
+  call_ctx_ = std::make_unique<CallContext>();
+  CallContext& ctx = *call_ctx_;
+  ctx.front_end = FrontEnd::kHttp;
+  ctx.method = route_->method;
+  ctx.path = route_->path;
+  ctx.request_metadata.reserve(req.headers.size());
+  for (const auto& [name, value] : req.headers) ctx.request_metadata.emplace_back(name, value);
+  ctx.query = target->query;
+  ctx.peer_address = req.peer;
+  ctx.client_deadline = deadline_;
+  ctx.backend_deadline = deadline_;
+  ctx.arrival = now;
+  chain->Run(&ctx, [self = shared_from_this()](CallContext*, absl::Status status) {
+    HttpCall* c = self.get();
+    asio::dispatch(c->executor_, [self = std::move(self), status]() mutable {
+      self->OnIntercepted(std::move(status));
+    });
+  });
+}
+
+void HttpCall::OnIntercepted(absl::Status status) {
+  if (cancelled_) return;
+  if (!status.ok()) {
+    reject_headers_ = std::move(call_ctx_->response_headers);
+    SendError(transcoder::HttpStatusFromCode(status.code()), status);
+    return;
+  }
+  deadline_ = call_ctx_->backend_deadline;
+  for (auto& entry : call_ctx_->backend_metadata) metadata_.push_back(std::move(entry));
+  StartBackend();
+}
+
+absl::Status HttpCall::SplitClientStream(absl::string_view query,
+                                         absl::string_view content_type) {
+  const transcoder::Transcoder& tc = table_->transcoder();
+  const std::string type = absl::AsciiStrToLower(content_type);
+  const bool ndjson = absl::StrContains(type, "ndjson") || absl::StrContains(type, "jsonl");
+  transcoder::JsonStreamReader reader(
+      ndjson ? transcoder::StreamFormat::kNdjson : transcoder::StreamFormat::kJsonArray,
+      env_->max_body_bytes);
+  absl::StatusOr<std::string> common = tc.request_translator().TranslatePathAndQuery(
+      match_, query, tc.options().request);
+  if (!common.ok()) return common.status();
+  reader.Append(request_.body);
+  bool finished = false;
+  while (true) {
+    absl::StatusOr<std::optional<std::string>> next = reader.Next();
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) {
+      if (finished) break;
+      absl::Status status = reader.Finish();
+      if (!status.ok()) return status;
+      finished = true;
+      continue;
+    }
+    absl::StatusOr<std::string> message = tc.request_translator().TranslateStreamMessage(
+        *match_.plan, **next, tc.options().request);
+    if (!message.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream message ", messages_.size(), ": ", message.status().message()));
+    }
+    message->append(*common);
+    messages_.push_back(*std::move(message));
+  }
+  return absl::OkStatus();
+}
+
+void HttpCall::StartBackend() {
+  if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
+    SendError(504, absl::DeadlineExceededError("deadline exceeded before the call started"));
+    return;
+  }
+  client_ctx_ = std::make_unique<grpc::ClientContext>();
+  if (deadline_ != absl::InfiniteFuture()) {
+    client_ctx_->set_deadline(absl::ToChronoTime(deadline_));
+  }
+  for (const auto& [key, value] : metadata_) client_ctx_->AddMetadata(key, value);
+  grpc::GenericStub& stub = route_->backend->stub();
+  if (route_->kind == CallKind::kUnary) {
+    grpc::Slice slice(messages_[0]);
+    request_buf_ = grpc::ByteBuffer(&slice, 1);
+    unary_ = stub.PrepareUnaryCall(client_ctx_.get(), route_->path, request_buf_, env_->cq);
+    unary_->StartCall();
+    unary_->Finish(&response_buf_, &status_, Tag(kUnaryFinish));
+    return;
+  }
+  if (route_->kind == CallKind::kServerStreaming) framer_.emplace(stream_format_);
+  call_ = stub.PrepareCall(client_ctx_.get(), route_->path, env_->cq);
+  call_->StartCall(Tag(kStart));
+}
+
+void HttpCall::WriteNextMessage() {
+  if (next_message_ >= messages_.size()) {
+    call_->WritesDone(Tag(kWritesDone));
+    return;
+  }
+  grpc::Slice slice(messages_[next_message_]);
+  request_buf_ = grpc::ByteBuffer(&slice, 1);
+  ++next_message_;
+  call_->Write(request_buf_, Tag(kWrite));
+}
+
+void HttpCall::OnBackend(Op op, bool ok) {
+  --pending_ops_;
+  switch (op) {
+    case kUnaryFinish:
+      backend_done_ = true;
+      has_response_ = status_.ok();
+      break;
+    case kStart:
+      if (!ok || cancelled_) {
+        call_->Finish(&status_, Tag(kFinish));
+        break;
+      }
+      call_->Read(&response_buf_, Tag(kRead));
+      if (route_->kind == CallKind::kServerStreaming) {
+        grpc::Slice slice(messages_[0]);
+        request_buf_ = grpc::ByteBuffer(&slice, 1);
+        call_->WriteLast(request_buf_, grpc::WriteOptions(), Tag(kWrite));
+      } else {
+        WriteNextMessage();
+      }
+      break;
+    case kWrite:
+      if (ok && route_->kind == CallKind::kClientStreaming) WriteNextMessage();
+      break;
+    case kWritesDone:
+      break;
+    case kRead:
+      if (!ok) {
+        call_->Finish(&status_, Tag(kFinish));
+        break;
+      }
+      if (route_->kind == CallKind::kServerStreaming) {
+        SendStreamMessage();
+      } else {
+        has_response_ = true;  // the single response of a client stream
+        call_->Finish(&status_, Tag(kFinish));
+      }
+      break;
+    case kFinish:
+      backend_done_ = true;
+      break;
+    case kOpCount:
+      break;
+  }
+  if (backend_done_ && pending_ops_ == 0) OnBackendDone();
+}
+
+void HttpCall::OnBackendDone() {
+  if (cancelled_ || sink_ == nullptr) return;
+  const transcoder::Transcoder& tc = table_->transcoder();
+  if (route_->kind == CallKind::kServerStreaming && headers_sent_) {
+    std::string tail = status_.ok() ? framer_->End() : framer_->Error(BackendErrorBody());
+    CallSink* sink = sink_;
+    std::shared_ptr<void> owner = std::move(sink_owner_);
+    sink_ = nullptr;
+    sink->Write(std::move(tail), /*last=*/true, [](bool) {});
+    return;
+  }
+  if (!status_.ok()) {
+    HeaderList headers;
+    headers.emplace_back("content-type", std::string(kJson));
+    AddExposedMetadata(&headers);
+    Respond(transcoder::HttpStatusFromGrpcStatus(status_.error_code()), std::move(headers),
+            BackendErrorBody());
+    return;
+  }
+  if (route_->kind == CallKind::kServerStreaming) {  // a stream without messages
+    HeaderList headers;
+    headers.emplace_back("content-type",
+                         std::string(transcoder::StreamContentType(stream_format_)));
+    AddExposedMetadata(&headers);
+    Respond(200, std::move(headers), framer_->End());
+    return;
+  }
+  if (!has_response_) {
+    SendError(500, absl::InternalError("the backend sent no response message"));
+    return;
+  }
+  grpc::Slice slice;
+  response_buf_.DumpToSingleSlice(&slice);
+  absl::StatusOr<transcoder::HttpResponseBody> out = tc.TranslateResponse(
+      *match_.plan, absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+  if (!out.ok()) {
+    SendError(500, absl::InternalError(
+                       absl::StrCat("bad response from the backend: ", out.status().message())));
+    return;
+  }
+  HeaderList headers;
+  if (!out->content_type.empty()) headers.emplace_back("content-type", out->content_type);
+  AddExposedMetadata(&headers);
+  Respond(200, std::move(headers), std::move(out->body));
+}
+
+std::string HttpCall::BackendErrorBody() {
+  return table_->transcoder().ErrorBody(static_cast<absl::StatusCode>(status_.error_code()),
+                                        status_.error_message(), status_.error_details());
+}
+
+void HttpCall::AddExposedMetadata(HeaderList* headers) {
+  if (env_->exposed.empty() || client_ctx_ == nullptr) return;
+  auto add = [&](const std::multimap<grpc::string_ref, grpc::string_ref>& md) {
+    for (const auto& [key, value] : md) {
+      const absl::string_view k(key.data(), key.size());
+      const absl::string_view v(value.data(), value.size());
+      if (env_->exposed.contains(k) && IsValidMetadataValue(v)) {
+        headers->emplace_back(std::string(k), std::string(v));
+      }
+    }
+  };
+  add(client_ctx_->GetServerInitialMetadata());
+  if (backend_done_) add(client_ctx_->GetServerTrailingMetadata());
+}
+
+void HttpCall::SendStreamMessage() {
+  if (cancelled_ || sink_ == nullptr) {
+    call_->Finish(&status_, Tag(kFinish));
+    return;
+  }
+  grpc::Slice slice;
+  response_buf_.DumpToSingleSlice(&slice);
+  absl::StatusOr<transcoder::HttpResponseBody> out = table_->transcoder().TranslateResponse(
+      *match_.plan, absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+  if (!out.ok()) {
+    client_ctx_->TryCancel();
+    call_->Finish(&ignored_status_, Tag(kFinish));
+    status_ = grpc::Status(grpc::StatusCode::INTERNAL,
+                           absl::StrCat("bad response from the backend: ", out.status().message()));
+    return;
+  }
+  std::string chunk = match_.plan->response_is_http_body ? std::move(out->body)
+                                                         : framer_->Message(out->body);
+  if (!headers_sent_) {
+    headers_sent_ = true;
+    HeaderList headers;
+    const std::string type = match_.plan->response_is_http_body
+                                 ? out->content_type
+                                 : std::string(transcoder::StreamContentType(stream_format_));
+    if (!type.empty()) headers.emplace_back("content-type", type);
+    AddExposedMetadata(&headers);
+    sink_->StartStream(200, std::move(headers));
+  }
+  sink_->Write(std::move(chunk), /*last=*/false,
+               [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
+}
+
+void HttpCall::OnWritten(bool ok) {
+  if (!ok) {
+    Cancel();
+    call_->Finish(&status_, Tag(kFinish));
+    return;
+  }
+  // Back-pressure: the next message is read only once the client took this one.
+  call_->Read(&response_buf_, Tag(kRead));
+}
+
+void HttpCall::Ready() {
+  std::string text;
+  bool ready = true;
+  for (const ServiceBinding& binding : table_->services()) {
+    const grpc_connectivity_state state =
+        binding.backend->channel()->GetState(/*try_to_connect=*/true);
+    if (state != GRPC_CHANNEL_READY) {
+      ready = false;
+      absl::StrAppend(&text, "backend ", binding.backend->name(), " not connected\n");
+    }
+  }
+  if (ready) text = "ready\n";
+  Respond(ready ? 200 : 503, {{"content-type", "text/plain"}}, std::move(text));
+}
+
+}  // namespace gateway::http

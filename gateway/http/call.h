@@ -1,0 +1,180 @@
+// HttpCall: one REST call, whatever the HTTP version that carried it. Checks the request
+// target, answers /healthz and /readyz, matches the route, translates the request, runs the
+// interceptor chain, calls the backend (unary, server or client streaming) through its
+// GenericStub on the server's completion queue, and hands the response to a CallSink: the
+// HTTP/1.1 connection or the HTTP/2 stream that received the request.
+//
+// Internal to the HTTP front end (see http_server.h for the behavior clients see).
+//
+// Thread-safety: a call runs on its connection's event loop (`executor`); completion-queue
+// events and asynchronous interceptor results are posted there. Start and Cancel on that
+// executor only.
+
+#ifndef GATEWAY_HTTP_CALL_H_
+#define GATEWAY_HTTP_CALL_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "boost/asio/io_context.hpp"
+#include "gateway/interceptor.h"
+#include "gateway/route_table.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/completion_queue.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "transcoder/transcoder.h"
+
+namespace gateway::http {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// What every call of one server shares. Immutable while the server runs.
+struct CallEnv {
+  uint32_t max_body_bytes = 4 << 20;
+  bool allow_encoded_slashes = false;
+  absl::Duration default_deadline = absl::InfiniteDuration();
+  absl::flat_hash_set<std::string> forwarded;  // lower case
+  absl::flat_hash_set<std::string> exposed;    // lower case
+  const InterceptorChain* interceptors = nullptr;
+  grpc::CompletionQueue* cq = nullptr;
+  // Backend operations started and not yet completed (for shutdown).
+  std::atomic<int>* backend_ops = nullptr;
+};
+
+// A request as received (HTTP/1.1 or HTTP/2).
+struct HttpRequest {
+  std::string method;  // "GET", ...
+  std::string target;  // path and query, as received
+  HeaderList headers;  // names lower case, in arrival order
+  std::string body;
+  std::string peer;    // "ipv4:127.0.0.1:5000"
+
+  // The first value of header `name` (lower case), or empty.
+  absl::string_view Header(absl::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return {};
+  }
+};
+
+// Where a call's response goes. Exactly one of: Respond(); or StartStream() followed by
+// Write()s, the last with last=true.
+class CallSink {
+ public:
+  virtual ~CallSink() = default;
+  // A whole response (Content-Length known).
+  virtual void Respond(int status, HeaderList headers, std::string body) = 0;
+  // The head of a response whose body follows in Write()s.
+  virtual void StartStream(int status, HeaderList headers) = 0;
+  // Part of a streamed body; `last` ends the response. `written` runs once the client
+  // took the bytes (true) or is gone (false); the call reads the next message from the
+  // backend only then.
+  virtual void Write(std::string data, bool last, std::function<void(bool)> written) = 0;
+};
+
+// A completion-queue tag: Complete() runs on the completion queue's thread.
+class CqTag {
+ public:
+  virtual void Complete(bool ok) = 0;
+
+ protected:
+  ~CqTag() = default;
+};
+
+class HttpCall : public std::enable_shared_from_this<HttpCall> {
+ public:
+  // `sink` must stay valid until the call's last Respond/Write, or until Cancel();
+  // `sink_owner` (the connection that owns the sink) is held until then.
+  HttpCall(const CallEnv* env, std::shared_ptr<const RouteTable> table,
+           boost::asio::io_context::executor_type executor, CallSink* sink,
+           std::shared_ptr<void> sink_owner)
+      : env_(env),
+        table_(std::move(table)),
+        executor_(executor),
+        sink_(sink),
+        sink_owner_(std::move(sink_owner)) {}
+
+  ~HttpCall();
+
+  // Serves `request`.
+  void Start(HttpRequest request);
+
+  // The client went away: cancels the backend call; the sink hears nothing more.
+  void Cancel();
+
+ private:
+  enum Op { kStart, kWrite, kRead, kFinish, kUnaryFinish, kWritesDone, kOpCount };
+
+  class OpTag final : public CqTag {
+   public:
+    HttpCall* call = nullptr;
+    Op op = kStart;
+    std::shared_ptr<HttpCall> keep;  // set while the operation is pending
+    void Complete(bool ok) override;
+  };
+
+  void* Tag(Op op);
+  void OnBackend(Op op, bool ok);
+
+  void Dispatch();
+  void Ready();
+  absl::Status SplitClientStream(absl::string_view query, absl::string_view content_type);
+  void OnIntercepted(absl::Status status);
+  void StartBackend();
+  void WriteNextMessage();
+  void OnBackendDone();
+  void SendStreamMessage();
+  void OnWritten(bool ok);
+  std::string BackendErrorBody();
+  void AddExposedMetadata(HeaderList* headers);
+
+  void SendError(int http_status, const absl::Status& status);
+  void Respond(int status, HeaderList headers, std::string body);
+
+  const CallEnv* const env_;
+  const std::shared_ptr<const RouteTable> table_;
+  const boost::asio::io_context::executor_type executor_;
+  CallSink* sink_;
+  std::shared_ptr<void> sink_owner_;
+
+  HttpRequest request_;
+  const Route* route_ = nullptr;
+  transcoder::RouteMatch match_;
+  absl::Time deadline_ = absl::InfiniteFuture();
+  HeaderList metadata_;
+  std::vector<std::string> messages_;
+  std::size_t next_message_ = 0;
+  transcoder::StreamFormat stream_format_ = transcoder::StreamFormat::kJsonArray;
+  std::unique_ptr<CallContext> call_ctx_;
+  HeaderList reject_headers_;
+
+  std::unique_ptr<OpTag[]> tags_;
+  int pending_ops_ = 0;
+  bool backend_done_ = false;
+  bool has_response_ = false;
+  bool cancelled_ = false;
+  bool headers_sent_ = false;
+  std::unique_ptr<grpc::ClientContext> client_ctx_;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
+  grpc::ByteBuffer request_buf_;
+  grpc::ByteBuffer response_buf_;
+  grpc::Status status_;
+  grpc::Status ignored_status_;
+  std::optional<transcoder::StreamFramer> framer_;
+};
+
+}  // namespace gateway::http
+
+#endif  // GATEWAY_HTTP_CALL_H_

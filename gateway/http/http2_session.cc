@@ -1,0 +1,508 @@
+// HTTP/2 connections of the HTTP front end (h2c with prior knowledge), on nghttp2.
+//
+// nghttp2 parses and produces frames in memory (nghttp2_session_mem_recv/_mem_send); this
+// file moves the bytes between it and the socket and turns each request stream into an
+// HttpCall. Response bodies go out through deferred data providers: a streamed message is
+// handed to nghttp2 and the call is told it was written only once nghttp2 took all of it,
+// which HTTP/2 flow control paces, so a slow client slows the backend.
+//
+// Protections: SETTINGS_MAX_CONCURRENT_STREAMS (more streams are refused by nghttp2), header
+// size/count limits (431), body limit (413), nghttp2's own limits on settings, pings and
+// reset floods, and a cap on streams the client resets before their response completed
+// (rapid reset): past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed.
+
+#include <nghttp2/nghttp2.h>
+
+#include <array>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/write.hpp"
+#include "gateway/http/call.h"
+#include "gateway/http/server_internal.h"
+
+namespace gateway::http {
+namespace {
+
+class Http2Session;
+
+// One request stream; the sink of its call.
+class Stream final : public CallSink {
+ public:
+  Stream(Http2Session* session, int32_t id) : session_(session), id_(id) {}
+
+  void Respond(int status, HeaderList headers, std::string body) override;
+  void StartStream(int status, HeaderList headers) override;
+  void Write(std::string data, bool last, std::function<void(bool)> written) override;
+
+  Http2Session* session_;
+  const int32_t id_;
+  HttpRequest request;
+  std::size_t header_bytes = 0;
+  std::size_t header_count = 0;
+  int reject_status = 0;  // 431 / 413 decided while receiving
+  bool dispatched = false;
+  bool is_head = false;
+  bool request_active = false;
+  std::shared_ptr<HttpCall> call;
+
+  // The response body not yet handed to nghttp2.
+  std::string out;
+  std::size_t out_offset = 0;
+  bool out_last = false;
+  bool deferred = false;
+  bool response_started = false;
+  bool response_done = false;
+  std::function<void(bool)> written;
+  HeaderList response_headers;  // kept alive until nghttp2 copied them
+};
+
+class Http2Session final : public ServerConnection {
+ public:
+  Http2Session(HttpServer::Impl* server, Worker* worker, tcp::socket socket, std::string peer)
+      : server_(server),
+        worker_(worker),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        peer_(std::move(peer)) {
+    worker_->Add(this);
+  }
+
+  ~Http2Session() override {
+    for (auto& [id, stream] : streams_) EndStream(stream.get());
+    if (session_ != nullptr) nghttp2_session_del(session_);
+    worker_->Remove(this);
+  }
+
+  bool Init(std::string preface) {
+    nghttp2_session_callbacks* callbacks;
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, OnBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, OnHeader);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, OnDataChunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, OnFrameRecv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, OnStreamClose);
+    nghttp2_option* option;
+    nghttp2_option_new(&option);
+    nghttp2_option_set_max_settings(option, 32);
+    nghttp2_option_set_max_outbound_ack(option, 1000);
+    nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);
+    nghttp2_option_set_max_send_header_block_length(option, 64 << 10);
+    const int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
+    nghttp2_option_del(option);
+    nghttp2_session_callbacks_del(callbacks);
+    if (rv != 0) return false;
+    const nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, server_->options_.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, server_->options_.max_header_bytes},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+    };
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
+                            sizeof(settings) / sizeof(settings[0]));
+    boost::system::error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    if (!Receive(preface)) return false;
+    return true;
+  }
+
+  void Start() {
+    Flush();
+    Read();
+  }
+
+  void CloseIfIdle() override {
+    draining_ = true;
+    if (streams_.empty()) {
+      Close();
+      return;
+    }
+    nghttp2_submit_shutdown_notice(session_);
+    Flush();
+  }
+
+  void Abort() override {
+    for (auto& [id, stream] : streams_) {
+      if (stream->call != nullptr) stream->call->Cancel();
+    }
+    Close();
+  }
+
+  // Called by streams.
+  void Submit(Stream* stream, int status, bool has_body);
+  void ResumeData(Stream* stream) {
+    if (stream->deferred) {
+      stream->deferred = false;
+      nghttp2_session_resume_data(session_, stream->id_);
+    }
+    Flush();
+  }
+  asio::io_context::executor_type executor() { return worker_->ioc_.get_executor(); }
+
+ private:
+  std::shared_ptr<Http2Session> Self() {
+    return std::static_pointer_cast<Http2Session>(shared_from_this());
+  }
+
+  static Http2Session* Of(void* user_data) { return static_cast<Http2Session*>(user_data); }
+
+  Stream* Find(int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  bool Receive(absl::string_view bytes) {
+    receiving_ = true;
+    const ssize_t n = nghttp2_session_mem_recv(
+        session_, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    receiving_ = false;
+    return n >= 0;
+  }
+
+  void Read() {
+    if (closed_) return;
+    ArmTimer();
+    socket_.async_read_some(asio::buffer(read_buffer_),
+                            [self = Self()](boost::system::error_code ec, std::size_t n) {
+                              if (ec) {
+                                self->Close();
+                                return;
+                              }
+                              if (!self->Receive(absl::string_view(self->read_buffer_.data(), n))) {
+                                self->Close();
+                                return;
+                              }
+                              self->Flush();
+                              self->Read();
+                            });
+  }
+
+  // Without open streams the connection may stay idle for idle_timeout; the first frames
+  // (the preface) must come within header_read_timeout.
+  void ArmTimer() {
+    if (!streams_.empty()) {
+      timer_.cancel();
+      return;
+    }
+    timer_.expires_after(got_request_ ? server_->idle_timeout_ : server_->header_read_timeout_);
+    timer_.async_wait([self = Self()](boost::system::error_code ec) {
+      if (ec) return;  // cancelled or re-armed
+      if (self->streams_.empty()) self->Close();
+    });
+  }
+
+  // Sends what nghttp2 has queued. Never from inside nghttp2_session_mem_recv (its
+  // callbacks may queue frames; they go out once it returns).
+  void Flush() {
+    if (closed_ || writing_ || receiving_) return;
+    while (out_.size() < (64 << 10)) {
+      const uint8_t* data;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        Close();
+        return;
+      }
+      if (n == 0) break;
+      out_.append(reinterpret_cast<const char*>(data), n);
+    }
+    if (out_.empty()) {
+      if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
+        Close();
+      } else if (draining_ && streams_.empty()) {
+        Close();
+      }
+      return;
+    }
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = Self()](boost::system::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        self->out_.clear();
+                        if (ec) {
+                          self->Close();
+                          return;
+                        }
+                        self->Flush();
+                      });
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    for (auto& [id, stream] : streams_) {
+      if (stream->call != nullptr) {
+        stream->call->Cancel();
+        stream->call.reset();
+      }
+      EndStream(stream.get());
+    }
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+  void BeginStream(Stream* s) {
+    if (s->request_active) return;
+    s->request_active = true;
+    server_->in_flight_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void EndStream(Stream* s) {
+    if (!s->request_active) return;
+    s->request_active = false;
+    server_->in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void Dispatch(Stream* s) {
+    if (s->dispatched) return;
+    s->dispatched = true;
+    got_request_ = true;
+    if (s->reject_status != 0) {
+      const absl::Status error =
+          s->reject_status == 431
+              ? absl::ResourceExhaustedError(absl::StrCat(
+                    "request headers larger than ", server_->options_.max_header_bytes,
+                    " bytes or more than ", server_->options_.max_header_count, " fields"))
+              : absl::ResourceExhaustedError(absl::StrCat(
+                    "request body larger than ", server_->options_.max_body_bytes, " bytes"));
+      s->Respond(s->reject_status, {{"content-type", "application/json"}},
+                 worker_->routes()->transcoder().ErrorBody(error));
+      return;
+    }
+    if (s->request.method.empty() || s->request.target.empty()) {
+      s->Respond(400, {{"content-type", "application/json"}},
+                 worker_->routes()->transcoder().ErrorBody(
+                     absl::InvalidArgumentError("request without :method or :path")));
+      return;
+    }
+    s->request.peer = peer_;
+    s->is_head = s->request.method == "HEAD";
+    s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(), s,
+                                         shared_from_this());
+    s->call->Start(std::move(s->request));
+  }
+
+  // --- nghttp2 callbacks ---
+
+  static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    Http2Session* self = Of(user_data);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return 0;
+    }
+    auto stream = std::make_unique<Stream>(self, frame->hd.stream_id);
+    self->BeginStream(stream.get());
+    self->streams_.emplace(frame->hd.stream_id, std::move(stream));
+    self->timer_.cancel();
+    return 0;
+  }
+
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                      void* user_data) {
+    Http2Session* self = Of(user_data);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Stream* s = self->Find(frame->hd.stream_id);
+    if (s == nullptr) return 0;
+    s->header_bytes += namelen + valuelen + 32;
+    ++s->header_count;
+    if (s->header_bytes > self->server_->options_.max_header_bytes ||
+        s->header_count > self->server_->options_.max_header_count) {
+      s->reject_status = 431;
+      return 0;
+    }
+    const absl::string_view n(reinterpret_cast<const char*>(name), namelen);
+    const absl::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    if (!n.empty() && n[0] == ':') {
+      if (n == ":method") {
+        s->request.method = std::string(v);
+      } else if (n == ":path") {
+        s->request.target = std::string(v);
+      } else if (n == ":authority") {
+        s->request.headers.emplace_back("host", std::string(v));
+      }
+      return 0;
+    }
+    // nghttp2 has checked that names are lower case and values hold no CR, LF or NUL.
+    s->request.headers.emplace_back(std::string(n), std::string(v));
+    return 0;
+  }
+
+  static int OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                         size_t len, void* user_data) {
+    Http2Session* self = Of(user_data);
+    Stream* s = self->Find(stream_id);
+    if (s == nullptr || s->reject_status != 0) return 0;
+    if (s->request.body.size() + len > self->server_->options_.max_body_bytes) {
+      s->reject_status = 413;
+      s->request.body.clear();
+      self->Dispatch(s);
+      return 0;
+    }
+    s->request.body.append(reinterpret_cast<const char*>(data), len);
+    return 0;
+  }
+
+  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    Http2Session* self = Of(user_data);
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
+      if (frame->hd.type == NGHTTP2_HEADERS) {
+        // Headers too large are answered at once, without waiting for the body.
+        Stream* s = self->Find(frame->hd.stream_id);
+        if (s != nullptr && s->reject_status == 431) self->Dispatch(s);
+      }
+      return 0;
+    }
+    Stream* s = self->Find(frame->hd.stream_id);
+    if (s != nullptr) self->Dispatch(s);
+    return 0;
+  }
+
+  static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                           void* user_data) {
+    Http2Session* self = Of(user_data);
+    auto it = self->streams_.find(stream_id);
+    if (it == self->streams_.end()) return 0;
+    Stream* s = it->second.get();
+    if (!s->response_done && error_code != NGHTTP2_NO_ERROR) self->OnClientReset();
+    if (s->call != nullptr) s->call->Cancel();
+    if (s->written) {
+      auto written = std::move(s->written);
+      asio::post(self->executor(), [written = std::move(written)] { written(false); });
+    }
+    self->EndStream(s);
+    self->streams_.erase(it);
+    if (self->streams_.empty() && !self->closed_) self->ArmTimer();
+    return 0;
+  }
+
+  // Rapid reset: a client that cancels streams faster than it could use them.
+  void OnClientReset() {
+    const absl::Time now = absl::Now();
+    if (now - reset_window_start_ > absl::Seconds(1)) {
+      reset_window_start_ = now;
+      resets_in_window_ = 0;
+    }
+    const int limit = 2 * static_cast<int>(server_->options_.max_concurrent_streams) + 100;
+    if (++resets_in_window_ > limit && !goaway_sent_) {
+      goaway_sent_ = true;
+      nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+  }
+
+  static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                          uint32_t* data_flags, nghttp2_data_source* source, void*) {
+    Stream* s = static_cast<Stream*>(source->ptr);
+    const std::size_t left = s->out.size() - s->out_offset;
+    const std::size_t n = std::min(length, left);
+    std::memcpy(buf, s->out.data() + s->out_offset, n);
+    s->out_offset += n;
+    if (s->out_offset == s->out.size()) {
+      if (s->out_last) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        s->response_done = true;
+      } else if (n == 0) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+      }
+      s->out.clear();
+      s->out_offset = 0;
+      if (s->written) {
+        // The whole message is with nghttp2: the call may read the next one.
+        auto written = std::move(s->written);
+        asio::post(s->session_->executor(), [written = std::move(written)] { written(true); });
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  friend class Stream;
+
+  HttpServer::Impl* const server_;
+  Worker* const worker_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  const std::string peer_;
+  nghttp2_session* session_ = nullptr;
+  absl::flat_hash_map<int32_t, std::unique_ptr<Stream>> streams_;
+  std::array<char, 16 << 10> read_buffer_;
+  std::string out_;
+  bool writing_ = false;
+  bool receiving_ = false;
+  bool closed_ = false;
+  bool draining_ = false;
+  bool got_request_ = false;
+  bool goaway_sent_ = false;
+  absl::Time reset_window_start_ = absl::InfinitePast();
+  int resets_in_window_ = 0;
+};
+
+void Http2Session::Submit(Stream* s, int status, bool has_body) {
+  std::string status_text = std::to_string(status);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(s->response_headers.size() + 1);
+  auto nv = [](absl::string_view name, absl::string_view value) {
+    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), NGHTTP2_NV_FLAG_NONE};
+  };
+  nva.push_back(nv(":status", status_text));
+  for (const auto& [name, value] : s->response_headers) nva.push_back(nv(name, value));
+  nghttp2_data_provider provider;
+  provider.source.ptr = s;
+  provider.read_callback = ReadBody;
+  s->response_started = true;
+  // nghttp2 copies the header block here.
+  nghttp2_submit_response(session_, s->id_, nva.data(), nva.size(),
+                          has_body ? &provider : nullptr);
+  if (!has_body) s->response_done = true;
+  s->response_headers.clear();
+  Flush();
+}
+
+void Stream::Respond(int status, HeaderList headers, std::string body) {
+  response_headers = std::move(headers);
+  response_headers.emplace_back("content-length", std::to_string(body.size()));
+  out = is_head ? std::string() : std::move(body);
+  out_offset = 0;
+  out_last = true;
+  session_->Submit(this, status, !out.empty());
+}
+
+void Stream::StartStream(int status, HeaderList headers) {
+  response_headers = std::move(headers);
+  out.clear();
+  out_offset = 0;
+  out_last = false;
+  session_->Submit(this, status, /*has_body=*/true);
+}
+
+void Stream::Write(std::string data, bool last, std::function<void(bool)> written_cb) {
+  if (out_offset == out.size()) {
+    out = std::move(data);
+    out_offset = 0;
+  } else {
+    out.append(data);
+  }
+  out_last = last;
+  written = std::move(written_cb);
+  session_->ResumeData(this);
+}
+
+}  // namespace
+
+void StartHttp2Session(HttpServer::Impl* server, Worker* worker, tcp::socket socket,
+                       std::string preface, std::string peer) {
+  auto session = std::make_shared<Http2Session>(server, worker, std::move(socket),
+                                                std::move(peer));
+  if (!session->Init(std::move(preface))) return;
+  session->Start();
+}
+
+}  // namespace gateway::http

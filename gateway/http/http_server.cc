@@ -1,0 +1,520 @@
+#include "gateway/http/http_server.h"
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "gateway/http/call.h"
+#include "gateway/http/request_checks.h"
+#include "gateway/http/server_internal.h"
+
+namespace gateway::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+std::chrono::steady_clock::duration ToSteady(absl::Duration d) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      absl::ToChronoNanoseconds(d));
+}
+
+namespace {
+
+absl::string_view SV(beast::string_view s) { return absl::string_view(s.data(), s.size()); }
+beast::string_view BV(absl::string_view s) { return beast::string_view(s.data(), s.size()); }
+
+}  // namespace
+
+// One HTTP/1.1 client connection: reads requests one at a time, hands each to an
+// HttpCall, writes its response. Lives on its worker's thread.
+class Connection : public ServerConnection, public CallSink {
+ public:
+  Connection(HttpServer::Impl* server, Worker* worker, tcp::socket socket)
+      : server_(server), worker_(worker), stream_(std::move(socket)) {
+    beast::error_code ec;
+    const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) {
+      const bool v6 = peer.address().is_v6();
+      peer_ = absl::StrCat(v6 ? "ipv6:[" : "ipv4:", peer.address().to_string(),
+                           v6 ? "]:" : ":", peer.port());
+    }
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    worker_->Add(this);
+  }
+
+  ~Connection() override {
+    EndRequest();
+    worker_->Remove(this);
+  }
+
+  // Starts reading the first request (its head must come within header_read_timeout);
+  // a connection that opens with the HTTP/2 preface goes to an HTTP/2 session.
+  void Start() {
+    stream_.expires_after(server_->header_read_timeout_);
+    Sniff();
+  }
+
+  // Closes the connection if no request is in progress (shutdown).
+  void CloseIfIdle() override {
+    if (!request_active_) Close();
+  }
+
+  // Cancels the call in progress and closes the connection (shutdown after the grace).
+  void Abort() override { Close(); }
+
+  // --- CallSink ---
+
+  void Respond(int status, HeaderList headers, std::string body) override {
+    res_ = {};
+    res_.result(status);
+    for (auto& [name, value] : headers) res_.insert(BV(name), BV(value));
+    res_.body() = std::move(body);
+    WriteResponse(false);
+  }
+
+  void StartStream(int status, HeaderList headers) override {
+    sres_ = {};
+    sres_.result(status);
+    sres_.version(11);
+    for (auto& [name, value] : headers) sres_.insert(BV(name), BV(value));
+    sres_.keep_alive(keep_alive_);
+    sres_.chunked(true);
+    serializer_.emplace(sres_);
+    head_pending_ = true;
+  }
+
+  void Write(std::string data, bool last, std::function<void(bool)> written) override {
+    if (closed_) {
+      written(false);
+      return;
+    }
+    chunk_ = std::move(data);
+    stream_.expires_after(server_->idle_timeout_);
+    if (head_pending_) {
+      head_pending_ = false;
+      bhttp::async_write_header(
+          stream_, *serializer_,
+          [self = Self(), last, written = std::move(written)](
+              beast::error_code ec, std::size_t) mutable {
+            if (ec) {
+              self->OnWriteFailed(std::move(written));
+              return;
+            }
+            self->WriteChunk(last, std::move(written));
+          });
+      return;
+    }
+    WriteChunk(last, std::move(written));
+  }
+
+ private:
+  std::shared_ptr<Connection> Self() {
+    return std::static_pointer_cast<Connection>(shared_from_this());
+  }
+
+  // HTTP/2 with prior knowledge starts with the client preface; anything else is read as
+  // HTTP/1.1.
+  void Sniff() {
+    static constexpr absl::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const absl::string_view have(static_cast<const char*>(buffer_.data().data()),
+                                 buffer_.size());
+    const std::size_t n = std::min(have.size(), kPreface.size());
+    if (have.substr(0, n) != kPreface.substr(0, n)) {
+      ReadHead(/*reset_timer=*/false);
+      return;
+    }
+    if (have.size() >= kPreface.size()) {
+      closed_ = true;  // the socket belongs to the session now
+      StartHttp2Session(server_, worker_, stream_.release_socket(), std::string(have), peer_);
+      return;
+    }
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = Self()](beast::error_code ec, std::size_t n) {
+                              if (ec) {
+                                self->Close();
+                                return;
+                              }
+                              self->buffer_.commit(n);
+                              self->Sniff();
+                            });
+  }
+
+  // --- Reading requests ---
+
+  void ReadHead(bool reset_timer = true) {
+    parser_.emplace();
+    parser_->header_limit(server_->options_.max_header_bytes);
+    parser_->body_limit(server_->options_.max_body_bytes);
+    if (reset_timer) stream_.expires_after(server_->header_read_timeout_);
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = Self()](beast::error_code ec, std::size_t) { self->OnHead(ec); });
+  }
+
+  // Between keep-alive requests: waits up to idle_timeout for the next request's first
+  // byte, then gives its head header_read_timeout.
+  void WaitForNextRequest() {
+    if (server_->draining_.load(std::memory_order_relaxed)) {
+      Close();
+      return;
+    }
+    if (buffer_.size() > 0) {
+      ReadHead();
+      return;
+    }
+    stream_.expires_after(server_->idle_timeout_);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = Self()](beast::error_code ec, std::size_t n) {
+                              if (ec) {
+                                self->Close();
+                                return;
+                              }
+                              self->buffer_.commit(n);
+                              self->ReadHead();
+                            });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == bhttp::error::header_limit) {
+      SendError(431, absl::ResourceExhaustedError(absl::StrCat(
+                         "request headers larger than ", server_->options_.max_header_bytes,
+                         " bytes")));
+    } else if (ec == bhttp::error::body_limit) {
+      SendError(413, absl::ResourceExhaustedError(absl::StrCat(
+                         "request body larger than ", server_->options_.max_body_bytes,
+                         " bytes")));
+    } else if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
+               ec == asio::error::eof || ec == asio::error::connection_reset ||
+               ec == asio::error::operation_aborted || ec == bhttp::error::partial_message) {
+      Close();
+    } else {
+      SendError(400,
+                absl::InvalidArgumentError(absl::StrCat("malformed request: ", ec.message())));
+    }
+  }
+
+  // An error found while reading: answered, then the connection is closed.
+  void SendError(int status, const absl::Status& error) {
+    keep_alive_ = false;
+    res_ = {};
+    res_.result(status);
+    res_.set(bhttp::field::content_type, "application/json");
+    res_.body() = worker_->routes()->transcoder().ErrorBody(error);
+    WriteResponse(true);
+  }
+
+  void OnHead(beast::error_code ec) {
+    BeginRequest();
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    const auto& req = parser_->get();
+    std::size_t fields = 0;
+    for (auto it = req.begin(); it != req.end(); ++it) ++fields;
+    if (fields > server_->options_.max_header_count) {
+      SendError(431, absl::ResourceExhaustedError(absl::StrCat(
+                         "more than ", server_->options_.max_header_count, " request headers")));
+      return;
+    }
+    if (parser_->is_done()) {
+      OnRequest();
+      return;
+    }
+    // The body must arrive within idle_timeout.
+    stream_.expires_after(server_->idle_timeout_);
+    if (absl::EqualsIgnoreCase(SV(req[bhttp::field::expect]), "100-continue")) {
+      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(stream_, asio::buffer(kContinue, sizeof(kContinue) - 1),
+                        [self = Self()](beast::error_code ec, std::size_t) {
+                          if (ec) {
+                            self->Close();
+                            return;
+                          }
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = Self()](beast::error_code ec, std::size_t) {
+                        if (ec) {
+                          self->OnReadError(ec);
+                          return;
+                        }
+                        self->OnRequest();
+                      });
+  }
+
+  void OnRequest() {
+    stream_.expires_never();
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive() && !server_->draining_.load(std::memory_order_relaxed);
+    is_head_ = req.method() == bhttp::verb::head;
+    HttpRequest request;
+    request.method = std::string(SV(req.method_string()));
+    request.target = std::string(SV(req.target()));
+    request.headers.reserve(8);
+    for (const auto& field : req) {
+      std::string name(SV(field.name_string()));
+      absl::AsciiStrToLower(&name);
+      request.headers.emplace_back(std::move(name), std::string(SV(field.value())));
+    }
+    request.body = std::move(req.body());
+    request.peer = peer_;
+    call_ = std::make_shared<HttpCall>(&server_->env_, worker_->routes(),
+                                       worker_->ioc_.get_executor(), this, Self());
+    call_->Start(std::move(request));
+  }
+
+  // --- Writing responses ---
+
+  void WriteChunk(bool last, std::function<void(bool)> written) {
+    auto done = [self = Self(), last, written = std::move(written)](
+                    beast::error_code ec, std::size_t) mutable {
+      if (ec) {
+        self->OnWriteFailed(std::move(written));
+        return;
+      }
+      self->stream_.expires_never();
+      written(true);
+      if (last) self->OnResponseWritten(!self->keep_alive_);
+    };
+    if (last) {
+      if (chunk_.empty()) {
+        asio::async_write(stream_, bhttp::make_chunk_last(), std::move(done));
+        return;
+      }
+      asio::async_write(stream_, bhttp::make_chunk(asio::buffer(chunk_)),
+                        [self = Self(), done = std::move(done)](
+                            beast::error_code ec, std::size_t n) mutable {
+                          if (ec) {
+                            done(ec, n);
+                            return;
+                          }
+                          asio::async_write(self->stream_, bhttp::make_chunk_last(),
+                                            std::move(done));
+                        });
+      return;
+    }
+    if (chunk_.empty()) {
+      done({}, 0);
+      return;
+    }
+    asio::async_write(stream_, bhttp::make_chunk(asio::buffer(chunk_)), std::move(done));
+  }
+
+  void OnWriteFailed(std::function<void(bool)> written) {
+    Close();
+    written(false);
+  }
+
+  void WriteResponse(bool close) {
+    const bool keep = keep_alive_ && !close;
+    res_.version(11);
+    res_.keep_alive(keep);
+    if (is_head_) {
+      res_.content_length(res_.body().size());
+      res_.body().clear();
+    } else {
+      res_.prepare_payload();
+    }
+    stream_.expires_after(server_->idle_timeout_);
+    bhttp::async_write(stream_, res_,
+                       [self = Self(), keep](beast::error_code ec, std::size_t) {
+                         self->stream_.expires_never();
+                         self->OnResponseWritten(ec || !keep);
+                       });
+  }
+
+  void OnResponseWritten(bool close) {
+    EndRequest();
+    call_.reset();
+    serializer_.reset();
+    is_head_ = false;
+    if (close || closed_) {
+      Close();
+      return;
+    }
+    WaitForNextRequest();
+  }
+
+  void BeginRequest() {
+    if (request_active_) return;
+    request_active_ = true;
+    server_->in_flight_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void EndRequest() {
+    if (!request_active_) return;
+    request_active_ = false;
+    server_->in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void Close() {
+    if (call_ != nullptr) {
+      call_->Cancel();
+      call_.reset();
+    }
+    EndRequest();
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  HttpServer::Impl* const server_;
+  Worker* const worker_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::string peer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool request_active_ = false;
+  bool keep_alive_ = true;
+  bool is_head_ = false;
+  bool closed_ = false;
+  std::shared_ptr<HttpCall> call_;
+
+  bhttp::response<bhttp::string_body> res_;
+  bhttp::response<bhttp::empty_body> sres_;
+  std::optional<bhttp::response_serializer<bhttp::empty_body>> serializer_;
+  bool head_pending_ = false;
+  std::string chunk_;
+};
+
+absl::Status HttpServer::Impl::Listen() {
+  const std::string& address = options_.address;
+  const std::size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", address, "\" is not HOST:PORT"));
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  beast::error_code ec;
+  tcp::resolver resolver(workers_[0]->ioc_);
+  auto results = resolver.resolve(host, std::to_string(port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", address, ": ", ec.message()));
+  }
+  const tcp::endpoint endpoint = results.begin()->endpoint();
+  acceptor_ = std::make_unique<tcp::acceptor>(workers_[0]->ioc_);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ": ", ec.message()));
+  }
+  port_ = acceptor_->local_endpoint().port();
+  return absl::OkStatus();
+}
+
+void HttpServer::Impl::Accept() {
+  Worker* worker = workers_[next_worker_].get();
+  next_worker_ = (next_worker_ + 1) % workers_.size();
+  acceptor_->async_accept(worker->ioc_, [this, worker](beast::error_code ec,
+                                                       tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
+    if (!ec) {
+      auto connection = std::make_shared<Connection>(this, worker, std::move(socket));
+      asio::post(worker->ioc_, [connection] { connection->Start(); });
+    }
+    Accept();
+  });
+}
+
+void HttpServer::Impl::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  draining_.store(true);
+  std::promise<void> closed;
+  asio::post(workers_[0]->ioc_, [this, &closed] {
+    beast::error_code ec;
+    acceptor_->close(ec);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  for (auto& worker : workers_) {
+    worker->ForEachConnection([](ServerConnection& c) { c.CloseIfIdle(); });
+  }
+  const absl::Time deadline = absl::Now() + grace;
+  while (in_flight_.load() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  for (auto& worker : workers_) {
+    worker->ForEachConnection([](ServerConnection& c) { c.Abort(); });
+  }
+  // Every backend operation must have completed (and posted its event) before the event
+  // loops go away; the calls were cancelled, so this is quick.
+  const absl::Time hard = absl::Now() + absl::Seconds(5);
+  while ((in_flight_.load() > 0 || backend_ops_.load() > 0) && absl::Now() < hard) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  for (auto& worker : workers_) worker->Stop();
+  // No event loop runs any more, so no operation starts; the ones still pending complete
+  // (cancelled) and post into the stopped loops, which must still exist.
+  for (auto& worker : workers_) {
+    worker->ForEachConnection([](ServerConnection& c) { c.Abort(); });
+  }
+  while (backend_ops_.load() > 0 && absl::Now() < hard + absl::Seconds(5)) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  acceptor_.reset();
+  // Destroying the event loops destroys the connections and handlers they still hold.
+  workers_.clear();
+  cq_.Shutdown();
+  if (cq_thread_.joinable()) cq_thread_.join();
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { Shutdown(absl::ZeroDuration()); }
+
+int HttpServer::port() const { return impl_->port_; }
+
+void HttpServer::Shutdown(absl::Duration grace) { impl_->Shutdown(grace); }
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const Options& options, const Snapshot<RouteTable>* routes) {
+  auto impl = std::make_unique<Impl>(options, routes);
+  const int threads = std::max(1, options.worker_threads);
+  for (int i = 0; i < threads; ++i) impl->workers_.push_back(std::make_unique<Worker>(routes));
+  absl::Status status = impl->Listen();
+  if (!status.ok()) return status;
+  Impl* raw = impl.get();
+  impl->cq_thread_ = std::thread([raw] {
+    void* tag;
+    bool ok;
+    while (raw->cq_.Next(&tag, &ok)) static_cast<CqTag*>(tag)->Complete(ok);
+  });
+  impl->Accept();
+  for (auto& worker : impl->workers_) worker->Start();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+}  // namespace gateway::http

@@ -1,0 +1,104 @@
+// HttpServer: the HTTP/JSON front end. REST clients call the google.api.http routes of the
+// served gRPC methods over HTTP/1.1 (keep-alive, chunked responses); each call is matched
+// and translated by the route table's transcoder, runs the interceptor chain, and is sent
+// to the method's backend with a deadline; the response (or the gRPC status) is turned
+// back into JSON (or an HTTP error with a JSON error body {code, message, details}).
+//
+// Threads: `worker_threads` event loops (one boost::asio::io_context and thread each)
+// own the connections, which are spread over them round robin; nothing blocks on them.
+// Backend calls run on one gRPC completion queue driven by its own thread, whose
+// completions are posted back to the connection's event loop.
+//
+// Calls by kind: unary; server streaming (messages are written as chunks as they arrive,
+// framed per the Accept header: JSON array, NDJSON or SSE; the next message is read from
+// the backend only after the previous chunk was written, so a slow client slows the
+// backend instead of filling memory); client streaming (the body, a JSON array or NDJSON,
+// is split into messages that are sent one after the other). Bidi streaming methods are
+// answered 501.
+//
+// Also served: GET /healthz (200 while the process runs) and GET /readyz (200 when every
+// backend's channel is connected, 503 otherwise; asking connects idle channels).
+//
+// Limits: request bodies over max_body_bytes get 413; request line + headers over
+// max_header_bytes or more than max_header_count fields get 431; a client that does not
+// send its request head within header_read_timeout, or leaves a keep-alive connection
+// without a request for idle_timeout, is disconnected; unparsable requests and request
+// targets that fail CheckRequestTarget (dot segments, %00, encoded slashes, ...) get 400.
+//
+// Thread-safety: Start/Shutdown from one thread; port() from any.
+//
+// Example:
+//   HttpServer::Options options;
+//   options.address = "127.0.0.1:8080";
+//   absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options, &routes);
+//   ...
+//   (*server)->Shutdown(absl::Seconds(10));
+
+#ifndef GATEWAY_HTTP_HTTP_SERVER_H_
+#define GATEWAY_HTTP_HTTP_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/interceptor.h"
+#include "gateway/route_table.h"
+#include "gateway/snapshot.h"
+
+namespace gateway::http {
+
+class HttpServer {
+ public:
+  struct Options {
+    // "HOST:PORT"; port 0 picks a free port (see port()).
+    std::string address;
+    // Event loops (io_context + thread each); at least 1.
+    int worker_threads = 1;
+    uint32_t max_body_bytes = 4 << 20;
+    uint32_t max_header_bytes = 16 << 10;
+    uint32_t max_header_count = 100;
+    // HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS.
+    uint32_t max_concurrent_streams = 100;
+    absl::Duration header_read_timeout = absl::Seconds(10);
+    absl::Duration idle_timeout = absl::Seconds(60);
+    bool allow_encoded_slashes = false;
+    // Lower-case request header names sent to the backend as metadata (x-request-id and
+    // traceparent always are).
+    std::vector<std::string> forwarded_request_headers;
+    // Lower-case backend metadata names sent back as response headers.
+    std::vector<std::string> exposed_response_metadata;
+    // The deadline of calls without grpc-timeout.
+    absl::Duration default_deadline = absl::InfiniteDuration();
+    // Run for every call (FrontEnd::kHttp); null or empty: no interceptors. Must outlive
+    // the server.
+    const InterceptorChain* interceptors = nullptr;
+  };
+
+  // Binds, starts the threads and returns the running server. `routes` must outlive the
+  // server. Returns UNAVAILABLE naming the address when it cannot be bound,
+  // INVALID_ARGUMENT when it is not HOST:PORT.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const Options& options,
+                                                           const Snapshot<RouteTable>* routes);
+
+  ~HttpServer();
+
+  // The bound TCP port.
+  int port() const;
+
+  // Stops accepting connections, closes idle ones, lets requests in flight finish for up
+  // to `grace`, cancels the rest and joins the threads. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  class Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gateway::http
+
+#endif  // GATEWAY_HTTP_HTTP_SERVER_H_

@@ -1,0 +1,153 @@
+// Internal pieces of the HTTP front end shared by its HTTP/1.1 and HTTP/2 connections: the
+// event loops (Worker) and the server's shared state (HttpServer::Impl).
+//
+// Thread-safety: as noted per member.
+
+#ifndef GATEWAY_HTTP_SERVER_INTERNAL_H_
+#define GATEWAY_HTTP_SERVER_INTERNAL_H_
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "gateway/http/call.h"
+#include "gateway/http/http_server.h"
+
+namespace gateway::http {
+
+namespace asio = boost::asio;
+using tcp = boost::asio::ip::tcp;
+
+// A client connection as the server sees it at shutdown. Methods run on the connection's
+// event loop.
+class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
+ public:
+  virtual ~ServerConnection() = default;
+  // Closes the connection if no request is in progress; otherwise lets the requests in
+  // progress finish and closes it afterwards.
+  virtual void CloseIfIdle() = 0;
+  // Cancels the calls in progress and closes the connection.
+  virtual void Abort() = 0;
+};
+
+std::chrono::steady_clock::duration ToSteady(absl::Duration d);
+
+// One event loop and the connections it owns.
+class Worker {
+ public:
+  explicit Worker(const Snapshot<RouteTable>* routes)
+      : ioc_(1), guard_(asio::make_work_guard(ioc_)), reader_(routes) {}
+
+  ~Worker() { Stop(); }
+
+  void Start() {
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+
+  // Only on this worker's thread.
+  const std::shared_ptr<const RouteTable>& routes() { return reader_.Get(); }
+
+  void Add(ServerConnection* c) {
+    absl::MutexLock lock(&mu_);
+    connections_.insert(c);
+  }
+  void Remove(ServerConnection* c) {
+    absl::MutexLock lock(&mu_);
+    connections_.erase(c);
+  }
+  // Posts `fn(connection)` for every live connection.
+  template <typename Fn>
+  void ForEachConnection(Fn fn) {
+    std::vector<std::weak_ptr<ServerConnection>> live;
+    {
+      absl::MutexLock lock(&mu_);
+      for (ServerConnection* c : connections_) live.push_back(c->weak_from_this());
+    }
+    asio::post(ioc_, [live = std::move(live), fn]() {
+      for (const auto& weak : live) {
+        if (std::shared_ptr<ServerConnection> c = weak.lock()) fn(*c);
+      }
+    });
+  }
+
+  void Stop() {
+    guard_.reset();
+    ioc_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  absl::Mutex mu_;
+  absl::flat_hash_set<ServerConnection*> connections_ ABSL_GUARDED_BY(mu_);
+  // Declared after mu_ and connections_ so that it is destroyed before them: destroying
+  // it destroys the connections it still holds, which unregister.
+  asio::io_context ioc_;
+
+ private:
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  Snapshot<RouteTable>::Reader reader_;  // used by thread_ only
+  std::thread thread_;
+};
+
+class HttpServer::Impl {
+ public:
+  Impl(const Options& options, const Snapshot<RouteTable>* routes)
+      : options_(options), routes_(routes) {
+    env_.max_body_bytes = options.max_body_bytes;
+    env_.allow_encoded_slashes = options.allow_encoded_slashes;
+    env_.default_deadline = options.default_deadline;
+    env_.forwarded.insert("x-request-id");
+    env_.forwarded.insert("traceparent");
+    for (const std::string& h : options.forwarded_request_headers) {
+      env_.forwarded.insert(absl::AsciiStrToLower(h));
+    }
+    for (const std::string& h : options.exposed_response_metadata) {
+      env_.exposed.insert(absl::AsciiStrToLower(h));
+    }
+    env_.interceptors = options.interceptors;
+    env_.cq = &cq_;
+    env_.backend_ops = &backend_ops_;
+    header_read_timeout_ = ToSteady(options.header_read_timeout);
+    idle_timeout_ = ToSteady(options.idle_timeout);
+  }
+
+  absl::Status Listen();
+  void Accept();
+  void Shutdown(absl::Duration grace);
+
+  const Options options_;
+  const Snapshot<RouteTable>* const routes_;
+  CallEnv env_;
+  std::chrono::steady_clock::duration header_read_timeout_;
+  std::chrono::steady_clock::duration idle_timeout_;
+
+  grpc::CompletionQueue cq_;
+  std::thread cq_thread_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<tcp::acceptor> acceptor_;  // on workers_[0]
+  std::size_t next_worker_ = 0;
+  int port_ = 0;
+  std::atomic<int> in_flight_{0};
+  std::atomic<int> backend_ops_{0};
+  std::atomic<bool> draining_{false};
+  bool shut_down_ = false;
+};
+
+// Serves an HTTP/2 connection whose first bytes (`preface`, at least the client
+// preface) were already read from `socket`.
+void StartHttp2Session(HttpServer::Impl* server, Worker* worker, tcp::socket socket,
+                       std::string preface, std::string peer);
+
+}  // namespace gateway::http
+
+#endif  // GATEWAY_HTTP_SERVER_INTERNAL_H_

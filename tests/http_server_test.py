@@ -1,0 +1,573 @@
+"""Integration tests of gatewayd's HTTP/JSON front end (HTTP/1.1).
+
+Real processes on loopback: the bookstore example backend (REST routes from its
+google.api.http rules), the echo backend (exposed through POST /<Service>/<Method> for
+metadata, deadline, failure and streaming checks), gatewayd, and real clients: Python's
+http.client and raw sockets, and curl. Every call is bounded in time.
+"""
+
+import base64
+import http.client
+import json
+import socket
+import subprocess
+import time
+import unittest
+
+import harness
+
+TIMEOUT = 20  # seconds; the bound of any single call below
+ECHO = "/gateway.test.v1.Echo/"
+
+
+def gateway_config(bookstore, echo, http_extra=""):
+    return f"""
+grpc_listener: {{address: "127.0.0.1:0"}}
+descriptor_sets: ["{harness.BOOKSTORE_SET}", "{harness.ECHO_SET}"]
+backends:
+  - {{name: bookstore, target: "ipv4:{bookstore}"}}
+  - {{name: echo, target: "ipv4:{echo}"}}
+services:
+  - {{name: bookstore.v1.Bookstore, backend: bookstore}}
+  - {{name: gateway.test.v1.Echo, backend: echo}}
+runtime: {{shutdown_grace: 5s, worker_threads: 1}}
+http_listener:
+  address: "127.0.0.1:0"
+  worker_threads: 2
+  forwarded_request_headers: [X-User, x-echo-color]
+  exposed_response_metadata: [x-echo-initial, x-echo-trailing, x-reflect-color]
+  default_deadline: 3s
+  transcoding: {{expose_grpc_paths: true}}
+{http_extra}
+"""
+
+
+class Client:
+    """http.client on one keep-alive connection, JSON in and out."""
+
+    def __init__(self, address):
+        host, port = address.rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+
+    def call(self, method, path, body=None, headers=None):
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        self.conn.request(method, path, body=data, headers=headers or {})
+        resp = self.conn.getresponse()
+        raw = resp.read()
+        return resp, raw
+
+    def json(self, method, path, body=None, headers=None):
+        resp, raw = self.call(method, path, body, headers)
+        return resp.status, (json.loads(raw) if raw else None), resp
+
+    def close(self):
+        self.conn.close()
+
+
+def echo_body(**fields):
+    if "payload" in fields:
+        fields["payload"] = base64.b64encode(fields["payload"]).decode()
+    return fields
+
+
+class HttpTranscodingTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.bookstore = harness.bookstore_backend(cls.ws)
+        cls.echo = cls.ws.echo_backend()
+        cls.gateway = cls.ws.gatewayd(gateway_config(cls.bookstore.address, cls.echo.address))
+        cls.address = harness.http_address(cls.gateway)
+        cls.host, cls.port = cls.address.rsplit(":", 1)
+        cls.port = int(cls.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def setUp(self):
+        self.client = Client(self.address)
+
+    def tearDown(self):
+        self.client.close()
+
+    def curl(self, *args):
+        result = subprocess.run(["curl", "-sS", "--max-time", str(TIMEOUT), *args],
+                                capture_output=True, timeout=TIMEOUT + 5)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout
+
+    # --- logs, health ---
+
+    def test_log_names_both_listeners_grpc_first(self):
+        out = self.gateway.output()
+        self.assertLess(out.index("grpc listening on"), out.index("http listening on"))
+        self.assertNotEqual(self.gateway.address, self.address)
+
+    def test_healthz(self):
+        resp, raw = self.client.call("GET", "/healthz")
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(raw, b"ok\n")
+
+    def test_readyz_turns_ready_once_backends_connect(self):
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            resp, raw = self.client.call("GET", "/readyz")
+            if resp.status == 200 or time.monotonic() > deadline:
+                break
+            self.assertEqual(resp.status, 503)
+            time.sleep(0.05)
+        self.assertEqual(resp.status, 200, raw)
+
+    # --- every REST route of the bookstore ---
+
+    def test_list_and_get_shelves(self):
+        status, body, resp = self.client.json("GET", "/v1/shelves")
+        self.assertEqual(status, 200)
+        self.assertEqual(resp.getheader("Content-Type"), "application/json")
+        themes = {s["theme"] for s in body["shelves"]}
+        self.assertTrue({"Fiction", "History"} <= themes)
+        status, body, _ = self.client.json("GET", "/v1/shelves/2")
+        self.assertEqual((status, body), (200, {"id": "2", "theme": "History"}))
+
+    def test_create_get_and_delete_shelf(self):
+        status, shelf, _ = self.client.json("POST", "/v1/shelves", {"theme": "Poetry"})
+        self.assertEqual(status, 200, shelf)
+        self.assertEqual(shelf["theme"], "Poetry")
+        path = f"/v1/shelves/{shelf['id']}"
+        self.assertEqual(self.client.json("GET", path)[1], shelf)
+        status, body, _ = self.client.json("DELETE", path)
+        self.assertEqual((status, body), (200, {}))
+        status, body, _ = self.client.json("GET", path)
+        self.assertEqual(status, 404)
+        self.assertEqual(body["code"], 5)
+
+    def test_create_get_update_with_field_mask_and_delete_book(self):
+        status, book, _ = self.client.json(
+            "POST", "/v1/shelves/1/books",
+            {"title": "Dune", "author": "Frank Herbert", "genre": "SCIENCE_FICTION"})
+        self.assertEqual(status, 200, book)
+        self.assertEqual(book["shelf"], "1")
+        self.assertIn("createTime", book)
+        path = f"/v1/shelves/1/books/{book['id']}"
+        # Only the title changes: the mask names it, the author in the body is ignored.
+        status, updated, _ = self.client.json(
+            "PATCH", path + "?update_mask=title", {"title": "Dune Messiah", "author": "X"})
+        self.assertEqual(status, 200, updated)
+        self.assertEqual((updated["title"], updated["author"]), ("Dune Messiah", "Frank Herbert"))
+        # Without a mask the body's keys become the mask.
+        status, updated, _ = self.client.json("PATCH", path, {"tags": ["sf"]})
+        self.assertEqual(status, 200, updated)
+        self.assertEqual((updated["title"], updated["tags"]), ("Dune Messiah", ["sf"]))
+        self.assertEqual(self.client.json("GET", f"/v1/books/{book['id']}")[1], updated)
+        self.assertEqual(self.client.json("DELETE", path)[0], 200)
+        status, body, _ = self.client.json("GET", path)
+        self.assertEqual(status, 404)
+        self.assertIn("not found", body["message"])
+
+    def test_list_books_with_query_parameters(self):
+        status, body, _ = self.client.json("GET", "/v1/shelves/1/books?page_size=1")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(len(body["books"]), 1)
+        token = body["nextPageToken"]
+        status, page2, _ = self.client.json("GET", f"/v1/shelves/1/books?page_size=1&page_token={token}")
+        self.assertEqual(status, 200, page2)
+        self.assertNotEqual(page2["books"][0]["id"], body["books"][0]["id"])
+        status, body, _ = self.client.json("GET", "/v1/shelves/1/books?author=Agatha%20Christie")
+        self.assertEqual(status, 200, body)
+        self.assertEqual({b["author"] for b in body["books"]}, {"Agatha Christie"})
+        status, body, _ = self.client.json("GET", "/v1/shelves/1/books?page_size=abc")
+        self.assertEqual(status, 400)
+        self.assertIn("page_size", body["message"])
+
+    def test_server_stream_json_array_ndjson_and_sse(self):
+        status, body, resp = self.client.json("GET", "/v1/shelves/2/books:stream")
+        self.assertEqual(status, 200)
+        self.assertEqual(resp.getheader("Transfer-Encoding"), "chunked")
+        self.assertIsInstance(body, list)
+        self.assertTrue(all(b["shelf"] == "2" for b in body))
+        resp, raw = self.client.call("GET", "/v1/shelves/2/books:stream",
+                                     headers={"Accept": "application/x-ndjson"})
+        self.assertEqual(resp.getheader("Content-Type"), "application/x-ndjson")
+        lines = [json.loads(l) for l in raw.decode().splitlines() if l]
+        self.assertEqual(lines, body)
+        resp, raw = self.client.call("GET", "/v1/shelves/2/books:stream",
+                                     headers={"Accept": "text/event-stream"})
+        self.assertEqual(resp.getheader("Content-Type"), "text/event-stream")
+        events = [json.loads(e[len("data: "):]) for e in raw.decode().split("\n\n") if e]
+        self.assertEqual(events, body)
+        status, body, _ = self.client.json("GET", "/v1/shelves/404/books:stream")
+        self.assertEqual(status, 404)
+        self.assertEqual(body["code"], 5)
+
+    def test_server_stream_arrives_as_it_is_produced(self):
+        # 5 messages, 300 ms apart: the first must arrive long before the last is sent.
+        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        body = json.dumps(echo_body(payload=b"p", count=5, sleep_ms=300)).encode()
+        sock.sendall(b"POST " + ECHO.encode() + b"ServerStream HTTP/1.1\r\nHost: x\r\n"
+                     b"Accept: application/x-ndjson\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        start = time.monotonic()
+        data = b""
+        while b'"payload"' not in data:
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, data)
+            data += chunk
+        first = time.monotonic() - start
+        while not data.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, data)
+            data += chunk
+        total = time.monotonic() - start
+        sock.close()
+        self.assertLess(first, 1.0)
+        self.assertGreater(total, 1.2)
+        self.assertEqual(data.count(b'"payload"'), 5)
+
+    def test_client_disconnect_cancels_the_server_stream(self):
+        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        body = json.dumps(echo_body(payload=b"p", count=1000, sleep_ms=20,
+                                    tag="http-disconnect")).encode()
+        sock.sendall(b"POST " + ECHO.encode() + b"ServerStream HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.assertIn(b"200 OK", sock.recv(65536))
+        sock.close()
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            status, stats, _ = self.client.json("POST", ECHO + "Stats", {"tag": "http-disconnect"})
+            self.assertEqual(status, 200)
+            if stats.get("finished"):
+                break
+            time.sleep(0.1)
+        self.assertEqual(stats, {"cancelled": True, "finished": True})
+
+    def test_client_stream_json_array_and_ndjson(self):
+        status, body, _ = self.client.json(
+            "POST", "/v1/shelves/2/books:batchCreate",
+            [{"book": {"title": "One"}}, {"book": {"title": "Two"}}])
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["createdCount"], 2)
+        ids = body["bookIds"]
+        for book_id in ids:
+            self.assertEqual(self.client.json("GET", f"/v1/shelves/2/books/{book_id}")[0], 200)
+        ndjson = b'{"book": {"title": "Three"}}\n{"book": {"title": "Four"}}\n'
+        status, body, _ = self.client.json("POST", "/v1/shelves/2/books:batchCreate", ndjson,
+                                           {"Content-Type": "application/x-ndjson"})
+        self.assertEqual((status, body["createdCount"]), (200, 2))
+        status, body, _ = self.client.json(
+            "POST", "/v1/shelves/2/books:batchCreate",
+            [{"book": {"title": "Ok"}}, {"book": {"title": ""}}])
+        self.assertEqual(status, 400, body)
+        status, body, _ = self.client.json("POST", "/v1/shelves/2/books:batchCreate",
+                                           b'[{"book": {"title": "x"}}')
+        self.assertEqual(status, 400, body)
+
+    def test_client_stream_with_chunked_request_body_from_curl(self):
+        out = self.curl("--http1.1", "-H", "Transfer-Encoding: chunked", "-H",
+                        "Content-Type: application/json", "--data-binary",
+                        '[{"book":{"title":"Chunked"}}]',
+                        f"http://{self.address}/v1/shelves/1/books:batchCreate")
+        self.assertEqual(json.loads(out)["createdCount"], 1)
+
+    def test_curl_http11_keep_alive(self):
+        out = self.curl("--http1.1", "-v", f"http://{self.address}/v1/shelves/1",
+                        f"http://{self.address}/v1/shelves/2")
+        self.assertIn(b'"theme":"Fiction"', out)
+        self.assertIn(b'"theme":"History"', out)
+
+    def test_keep_alive_serves_many_requests_on_one_connection(self):
+        for _ in range(50):
+            status, _, _ = self.client.json("GET", "/v1/shelves/1")
+            self.assertEqual(status, 200)
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        sock.sendall(b"GET /v1/shelves/2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /v1/shelves/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+        self.assertLess(data.index(b"History"), data.index(b"Fiction"))
+
+    # --- errors ---
+
+    def test_unknown_path_is_404_with_json_error(self):
+        status, body, _ = self.client.json("GET", "/v1/nothing/here")
+        self.assertEqual(status, 404)
+        self.assertEqual(body["code"], 5)
+        self.assertIn("/v1/nothing/here", body["message"])
+        status, body, _ = self.client.json("PUT", "/v1/shelves")
+        self.assertEqual(status, 404)
+
+    def test_bad_json_is_400(self):
+        status, body, _ = self.client.json("POST", "/v1/shelves", b'{"theme": ')
+        self.assertEqual(status, 400)
+        self.assertEqual(body["code"], 3)
+        status, body, _ = self.client.json("POST", "/v1/shelves", {"nope": 1})
+        self.assertEqual(status, 400)
+        self.assertIn("nope", body["message"])
+
+    def test_backend_not_found_is_404_with_json_error_body(self):
+        status, body, _ = self.client.json("GET", "/v1/shelves/999")
+        self.assertEqual(status, 404)
+        self.assertEqual(body, {"code": 5, "message": "shelf 999 not found", "details": []})
+
+    def test_backend_error_details_are_in_the_body(self):
+        status, body, _ = self.client.json(
+            "POST", ECHO + "Unary", echo_body(payload=b"abc", fail_code=7, fail_message="no"))
+        self.assertEqual(status, 403)
+        self.assertEqual((body["code"], body["message"]), (7, "no"))
+        self.assertEqual(body["details"][0]["@type"],
+                         "type.googleapis.com/gateway.test.v1.EchoResponse")
+
+    def test_grpc_timeout_header_gives_504(self):
+        start = time.monotonic()
+        status, body, _ = self.client.json("POST", ECHO + "Unary",
+                                           echo_body(payload=b"x", sleep_ms=5000),
+                                           {"grpc-timeout": "300m"})
+        self.assertEqual(status, 504, body)
+        self.assertEqual(body["code"], 4)
+        self.assertLess(time.monotonic() - start, 2.5)
+        status, body, _ = self.client.json("POST", ECHO + "Unary", echo_body(payload=b"x"),
+                                           {"grpc-timeout": "soon"})
+        self.assertEqual(status, 400)
+        self.assertIn("grpc-timeout", body["message"])
+
+    def test_default_deadline_gives_504_and_reaches_the_backend(self):
+        status, body, _ = self.client.json("POST", ECHO + "Unary",
+                                           echo_body(payload=b"x", sleep_ms=6000))
+        self.assertEqual(status, 504, body)
+        status, body, _ = self.client.json("POST", ECHO + "Unary", echo_body(payload=b"x"))
+        self.assertEqual(status, 200)
+        # gRPC rounds the deadline it sends up a little.
+        self.assertTrue(2000 < int(body["deadlineMs"]) <= 3100, body)
+
+    # --- metadata ---
+
+    def test_configured_headers_become_metadata_and_reserved_ones_do_not(self):
+        status, body, _ = self.client.json(
+            "POST", ECHO + "Unary", echo_body(payload=b"x"),
+            {"X-User": "alice", "X-Request-Id": "req-1", "traceparent": "00-abc-def-01",
+             "grpc-status": "0", "grpc-foo": "bar", "Cookie": "secret=1", "X-Other": "no"})
+        self.assertEqual(status, 200, body)
+        md = body["metadata"]
+        self.assertIn("x-user=alice", md)
+        self.assertIn("x-request-id=req-1", md)
+        self.assertIn("traceparent=00-abc-def-01", md)
+        for line in md:
+            self.assertFalse(line.startswith(("grpc-foo", "cookie", "x-other", "grpc-status")),
+                             md)
+
+    def test_configured_response_metadata_becomes_headers(self):
+        resp, raw = self.client.call("POST", ECHO + "Unary",
+                                     json.dumps(echo_body(payload=b"abcd")).encode(),
+                                     {"X-Echo-Color": "blue"})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(resp.getheader("x-echo-initial"), "4")
+        self.assertEqual(resp.getheader("x-echo-trailing"), "done")
+        self.assertEqual(resp.getheader("x-reflect-color"), "blue")
+
+    def test_header_values_with_control_bytes_are_refused(self):
+        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        sock.sendall(b"GET /v1/shelves/1 HTTP/1.1\r\nHost: x\r\nX-User: a\x00b\r\n\r\n")
+        self.assertIn(b"400 Bad Request", sock.recv(65536))
+        sock.close()
+        # A folded line stays part of the value; it never becomes metadata of its own.
+        body = json.dumps(echo_body(payload=b"x")).encode()
+        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        sock.sendall(b"POST " + ECHO.encode() + b"Unary HTTP/1.1\r\nHost: x\r\n"
+                     b"X-User: a\r\n grpc-x: 1\r\nConnection: close\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+        if b"200 OK" in data:
+            md = json.loads(data.split(b"\r\n\r\n", 1)[1])["metadata"]
+            self.assertFalse([m for m in md if m.startswith("grpc-x")], md)
+        else:
+            self.assertIn(b"400 Bad Request", data)
+
+    def test_sigterm_stops_both_listeners(self):
+        ws = harness.Workspace()
+        try:
+            gw = ws.gatewayd(gateway_config(self.bookstore.address, self.echo.address))
+            harness.http_address(gw)
+            self.assertEqual(gw.stop(), 0)
+            self.assertIn("stopped", gw.output())
+        finally:
+            ws.close()
+
+
+
+def read_all(sock):
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class HttpLimitsTest(unittest.TestCase):
+    """Each limit hit on purpose, on a gateway configured with small ones."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.bookstore = harness.bookstore_backend(cls.ws)
+        cls.echo = cls.ws.echo_backend()
+        limits = """
+  limits:
+    max_body_bytes: 2048
+    max_header_bytes: 1024
+    max_header_count: 20
+    header_read_timeout: 1s
+    idle_timeout: 2s
+"""
+        cls.gateway = cls.ws.gatewayd(
+            gateway_config(cls.bookstore.address, cls.echo.address, limits))
+        cls.address = harness.http_address(cls.gateway)
+        host, port = cls.address.rsplit(":", 1)
+        cls.host, cls.port = host, int(port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def connect(self):
+        return socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+
+    def exchange(self, raw):
+        sock = self.connect()
+        sock.sendall(raw)
+        data = read_all(sock)
+        sock.close()
+        return data
+
+    def status_of(self, method, target, body=None, headers=None):
+        host, port = self.host, self.port
+        conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+        try:
+            conn.request(method, target, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            raw = resp.read()
+            return resp.status, raw, resp
+        finally:
+            conn.close()
+
+    def test_body_over_the_limit_is_413(self):
+        status, raw, resp = self.status_of("POST", "/v1/shelves", b"x" * 4096)
+        self.assertEqual(status, 413)
+        self.assertEqual(json.loads(raw)["code"], 8)
+        self.assertEqual(resp.getheader("Connection"), "close")
+        status, raw, _ = self.status_of("POST", "/v1/shelves",
+                                        json.dumps({"theme": "t" * 1000}).encode())
+        self.assertEqual(status, 200, raw)
+
+    def test_chunked_body_over_the_limit_is_413(self):
+        chunk = b"x" * 1500
+        data = self.exchange(b"POST /v1/shelves HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n"
+                             + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 2 + b"0\r\n\r\n")
+        self.assertIn(b"413 Payload Too Large", data)
+
+    def test_headers_over_the_size_limit_are_431(self):
+        status, raw, _ = self.status_of("GET", "/v1/shelves", headers={"X-Big": "b" * 2000})
+        self.assertEqual(status, 431)
+        self.assertEqual(json.loads(raw)["code"], 8)
+
+    def test_too_many_headers_are_431(self):
+        headers = {f"X-H{i}": "v" for i in range(30)}
+        status, raw, _ = self.status_of("GET", "/v1/shelves", headers=headers)
+        self.assertEqual(status, 431, raw)
+        headers = {f"X-H{i}": "v" for i in range(10)}
+        self.assertEqual(self.status_of("GET", "/v1/shelves", headers=headers)[0], 200)
+
+    def test_slow_headers_are_cut_off(self):
+        # Slowloris: a byte every 200 ms never completes the head within 1 s.
+        sock = self.connect()
+        start = time.monotonic()
+        closed = False
+        for byte in b"GET /v1/shelves HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sock.settimeout(0.2)
+            try:
+                if sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                closed = True
+                break
+            if time.monotonic() - start > 8:
+                break
+        sock.close()
+        self.assertTrue(closed)
+        self.assertLess(time.monotonic() - start, 3.0)
+
+    def test_silent_new_connection_is_closed(self):
+        sock = self.connect()
+        start = time.monotonic()
+        self.assertEqual(read_all(sock), b"")
+        self.assertLess(time.monotonic() - start, 3.0)
+        sock.close()
+
+    def test_idle_keep_alive_connection_is_closed(self):
+        sock = self.connect()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(65536)
+        self.assertIn(b"200 OK", first)
+        start = time.monotonic()
+        self.assertEqual(read_all(sock), b"")
+        idle = time.monotonic() - start
+        self.assertGreater(idle, 1.5)
+        self.assertLess(idle, 4.0)
+        sock.close()
+
+    def test_malformed_requests_are_400(self):
+        for raw in [b"GARBAGE\r\n\r\n",
+                    b"GET /v1/shelves HTTP/9.9\r\nHost: x\r\n\r\n",
+                    b"GET /v1/shelves HTTP/1.1\r\nBad Header\r\n\r\n",
+                    b"POST /v1/shelves HTTP/1.1\r\nContent-Length: 5\r\n"
+                    b"Content-Length: 7\r\n\r\n12345",
+                    b"POST /v1/shelves HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"zz\r\n"]:
+            data = self.exchange(raw)
+            self.assertTrue(data.startswith(b"HTTP/1.1 400 Bad Request"), (raw, data))
+
+    def test_unsafe_paths_are_400(self):
+        for target in ["/v1/../v1/shelves", "/v1/%2e%2e/v1/shelves", "/v1/./shelves",
+                       "/v1/shelves/1%00", "/v1/shelves%2F1", "/v1//shelves",
+                       "http://evil/v1/shelves", "/v1/shelves\\1"]:
+            data = self.exchange(f"GET {target} HTTP/1.1\r\nHost: x\r\n"
+                                 "Connection: close\r\n\r\n".encode())
+            self.assertTrue(data.startswith(b"HTTP/1.1 400 Bad Request"), (target, data))
+            body = json.loads(data.split(b"\r\n\r\n", 1)[1])
+            self.assertEqual(body["code"], 3)
+
+    def test_server_still_serves_after_abuse(self):
+        self.test_malformed_requests_are_400()
+        self.assertEqual(self.status_of("GET", "/v1/shelves/1")[0], 200)
+        self.assertTrue(self.gateway.alive())
+
+
+if __name__ == "__main__":
+    unittest.main()
