@@ -11,7 +11,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gateway/clock.h"
 #include "gateway/descriptor_sets.h"
+#include "gateway/interceptors/chain_builder.h"
 
 namespace gateway {
 namespace {
@@ -305,6 +307,16 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
       *std::move(pool), std::move(bindings), HttpTranscoderOptions(proto.http_listener()));
   if (!routes.ok()) return Invalid("services", routes.status().message());
   config->routes = *std::move(routes);
+
+  // Interceptors (quotas, deadlines), resolved against the served methods.
+  std::vector<std::string> service_names;
+  for (const ServiceBinding& binding : config->routes->services()) {
+    service_names.push_back(binding.service);
+  }
+  absl::StatusOr<std::shared_ptr<const InterceptorChain>> chain = BuildInterceptorChain(
+      proto, base_dir, config->routes->pool(), service_names, RealClock());
+  if (!chain.ok()) return chain.status();
+  config->chain = *std::move(chain);
   return std::shared_ptr<const GatewayConfig>(std::move(config));
 }
 

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/config/v1/config.pb.h"
+#include "gateway/interceptor.h"
 #include "gateway/route_table.h"
 #include "gateway/upstream.h"
 
@@ -34,6 +35,8 @@ struct GatewayConfig {
   std::string base_dir;
   std::vector<std::shared_ptr<Backend>> backends;
   std::shared_ptr<const RouteTable> routes;
+  // Run for every call of every front end (never null; may be empty).
+  std::shared_ptr<const InterceptorChain> chain;
 
   // Effective values (defaults applied).
   int worker_threads = 1;

@@ -58,6 +58,17 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   }
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!listener.tls().client_ca_file().empty()) {
+    absl::StatusOr<std::string> ca =
+        ReadFileToString(ResolvePath(config.base_dir, listener.tls().client_ca_file()));
+    if (!ca.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("grpc_listener.tls.client_ca_file: ", ca.status().message()));
+    }
+    options.pem_root_certs = *std::move(ca);
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
   return grpc::SslServerCredentials(options);
 }
 
@@ -133,6 +144,7 @@ int Run(int argc, char** argv) {
   options.worker_threads = (*config)->worker_threads;
   options.max_message_bytes = (*config)->max_message_bytes;
   options.max_concurrent_streams = (*config)->max_concurrent_streams;
+  options.chain = (*config)->chain.get();
   absl::StatusOr<std::unique_ptr<GrpcProxyServer>> server =
       GrpcProxyServer::Start(options, &route_snapshot);
   if (!server.ok()) {
@@ -159,6 +171,7 @@ int Run(int argc, char** argv) {
     http_options.forwarded_request_headers = h.forwarded_request_headers;
     http_options.exposed_response_metadata = h.exposed_response_metadata;
     http_options.default_deadline = h.default_deadline;
+    http_options.interceptors = (*config)->chain.get();
     absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
         http::HttpServer::Start(http_options, &route_snapshot);
     if (!started.ok()) {

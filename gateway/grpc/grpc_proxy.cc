@@ -2,13 +2,21 @@
 
 #include <utility>
 
+#include <atomic>
+
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gateway/grpc/metadata.h"
 #include "grpc/grpc.h"
+#include "grpc/support/time.h"
+#include "grpcpp/alarm.h"
+#include "grpc/grpc_security_constants.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/security/auth_context.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -19,8 +27,12 @@ namespace gateway {
 class GrpcProxyServer::Worker {
  public:
   Worker(grpc::AsyncGenericService* service, std::unique_ptr<grpc::ServerCompletionQueue> cq,
-         const Snapshot<RouteTable>* routes, int requests)
-      : service_(service), cq_(std::move(cq)), routes_(routes), requests_(requests) {}
+         const Snapshot<RouteTable>* routes, const InterceptorChain* chain, int requests)
+      : service_(service),
+        cq_(std::move(cq)),
+        routes_(routes),
+        chain_(chain),
+        requests_(requests) {}
 
   void Start() {
     thread_ = std::thread([this] { Run(); });
@@ -51,6 +63,7 @@ class GrpcProxyServer::Worker {
 
   grpc::ServerCompletionQueue* cq() { return cq_.get(); }
   grpc::AsyncGenericService* service() { return service_; }
+  const InterceptorChain* chain() const { return chain_; }
   // Only from the worker's own thread.
   const std::shared_ptr<const RouteTable>& routes() { return reader_->Get(); }
 
@@ -60,6 +73,7 @@ class GrpcProxyServer::Worker {
   grpc::AsyncGenericService* service_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   const Snapshot<RouteTable>* routes_;
+  const InterceptorChain* chain_;
   const int requests_;
   std::unique_ptr<Snapshot<RouteTable>::Reader> reader_;  // used by thread_ only
   std::thread thread_;
@@ -69,6 +83,24 @@ class GrpcProxyServer::Worker {
 };
 
 namespace {
+
+// The verified client certificate's identity: its SPIFFE id, else its first URI SAN, else
+// its subject; empty without a verified certificate.
+std::string PeerIdentity(const grpc::AuthContext& auth) {
+  if (!auth.IsPeerAuthenticated()) return "";
+  for (const char* property : {GRPC_PEER_SPIFFE_ID_PROPERTY_NAME, GRPC_PEER_URI_PROPERTY_NAME}) {
+    std::vector<grpc::string_ref> values = auth.FindPropertyValues(property);
+    if (!values.empty()) return std::string(values[0].data(), values[0].size());
+  }
+  for (const grpc::string_ref& san : auth.FindPropertyValues(GRPC_X509_SAN_PROPERTY_NAME)) {
+    if (absl::string_view(san.data(), san.size()).find("://") != absl::string_view::npos) {
+      return std::string(san.data(), san.size());
+    }
+  }
+  std::vector<grpc::string_ref> subject = auth.FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME);
+  if (!subject.empty()) return std::string(subject[0].data(), subject[0].size());
+  return "";
+}
 
 // One proxied call: the incoming server call and the outgoing backend call. Lives on one
 // worker thread; deletes itself when no operation is pending any more.
@@ -85,6 +117,7 @@ class ProxyCall {
     kClientHalfClose,
     kClientFinish,  // the backend's status
     kUnaryFinish,   // the backend's unary response and status
+    kChainResume,   // an asynchronous interceptor finished
     kOpCount,
   };
 
@@ -146,6 +179,9 @@ class ProxyCall {
           server_stream_.Read(&up_, Next(kServerRead));
         }
         break;
+      case kChainResume:
+        OnChainDone();
+        break;
       case kClientHalfClose:
       case kServerFinish:
       case kOpCount:
@@ -172,6 +208,65 @@ class ProxyCall {
       return;
     }
     routes_ = table;  // keeps route_ valid for the life of the call
+    if (worker_->chain() == nullptr || worker_->chain()->empty()) {
+      Admitted();
+      return;
+    }
+    RunChain();
+  }
+
+  // Runs the interceptor chain. When it finishes inline the call goes on at once; when an
+  // interceptor goes asynchronous, its Resume() (on any thread) wakes this call up on its
+  // own queue through an alarm, so the call's state is only ever touched by its worker.
+  void RunChain() {
+    ctx_ = std::make_unique<CallContext>();
+    ctx_->front_end = FrontEnd::kGrpc;
+    ctx_->method = route_->method;
+    ctx_->path = server_ctx_.method();
+    ctx_->request_metadata.reserve(server_ctx_.client_metadata().size());
+    for (const auto& [key, value] : server_ctx_.client_metadata()) {
+      ctx_->request_metadata.emplace_back(absl::string_view(key.data(), key.size()),
+                                          absl::string_view(value.data(), value.size()));
+    }
+    ctx_->peer_address = server_ctx_.peer();
+    ctx_->peer_identity = PeerIdentity(*server_ctx_.auth_context());
+    const gpr_timespec deadline = server_ctx_.raw_deadline();
+    if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) != 0) {
+      ctx_->client_deadline = absl::FromChrono(server_ctx_.deadline());
+    }
+    ctx_->arrival = absl::Now();
+    chain_state_.store(kChainRunning, std::memory_order_relaxed);
+    worker_->chain()->Run(ctx_.get(), [this](CallContext*, absl::Status status) {
+      chain_status_ = std::move(status);
+      if (chain_state_.exchange(kChainDone, std::memory_order_acq_rel) == kChainReturned) {
+        // Asynchronous completion: continue on this call's worker thread.
+        alarm_.Set(worker_->cq(), gpr_now(GPR_CLOCK_MONOTONIC), &tags_[kChainResume]);
+      }
+    });
+    if (chain_state_.exchange(kChainReturned, std::memory_order_acq_rel) == kChainDone) {
+      OnChainDone();
+    } else {
+      ++pending_;  // for the alarm the chain's completion will set
+    }
+  }
+
+  void OnChainDone() {
+    if (!chain_status_.ok()) {
+      for (const auto& [key, value] : ctx_->response_headers) {
+        server_ctx_.AddTrailingMetadata(absl::AsciiStrToLower(key), value);
+      }
+      server_finishing_ = true;
+      server_stream_.Finish(
+          grpc::Status(static_cast<grpc::StatusCode>(chain_status_.code()),
+                       std::string(chain_status_.message())),
+          Next(kServerFinish));
+      return;
+    }
+    Admitted();
+  }
+
+  // The call may go to its backend.
+  void Admitted() {
     if (route_->kind == CallKind::kUnary) {
       server_stream_.Read(&up_, Next(kServerRead));
       return;
@@ -222,6 +317,15 @@ class ProxyCall {
         client_ctx_->AddMetadata(std::string(k), std::string(value.data(), value.size()));
       }
     }
+    if (ctx_ != nullptr) {
+      for (const auto& [key, value] : ctx_->backend_metadata) {
+        client_ctx_->AddMetadata(key, value);
+      }
+      // Core takes the earlier of this and the client's own deadline.
+      if (ctx_->backend_deadline != absl::InfiniteFuture()) {
+        client_ctx_->set_deadline(absl::ToChronoTime(ctx_->backend_deadline));
+      }
+    }
   }
 
   void CopyInitialMetadata() {
@@ -266,6 +370,13 @@ class ProxyCall {
   std::unique_ptr<grpc::ClientContext> client_ctx_;
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> client_stream_;
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_call_;
+
+  // The interceptor chain's view of the call (only when the chain is not empty).
+  enum ChainState { kChainRunning, kChainDone, kChainReturned };
+  std::unique_ptr<CallContext> ctx_;
+  std::atomic<int> chain_state_{kChainRunning};
+  absl::Status chain_status_;
+  grpc::Alarm alarm_;
 
   grpc::ByteBuffer up_;    // client -> backend
   grpc::ByteBuffer down_;  // backend -> client
@@ -327,8 +438,9 @@ absl::StatusOr<std::unique_ptr<GrpcProxyServer>> GrpcProxyServer::Start(
         absl::StrCat("cannot listen on ", options.address, " (in use, or not a local address)"));
   }
   for (auto& cq : queues) {
-    proxy->workers_.push_back(std::make_unique<Worker>(&proxy->service_, std::move(cq), routes,
-                                                       std::max(1, options.requests_per_worker)));
+    proxy->workers_.push_back(
+        std::make_unique<Worker>(&proxy->service_, std::move(cq), routes, options.chain,
+                                 std::max(1, options.requests_per_worker)));
   }
   for (auto& worker : proxy->workers_) worker->Start();
   return proxy;

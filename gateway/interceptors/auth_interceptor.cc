@@ -1,0 +1,589 @@
+#include "gateway/interceptors/auth_interceptor.h"
+
+#include <cstdio>
+#include <functional>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "auth/api_keys.h"
+#include "auth/jwa.h"
+#include "auth/jwks.h"
+#include "auth/jwt.h"
+#include "auth/jwt_requirement.h"
+#include "gateway/config/config_loader.h"
+#include "gateway/interceptors/deadline_interceptor.h"
+#include "gateway/interceptors/https_fetch.h"
+#include "gateway/interceptors/selector.h"
+#include "gateway/upstream.h"
+
+namespace gateway {
+namespace {
+
+constexpr absl::Duration kDefaultRefresh = absl::Minutes(5);
+constexpr absl::Duration kDefaultMinRefresh = absl::Seconds(30);
+constexpr absl::Duration kFetchTimeout = absl::Seconds(5);
+constexpr char kApiKey[] = "api_key";
+
+void Log(absl::string_view line) {
+  const std::string text = absl::StrCat(
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", absl::Now(), absl::UTCTimeZone()),
+      "gatewayd: ", line, "\n");
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Where one credential is read from.
+struct Source {
+  std::string header;  // lower case; empty for a query parameter
+  bool bearer = false;  // "authorization": "Bearer <token>"
+  std::string query_parameter;
+
+  std::string Describe() const {
+    if (!query_parameter.empty()) return absl::StrCat("query parameter ", query_parameter);
+    return bearer ? "Authorization: Bearer" : absl::StrCat("header ", header);
+  }
+};
+
+absl::StatusOr<std::vector<Source>> CompileSources(
+    const google::protobuf::RepeatedPtrField<config::v1::CredentialSource>& from,
+    const std::string& key, Source default_source) {
+  std::vector<Source> sources;
+  for (int i = 0; i < from.size(); ++i) {
+    Source s;
+    if (!from[i].header().empty()) {
+      s.header = absl::AsciiStrToLower(from[i].header());
+      s.bearer = s.header == "authorization";
+    } else if (!from[i].query_parameter().empty()) {
+      s.query_parameter = from[i].query_parameter();
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, "[", i, "]: set header or query_parameter"));
+    }
+    sources.push_back(std::move(s));
+  }
+  if (sources.empty()) sources.push_back(std::move(default_source));
+  return sources;
+}
+
+// The first credential found in `sources`; empty when none. A malformed bearer header
+// counts as presented (its error is reported).
+absl::StatusOr<std::string> Extract(const std::vector<Source>& sources, const CallContext& ctx) {
+  for (const Source& s : sources) {
+    if (!s.query_parameter.empty()) {
+      std::string value = QueryParameter(ctx.query, s.query_parameter);
+      if (!value.empty()) return value;
+      continue;
+    }
+    absl::string_view value = ctx.Metadata(s.header);
+    if (value.empty()) continue;
+    if (!s.bearer) return std::string(value);
+    absl::StatusOr<absl::string_view> token = auth::ExtractBearerToken(value);
+    if (!token.ok()) return token.status();
+    return std::string(*token);
+  }
+  return std::string();
+}
+
+}  // namespace
+
+std::string QueryParameter(absl::string_view query, absl::string_view name) {
+  for (absl::string_view pair : absl::StrSplit(query, '&')) {
+    const std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    if (eq == absl::string_view::npos) return "";
+    absl::string_view raw = pair.substr(eq + 1);
+    std::string out;
+    out.reserve(raw.size());
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        out.push_back(' ');
+      } else if (raw[i] == '%' && i + 2 < raw.size() && HexValue(raw[i + 1]) >= 0 &&
+                 HexValue(raw[i + 2]) >= 0) {
+        out.push_back(static_cast<char>(HexValue(raw[i + 1]) * 16 + HexValue(raw[i + 2])));
+        i += 2;
+      } else {
+        out.push_back(raw[i]);
+      }
+    }
+    return out;
+  }
+  return "";
+}
+
+class AuthInterceptor::Impl {
+ public:
+  struct Provider {
+    std::string name;
+    std::shared_ptr<auth::KeySetHolder> keys;
+    std::shared_ptr<const auth::JwtVerifier> verifier;
+    std::vector<Source> sources;
+    std::string jwks_file;  // resolved path
+    std::string jwks_uri;
+    std::string ca_file;
+    absl::Duration refresh_interval;
+    absl::Duration min_refresh_interval;
+    std::string forward_header;  // lower case
+
+    // Reload bookkeeping, guarded by Impl::mu_.
+    absl::Time next_refresh;
+    absl::Time last_attempt = absl::InfinitePast();
+    bool refresh_requested = false;
+    std::vector<std::function<void()>> waiters;
+  };
+
+  struct Credential {
+    const Provider* provider = nullptr;  // nullptr: API key
+  };
+
+  struct Rule {
+    bool open = false;
+    std::vector<Credential> credentials;
+    std::shared_ptr<const auth::JwtRequirement> requirement;  // null: none
+    absl::flat_hash_set<std::string> identities;
+    std::vector<std::string> identity_prefixes;
+    std::string expected;  // "a bearer token (provider x) or an API key (header y)"
+  };
+
+  ~Impl() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    if (refresher_.joinable()) refresher_.join();
+  }
+
+  absl::Status Compile(const config::v1::Auth& config, const std::string& base_dir,
+                       const google::protobuf::DescriptorPool& pool,
+                       const std::vector<std::string>& services);
+
+  Result Intercept(CallContext* ctx, absl::Status* status) const;
+
+ private:
+  // Outcome of a verified token for `rule` (requirements, caller id, forwarding).
+  absl::Status Accept(const Rule& rule, const Provider& provider, const auth::VerifiedJwt& jwt,
+                      CallContext* ctx) const;
+  absl::Status Unauthenticated(CallContext* ctx, absl::string_view error,
+                               std::string message) const;
+  // Loads `p`'s keys now (on the refresher thread, or at start). Returns the error.
+  absl::Status Reload(Provider& p);
+  // Asks for a reload of `p` because of an unknown key id and runs `then` once it is done.
+  // False (and `then` is not kept) when a reload happened too recently.
+  bool RequestReload(const Provider& p, std::function<void()> then) const;
+  void RefreshLoop();
+  bool RefreshDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::vector<std::unique_ptr<Provider>> providers_;
+  std::shared_ptr<const auth::ApiKeySet> api_keys_;
+  std::vector<Source> api_key_sources_;
+  std::vector<std::unique_ptr<Rule>> rules_;
+  SelectorMap<Rule> by_method_;
+  bool has_rules_ = false;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread refresher_;
+};
+
+absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
+                                            const std::string& base_dir,
+                                            const google::protobuf::DescriptorPool& pool,
+                                            const std::vector<std::string>& services) {
+  absl::flat_hash_map<std::string, const Provider*> by_name;
+  for (int i = 0; i < config.jwt_providers_size(); ++i) {
+    const config::v1::JwtProvider& c = config.jwt_providers(i);
+    const std::string key = absl::StrCat("auth.jwt_providers[", i, "]");
+    if (c.name().empty()) return absl::InvalidArgumentError(absl::StrCat(key, ".name: required"));
+    if (c.name() == kApiKey) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, ".name: \"api_key\" is reserved for API keys"));
+    }
+    if (by_name.contains(c.name())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, ".name: \"", c.name(), "\" is used by another provider"));
+    }
+    if (c.jwks_file().empty() == c.jwks_uri().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, ": set exactly one of jwks_file and jwks_uri"));
+    }
+    auto p = std::make_unique<Provider>();
+    p->name = c.name();
+    p->keys = std::make_shared<auth::KeySetHolder>();
+    auth::JwtProviderConfig jwt;
+    jwt.issuer = c.issuer();
+    jwt.audiences.assign(c.audiences().begin(), c.audiences().end());
+    jwt.allowed_algorithms.assign(c.algorithms().begin(), c.algorithms().end());
+    if (c.has_clock_skew()) jwt.clock_skew = ToDuration(c.clock_skew());
+    if (!c.caller_id_claim().empty()) jwt.caller_id_claim = c.caller_id_claim();
+    if (c.cache_entries() != 0) jwt.cache_entries = c.cache_entries();
+    absl::StatusOr<std::shared_ptr<const auth::JwtVerifier>> verifier =
+        auth::JwtVerifier::Create(jwt, p->keys);
+    if (!verifier.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(key, ": ", verifier.status().message()));
+    }
+    p->verifier = *std::move(verifier);
+    Source bearer;
+    bearer.header = "authorization";
+    bearer.bearer = true;
+    absl::StatusOr<std::vector<Source>> sources =
+        CompileSources(c.from(), absl::StrCat(key, ".from"), bearer);
+    if (!sources.ok()) return sources.status();
+    p->sources = *std::move(sources);
+    p->refresh_interval =
+        c.has_jwks_refresh_interval() ? ToDuration(c.jwks_refresh_interval()) : kDefaultRefresh;
+    p->min_refresh_interval = c.has_jwks_min_refresh_interval()
+                                  ? ToDuration(c.jwks_min_refresh_interval())
+                                  : kDefaultMinRefresh;
+    if (p->refresh_interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, ".jwks_refresh_interval: must be positive"));
+    }
+    p->forward_header = absl::AsciiStrToLower(c.forward_payload_header());
+    if (!c.jwks_file().empty()) {
+      p->jwks_file = ResolvePath(base_dir, c.jwks_file());
+      absl::Status loaded = Reload(*p);
+      if (!loaded.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(key, ".jwks_file: ", loaded.message()));
+      }
+    } else {
+      absl::StatusOr<HttpsUrl> url = ParseHttpsUrl(c.jwks_uri());
+      if (!url.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(key, ".jwks_uri: ", url.status().message()));
+      }
+      p->jwks_uri = c.jwks_uri();
+      if (!c.jwks_ca_file().empty()) p->ca_file = ResolvePath(base_dir, c.jwks_ca_file());
+      absl::Status loaded = Reload(*p);
+      if (!loaded.ok()) {
+        Log(absl::StrCat("jwt provider ", p->name, ": cannot load keys (", loaded.message(),
+                         "); retrying in the background"));
+        p->next_refresh = absl::Now() + p->min_refresh_interval;
+      }
+    }
+    by_name[p->name] = p.get();
+    providers_.push_back(std::move(p));
+  }
+
+  if (config.has_api_keys()) {
+    const config::v1::ApiKeys& k = config.api_keys();
+    if (k.keys_file().empty()) {
+      return absl::InvalidArgumentError("auth.api_keys.keys_file: required");
+    }
+    absl::StatusOr<std::string> text = ReadFileToString(ResolvePath(base_dir, k.keys_file()));
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("auth.api_keys.keys_file: ", text.status().message()));
+    }
+    absl::StatusOr<std::shared_ptr<const auth::ApiKeySet>> keys = auth::ApiKeySet::Parse(*text);
+    if (!keys.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("auth.api_keys.keys_file: ", k.keys_file(), ": ", keys.status().message()));
+    }
+    api_keys_ = *std::move(keys);
+    Source header;
+    header.header = "x-api-key";
+    absl::StatusOr<std::vector<Source>> sources =
+        CompileSources(k.from(), "auth.api_keys.from", header);
+    if (!sources.ok()) return sources.status();
+    api_key_sources_ = *std::move(sources);
+  }
+
+  SelectorMap<Rule>::Builder builder;
+  for (int i = 0; i < config.rules_size(); ++i) {
+    const config::v1::AuthRule& c = config.rules(i);
+    const std::string key = absl::StrCat("auth.rules[", i, "]");
+    if (c.selectors().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(key, ".selectors: at least one"));
+    }
+    auto rule = std::make_unique<Rule>();
+    rule->open = c.allow_unauthenticated();
+    const bool requires_jwt = !c.required_scopes().empty() || !c.required_claims().empty();
+    if (rule->open && (!c.providers().empty() || requires_jwt || !c.identities().empty())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          key, ": allow_unauthenticated excludes providers, requirements and identities"));
+    }
+    if (!rule->open && c.providers().empty() && c.identities().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          key, ": name the accepted providers or identities, or set allow_unauthenticated"));
+    }
+    std::vector<std::string> expected;
+    for (int j = 0; j < c.providers_size(); ++j) {
+      const std::string& name = c.providers(j);
+      if (name == kApiKey) {
+        if (api_keys_ == nullptr) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              key, ".providers[", j, "]: \"api_key\" needs auth.api_keys.keys_file"));
+        }
+        if (requires_jwt) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              key, ".providers[", j,
+              "]: API keys carry no scopes or claims; this rule requires some"));
+        }
+        rule->credentials.push_back({nullptr});
+        expected.push_back(absl::StrCat("an API key (", api_key_sources_[0].Describe(), ")"));
+        continue;
+      }
+      auto it = by_name.find(name);
+      if (it == by_name.end()) {
+        std::vector<std::string> known;
+        for (const auto& p : providers_) known.push_back(p->name);
+        if (api_keys_ != nullptr) known.push_back(kApiKey);
+        return absl::InvalidArgumentError(absl::StrCat(
+            key, ".providers[", j, "]: unknown provider \"", name, "\" (known: ",
+            known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
+      }
+      rule->credentials.push_back({it->second});
+      expected.push_back(absl::StrCat("a bearer token of ", name, " (",
+                                      it->second->sources[0].Describe(), ")"));
+    }
+    rule->expected = absl::StrJoin(expected, " or ");
+    if (requires_jwt) {
+      auth::JwtRequirementConfig req;
+      req.scopes.assign(c.required_scopes().begin(), c.required_scopes().end());
+      for (const auto& claim : c.required_claims()) req.claims.push_back({claim.name(), claim.value()});
+      absl::StatusOr<std::shared_ptr<const auth::JwtRequirement>> requirement =
+          auth::JwtRequirement::Create(req);
+      if (!requirement.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(key, ": ", requirement.status().message()));
+      }
+      rule->requirement = *std::move(requirement);
+    }
+    for (const std::string& id : c.identities()) {
+      if (absl::EndsWith(id, "*")) {
+        rule->identity_prefixes.push_back(id.substr(0, id.size() - 1));
+      } else {
+        rule->identities.insert(id);
+      }
+    }
+    for (int s = 0; s < c.selectors_size(); ++s) {
+      absl::Status added =
+          builder.Add(c.selectors(s), rule.get(), absl::StrCat(key, ".selectors[", s, "]"));
+      if (!added.ok()) return added;
+    }
+    rules_.push_back(std::move(rule));
+  }
+  has_rules_ = !rules_.empty();
+  absl::StatusOr<SelectorMap<Rule>> map = std::move(builder).Build(pool, services);
+  if (!map.ok()) return map.status();
+  by_method_ = *std::move(map);
+
+  for (auto& p : providers_) {
+    if (p->next_refresh == absl::Time()) p->next_refresh = absl::Now() + p->refresh_interval;
+  }
+  if (!providers_.empty()) refresher_ = std::thread([this] { RefreshLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status AuthInterceptor::Impl::Reload(Provider& p) {
+  absl::StatusOr<std::string> document =
+      p.jwks_file.empty() ? HttpsGet(p.jwks_uri, p.ca_file, kFetchTimeout)
+                          : ReadFileToString(p.jwks_file);
+  if (!document.ok()) return document.status();
+  return p.keys->Replace(*document);
+}
+
+bool AuthInterceptor::Impl::RefreshDue() const {
+  if (stopping_) return true;
+  const absl::Time now = absl::Now();
+  for (const auto& p : providers_) {
+    if (p->refresh_requested || now >= p->next_refresh) return true;
+  }
+  return false;
+}
+
+void AuthInterceptor::Impl::RefreshLoop() {
+  while (true) {
+    Provider* due = nullptr;
+    std::vector<std::function<void()>> waiters;
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Time wake = absl::InfiniteFuture();
+      for (const auto& p : providers_) wake = std::min(wake, p->next_refresh);
+      mu_.AwaitWithDeadline(absl::Condition(this, &Impl::RefreshDue), wake);
+      if (stopping_) break;
+      const absl::Time now = absl::Now();
+      for (const auto& p : providers_) {
+        if (p->refresh_requested || now >= p->next_refresh) {
+          due = p.get();
+          break;
+        }
+      }
+      if (due == nullptr) continue;
+      due->refresh_requested = false;
+      due->last_attempt = now;
+      due->next_refresh = now + due->refresh_interval;
+      waiters.swap(due->waiters);
+    }
+    const absl::Status status = Reload(*due);
+    if (!status.ok()) {
+      Log(absl::StrCat("jwt provider ", due->name, ": key reload failed (", status.message(),
+                       "); keeping the last good keys"));
+      absl::MutexLock lock(&mu_);
+      due->next_refresh = std::min(due->next_refresh, absl::Now() + due->min_refresh_interval);
+    }
+    for (auto& waiter : waiters) waiter();
+  }
+  // Calls still waiting for a reload go on with the keys there are.
+  std::vector<std::function<void()>> left;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& p : providers_) {
+      for (auto& w : p->waiters) left.push_back(std::move(w));
+      p->waiters.clear();
+    }
+  }
+  for (auto& w : left) w();
+}
+
+bool AuthInterceptor::Impl::RequestReload(const Provider& p, std::function<void()> then) const {
+  absl::MutexLock lock(&mu_);
+  Provider& mutable_p = const_cast<Provider&>(p);
+  if (stopping_) return false;
+  if (!mutable_p.refresh_requested &&
+      absl::Now() - mutable_p.last_attempt < mutable_p.min_refresh_interval) {
+    return false;
+  }
+  mutable_p.refresh_requested = true;
+  mutable_p.waiters.push_back(std::move(then));
+  return true;
+}
+
+absl::Status AuthInterceptor::Impl::Unauthenticated(CallContext* ctx, absl::string_view error,
+                                                    std::string message) const {
+  std::string challenge = "Bearer realm=\"gateway\"";
+  if (!error.empty()) {
+    std::string description = message;
+    for (char& c : description) {
+      if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = '\'';
+    }
+    absl::StrAppend(&challenge, ", error=\"", error, "\", error_description=\"", description,
+                    "\"");
+  }
+  ctx->response_headers.emplace_back("www-authenticate", std::move(challenge));
+  return absl::UnauthenticatedError(std::move(message));
+}
+
+absl::Status AuthInterceptor::Impl::Accept(const Rule& rule, const Provider& provider,
+                                           const auth::VerifiedJwt& jwt,
+                                           CallContext* ctx) const {
+  if (rule.requirement != nullptr) {
+    absl::Status allowed = rule.requirement->Check(jwt);
+    if (!allowed.ok()) return allowed;
+  }
+  ctx->caller_id = jwt.caller_id.empty() ? jwt.subject : jwt.caller_id;
+  if (!provider.forward_header.empty()) {
+    ctx->backend_metadata.emplace_back(provider.forward_header, jwt.payload_base64url);
+  }
+  return absl::OkStatus();
+}
+
+Interceptor::Result AuthInterceptor::Impl::Intercept(CallContext* ctx,
+                                                     absl::Status* status) const {
+  if (!has_rules_) return Result::kContinue;
+  const Rule* rule = by_method_.Find(ctx->method);
+  if (rule == nullptr) {
+    *status = absl::PermissionDeniedError(
+        absl::StrCat("no auth rule allows ", ctx->path, " (methods without a rule are closed)"));
+    return Result::kReject;
+  }
+  if (rule->open) return Result::kContinue;
+
+  if (!rule->identities.empty() || !rule->identity_prefixes.empty()) {
+    if (ctx->peer_identity.empty()) {
+      *status = absl::UnauthenticatedError(
+          absl::StrCat(ctx->path, " requires a client certificate (mutual TLS)"));
+      return Result::kReject;
+    }
+    bool allowed = rule->identities.contains(ctx->peer_identity);
+    for (const std::string& prefix : rule->identity_prefixes) {
+      if (absl::StartsWith(ctx->peer_identity, prefix)) allowed = true;
+    }
+    if (!allowed) {
+      *status = absl::PermissionDeniedError(absl::StrCat(
+          "client identity \"", ctx->peer_identity, "\" may not call ", ctx->path));
+      return Result::kReject;
+    }
+    if (rule->credentials.empty()) {
+      ctx->caller_id = ctx->peer_identity;
+      return Result::kContinue;
+    }
+  }
+
+  for (const Credential& credential : rule->credentials) {
+    if (credential.provider == nullptr) {
+      absl::StatusOr<std::string> key = Extract(api_key_sources_, *ctx);
+      if (!key.ok() || key->empty()) continue;
+      absl::StatusOr<const auth::ApiKey*> found = api_keys_->Authenticate(*key);
+      if (!found.ok()) {
+        *status = Unauthenticated(ctx, "", std::string(found.status().message()));
+        return Result::kReject;
+      }
+      ctx->caller_id = (*found)->id;
+      return Result::kContinue;
+    }
+    const Provider& provider = *credential.provider;
+    absl::StatusOr<std::string> token = Extract(provider.sources, *ctx);
+    if (!token.ok()) {
+      *status = Unauthenticated(ctx, "invalid_request", std::string(token.status().message()));
+      return Result::kReject;
+    }
+    if (token->empty()) continue;
+    absl::StatusOr<std::shared_ptr<const auth::VerifiedJwt>> jwt = provider.verifier->Verify(*token);
+    if (jwt.ok()) {
+      *status = Accept(*rule, provider, **jwt, ctx);
+      return status->ok() ? Result::kContinue : Result::kReject;
+    }
+    if (auth::IsUnknownKeyId(jwt.status())) {
+      // The provider may have rotated its keys: reload them, then check the token again.
+      auto retry = [this, rule, &provider, ctx, token = *std::move(token)] {
+        absl::StatusOr<std::shared_ptr<const auth::VerifiedJwt>> again =
+            provider.verifier->Verify(token);
+        absl::Status outcome;
+        if (again.ok()) {
+          outcome = Accept(*rule, provider, **again, ctx);
+        } else {
+          outcome = Unauthenticated(ctx, "invalid_token", std::string(again.status().message()));
+        }
+        ctx->Resume(std::move(outcome));
+      };
+      if (RequestReload(provider, std::move(retry))) return Result::kPending;
+    }
+    *status = Unauthenticated(ctx, "invalid_token", std::string(jwt.status().message()));
+    return Result::kReject;
+  }
+  *status = Unauthenticated(ctx, "", absl::StrCat("missing credentials: ", ctx->path,
+                                                  " needs ", rule->expected));
+  return Result::kReject;
+}
+
+AuthInterceptor::AuthInterceptor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AuthInterceptor::~AuthInterceptor() = default;
+
+absl::StatusOr<std::shared_ptr<const AuthInterceptor>> AuthInterceptor::Create(
+    const config::v1::Auth& config, const std::string& base_dir,
+    const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services) {
+  auto impl = std::make_unique<Impl>();
+  absl::Status status = impl->Compile(config, base_dir, pool, services);
+  if (!status.ok()) return status;
+  return std::shared_ptr<const AuthInterceptor>(new AuthInterceptor(std::move(impl)));
+}
+
+Interceptor::Result AuthInterceptor::Intercept(CallContext* ctx, absl::Status* status) const {
+  return impl_->Intercept(ctx, status);
+}
+
+}  // namespace gateway

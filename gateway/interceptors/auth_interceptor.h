@@ -1,0 +1,66 @@
+// AuthInterceptor: who may call which method. For each method it applies the most
+// specific auth rule: open, or a list of accepted credentials (bearer JWTs of named
+// providers, API keys, client certificate identities) plus the scopes and claims a token
+// must carry. Verified callers get `caller_id` (for quotas) and, if configured, the
+// token's payload forwarded to the backend.
+//
+// Outcomes: no rule for the method (when rules exist) -> PERMISSION_DENIED; no accepted
+// credential presented, or an invalid one -> UNAUTHENTICATED with a `www-authenticate`
+// response header; valid but lacking a scope, claim or identity -> PERMISSION_DENIED.
+// Messages say what was wrong (expired, wrong audience, unknown key id, ...) and never
+// contain key material or the credential.
+//
+// Keys: each JWT provider's JWKS comes from a file or an https:// URL, reloaded by a
+// background thread every `jwks_refresh_interval`; a token whose key id is unknown
+// triggers an immediate reload (at most once per `jwks_min_refresh_interval`) and the call
+// waits for it (kPending) before its token is checked again. A failed reload keeps the last
+// good keys.
+//
+// Thread-safety: thread-safe; shared by all calls.
+//
+// Example:
+//   absl::StatusOr<std::shared_ptr<const AuthInterceptor>> auth =
+//       AuthInterceptor::Create(config.auth(), base_dir, pool, services);
+
+#ifndef GATEWAY_INTERCEPTORS_AUTH_INTERCEPTOR_H_
+#define GATEWAY_INTERCEPTORS_AUTH_INTERCEPTOR_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gateway/config/v1/config.pb.h"
+#include "gateway/interceptor.h"
+
+namespace gateway {
+
+class AuthInterceptor : public Interceptor {
+ public:
+  // Compiles the config: loads JWKS files and API key files (relative to `base_dir`),
+  // fetches JWKS URLs (a failure there is logged and retried in the background, not an
+  // error). INVALID_ARGUMENT naming the key (`auth.rules[2].providers[0]`) for unknown
+  // providers, bad selectors, unreadable or invalid files, and other mistakes.
+  static absl::StatusOr<std::shared_ptr<const AuthInterceptor>> Create(
+      const config::v1::Auth& config, const std::string& base_dir,
+      const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services);
+
+  ~AuthInterceptor() override;
+
+  absl::string_view name() const override { return "auth"; }
+  Result Intercept(CallContext* ctx, absl::Status* status) const override;
+
+  class Impl;
+
+ private:
+  explicit AuthInterceptor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The value of query parameter `name` in a raw query string, percent-decoded ('+' is a
+// space); empty when absent.
+std::string QueryParameter(absl::string_view query, absl::string_view name);
+
+}  // namespace gateway
+
+#endif  // GATEWAY_INTERCEPTORS_AUTH_INTERCEPTOR_H_

@@ -1,0 +1,37 @@
+#include "gateway/interceptors/chain_builder.h"
+
+#include <utility>
+
+#include "gateway/interceptors/auth_interceptor.h"
+#include "gateway/interceptors/deadline_interceptor.h"
+#include "gateway/interceptors/quota_interceptor.h"
+
+namespace gateway {
+
+absl::StatusOr<std::shared_ptr<const InterceptorChain>> BuildInterceptorChain(
+    const config::v1::Config& config, const std::string& base_dir,
+    const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services,
+    std::shared_ptr<const Clock> clock) {
+  std::vector<std::shared_ptr<const Interceptor>> interceptors;
+  if (config.has_auth()) {
+    absl::StatusOr<std::shared_ptr<const AuthInterceptor>> auth =
+        AuthInterceptor::Create(config.auth(), base_dir, pool, services);
+    if (!auth.ok()) return auth.status();
+    interceptors.push_back(*std::move(auth));
+  }
+  if (!config.quotas().rules().empty()) {
+    absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> quotas =
+        QuotaInterceptor::Create(config.quotas(), pool, services, clock);
+    if (!quotas.ok()) return quotas.status();
+    interceptors.push_back(*std::move(quotas));
+  }
+  if (!config.deadlines().rules().empty()) {
+    absl::StatusOr<std::shared_ptr<const DeadlineInterceptor>> deadlines =
+        DeadlineInterceptor::Create(config.deadlines(), pool, services, clock);
+    if (!deadlines.ok()) return deadlines.status();
+    interceptors.push_back(*std::move(deadlines));
+  }
+  return std::make_shared<const InterceptorChain>(std::move(interceptors));
+}
+
+}  // namespace gateway

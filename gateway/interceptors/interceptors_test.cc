@@ -1,0 +1,257 @@
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/clock.h"
+#include "gateway/config/config_loader.h"
+#include "gateway/descriptor_sets.h"
+#include "gateway/interceptors/chain_builder.h"
+#include "gateway/interceptors/deadline_interceptor.h"
+#include "gateway/interceptors/quota_interceptor.h"
+#include "gateway/interceptors/selector.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace gateway {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Pair;
+using Result = Interceptor::Result;
+
+const std::vector<std::string> kServices = {"gateway.test.v1.Echo"};
+
+std::shared_ptr<const google::protobuf::DescriptorPool> EchoPool() {
+  static auto* pool = [] {
+    DescriptorSetBuilder builder;
+    absl::Status status = builder.AddFile(absl::StrCat(
+        std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
+        "/tests/testdata/echo_proto.pb"));
+    if (!status.ok()) std::abort();
+    return new std::shared_ptr<const google::protobuf::DescriptorPool>(*builder.Build());
+  }();
+  return *pool;
+}
+
+const google::protobuf::MethodDescriptor* Method(const std::string& name) {
+  return EchoPool()->FindMethodByName("gateway.test.v1.Echo." + name);
+}
+
+config::v1::Config Parse(const std::string& yaml) {
+  absl::StatusOr<config::v1::Config> config = ParseConfigText(yaml, "test.yaml");
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config.ok() ? *config : config::v1::Config();
+}
+
+CallContext Call(const std::string& method, absl::Time deadline = absl::InfiniteFuture()) {
+  CallContext ctx;
+  ctx.method = Method(method);
+  ctx.path = "/gateway.test.v1.Echo/" + method;
+  ctx.client_deadline = deadline;
+  ctx.backend_deadline = deadline;
+  ctx.peer_address = "ipv4:127.0.0.1:5555";
+  return ctx;
+}
+
+TEST(SelectorMap, MostSpecificSelectorWins) {
+  int exact = 1, service = 2, global = 3;
+  SelectorMap<int>::Builder builder;
+  ASSERT_TRUE(builder.Add("*", &global, "a").ok());
+  ASSERT_TRUE(builder.Add("gateway.test.v1.Echo.*", &service, "b").ok());
+  ASSERT_TRUE(builder.Add("gateway.test.v1.Echo.Unary", &exact, "c").ok());
+  absl::StatusOr<SelectorMap<int>> map = std::move(builder).Build(*EchoPool(), kServices);
+  ASSERT_TRUE(map.ok()) << map.status();
+  EXPECT_EQ(map->Find(Method("Unary")), &exact);
+  EXPECT_EQ(map->Find(Method("Bidi")), &service);
+}
+
+TEST(SelectorMap, RejectsBadDuplicateAndUnknownSelectors) {
+  int v = 0;
+  SelectorMap<int>::Builder builder;
+  EXPECT_THAT(std::string(builder.Add("Echo/Unary", &v, "k").message()),
+              HasSubstr("k: \"Echo/Unary\" is not a selector"));
+  EXPECT_THAT(std::string(builder.Add("gateway..Echo", &v, "k").message()),
+              HasSubstr("is not a selector"));
+  ASSERT_TRUE(builder.Add("gateway.test.v1.Echo.Unry", &v, "rules[0]").ok());
+  EXPECT_THAT(std::string(builder.Add("gateway.test.v1.Echo.Unry", &v, "rules[1]").message()),
+              HasSubstr("rules[1]: selector \"gateway.test.v1.Echo.Unry\" is already used by "
+                        "rules[0]"));
+  absl::StatusOr<SelectorMap<int>> map = std::move(builder).Build(*EchoPool(), kServices);
+  ASSERT_FALSE(map.ok());
+  EXPECT_THAT(std::string(map.status().message()),
+              HasSubstr("rules[0]: \"gateway.test.v1.Echo.Unry\" names no method"));
+}
+
+TEST(DeadlineInterceptor, DefaultAppliesOnlyWithoutAClientDeadlineAndMaxCaps) {
+  auto clock = std::make_shared<FakeClock>();
+  config::v1::Config config = Parse(R"(
+deadlines:
+  rules:
+    - {selectors: ["gateway.test.v1.Echo.*"], default_timeout: 2s, max_timeout: 5s}
+    - {selectors: ["gateway.test.v1.Echo.Bidi"], max_timeout: 1s}
+)");
+  auto interceptor =
+      DeadlineInterceptor::Create(config.deadlines(), *EchoPool(), kServices, clock);
+  ASSERT_TRUE(interceptor.ok()) << interceptor.status();
+  const absl::Time now = clock->Now();
+  absl::Status status;
+
+  CallContext none = Call("Unary");
+  EXPECT_EQ((*interceptor)->Intercept(&none, &status), Result::kContinue);
+  EXPECT_EQ(none.backend_deadline, now + absl::Seconds(2));
+
+  CallContext longer = Call("Unary", now + absl::Seconds(30));
+  EXPECT_EQ((*interceptor)->Intercept(&longer, &status), Result::kContinue);
+  EXPECT_EQ(longer.backend_deadline, now + absl::Seconds(5));
+
+  CallContext shorter = Call("Unary", now + absl::Seconds(1));
+  EXPECT_EQ((*interceptor)->Intercept(&shorter, &status), Result::kContinue);
+  EXPECT_EQ(shorter.backend_deadline, now + absl::Seconds(1));
+
+  CallContext bidi = Call("Bidi");
+  EXPECT_EQ((*interceptor)->Intercept(&bidi, &status), Result::kContinue);
+  EXPECT_EQ(bidi.backend_deadline, now + absl::Seconds(1));
+
+  CallContext past = Call("Unary", now - absl::Milliseconds(1));
+  EXPECT_EQ((*interceptor)->Intercept(&past, &status), Result::kReject);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(QuotaInterceptor, RejectsOverTheLimitWithRateLimitHeaders) {
+  auto clock = std::make_shared<FakeClock>();
+  config::v1::Config config = Parse(R"(
+quotas:
+  rules:
+    - {name: per-caller, selectors: ["gateway.test.v1.Echo.Unary"], requests: 2, per: 1s}
+)");
+  auto quotas = QuotaInterceptor::Create(config.quotas(), *EchoPool(), kServices, clock);
+  ASSERT_TRUE(quotas.ok()) << quotas.status();
+  absl::Status status;
+  for (int i = 0; i < 2; ++i) {
+    CallContext ctx = Call("Unary");
+    EXPECT_EQ((*quotas)->Intercept(&ctx, &status), Result::kContinue);
+  }
+  CallContext third = Call("Unary");
+  EXPECT_EQ((*quotas)->Intercept(&third, &status), Result::kReject);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("quota \"per-caller\" exceeded (2 calls per 1s, burst 2); retry after "
+                        "500ms"));
+  EXPECT_THAT(third.response_headers,
+              testing::ElementsAre(Pair("retry-after", "1"), Pair("ratelimit-limit", "2"),
+                                   Pair("ratelimit-remaining", "0"),
+                                   Pair("ratelimit-reset", "1")));
+  // Another method is not limited; another caller has its own bucket.
+  CallContext bidi = Call("Bidi");
+  EXPECT_EQ((*quotas)->Intercept(&bidi, &status), Result::kContinue);
+  CallContext other = Call("Unary");
+  other.caller_id = "alice";
+  EXPECT_EQ((*quotas)->Intercept(&other, &status), Result::kContinue);
+  clock->Advance(absl::Milliseconds(500));
+  CallContext later = Call("Unary");
+  EXPECT_EQ((*quotas)->Intercept(&later, &status), Result::kContinue);
+}
+
+TEST(QuotaInterceptor, KeysByHeaderAndGlobally) {
+  auto clock = std::make_shared<FakeClock>();
+  config::v1::Config config = Parse(R"(
+quotas:
+  rules:
+    - {name: tenant, selectors: ["*"], key: HEADER, header: X-Tenant, requests: 1, per: 1h}
+)");
+  auto quotas = QuotaInterceptor::Create(config.quotas(), *EchoPool(), kServices, clock);
+  ASSERT_TRUE(quotas.ok()) << quotas.status();
+  absl::Status status;
+  CallContext a = Call("Unary");
+  a.request_metadata = {{"x-tenant", "a"}};
+  EXPECT_EQ((*quotas)->Intercept(&a, &status), Result::kContinue);
+  CallContext b = Call("Bidi");
+  b.request_metadata = {{"x-tenant", "b"}};
+  EXPECT_EQ((*quotas)->Intercept(&b, &status), Result::kContinue);
+  CallContext a2 = Call("Bidi");
+  a2.request_metadata = {{"x-tenant", "a"}};
+  EXPECT_EQ((*quotas)->Intercept(&a2, &status), Result::kReject);
+}
+
+TEST(PeerIp, StripsSchemeAndPort) {
+  EXPECT_EQ(PeerIp("ipv4:127.0.0.1:5000"), "127.0.0.1");
+  EXPECT_EQ(PeerIp("ipv6:[::1]:5000"), "::1");
+  EXPECT_EQ(PeerIp("10.0.0.1:80"), "10.0.0.1");
+  EXPECT_EQ(PeerIp("unix:/tmp/s"), "unix:/tmp/s");
+}
+
+struct BadChain {
+  const char* name;
+  const char* yaml;
+  const char* message;
+};
+
+class ChainBuilderRejects : public ::testing::TestWithParam<BadChain> {};
+
+TEST_P(ChainBuilderRejects, NamingTheKey) {
+  absl::StatusOr<std::shared_ptr<const InterceptorChain>> chain = BuildInterceptorChain(
+      Parse(GetParam().yaml), "/", *EchoPool(), kServices, std::make_shared<FakeClock>());
+  ASSERT_FALSE(chain.ok());
+  EXPECT_EQ(chain.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(chain.status().message()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadConfigs, ChainBuilderRejects,
+    ::testing::Values(
+        BadChain{"QuotaWithoutName", "quotas: {rules: [{selectors: ['*'], requests: 1}]}",
+                 "quotas.rules[0].name: required"},
+        BadChain{"QuotaDuplicateName",
+                 "quotas: {rules: [{name: a, selectors: ['*'], requests: 1},"
+                 " {name: a, selectors: ['*'], requests: 1}]}",
+                 "quotas.rules[1].name: \"a\" is used by another rule"},
+        BadChain{"QuotaWithoutSelectors", "quotas: {rules: [{name: a, requests: 1}]}",
+                 "quotas.rules[0].selectors: at least one"},
+        BadChain{"QuotaZeroRequests", "quotas: {rules: [{name: a, selectors: ['*']}]}",
+                 "quotas.rules[0].requests: required, at least 1"},
+        BadChain{"QuotaHeaderKeyWithoutHeader",
+                 "quotas: {rules: [{name: a, selectors: ['*'], requests: 1, key: HEADER}]}",
+                 "quotas.rules[0].header: required with key HEADER"},
+        BadChain{"QuotaZeroPeriod",
+                 "quotas: {rules: [{name: a, selectors: ['*'], requests: 1, per: 0s}]}",
+                 "quotas.rules[0].per: must be positive"},
+        BadChain{"QuotaUnknownMethod",
+                 "quotas: {rules: [{name: a, selectors: ['gateway.test.v1.Echo.Nope'],"
+                 " requests: 1}]}",
+                 "quotas.rules[0].selectors[0]: \"gateway.test.v1.Echo.Nope\" names no method"},
+        BadChain{"DeadlineWithoutTimeouts", "deadlines: {rules: [{selectors: ['*']}]}",
+                 "deadlines.rules[0]: set default_timeout, max_timeout or both"},
+        BadChain{"DeadlineZero",
+                 "deadlines: {rules: [{selectors: ['*'], max_timeout: 0s}]}",
+                 "deadlines.rules[0].max_timeout: must be positive"},
+        BadChain{"DeadlineBadSelector",
+                 "deadlines: {rules: [{selectors: ['Echo/Unary'], max_timeout: 1s}]}",
+                 "deadlines.rules[0].selectors[0]: \"Echo/Unary\" is not a selector"},
+        BadChain{"DeadlineDuplicateSelector",
+                 "deadlines: {rules: [{selectors: ['*', '*'], max_timeout: 1s}]}",
+                 "deadlines.rules[0].selectors[1]: selector \"*\" is already used"}),
+    [](const ::testing::TestParamInfo<BadChain>& info) { return info.param.name; });
+
+TEST(ChainBuilder, OrdersQuotasBeforeDeadlines) {
+  config::v1::Config config = Parse(R"(
+quotas: {rules: [{name: a, selectors: ['*'], requests: 1, per: 1h}]}
+deadlines: {rules: [{selectors: ['*'], default_timeout: 1s}]}
+)");
+  auto clock = std::make_shared<FakeClock>();
+  auto chain = BuildInterceptorChain(config, "/", *EchoPool(), kServices, clock);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  EXPECT_EQ((*chain)->size(), 2u);
+  CallContext first = Call("Unary");
+  absl::Status outcome;
+  (*chain)->Run(&first, [&](CallContext*, absl::Status s) { outcome = s; });
+  EXPECT_TRUE(outcome.ok());
+  EXPECT_EQ(first.backend_deadline, clock->Now() + absl::Seconds(1));
+  CallContext second = Call("Unary");
+  (*chain)->Run(&second, [&](CallContext*, absl::Status s) { outcome = s; });
+  EXPECT_EQ(outcome.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(second.backend_deadline, absl::InfiniteFuture());  // never reached deadlines
+}
+
+}  // namespace
+}  // namespace gateway
