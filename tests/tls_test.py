@@ -147,6 +147,40 @@ class TlsTest(unittest.TestCase):
             self.call(gw)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
+    def test_client_certificate_identity_is_checked_by_auth_rules(self):
+        backend = self.ws.echo_backend()
+        listener = (f"  tls: {{cert_file: \"{self.path('server.pem')}\", "
+                    f"key_file: \"{self.path('server.key')}\", "
+                    f"client_ca_file: \"{self.path('ca.pem')}\"}}")
+        rules = """
+auth:
+  rules:
+    - {selectors: ["gateway.test.v1.Echo.Unary"], identities: ["spiffe://test/*"]}
+    - {selectors: ["gateway.test.v1.Echo.Stats"], identities: ["spiffe://other/x"]}
+"""
+        gw = self.ws.gatewayd(config(backend.address, listener_tls=listener) + rules)
+        with open(self.path("ca.pem"), "rb") as f:
+            ca = f.read()
+        with open(self.path("client.pem"), "rb") as f:
+            cert = f.read()
+        with open(self.path("client.key"), "rb") as f:
+            key = f.read()
+        with_cert = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                                 certificate_chain=cert)
+        self.assertEqual(self.call(gw, with_cert).payload, b"tls")
+        # Without a client certificate the handshake itself fails.
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.call(gw, grpc.ssl_channel_credentials(root_certificates=ca))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        # A certificate whose identity the rule does not list: PERMISSION_DENIED.
+        channel = grpc.secure_channel(gw.address, with_cert)
+        stats = channel.unary_unary("/gateway.test.v1.Echo/Stats")
+        with self.assertRaises(grpc.RpcError) as cm:
+            stats(b"", timeout=TIMEOUT)
+        channel.close()
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn('client identity "spiffe://test/gateway" may not call', cm.exception.details())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
