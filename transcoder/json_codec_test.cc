@@ -47,10 +47,12 @@ class JsonCodecTest : public ::testing::Test {
 
   static std::string Canonical(const google::protobuf::Message& m) {
     std::string out;
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    m.SerializeToCodedStream(&coded);
+    {
+      google::protobuf::io::StringOutputStream stream(&out);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      m.SerializeToCodedStream(&coded);
+    }  // the streams trim `out` when they close
     return out;
   }
 
@@ -90,6 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
     JsonCodec, JsonToProtoDifferentialTest,
     ::testing::Values(
         JsonCase{"Book", "{}"},
+        JsonCase{"Book", R"({"title":"x","author":{"name":"y"},"displayTitle":"d"})"},
         JsonCase{"Book", R"({"id":"1","title":"t","author":{"name":"n","birthYear":3}})"},
         JsonCase{"Book", R"({"id":1,"isbn":"18446744073709551615","balance":"-9",)"
                          R"("checksum":"18446744073709551615","shelfHint":4294967295,)"

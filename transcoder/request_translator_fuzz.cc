@@ -4,11 +4,13 @@
 //
 // Input: first byte selects a route; then "<path>\n<query>\n<body>".
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
@@ -68,10 +70,12 @@ std::string Canonical(const google::protobuf::Descriptor* type, const std::strin
   std::unique_ptr<google::protobuf::Message> m(GetState().factory->GetPrototype(type)->New());
   if (!m->ParseFromString(bytes)) return "UNPARSEABLE";
   std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  m->SerializeToCodedStream(&coded);
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    m->SerializeToCodedStream(&coded);
+  }  // the streams trim `out` when they close
   return out;
 }
 
@@ -89,7 +93,12 @@ void CheckAgainstProtobuf(const MethodPlan& plan, absl::string_view json) {
            .ok()) {
     return;
   }
-  if (Canonical(type, *ours) != Canonical(type, theirs)) std::abort();
+  if (Canonical(type, *ours) != Canonical(type, theirs)) {
+    std::fprintf(stderr, "JSON codec and protobuf disagree on %s:\n ours: %s\n theirs: %s\n",
+                 type->full_name().c_str(), absl::CEscape(*ours).c_str(),
+                 absl::CEscape(theirs).c_str());
+    std::abort();
+  }
 }
 
 constexpr const char* kMethods[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"};
