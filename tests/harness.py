@@ -137,3 +137,36 @@ def http_address(process, timeout=20.0):
 def bookstore_backend(workspace, listen="127.0.0.1:0"):
     """Starts the example's bookstore backend in `workspace`."""
     return workspace.start([BOOKSTORE_BACKEND, f"--listen={listen}"], "bookstore_backend")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def redis_server(ws, port=None, timeout=20.0):
+    """Starts a throwaway redis-server on 127.0.0.1 (no persistence); returns (process,
+    "127.0.0.1:PORT") once it answers PING."""
+    import socket
+    port = port or free_port()
+    p = ws.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                  "--save", "", "--appendonly", "no", "--daemonize", "no",
+                  "--dir", ws.dir], "redis", announce=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return p, f"127.0.0.1:{port}"
+        except OSError:
+            pass
+        if not p.alive():
+            break
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not start:\n" + p.output())
