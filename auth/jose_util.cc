@@ -71,6 +71,34 @@ class StructTypeResolver : public google::protobuf::util::TypeResolver {
   absl::flat_hash_map<std::string, google::protobuf::Enum> enums_;
 };
 
+// Returns the deepest nesting of arrays and objects in `json`, counting
+// brackets outside string literals. Stops counting past `limit`. This is not
+// a validator: the protobuf converter parses the text afterwards.
+int NestingDepth(absl::string_view json, int limit) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // skip the escaped character
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) max_depth = depth;
+      if (max_depth > limit) break;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
 StructTypeResolver& Resolver() {
   // Built on first use and never changed afterwards.
   static StructTypeResolver* const resolver = new StructTypeResolver();
@@ -125,6 +153,10 @@ std::string QuoteForMessage(absl::string_view s, size_t max_len) {
 
 absl::StatusOr<google::protobuf::Struct> ParseJsonObject(absl::string_view json,
                                                           absl::string_view what) {
+  if (NestingDepth(json, kMaxJsonDepth) > kMaxJsonDepth) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " nests arrays and objects more than ", kMaxJsonDepth, " levels deep"));
+  }
   google::protobuf::Struct out;
   std::string binary;
   const auto status = google::protobuf::util::JsonToBinaryString(
@@ -143,7 +175,7 @@ absl::StatusOr<google::protobuf::Struct> ParseJsonObject(absl::string_view json,
         what, " is not valid JSON: ", absl::CHexEscape(first_line.substr(0, 96))));
   }
   if (!out.ParseFromString(binary)) {
-    return absl::InternalError(absl::StrCat(what, ": converted JSON did not parse back"));
+    return absl::InvalidArgumentError(absl::StrCat(what, " could not be converted"));
   }
   return out;
 }

@@ -34,12 +34,21 @@ absl::StatusOr<std::string> DecodeBase64Url(absl::string_view in);
 // Encodes `in` as unpadded base64url.
 std::string EncodeBase64Url(absl::string_view in);
 
-// Parses `json` (RFC 8259) into a Struct. Returns INVALID_ARGUMENT, naming
-// `what` (e.g. "JWT header"), when the text is not valid JSON, is not an
-// object (an array, a string, ...), repeats a key within one object, holds a
-// number outside the range of a double, or has trailing bytes. The message
-// carries at most a short, escaped excerpt of the parser's own diagnosis, not
-// the input.
+// Deepest nesting of arrays and objects ParseJsonObject accepts (the
+// outermost object is level 1).
+inline constexpr int kMaxJsonDepth = 32;
+
+// Parses `json` (RFC 8259) into a Struct with protobuf's JSON parser. Returns
+// INVALID_ARGUMENT, naming `what` (e.g. "header"), when the text is not JSON,
+// is not an object (an array, a string, ...), repeats a key within one object,
+// holds a number outside the range of a double, is not UTF-8, nests deeper
+// than kMaxJsonDepth, or has trailing bytes. The message carries at most a
+// short, escaped excerpt of the parser's own diagnosis, not the input.
+//
+// Leniency inherited from protobuf's parser, accepted on purpose: unquoted
+// object keys, single-quoted strings and trailing commas ({a:'x',}). Signed
+// JOSE objects come from the key holder, and the bytes passed on
+// (VerifiedJwt::payload_json) are exactly the signed ones.
 absl::StatusOr<google::protobuf::Struct> ParseJsonObject(absl::string_view json,
                                                           absl::string_view what);
 

@@ -66,3 +66,31 @@ TEST(QuoteForMessage, EscapesAndCuts) {
 
 }  // namespace
 }  // namespace gateway::auth
+
+namespace gateway::auth {
+namespace {
+
+TEST(ParseJsonObject, LimitsNesting) {
+  std::string ok = "{\"a\":" + std::string(kMaxJsonDepth - 1, '[') +
+                   std::string(kMaxJsonDepth - 1, ']') + "}";
+  EXPECT_TRUE(ParseJsonObject(ok, "doc").ok());
+  std::string deep = "{\"a\":" + std::string(kMaxJsonDepth, '[') +
+                     std::string(kMaxJsonDepth, ']') + "}";
+  EXPECT_EQ(ParseJsonObject(deep, "doc").status().message(),
+            "doc nests arrays and objects more than 32 levels deep");
+  // Brackets inside strings do not count.
+  EXPECT_TRUE(ParseJsonObject("{\"a\":\"" + std::string(100, '[') + "\\\"\"}", "doc").ok());
+  // A huge nesting is refused before parsing.
+  EXPECT_FALSE(ParseJsonObject("{\"a\":" + std::string(1 << 20, '['), "doc").ok());
+}
+
+TEST(ParseJsonObject, DocumentsProtobufLeniency) {
+  // Accepted by protobuf's parser (see jose_util.h).
+  EXPECT_TRUE(ParseJsonObject("{a:'x',}", "doc").ok());
+  // Refused.
+  EXPECT_FALSE(ParseJsonObject("{\"a\":01}", "doc").ok());
+  EXPECT_FALSE(ParseJsonObject("{\"a\":\"\xff\"}", "doc").ok());
+}
+
+}  // namespace
+}  // namespace gateway::auth
