@@ -492,6 +492,13 @@ void KeySetHolder::Set(std::shared_ptr<const KeySet> keys) {
   generation_.fetch_add(1, std::memory_order_acq_rel);
 }
 
+bool KeySetHolder::TryBeginRefresh(absl::Time now, absl::Duration min_interval) {
+  absl::MutexLock lock(&mu_);
+  if (last_refresh_ != absl::InfinitePast() && now < last_refresh_ + min_interval) return false;
+  last_refresh_ = now;
+  return true;
+}
+
 KeySetHolder::Snapshot KeySetHolder::Current() const {
   absl::MutexLock lock(&mu_);
   return Snapshot{keys_, generation_.load(std::memory_order_acquire)};

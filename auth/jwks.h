@@ -12,6 +12,8 @@
 //   // On error the previous set (if any) stays current.
 //   KeySetHolder::Snapshot snap = holder->Current();
 //   for (const Jwk* key : snap.keys->FindByKid("2024-01")) { ... }
+//   // After a token named an unknown kid:
+//   if (holder->TryBeginRefresh(now, absl::Seconds(30))) { /* fetch, Replace */ }
 //
 // Accepted documents:
 //   jwks     = "{" "keys" ":" "[" jwk *( "," jwk ) "]" *other-member "}"
@@ -46,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "absl/types/span.h"
 #include "auth/jwa.h"
@@ -153,6 +156,12 @@ class KeySetHolder {
 
   Snapshot Current() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Rate limit for refreshes triggered by IsUnknownKeyId errors: returns true,
+  // and records `now`, when no refresh was granted in the `min_interval`
+  // before `now`; otherwise false. The caller that gets true fetches the
+  // document and calls Replace.
+  bool TryBeginRefresh(absl::Time now, absl::Duration min_interval) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The current generation without taking the lock.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
@@ -161,6 +170,7 @@ class KeySetHolder {
   mutable absl::Mutex mu_;
   std::shared_ptr<const KeySet> keys_ ABSL_GUARDED_BY(mu_);
   std::string digest_ ABSL_GUARDED_BY(mu_);  // SHA-256 of the current document
+  absl::Time last_refresh_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::atomic<uint64_t> generation_{0};
 };
 

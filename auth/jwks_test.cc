@@ -231,5 +231,14 @@ TEST(KeySetHolder, SetInstallsAParsedSet) {
   EXPECT_EQ(holder.Current().generation, 1u);
 }
 
+TEST(KeySetHolder, TryBeginRefreshIsRateLimited) {
+  KeySetHolder holder;
+  const absl::Time t0 = absl::FromUnixSeconds(1800000000);
+  EXPECT_TRUE(holder.TryBeginRefresh(t0, absl::Seconds(30)));
+  EXPECT_FALSE(holder.TryBeginRefresh(t0 + absl::Seconds(29), absl::Seconds(30)));
+  EXPECT_TRUE(holder.TryBeginRefresh(t0 + absl::Seconds(30), absl::Seconds(30)));
+  EXPECT_FALSE(holder.TryBeginRefresh(t0 + absl::Seconds(31), absl::Seconds(30)));
+}
+
 }  // namespace
 }  // namespace gateway::auth

@@ -17,6 +17,10 @@ constexpr absl::string_view kUnknownKidPayload = "type.googleapis.com/gateway.au
 // The largest NumericDate accepted: 9999-12-31T23:59:59Z.
 constexpr double kMaxNumericDate = 253402300799.0;
 
+// A token without "kid" is tried against at most this many keys of its
+// algorithm, bounding the signature checks one token can cause.
+constexpr int kMaxKeysTriedWithoutKid = 4;
+
 absl::Status Malformed(absl::string_view detail) {
   return absl::UnauthenticatedError(absl::StrCat("malformed token: ", detail));
 }
@@ -221,17 +225,17 @@ absl::StatusOr<std::shared_ptr<const VerifiedJwt>> JwtVerifier::VerifyUncached(
       }
     }
   } else {
-    bool any_usable = false;
+    int tried = 0;
     for (const auto& key : keys->keys()) {
       if (!key->CheckUsableFor(*alg).ok()) continue;
-      any_usable = true;
+      if (++tried > kMaxKeysTriedWithoutKid) break;
       last_error = key->Verify(*alg, signing_input, *signature);
       if (last_error.ok()) {
         verified = true;
         break;
       }
     }
-    if (!any_usable) {
+    if (tried == 0) {
       return UnknownKey(absl::StrCat("unknown key id: the token has no \"kid\" and no key verifies ",
                                      AlgorithmName(*alg)));
     }

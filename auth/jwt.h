@@ -22,6 +22,8 @@
 //   segment = *base64url-char                     ; unpadded, see jose_util.h
 // The header is a JSON object with "alg" (a name from jwa.h that the provider
 // allows; "none" in any spelling is refused) and optionally "kid" (string).
+// With a kid, only the keys with that kid are tried; without one, the first
+// four keys of the set that fit the algorithm.
 // Tokens with "crit" are refused (no extension is supported), as are tokens
 // with "b64" other than true. "jku", "jwk", "x5u" and "x5c" are ignored: keys
 // only ever come from the provider's JWKS. The payload is a JSON object (claims):

@@ -2,12 +2,15 @@
 
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "auth/jose_util.h"
+#include "auth/jwt_requirement.h"
 #include "auth/test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -588,6 +591,74 @@ TEST_F(JwtVerifierTest, NoCacheWhenDisabled) {
   auto second = Verify(token);
   ASSERT_TRUE(first.ok() && second.ok());
   EXPECT_NE(first->get(), second->get());
+}
+
+TEST_F(JwtVerifierTest, RejectsDeeplyNestedPayload) {
+  const std::string nested = absl::StrCat(std::string(40, '['), std::string(40, ']'));
+  ExpectRejected(MintToken(keys_.ed, Algorithm::kEdDSA, Header(Algorithm::kEdDSA, "ed"),
+                           Claims(absl::StrCat(R"(,"deep":)", nested))),
+                 "malformed token: payload nests arrays and objects more than 32 levels deep");
+}
+
+TEST_F(JwtVerifierTest, TokenWithoutKidTriesAtMostFourKeys) {
+  std::vector<TestKey> extra;
+  std::vector<std::string> jwks;
+  for (int i = 0; i < 5; ++i) {
+    extra.push_back(TestKey::Ed25519(""));
+    jwks.push_back(extra.back().PublicJwk());
+  }
+  ASSERT_TRUE(holder_->Replace(MakeJwks(jwks)).ok());
+  const std::string header = R"({"alg":"EdDSA"})";
+  EXPECT_TRUE(Verify(MintToken(extra[3], Algorithm::kEdDSA, header, Claims())).ok());
+  ExpectRejected(MintToken(extra[4], Algorithm::kEdDSA, header, Claims()), "bad signature");
+}
+
+TEST_F(JwtVerifierTest, RotationToTheSameKeysStillVerifies) {
+  const std::string token =
+      MintToken(keys_.ec521, Algorithm::kES512, Header(Algorithm::kES512, "ec521"), Claims());
+  ASSERT_TRUE(Verify(token).ok());
+  ASSERT_TRUE(holder_->Replace(MakeJwks({keys_.ec521.PublicJwk(), keys_.rsa.PublicJwk()})).ok());
+  auto again = Verify(token);
+  ASSERT_TRUE(again.ok()) << again.status();
+}
+
+TEST_F(JwtVerifierTest, VerifiedTokenMeetsOrFailsRequirements) {
+  auto requirement = JwtRequirement::Create({{"books.write"}, {{"tenant", "acme"}}});
+  ASSERT_TRUE(requirement.ok());
+  auto jwt = Verify(MintToken(keys_.rsa, Algorithm::kRS384, Header(Algorithm::kRS384, "rsa"),
+                              Claims(R"(,"scope":"books.read books.write","tenant":"acme")")));
+  ASSERT_TRUE(jwt.ok()) << jwt.status();
+  EXPECT_TRUE((*requirement)->Check(**jwt).ok());
+  auto reader = Verify(MintToken(keys_.rsa, Algorithm::kRS384, Header(Algorithm::kRS384, "rsa"),
+                                 Claims(R"(,"scope":"books.read","tenant":"acme")")));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  const absl::Status denied = (*requirement)->Check(**reader);
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(denied.message(), "missing scope \"books.write\"");
+}
+
+TEST_F(JwtVerifierTest, ConcurrentVerificationsAgree) {
+  std::vector<std::string> tokens;
+  for (Algorithm alg : {Algorithm::kRS256, Algorithm::kPS512, Algorithm::kES256,
+                        Algorithm::kEdDSA, Algorithm::kHS384}) {
+    tokens.push_back(MintToken(KeyFor(alg), alg, Header(alg, KeyFor(alg).kid()), Claims()));
+  }
+  tokens.push_back("garbage.token.here");
+  std::vector<std::thread> threads;
+  std::vector<int> ok_counts(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        if (verifier_->Verify(tokens[(i + t) % tokens.size()]).ok()) ++ok_counts[t];
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < 4; ++t) {
+    int expected = 0;
+    for (int i = 0; i < 50; ++i) expected += (i + t) % tokens.size() != tokens.size() - 1;
+    EXPECT_EQ(ok_counts[t], expected);
+  }
 }
 
 // ---------------------------------------------------------------------------
