@@ -13,7 +13,6 @@
 #include "gateway/grpc/metadata.h"
 #include "grpc/grpc.h"
 #include "grpc/support/time.h"
-#include "grpcpp/alarm.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/security/auth_context.h"
@@ -117,7 +116,6 @@ class ProxyCall {
     kClientHalfClose,
     kClientFinish,  // the backend's status
     kUnaryFinish,   // the backend's unary response and status
-    kChainResume,   // an asynchronous interceptor finished
     kOpCount,
   };
 
@@ -136,7 +134,6 @@ class ProxyCall {
 
   // Handles the completion of `op`.
   void OnEvent(Op op, bool ok) {
-    --pending_;
     switch (op) {
       case kRequested:
         if (!ok) {  // the server is shutting down; this call never started
@@ -179,21 +176,24 @@ class ProxyCall {
           server_stream_.Read(&up_, Next(kServerRead));
         }
         break;
-      case kChainResume:
-        OnChainDone();
-        break;
       case kClientHalfClose:
       case kServerFinish:
       case kOpCount:
         break;
     }
-    if (pending_ == 0) delete this;
+    Release();
   }
 
  private:
+  // Counts an operation (or a hold) that keeps the call alive.
   void* Next(Op op) {
-    ++pending_;
+    pending_.fetch_add(1, std::memory_order_relaxed);
     return &tags_[op];
+  }
+
+  // Ends one operation (or hold); the last one deletes the call.
+  void Release() {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   void Begin() {
@@ -235,18 +235,25 @@ class ProxyCall {
       ctx_->client_deadline = absl::FromChrono(server_ctx_.deadline());
     }
     ctx_->arrival = absl::Now();
+    // The chain holds the call alive until it is done. While it runs, the call has no
+    // operation in flight, so an asynchronous interceptor's thread may continue the call
+    // itself (hopping back through the queue, e.g. with a grpc::Alarm, costs about a
+    // millisecond): whatever it starts completes on the worker's queue as usual. The only
+    // overlap is Admitted() starting the backend stream: the worker may handle kClientStart
+    // (which touches only server_stream_ and up_) while this thread issues the first
+    // client Read (client_stream_, down_).
+    pending_.fetch_add(1, std::memory_order_relaxed);
     chain_state_.store(kChainRunning, std::memory_order_relaxed);
     worker_->chain()->Run(ctx_.get(), [this](CallContext*, absl::Status status) {
       chain_status_ = std::move(status);
       if (chain_state_.exchange(kChainDone, std::memory_order_acq_rel) == kChainReturned) {
-        // Asynchronous completion: continue on this call's worker thread.
-        alarm_.Set(worker_->cq(), gpr_now(GPR_CLOCK_MONOTONIC), &tags_[kChainResume]);
+        OnChainDone();
+        Release();
       }
     });
     if (chain_state_.exchange(kChainReturned, std::memory_order_acq_rel) == kChainDone) {
       OnChainDone();
-    } else {
-      ++pending_;  // for the alarm the chain's completion will set
+      Release();
     }
   }
 
@@ -357,7 +364,8 @@ class ProxyCall {
 
   GrpcProxyServer::Worker* const worker_;
   Tag tags_[kOpCount];
-  int pending_ = 0;
+  // Operations in flight plus holds; see Next() and Release().
+  std::atomic<int> pending_{0};
   bool backend_done_ = false;
   bool server_finishing_ = false;
   bool initial_metadata_copied_ = false;
@@ -376,7 +384,6 @@ class ProxyCall {
   std::unique_ptr<CallContext> ctx_;
   std::atomic<int> chain_state_{kChainRunning};
   absl::Status chain_status_;
-  grpc::Alarm alarm_;
 
   grpc::ByteBuffer up_;    // client -> backend
   grpc::ByteBuffer down_;  // backend -> client
