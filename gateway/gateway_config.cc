@@ -111,6 +111,8 @@ absl::Status CompileHttpListener(const config::v1::HttpListener& h, int cores,
     return Invalid("http_listener.limits.max_header_bytes", "must be at least 256");
   }
   out->max_header_count = l.max_header_count() == 0 ? 100 : l.max_header_count();
+  out->max_concurrent_streams =
+      l.max_concurrent_streams() == 0 ? 100 : l.max_concurrent_streams();
   out->header_read_timeout =
       l.has_header_read_timeout() ? DurationOf(l.header_read_timeout()) : absl::Seconds(10);
   out->idle_timeout = l.has_idle_timeout() ? DurationOf(l.idle_timeout()) : absl::Seconds(60);

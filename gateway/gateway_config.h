@@ -51,6 +51,7 @@ struct GatewayConfig {
     uint32_t max_body_bytes = 0;
     uint32_t max_header_bytes = 0;
     uint32_t max_header_count = 0;
+    uint32_t max_concurrent_streams = 0;
     absl::Duration header_read_timeout;
     absl::Duration idle_timeout;
     bool allow_encoded_slashes = false;

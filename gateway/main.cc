@@ -20,6 +20,7 @@
 #include "gateway/gateway_config.h"
 #include "gateway/grpc/grpc_proxy.h"
 #include "gateway/http/http_server.h"
+#include "gateway/registry/admin_service.h"
 #include "gateway/snapshot.h"
 #include "grpcpp/security/server_credentials.h"
 
@@ -129,6 +130,17 @@ int Run(int argc, char** argv) {
               << credentials.status().message() << "\n";
     return 2;
   }
+  // --- admin listener (descriptor registry), validated with the rest of the config ---
+  absl::StatusOr<registry::AdminSettings> admin_settings = registry::AdminSettings();
+  if ((*config)->proto.has_admin_listener()) {
+    admin_settings = registry::CompileAdminListener((*config)->proto, (*config)->base_dir);
+    if (!admin_settings.ok()) {
+      std::cerr << "gatewayd: invalid config " << config_path << ": "
+                << admin_settings.status().message() << "\n";
+      return 2;
+    }
+  }
+  // --- end admin listener ---
   const RouteTable& routes = *(*config)->routes;
   if (check_only) {
     std::cout << "gatewayd: config " << config_path << " is valid: "
@@ -138,6 +150,24 @@ int Run(int argc, char** argv) {
   }
 
   Snapshot<RouteTable> route_snapshot((*config)->routes);
+
+  // --- admin listener: the registry publishes complete route tables into route_snapshot
+  // (restoring its directory first, so the front ends start with the registered services).
+  // The interceptor chain was resolved against the config's services only: methods of
+  // services registered at run time get no auth/quota/deadline rules (docs/config.md). ---
+  std::unique_ptr<registry::AdminServer> admin_server;
+  if ((*config)->proto.has_admin_listener()) {
+    std::vector<std::string> problems;
+    absl::StatusOr<std::unique_ptr<registry::AdminServer>> admin =
+        registry::AdminServer::Start(*admin_settings, **config, &route_snapshot, &problems);
+    for (const std::string& problem : problems) Log(absl::StrCat("registry: ", problem));
+    if (!admin.ok()) {
+      std::cerr << "gatewayd: admin_listener: " << admin.status().message() << "\n";
+      return 1;
+    }
+    admin_server = *std::move(admin);
+  }
+  // --- end admin listener ---
   GrpcProxyServer::Options options;
   options.address = (*config)->proto.grpc_listener().address();
   options.credentials = *credentials;
@@ -165,6 +195,7 @@ int Run(int argc, char** argv) {
     http_options.max_body_bytes = h.max_body_bytes;
     http_options.max_header_bytes = h.max_header_bytes;
     http_options.max_header_count = h.max_header_count;
+    http_options.max_concurrent_streams = h.max_concurrent_streams;
     http_options.header_read_timeout = h.header_read_timeout;
     http_options.idle_timeout = h.idle_timeout;
     http_options.allow_encoded_slashes = h.allow_encoded_slashes;
@@ -185,12 +216,18 @@ int Run(int argc, char** argv) {
                      " HTTP routes, ", h.worker_threads, " workers)"));
   }
   // --- end HTTP front end ---
+  if (admin_server != nullptr) {
+    Log(absl::StrCat("admin listening on ",
+                     BoundAddress(admin_settings->address, admin_server->port()), " (",
+                     admin_server->registry().List().size(), " registered services)"));
+  }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   Log(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                    "; draining calls for up to ", absl::FormatDuration((*config)->shutdown_grace)));
   const absl::Time drain_deadline = absl::Now() + (*config)->shutdown_grace;
+  if (admin_server != nullptr) admin_server->Shutdown();
   if (http_server != nullptr) http_server->Shutdown((*config)->shutdown_grace);
   (*server)->Shutdown(std::max(absl::ZeroDuration(), drain_deadline - absl::Now()));
   Log("stopped");

@@ -569,5 +569,227 @@ class HttpLimitsTest(unittest.TestCase):
         self.assertTrue(self.gateway.alive())
 
 
+
+# --- HTTP/2 (h2c with prior knowledge) ---
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(kind, flags, stream_id, payload=b""):
+    return (len(payload).to_bytes(3, "big") + bytes([kind, flags])
+            + stream_id.to_bytes(4, "big") + payload)
+
+
+def h2_get_headers(path, authority=b"x"):
+    """A HEADERS block for GET `path` (HPACK: static indices and literals, no Huffman)."""
+    return (b"\x82\x86" + b"\x04" + bytes([len(path)]) + path
+            + b"\x01" + bytes([len(authority)]) + authority)
+
+
+def h2_read_frames(sock, want, limit=5.0):
+    """Reads frames until `want(kind, flags, stream, payload)` is true or the peer closes;
+    returns (found, frames)."""
+    sock.settimeout(limit)
+    data = b""
+    frames = []
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        while len(data) >= 9:
+            length = int.from_bytes(data[:3], "big")
+            if len(data) < 9 + length:
+                break
+            kind, flags = data[3], data[4]
+            stream = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+            payload = data[9:9 + length]
+            data = data[9 + length:]
+            frames.append((kind, flags, stream, payload))
+            if want(kind, flags, stream, payload):
+                return True, frames
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return False, frames
+
+
+class Http2Test(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.bookstore = harness.bookstore_backend(cls.ws)
+        cls.echo = cls.ws.echo_backend()
+        limits = """
+  limits:
+    max_body_bytes: 4096
+    max_header_bytes: 2048
+    max_concurrent_streams: 8
+"""
+        cls.gateway = cls.ws.gatewayd(
+            gateway_config(cls.bookstore.address, cls.echo.address, limits))
+        cls.address = harness.http_address(cls.gateway)
+        host, port = cls.address.rsplit(":", 1)
+        cls.host, cls.port = host, int(port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def curl(self, *args):
+        result = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--max-time",
+                                 str(TIMEOUT), *args], capture_output=True, timeout=TIMEOUT + 5)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout
+
+    def test_rest_routes_over_h2c(self):
+        out = self.curl("-i", f"http://{self.address}/v1/shelves/1")
+        self.assertTrue(out.startswith(b"HTTP/2 200"), out)
+        self.assertIn(b'{"id":"1","theme":"Fiction"}', out)
+        out = self.curl("-i", f"http://{self.address}/v1/shelves/999")
+        self.assertTrue(out.startswith(b"HTTP/2 404"), out)
+        self.assertIn(b'"code":5', out)
+        out = self.curl("-X", "POST", "-H", "content-type: application/json", "--data-binary",
+                        '{"theme":"Drama"}', f"http://{self.address}/v1/shelves")
+        self.assertEqual(json.loads(out)["theme"], "Drama")
+        out = self.curl("-X", "POST", "--data-binary", '[{"book":{"title":"H2"}}]',
+                        f"http://{self.address}/v1/shelves/1/books:batchCreate")
+        self.assertEqual(json.loads(out)["createdCount"], 1)
+        out = self.curl("-H", "accept: application/x-ndjson",
+                        f"http://{self.address}/v1/shelves/1/books:stream")
+        books = [json.loads(l) for l in out.decode().splitlines() if l]
+        self.assertTrue(books and all(b["shelf"] == "1" for b in books))
+        out = self.curl(f"http://{self.address}/healthz")
+        self.assertEqual(out, b"ok\n")
+
+    def test_server_stream_over_h2c_arrives_as_produced(self):
+        body = json.dumps(echo_body(payload=b"p", count=4, sleep_ms=300))
+        proc = subprocess.Popen(
+            ["curl", "-sS", "-N", "--http2-prior-knowledge", "--max-time", str(TIMEOUT),
+             "-H", "accept: application/x-ndjson", "--data-binary", body,
+             f"http://{self.address}{ECHO}ServerStream"], stdout=subprocess.PIPE)
+        start = time.monotonic()
+        first = proc.stdout.readline()
+        first_at = time.monotonic() - start
+        rest = proc.stdout.read()
+        total = time.monotonic() - start
+        proc.wait(TIMEOUT)
+        self.assertIn(b'"payload"', first)
+        self.assertEqual(rest.count(b'"payload"'), 3)
+        self.assertLess(first_at, 1.0)
+        self.assertGreater(total, 0.8)
+
+    def test_h2load_many_streams(self):
+        result = subprocess.run(
+            ["h2load", "-n", "400", "-c", "4", "-m", "8",
+             f"http://{self.address}/v1/shelves/1"],
+            capture_output=True, text=True, timeout=60)
+        self.assertIn("400 succeeded", result.stdout, result.stdout + result.stderr)
+        self.assertIn("status codes: 400 2xx", result.stdout)
+
+    def test_settings_announce_the_stream_limit(self):
+        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        sock.sendall(PREFACE + h2_frame(4, 0, 0))
+        found, frames = h2_read_frames(sock, lambda k, f, s, p: k == 4 and not f & 1)
+        sock.close()
+        self.assertTrue(found, frames)
+        payload = [p for k, f, s, p in frames if k == 4 and not f & 1][0]
+        settings = {int.from_bytes(payload[i:i + 2], "big"):
+                    int.from_bytes(payload[i + 2:i + 6], "big")
+                    for i in range(0, len(payload), 6)}
+        self.assertEqual(settings.get(3), 8)  # SETTINGS_MAX_CONCURRENT_STREAMS
+
+    def test_limits_over_h2c(self):
+        result = subprocess.run(
+            ["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+             "%{http_code}", "--max-time", str(TIMEOUT), "--data-binary", "x" * 8000,
+             f"http://{self.address}/v1/shelves"], capture_output=True, timeout=TIMEOUT + 5)
+        self.assertEqual(result.stdout, b"413")
+        result = subprocess.run(
+            ["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+             "%{http_code}", "--max-time", str(TIMEOUT), "-H", "x-big: " + "b" * 3000,
+             f"http://{self.address}/v1/shelves"], capture_output=True, timeout=TIMEOUT + 5)
+        self.assertIn(result.stdout, (b"431", b"000"), result.stderr)
+        out = self.curl("-i", f"http://{self.address}/v1/../v1/shelves", "--path-as-is")
+        self.assertTrue(out.startswith(b"HTTP/2 400"), out)
+
+    def test_rapid_reset_gets_goaway(self):
+        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        frames = [PREFACE, h2_frame(4, 0, 0)]
+        for i in range(600):
+            stream = 2 * i + 1
+            frames.append(h2_frame(1, 0x5, stream, h2_get_headers(b"/v1/shelves/1")))
+            frames.append(h2_frame(3, 0, stream, (8).to_bytes(4, "big")))  # CANCEL
+        try:
+            sock.sendall(b"".join(frames))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        found, got = h2_read_frames(sock, lambda k, f, s, p: k == 7, limit=10.0)
+        sock.close()
+        self.assertTrue(found, [f[:3] for f in got[-5:]])
+        goaway = [p for k, f, s, p in got if k == 7][0]
+        self.assertEqual(int.from_bytes(goaway[4:8], "big"), 0xB)  # ENHANCE_YOUR_CALM
+        self.assertTrue(self.gateway.alive())
+        out = self.curl(f"http://{self.address}/v1/shelves/1")
+        self.assertIn(b"Fiction", out)
+
+
+class HttpInterceptorTest(unittest.TestCase):
+    """The interceptor chain runs for REST calls: quotas, deadlines."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.bookstore = harness.bookstore_backend(cls.ws)
+        cls.echo = cls.ws.echo_backend()
+        extra = """
+quotas:
+  rules:
+    - {name: one-shelf-read, selectors: ["bookstore.v1.Bookstore.GetShelf"], key: GLOBAL,
+       requests: 1, per: 60s, burst: 1}
+deadlines:
+  rules:
+    - {selectors: ["gateway.test.v1.Echo.Unary"], max_timeout: 300ms}
+"""
+        config = gateway_config(cls.bookstore.address, cls.echo.address).replace(
+            "runtime:", extra.strip() + "\nruntime:")
+        cls.gateway = cls.ws.gatewayd(config)
+        cls.address = harness.http_address(cls.gateway)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def test_quota_rejection_is_429_with_its_headers(self):
+        client = Client(self.address)
+        try:
+            status, body, _ = client.json("GET", "/v1/shelves/1")
+            self.assertEqual(status, 200, body)
+            status, body, resp = client.json("GET", "/v1/shelves/1")
+            self.assertEqual(status, 429, body)
+            self.assertEqual(body["code"], 8)
+            self.assertIn("one-shelf-read", body["message"])
+            self.assertTrue(resp.getheader("retry-after"))
+            self.assertEqual(client.json("GET", "/v1/shelves")[0], 200)  # other methods
+        finally:
+            client.close()
+
+    def test_deadline_rule_caps_the_call(self):
+        client = Client(self.address)
+        try:
+            start = time.monotonic()
+            status, body, _ = client.json("POST", ECHO + "Unary",
+                                          echo_body(payload=b"x", sleep_ms=3000))
+            self.assertEqual(status, 504, body)
+            self.assertLess(time.monotonic() - start, 2.0)
+            status, body, _ = client.json("POST", ECHO + "Unary", echo_body(payload=b"x"))
+            self.assertEqual(status, 200, body)
+            self.assertTrue(0 < int(body["deadlineMs"]) <= 400, body)
+        finally:
+            client.close()
+
+
 if __name__ == "__main__":
     unittest.main()
