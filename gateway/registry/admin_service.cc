@@ -1,0 +1,261 @@
+#include "gateway/registry/admin_service.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "gateway/config/config_loader.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace gateway::registry {
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+// Constant-time comparison, so a wrong token reveals nothing through timing.
+bool SameSecret(absl::string_view a, absl::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+void FillSummary(const ChangeSummary& s, admin::v1::ChangeSummary* out) {
+  for (const auto& x : s.services_added) out->add_services_added(x);
+  for (const auto& x : s.services_removed) out->add_services_removed(x);
+  for (const auto& x : s.methods_added) out->add_methods_added(x);
+  for (const auto& x : s.methods_removed) out->add_methods_removed(x);
+  for (const auto& x : s.routes_added) out->add_routes_added(x);
+  for (const auto& x : s.routes_removed) out->add_routes_removed(x);
+  for (const auto& x : s.breaking_changes) out->add_breaking_changes(x);
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& address) {
+  if (absl::StartsWith(address, "unix:")) return true;
+  const std::size_t colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& config,
+                                                   const std::string& base_dir) {
+  const config::v1::AdminListener& a = config.admin_listener();
+  AdminSettings settings;
+  settings.address = a.address().empty() ? kDefaultAdminAddress : a.address();
+  const std::size_t colon = settings.address.rfind(':');
+  uint32_t port = 0;
+  if (absl::StartsWith(settings.address, "unix:") || colon == std::string::npos ||
+      colon == 0 || !absl::SimpleAtoi(settings.address.substr(colon + 1), &port) ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "admin_listener.address: \"", settings.address, "\" is not HOST:PORT"));
+  }
+  if (!a.token_file().empty()) {
+    absl::StatusOr<std::string> token = ReadFileToString(ResolvePath(base_dir, a.token_file()));
+    if (!token.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("admin_listener.token_file: ", token.status().message()));
+    }
+    settings.token = std::string(absl::StripAsciiWhitespace(*token));
+    if (settings.token.empty()) {
+      return absl::InvalidArgumentError("admin_listener.token_file: the file is empty");
+    }
+  } else if (!IsLoopbackAddress(settings.address)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "admin_listener.token_file: required when the admin listener is not on loopback (",
+        settings.address, ")"));
+  }
+  if (!a.registry_directory().empty()) {
+    settings.registry_directory = ResolvePath(base_dir, a.registry_directory());
+  }
+  return settings;
+}
+
+// --- RegistryService ---
+
+grpc::Status RegistryService::Authorize(const grpc::ServerContext& context) const {
+  if (token_.empty()) return grpc::Status::OK;
+  auto it = context.client_metadata().find("authorization");
+  if (it == context.client_metadata().end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "the admin API requires \"authorization: Bearer <token>\"");
+  }
+  const absl::string_view value(it->second.data(), it->second.size());
+  if (!absl::StartsWith(value, "Bearer ") || !SameSecret(value.substr(7), token_)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+  }
+  return grpc::Status::OK;
+}
+
+void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
+                           admin::v1::ServiceVersion* out) const {
+  out->set_service(v.service);
+  out->set_owner(v.owner);
+  out->set_backend(v.backend);
+  out->set_version(v.version);
+  out->set_registered_at_unix_seconds(absl::ToUnixSeconds(v.registered_at));
+  out->set_removed(v.removed);
+  if (with_descriptor_set) out->set_descriptor_set(v.descriptor_set);
+  if (!v.removed) {
+    auto [methods, routes] = registry_->Counts(v.service);
+    out->set_method_count(methods);
+    out->set_route_count(routes);
+  }
+}
+
+grpc::Status RegistryService::Register(grpc::ServerContext* context,
+                                       const admin::v1::RegisterRequest* request,
+                                       admin::v1::RegisterResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  RegisterRequest r;
+  r.service = request->service();
+  r.owner = request->owner();
+  r.backend = request->backend();
+  r.descriptor_set = request->descriptor_set();
+  r.force = request->force();
+  r.dry_run = request->dry_run();
+  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  if (!result.ok()) return ToGrpc(result.status());
+  Fill(result->version, false, response->mutable_version());
+  FillSummary(result->changes, response->mutable_changes());
+  response->set_dry_run(result->dry_run);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryService::ListServices(grpc::ServerContext* context,
+                                           const admin::v1::ListServicesRequest*,
+                                           admin::v1::ListServicesResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  for (const ServiceVersion& v : registry_->List()) Fill(v, false, response->add_services());
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryService::GetService(grpc::ServerContext* context,
+                                         const admin::v1::GetServiceRequest* request,
+                                         admin::v1::ServiceVersion* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  absl::StatusOr<ServiceVersion> v = registry_->Get(request->service());
+  if (!v.ok()) return ToGrpc(v.status());
+  Fill(*v, request->include_descriptor_set(), response);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryService::RemoveService(grpc::ServerContext* context,
+                                            const admin::v1::RemoveServiceRequest* request,
+                                            admin::v1::RemoveServiceResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  if (request->owner().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "owner: required");
+  }
+  absl::StatusOr<ChangeResult> result =
+      registry_->Remove(request->service(), request->owner(), request->dry_run());
+  if (!result.ok()) return ToGrpc(result.status());
+  Fill(result->version, false, response->mutable_version());
+  FillSummary(result->changes, response->mutable_changes());
+  response->set_dry_run(result->dry_run);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
+                                           const admin::v1::ListVersionsRequest* request,
+                                           admin::v1::ListVersionsResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  absl::StatusOr<std::vector<ServiceVersion>> versions = registry_->Versions(request->service());
+  if (!versions.ok()) return ToGrpc(versions.status());
+  for (const ServiceVersion& v : *versions) {
+    admin::v1::ServiceVersion* out = response->add_versions();
+    out->set_service(v.service);
+    out->set_owner(v.owner);
+    out->set_backend(v.backend);
+    out->set_version(v.version);
+    out->set_registered_at_unix_seconds(absl::ToUnixSeconds(v.registered_at));
+    out->set_removed(v.removed);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryService::Rollback(grpc::ServerContext* context,
+                                       const admin::v1::RollbackRequest* request,
+                                       admin::v1::RegisterResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  if (request->owner().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "owner: required");
+  }
+  absl::StatusOr<ChangeResult> result = registry_->Rollback(
+      request->service(), request->to_version(), request->owner(), request->dry_run());
+  if (!result.ok()) return ToGrpc(result.status());
+  Fill(result->version, false, response->mutable_version());
+  FillSummary(result->changes, response->mutable_changes());
+  response->set_dry_run(result->dry_run);
+  return grpc::Status::OK;
+}
+
+// --- AdminServer ---
+
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
+    const AdminSettings& settings, const GatewayConfig& config, Snapshot<RouteTable>* routes,
+    std::vector<std::string>* problems) {
+  BaseRoutes base;
+  for (int i = 0; i < config.proto.descriptor_sets_size(); ++i) {
+    const std::string path = ResolvePath(config.base_dir, config.proto.descriptor_sets(i));
+    absl::StatusOr<std::string> bytes = ReadFileToString(path);
+    if (!bytes.ok()) return bytes.status();
+    base.descriptor_sets.push_back({*std::move(bytes), path});
+  }
+  // Aliases the config's table, which owns the pool.
+  base.pool = std::shared_ptr<const google::protobuf::DescriptorPool>(config.routes,
+                                                                       &config.routes->pool());
+  base.services = config.routes->services();
+  for (const std::shared_ptr<Backend>& b : config.backends) base.backends[b->name()] = b;
+  base.http_options = config.routes->transcoder().options();
+
+  std::unique_ptr<DirectoryStore> store;
+  if (!settings.registry_directory.empty()) {
+    store = std::make_unique<DirectoryStore>(settings.registry_directory);
+  }
+  absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
+      std::move(base), std::move(store),
+      [routes](std::shared_ptr<const RouteTable> table) { routes->Publish(std::move(table)); },
+      problems);
+  if (!registry.ok()) return registry.status();
+
+  std::unique_ptr<AdminServer> server(new AdminServer());
+  server->registry_ = *std::move(registry);
+  server->service_ = std::make_unique<RegistryService>(server->registry_.get(), settings.token);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(settings.address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("admin_listener.address: cannot listen on ", settings.address));
+  }
+  return server;
+}
+
+void AdminServer::Shutdown() {
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    server_.reset();
+  }
+}
+
+AdminServer::~AdminServer() { Shutdown(); }
+
+}  // namespace gateway::registry

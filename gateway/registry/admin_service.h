@@ -1,0 +1,118 @@
+// The admin side of the registry: gateway.admin.v1.Registry served over gRPC on the admin
+// listener, and the wiring that gives a running gateway its Registry.
+//
+// The admin listener is loopback by default. Bound to any other address it requires a
+// bearer token (config `admin_listener.token_file`); when a token is configured every call
+// must carry `authorization: Bearer <token>`, or fails with UNAUTHENTICATED.
+//
+// Thread-safety: RegistryService is thread-safe (the Registry serializes changes);
+// AdminServer is started and shut down from one thread.
+//
+// Example (gatewayd's main):
+//   absl::StatusOr<AdminSettings> settings = CompileAdminListener(config.proto, base_dir);
+//   absl::StatusOr<std::unique_ptr<AdminServer>> admin =
+//       AdminServer::Start(*settings, config, &route_snapshot, &problems);
+//   ...
+//   (*admin)->Shutdown();
+
+#ifndef GATEWAY_REGISTRY_ADMIN_SERVICE_H_
+#define GATEWAY_REGISTRY_ADMIN_SERVICE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gateway/admin/v1/registry.grpc.pb.h"
+#include "gateway/config/v1/config.pb.h"
+#include "gateway/gateway_config.h"
+#include "gateway/registry/registry.h"
+#include "gateway/snapshot.h"
+#include "grpcpp/server.h"
+
+namespace gateway::registry {
+
+// The admin listener's effective settings.
+struct AdminSettings {
+  std::string address;             // HOST:PORT
+  std::string token;               // empty: no token required (loopback only)
+  std::string registry_directory;  // empty: the registry is not persisted
+};
+
+// The default admin address.
+inline constexpr char kDefaultAdminAddress[] = "127.0.0.1:9901";
+
+// Validates `config.admin_listener` (which must be set). Returns INVALID_ARGUMENT naming
+// the key: a malformed address, a non-loopback address without token_file, an unreadable
+// or empty token file. Relative paths are resolved against `base_dir`.
+absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& config,
+                                                   const std::string& base_dir);
+
+// True for 127.0.0.0/8, ::1, "localhost" and unix sockets.
+bool IsLoopbackAddress(const std::string& address);
+
+// gateway.admin.v1.Registry over a Registry.
+class RegistryService final : public admin::v1::Registry::Service {
+ public:
+  // `registry` must outlive the service.
+  RegistryService(Registry* registry, std::string token)
+      : registry_(registry), token_(std::move(token)) {}
+
+  grpc::Status Register(grpc::ServerContext* context, const admin::v1::RegisterRequest* request,
+                        admin::v1::RegisterResponse* response) override;
+  grpc::Status ListServices(grpc::ServerContext* context,
+                            const admin::v1::ListServicesRequest* request,
+                            admin::v1::ListServicesResponse* response) override;
+  grpc::Status GetService(grpc::ServerContext* context,
+                          const admin::v1::GetServiceRequest* request,
+                          admin::v1::ServiceVersion* response) override;
+  grpc::Status RemoveService(grpc::ServerContext* context,
+                             const admin::v1::RemoveServiceRequest* request,
+                             admin::v1::RemoveServiceResponse* response) override;
+  grpc::Status ListVersions(grpc::ServerContext* context,
+                            const admin::v1::ListVersionsRequest* request,
+                            admin::v1::ListVersionsResponse* response) override;
+  grpc::Status Rollback(grpc::ServerContext* context, const admin::v1::RollbackRequest* request,
+                        admin::v1::RegisterResponse* response) override;
+
+ private:
+  grpc::Status Authorize(const grpc::ServerContext& context) const;
+  void Fill(const ServiceVersion& v, bool with_descriptor_set, admin::v1::ServiceVersion* out) const;
+
+  Registry* const registry_;
+  const std::string token_;
+};
+
+// The registry of a running gateway and the admin gRPC server in front of it.
+class AdminServer {
+ public:
+  // Builds the registry over the config's services (restoring the registry directory, if
+  // any), publishes the complete route table into `routes`, and starts serving the admin
+  // API on settings.address. Problems met while restoring (skipped files, services that
+  // no longer validate) are appended to `problems`. Returns UNAVAILABLE when the address
+  // cannot be bound, or the registry's error.
+  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const AdminSettings& settings,
+                                                            const GatewayConfig& config,
+                                                            Snapshot<RouteTable>* routes,
+                                                            std::vector<std::string>* problems);
+
+  ~AdminServer();
+
+  int port() const { return port_; }
+  Registry& registry() { return *registry_; }
+
+  // Stops the admin server (calls in flight are cancelled after a short grace).
+  void Shutdown();
+
+ private:
+  AdminServer() = default;
+
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<RegistryService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace gateway::registry
+
+#endif  // GATEWAY_REGISTRY_ADMIN_SERVICE_H_

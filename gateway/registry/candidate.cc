@@ -1,0 +1,214 @@
+#include "gateway/registry/candidate.h"
+
+#include <algorithm>
+#include <functional>
+#include <iterator>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/descriptor.pb.h"
+
+namespace gateway::registry {
+namespace {
+
+std::vector<std::string> Minus(const std::set<std::string>& a, const std::set<std::string>& b) {
+  std::vector<std::string> out;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+std::set<std::string> ServiceNames(const RouteTable& table) {
+  std::set<std::string> out;
+  for (const ServiceBinding& b : table.services()) out.insert(b.service);
+  return out;
+}
+
+std::set<std::string> MethodPaths(const RouteTable& table) {
+  std::set<std::string> out;
+  for (const ServiceBinding& b : table.services()) {
+    const google::protobuf::ServiceDescriptor* s = table.pool().FindServiceByName(b.service);
+    if (s == nullptr) continue;
+    for (int i = 0; i < s->method_count(); ++i) {
+      out.insert(absl::StrCat("/", s->full_name(), "/", s->method(i)->name()));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace {
+
+using ::google::protobuf::DescriptorPool;
+using ::google::protobuf::FileDescriptorProto;
+
+struct FileEntry {
+  FileDescriptorProto proto;
+  std::string stripped;  // serialized without source info, to compare copies
+  std::string origin;
+};
+
+// Adds the files of one serialized set to `files`; a file already in `base_files` or
+// `files` must be identical to it.
+absl::Status AddFiles(const std::string& bytes, const std::string& origin,
+                      const std::map<std::string, FileEntry>& base_files,
+                      std::map<std::string, FileEntry>* files) {
+  google::protobuf::FileDescriptorSet set;
+  if (!set.ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": not a FileDescriptorSet"));
+  }
+  for (FileDescriptorProto& file : *set.mutable_file()) {
+    FileDescriptorProto stripped = file;
+    stripped.clear_source_code_info();
+    std::string serialized = stripped.SerializeAsString();
+    const FileEntry* existing = nullptr;
+    if (auto it = base_files.find(file.name()); it != base_files.end()) existing = &it->second;
+    if (auto it = files->find(file.name()); it != files->end()) existing = &it->second;
+    if (existing != nullptr) {
+      if (existing->stripped != serialized) {
+        return absl::InvalidArgumentError(absl::StrCat(origin, ": file \"", file.name(),
+                                                       "\" differs from the one in ",
+                                                       existing->origin));
+      }
+      continue;
+    }
+    FileEntry& entry = (*files)[file.name()];
+    entry.stripped = std::move(serialized);
+    entry.origin = origin;
+    entry.proto = std::move(file);
+  }
+  return absl::OkStatus();
+}
+
+class CollectingErrors : public DescriptorPool::ErrorCollector {
+ public:
+  void AddError(const std::string& filename, const std::string& element_name,
+                const google::protobuf::Message*, ErrorLocation,
+                const std::string& message) override {
+    errors_.push_back(absl::StrCat(
+        filename, element_name.empty() ? "" : absl::StrCat(" (", element_name, ")"), ": ",
+        message));
+  }
+  std::string Joined() const { return absl::StrJoin(errors_, "; "); }
+
+ private:
+  std::vector<std::string> errors_;
+};
+
+// Builds `files` into `pool` (layered over the config's pool) in dependency order.
+absl::Status BuildFiles(const std::map<std::string, FileEntry>& files, DescriptorPool* pool) {
+  std::set<std::string> built, in_progress;
+  std::function<absl::Status(const std::string&, const std::string&)> build =
+      [&](const std::string& name, const std::string& importer) -> absl::Status {
+    if (built.count(name) > 0) return absl::OkStatus();
+    auto it = files.find(name);
+    if (it == files.end()) {
+      if (pool->FindFileByName(name) != nullptr) return absl::OkStatus();  // the config's
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", importer, "\" imports \"", name,
+          "\", which is in no descriptor set (build the set with protoc --include_imports)"));
+    }
+    if (!in_progress.insert(name).second) {
+      return absl::InvalidArgumentError(absl::StrCat("import cycle through \"", name, "\""));
+    }
+    for (const std::string& dep : it->second.proto.dependency()) {
+      if (absl::Status s = build(dep, name); !s.ok()) return s;
+    }
+    CollectingErrors errors;
+    if (pool->BuildFileCollectingErrors(it->second.proto, &errors) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(it->second.origin, ": invalid file \"",
+                                                     name, "\": ", errors.Joined()));
+    }
+    in_progress.erase(name);
+    built.insert(name);
+    return absl::OkStatus();
+  };
+  for (const auto& [name, entry] : files) {
+    if (absl::Status s = build(name, name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRoutes& base,
+                                                                  const RegistryState& state) {
+  if (base.pool == nullptr) return absl::InternalError("BuildRouteTable: no config pool");
+  std::map<std::string, FileEntry> base_files;
+  for (const BaseRoutes::DescriptorSet& set : base.descriptor_sets) {
+    std::map<std::string, FileEntry> none;
+    if (absl::Status s = AddFiles(set.bytes, set.origin, none, &base_files); !s.ok()) return s;
+  }
+  std::map<std::string, FileEntry> files;
+  std::vector<ServiceBinding> bindings = base.services;
+  for (const ServiceVersion* v : state.Served()) {
+    absl::Status status = AddFiles(v->descriptor_set,
+                                   absl::StrCat("service ", v->service, " v", v->version),
+                                   base_files, &files);
+    if (!status.ok()) return status;
+    auto backend = base.backends.find(v->backend);
+    if (backend == base.backends.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("service ", v->service,
+                                                     ": unknown backend \"", v->backend, "\""));
+    }
+    bindings.push_back({v->service, backend->second});
+  }
+  // The layered pool keeps the config's pool alive for as long as it lives.
+  std::shared_ptr<const DescriptorPool> underlay = base.pool;
+  std::shared_ptr<DescriptorPool> pool(new DescriptorPool(underlay.get()),
+                                       [underlay](DescriptorPool* p) { delete p; });
+  if (absl::Status s = BuildFiles(files, pool.get()); !s.ok()) return s;
+  return RouteTable::Create(std::move(pool), std::move(bindings), base.http_options);
+}
+
+std::vector<std::string> HttpRoutes(const RouteTable& table) {
+  std::vector<std::string> out;
+  for (const auto& plan : table.transcoder().routes().plans()) {
+    // rule_text is `get "/v1/x"`: keep the path between the quotes.
+    const std::string& rule = plan->rule_text;
+    const std::size_t open = rule.find('"');
+    const std::size_t close = rule.rfind('"');
+    const std::string path =
+        open != std::string::npos && close > open ? rule.substr(open + 1, close - open - 1) : rule;
+    out.push_back(absl::StrCat(plan->http_method, " ", path, " -> ", plan->method->full_name()));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+ChangeSummary Summarize(const RouteTable* before, const RouteTable& after) {
+  ChangeSummary summary;
+  std::set<std::string> services_before, methods_before, routes_before;
+  if (before != nullptr) {
+    services_before = ServiceNames(*before);
+    methods_before = MethodPaths(*before);
+    for (std::string& r : HttpRoutes(*before)) routes_before.insert(std::move(r));
+  }
+  const std::set<std::string> services_after = ServiceNames(after);
+  const std::set<std::string> methods_after = MethodPaths(after);
+  std::set<std::string> routes_after;
+  for (std::string& r : HttpRoutes(after)) routes_after.insert(std::move(r));
+  summary.services_added = Minus(services_after, services_before);
+  summary.services_removed = Minus(services_before, services_after);
+  summary.methods_added = Minus(methods_after, methods_before);
+  summary.methods_removed = Minus(methods_before, methods_after);
+  summary.routes_added = Minus(routes_after, routes_before);
+  summary.routes_removed = Minus(routes_before, routes_after);
+  return summary;
+}
+
+std::string ChangeSummary::ToString() const {
+  std::vector<std::string> lines;
+  for (const auto& s : services_added) lines.push_back(absl::StrCat("+ service ", s));
+  for (const auto& s : services_removed) lines.push_back(absl::StrCat("- service ", s));
+  for (const auto& s : methods_added) lines.push_back(absl::StrCat("+ method ", s));
+  for (const auto& s : methods_removed) lines.push_back(absl::StrCat("- method ", s));
+  for (const auto& s : routes_added) lines.push_back(absl::StrCat("+ route ", s));
+  for (const auto& s : routes_removed) lines.push_back(absl::StrCat("- route ", s));
+  for (const auto& s : breaking_changes) lines.push_back(absl::StrCat("! ", s));
+  if (lines.empty()) return "no changes";
+  return absl::StrJoin(lines, "\n");
+}
+
+}  // namespace gateway::registry

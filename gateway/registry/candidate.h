@@ -1,0 +1,80 @@
+// Building and comparing complete route tables for the registry: the services the gateway
+// config defines plus every service the registry serves, compiled into one RouteTable
+// (one descriptor pool, gRPC routes and HTTP routes), so a change is validated against the
+// whole candidate state before anything is swapped.
+//
+// Thread-safety: BaseRoutes is immutable once built; the functions are pure.
+//
+// Example:
+//   absl::StatusOr<std::shared_ptr<const RouteTable>> table = BuildRouteTable(base, state);
+//   ChangeSummary summary = Summarize(current_table.get(), **table);
+
+#ifndef GATEWAY_REGISTRY_CANDIDATE_H_
+#define GATEWAY_REGISTRY_CANDIDATE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gateway/registry/registry_state.h"
+#include "gateway/route_table.h"
+#include "gateway/upstream.h"
+#include "transcoder/transcoder.h"
+
+namespace gateway::registry {
+
+// What the gateway config contributes to every route table.
+struct BaseRoutes {
+  struct DescriptorSet {
+    std::string bytes;   // a serialized FileDescriptorSet
+    std::string origin;  // names it in errors (the file name)
+  };
+  std::vector<DescriptorSet> descriptor_sets;
+  // The pool built from descriptor_sets, which the config's route table uses. Registered
+  // services are built in a pool layered over it, so the config's services keep the very
+  // descriptors the interceptor chain resolved its rules against.
+  std::shared_ptr<const google::protobuf::DescriptorPool> pool;
+  // The services the config binds (never changed through the registry).
+  std::vector<ServiceBinding> services;
+  // Every backend of the config, by name.
+  std::map<std::string, std::shared_ptr<Backend>> backends;
+  transcoder::TranscoderOptions http_options;
+};
+
+// Builds the route table for the config's services plus every served version of `state`,
+// over a pool layered on base.pool (which must be set). Returns INVALID_ARGUMENT when a
+// descriptor set does not parse, a file differs between two sets or from the config's
+// (naming both origins: "service pkg.S v2", the config file), an import is missing or a
+// file does not build, a backend is unknown, or an HTTP rule is invalid or conflicts with
+// another (the transcoder's message, naming both methods and the path).
+absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRoutes& base,
+                                                                  const RegistryState& state);
+
+// What a change does to the served routes.
+struct ChangeSummary {
+  std::vector<std::string> services_added;
+  std::vector<std::string> services_removed;
+  std::vector<std::string> methods_added;    // "/pkg.S/M"
+  std::vector<std::string> methods_removed;
+  std::vector<std::string> routes_added;     // "GET /v1/x/{id} -> pkg.S.M"
+  std::vector<std::string> routes_removed;
+  std::vector<std::string> breaking_changes;  // see compatibility.h
+
+  // Multi-line text for people ("+ service pkg.S", "- route GET /v1/x -> pkg.S.M",
+  // "! pkg.S.M: removed"); "no changes" when empty.
+  std::string ToString() const;
+};
+
+// The services, methods and HTTP routes in `after` but not in `before` and the reverse,
+// each list sorted. `before` may be null (everything is added).
+ChangeSummary Summarize(const RouteTable* before, const RouteTable& after);
+
+// The HTTP routes of a table, "GET /v1/x/{id} -> pkg.S.M", sorted.
+std::vector<std::string> HttpRoutes(const RouteTable& table);
+
+}  // namespace gateway::registry
+
+#endif  // GATEWAY_REGISTRY_CANDIDATE_H_

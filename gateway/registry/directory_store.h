@@ -1,0 +1,74 @@
+// DirectoryStore: the registry persisted in a directory, one file per service version
+// ("<service>@<version>.version"; a removal is a version too), so every change is exactly
+// one new file.
+//
+// Each file is written atomically: a temporary file in the same directory, fsync, rename
+// to its final name, fsync of the directory. A file is framed (magic, length, CRC-32 of
+// the payload) so that a truncated or altered file is recognized on load; it is reported
+// and skipped, never served in part.
+//
+// File layout: "GWREG001" | payload length (uint64, little endian) | CRC-32 (uint32, little
+// endian) | payload (a gateway.admin.v1.ServiceVersion with its descriptor_set).
+//
+// Thread-safety: not thread-safe; the Registry serializes its calls.
+//
+// Example:
+//   DirectoryStore store("/var/lib/gatewayd/registry");
+//   RETURN_IF_ERROR(store.Open());
+//   absl::StatusOr<DirectoryStore::Loaded> loaded = store.Load();
+//   for (const std::string& p : loaded->problems) Log(p);
+//   RETURN_IF_ERROR(store.Write(version));
+
+#ifndef GATEWAY_REGISTRY_DIRECTORY_STORE_H_
+#define GATEWAY_REGISTRY_DIRECTORY_STORE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gateway/registry/registry_state.h"
+
+namespace gateway::registry {
+
+class DirectoryStore {
+ public:
+  explicit DirectoryStore(std::string directory) : directory_(std::move(directory)) {}
+
+  // Creates the directory (and its parents) when missing. Returns the file system's error
+  // naming the path.
+  absl::Status Open();
+
+  struct Loaded {
+    RegistryState state;
+    // One line per skipped file: "<path>: <what is wrong>, skipped".
+    std::vector<std::string> problems;
+  };
+  // Reads every version file. Corrupt, truncated or misnamed files and leftover temporary
+  // files are reported in `problems` and skipped. Returns an error only when the
+  // directory cannot be listed.
+  absl::StatusOr<Loaded> Load() const;
+
+  // Writes `version` atomically. Returns ALREADY_EXISTS when that version is already
+  // stored, or the file system's error naming the path (nothing is left behind then).
+  absl::Status Write(const ServiceVersion& version) const;
+
+  // The file name of a version: "<service>@<version>.version".
+  static std::string FileName(const std::string& service, int64_t version);
+
+  const std::string& directory() const { return directory_; }
+
+ private:
+  std::string directory_;
+};
+
+// The file content for `version` (exposed for tests that corrupt it).
+std::string EncodeVersionFile(const ServiceVersion& version);
+
+// Parses a file made by EncodeVersionFile. INVALID_ARGUMENT naming what is wrong (bad magic,
+// truncated, checksum mismatch, unparsable record).
+absl::StatusOr<ServiceVersion> DecodeVersionFile(const std::string& bytes);
+
+}  // namespace gateway::registry
+
+#endif  // GATEWAY_REGISTRY_DIRECTORY_STORE_H_

@@ -1,0 +1,367 @@
+#include "gateway/registry/registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gateway/descriptor_sets.h"
+#include "gateway/registry/compatibility.h"
+
+namespace gateway::registry {
+namespace {
+
+using ::google::protobuf::DescriptorPool;
+using ::google::protobuf::ServiceDescriptor;
+
+// A full protobuf name: dot-separated identifiers.
+bool IsFullName(const std::string& name) {
+  if (name.empty() || name.front() == '.' || name.back() == '.') return false;
+  bool segment_start = true;
+  for (char c : name) {
+    if (c == '.') {
+      if (segment_start) return false;
+      segment_start = true;
+      continue;
+    }
+    if (!(absl::ascii_isalnum(c) || c == '_')) return false;
+    if (segment_start && absl::ascii_isdigit(c)) return false;
+    segment_start = false;
+  }
+  return true;
+}
+
+// The package of a service as its descriptor declares it.
+std::string PackageOf(const ServiceDescriptor& service) { return service.file()->package(); }
+
+// Builds the pool of one descriptor set alone: it must be self-contained.
+absl::StatusOr<std::shared_ptr<const DescriptorPool>> PoolOf(const std::string& bytes,
+                                                              const std::string& origin) {
+  DescriptorSetBuilder builder;
+  absl::Status status = builder.AddSerialized(bytes, origin);
+  if (!status.ok()) return status;
+  return builder.Build();
+}
+
+std::vector<std::string> ServicesIn(const DescriptorPool& pool, const std::string& bytes) {
+  google::protobuf::FileDescriptorSet set;
+  std::vector<std::string> out;
+  if (!set.ParseFromString(bytes)) return out;
+  for (const auto& file : set.file()) {
+    for (const auto& service : file.service()) {
+      out.push_back(file.package().empty() ? service.name()
+                                           : absl::StrCat(file.package(), ".", service.name()));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(BaseRoutes base,
+                                                           std::unique_ptr<DirectoryStore> store,
+                                                           Publisher publish,
+                                                           std::vector<std::string>* problems,
+                                                           Now now) {
+  RegistryState loaded;
+  if (store != nullptr) {
+    absl::Status status = store->Open();
+    if (!status.ok()) return status;
+    absl::StatusOr<DirectoryStore::Loaded> result = store->Load();
+    if (!result.ok()) return result.status();
+    for (std::string& p : result->problems) problems->push_back(std::move(p));
+    loaded = std::move(result->state);
+  }
+  std::unique_ptr<Registry> registry(
+      new Registry(std::move(base), std::move(store), std::move(publish), std::move(now)));
+
+  // The config's services alone must build; then each stored service is added in the order
+  // it was registered, and one that no longer validates is left out (and reported).
+  RegistryState accepted;
+  absl::StatusOr<std::shared_ptr<const RouteTable>> table =
+      BuildRouteTable(registry->base_, accepted);
+  if (!table.ok()) return table.status();
+  std::vector<const ServiceVersion*> served = loaded.Served();
+  std::stable_sort(served.begin(), served.end(),
+                   [](const ServiceVersion* a, const ServiceVersion* b) {
+                     return a->registered_at < b->registered_at;
+                   });
+  for (const std::string& name : loaded.Names()) {
+    for (const ServiceVersion& v : loaded.History(name)) {
+      ServiceVersion copy = v;
+      if (&v == loaded.Current(name)) continue;  // added below once it validates
+      accepted.Restore(std::move(copy));
+    }
+  }
+  for (const ServiceVersion* v : served) {
+    RegistryState candidate = accepted;
+    candidate.Restore(*v);
+    absl::StatusOr<std::shared_ptr<const RouteTable>> next =
+        BuildRouteTable(registry->base_, candidate);
+    if (!next.ok()) {
+      problems->push_back(absl::StrCat("service ", v->service, " v", v->version,
+                                       " is not served: ", next.status().message()));
+      // Keep its number taken so a later registration does not reuse it.
+      ServiceVersion hidden = *v;
+      hidden.removed = true;
+      hidden.descriptor_set.clear();
+      accepted.Restore(std::move(hidden));
+      continue;
+    }
+    accepted = std::move(candidate);
+    table = std::move(next);
+  }
+  {
+    absl::MutexLock lock(&registry->mu_);
+    registry->state_ = std::move(accepted);
+    registry->routes_ = *table;
+  }
+  if (registry->publish_) registry->publish_(*table);
+  return registry;
+}
+
+absl::Status Registry::CheckOwner(const std::string& service, const std::string& package,
+                                  const std::string& owner) const {
+  for (const ServiceBinding& b : base_.services) {
+    if (b.service == service) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "service ", service, " is defined in the gateway config and cannot be changed "
+                               "through the registry"));
+    }
+    const ServiceDescriptor* config_service =
+        routes_ == nullptr ? nullptr : routes_->pool().FindServiceByName(b.service);
+    if (config_service != nullptr && !package.empty() && PackageOf(*config_service) == package) {
+      return absl::PermissionDeniedError(absl::StrCat("package ", package,
+                                                      " is defined in the gateway config "
+                                                      "(service ", b.service, ")"));
+    }
+  }
+  const std::vector<ServiceVersion>& history = state_.History(service);
+  if (!history.empty() && history.back().owner != owner) {
+    return absl::PermissionDeniedError(absl::StrCat("service ", service, " is owned by \"",
+                                                    history.back().owner, "\", not \"", owner,
+                                                    "\""));
+  }
+  if (package.empty() || routes_ == nullptr) return absl::OkStatus();
+  for (const ServiceVersion* other : state_.Served()) {
+    if (other->service == service || other->owner == owner) continue;
+    const ServiceDescriptor* d = routes_->pool().FindServiceByName(other->service);
+    if (d != nullptr && PackageOf(*d) == package) {
+      return absl::PermissionDeniedError(absl::StrCat("package ", package,
+                                                      " is registered by \"", other->owner,
+                                                      "\" (service ", other->service, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) {
+  if (request.service.empty()) return absl::InvalidArgumentError("service: required");
+  if (!IsFullName(request.service)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "service: \"", request.service, "\" is not a full service name (e.g. pkg.v1.Service)"));
+  }
+  if (request.owner.empty()) return absl::InvalidArgumentError("owner: required");
+  if (request.backend.empty()) return absl::InvalidArgumentError("backend: required");
+  if (base_.backends.count(request.backend) == 0) {
+    std::vector<std::string> known;
+    for (const auto& [name, backend] : base_.backends) known.push_back(name);
+    return absl::InvalidArgumentError(
+        absl::StrCat("backend: unknown backend \"", request.backend, "\" (known: ",
+                     known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
+  }
+  if (request.descriptor_set.empty()) {
+    return absl::InvalidArgumentError("descriptor_set: required");
+  }
+  absl::StatusOr<std::shared_ptr<const DescriptorPool>> pool =
+      PoolOf(request.descriptor_set, "descriptor_set");
+  if (!pool.ok()) return pool.status();
+  const ServiceDescriptor* service = (*pool)->FindServiceByName(request.service);
+  if (service == nullptr) {
+    std::vector<std::string> defined = ServicesIn(**pool, request.descriptor_set);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "descriptor_set: service ", request.service, " is not defined in it (it defines: ",
+        defined.empty() ? "no service" : absl::StrJoin(defined, ", "), ")"));
+  }
+
+  absl::MutexLock lock(&mu_);
+  absl::Status status = CheckOwner(request.service, PackageOf(*service), request.owner);
+  if (!status.ok()) return status;
+
+  std::vector<std::string> breaking;
+  if (const ServiceVersion* current = state_.Current(request.service)) {
+    absl::StatusOr<std::shared_ptr<const DescriptorPool>> old_pool = PoolOf(
+        current->descriptor_set, absl::StrCat("service ", current->service, " v",
+                                              current->version));
+    if (!old_pool.ok()) return old_pool.status();
+    const ServiceDescriptor* old_service = (*old_pool)->FindServiceByName(request.service);
+    if (old_service != nullptr) breaking = BreakingChanges(*old_service, *service);
+    if (!breaking.empty() && !request.force && !request.dry_run) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("breaking changes (use force to accept them):\n",
+                       absl::StrJoin(breaking, "\n")));
+    }
+  }
+  ServiceVersion version;
+  version.service = request.service;
+  version.owner = request.owner;
+  version.backend = request.backend;
+  version.descriptor_set = request.descriptor_set;
+  version.registered_at = now_();
+  RegistryState candidate = state_;
+  version.version = candidate.Append(version);
+  return Apply(std::move(candidate), version, std::move(breaking), request.dry_run);
+}
+
+absl::StatusOr<ChangeResult> Registry::Remove(const std::string& service,
+                                              const std::string& owner, bool dry_run) {
+  absl::MutexLock lock(&mu_);
+  const ServiceVersion* current = state_.Current(service);
+  if (current == nullptr) {
+    for (const ServiceBinding& b : base_.services) {
+      if (b.service == service) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "service ", service, " is defined in the gateway config and cannot be removed "
+                                 "through the registry"));
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("service ", service, " is not registered"));
+  }
+  if (current->owner != owner) {
+    return absl::PermissionDeniedError(absl::StrCat("service ", service, " is owned by \"",
+                                                    current->owner, "\", not \"", owner, "\""));
+  }
+  ServiceVersion version;
+  version.service = service;
+  version.owner = owner;
+  version.backend = current->backend;
+  version.registered_at = now_();
+  version.removed = true;
+  RegistryState candidate = state_;
+  version.version = candidate.Append(version);
+  return Apply(std::move(candidate), version, {}, dry_run);
+}
+
+absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int64_t to_version,
+                                                const std::string& owner, bool dry_run) {
+  absl::MutexLock lock(&mu_);
+  const std::vector<ServiceVersion>& history = state_.History(service);
+  if (history.empty()) {
+    return absl::NotFoundError(absl::StrCat("service ", service, " is not registered"));
+  }
+  if (history.back().owner != owner) {
+    return absl::PermissionDeniedError(absl::StrCat("service ", service, " is owned by \"",
+                                                    history.back().owner, "\", not \"", owner,
+                                                    "\""));
+  }
+  const ServiceVersion* target = nullptr;
+  if (to_version == 0) {
+    // The newest served version before the current one.
+    for (auto it = history.rbegin() + 1; it < history.rend(); ++it) {
+      if (!it->removed) {
+        target = &*it;
+        break;
+      }
+    }
+    if (target == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat("service ", service, " has no earlier version to roll back to"));
+    }
+  } else {
+    target = state_.Find(service, to_version);
+    if (target == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat("service ", service, " has no version ", to_version));
+    }
+    if (target->removed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "service ", service, " version ", to_version, " records a removal; use remove"));
+    }
+  }
+  std::vector<std::string> breaking;
+  if (const ServiceVersion* current = state_.Current(service)) {
+    absl::StatusOr<std::shared_ptr<const DescriptorPool>> old_pool =
+        PoolOf(current->descriptor_set, "current version");
+    absl::StatusOr<std::shared_ptr<const DescriptorPool>> new_pool =
+        PoolOf(target->descriptor_set, "target version");
+    if (old_pool.ok() && new_pool.ok()) {
+      const ServiceDescriptor* a = (*old_pool)->FindServiceByName(service);
+      const ServiceDescriptor* b = (*new_pool)->FindServiceByName(service);
+      if (a != nullptr && b != nullptr) breaking = BreakingChanges(*a, *b);
+    }
+  }
+  ServiceVersion version = *target;
+  version.owner = owner;
+  version.registered_at = now_();
+  RegistryState candidate = state_;
+  version.version = candidate.Append(version);
+  return Apply(std::move(candidate), version, std::move(breaking), dry_run);
+}
+
+absl::StatusOr<ChangeResult> Registry::Apply(RegistryState candidate,
+                                             const ServiceVersion& version,
+                                             std::vector<std::string> breaking, bool dry_run) {
+  absl::StatusOr<std::shared_ptr<const RouteTable>> table = BuildRouteTable(base_, candidate);
+  if (!table.ok()) return table.status();
+  ChangeResult result;
+  result.version = version;
+  result.version.descriptor_set.clear();
+  result.changes = Summarize(routes_.get(), **table);
+  result.changes.breaking_changes = std::move(breaking);
+  result.dry_run = dry_run;
+  if (dry_run) return result;
+  if (store_ != nullptr) {
+    absl::Status status = store_->Write(version);
+    if (!status.ok()) return status;
+  }
+  state_ = std::move(candidate);
+  routes_ = *table;
+  if (publish_) publish_(*std::move(table));
+  return result;
+}
+
+std::vector<ServiceVersion> Registry::List() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ServiceVersion> out;
+  for (const ServiceVersion* v : state_.Served()) out.push_back(*v);
+  return out;
+}
+
+absl::StatusOr<ServiceVersion> Registry::Get(const std::string& service) const {
+  absl::MutexLock lock(&mu_);
+  const ServiceVersion* v = state_.Current(service);
+  if (v == nullptr) {
+    return absl::NotFoundError(absl::StrCat("service ", service, " is not registered"));
+  }
+  return *v;
+}
+
+absl::StatusOr<std::vector<ServiceVersion>> Registry::Versions(const std::string& service) const {
+  absl::MutexLock lock(&mu_);
+  const std::vector<ServiceVersion>& history = state_.History(service);
+  if (history.empty()) {
+    return absl::NotFoundError(absl::StrCat("service ", service, " has no versions"));
+  }
+  return history;
+}
+
+std::shared_ptr<const RouteTable> Registry::routes() const {
+  absl::MutexLock lock(&mu_);
+  return routes_;
+}
+
+std::pair<int, int> Registry::Counts(const std::string& service) const {
+  std::shared_ptr<const RouteTable> table = routes();
+  int methods = 0;
+  int http_routes = 0;
+  if (const ServiceDescriptor* d = table->pool().FindServiceByName(service)) {
+    methods = d->method_count();
+  }
+  for (const auto& plan : table->transcoder().routes().plans()) {
+    if (plan->method->service()->full_name() == service) ++http_routes;
+  }
+  return {methods, http_routes};
+}
+
+}  // namespace gateway::registry

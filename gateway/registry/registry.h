@@ -1,0 +1,143 @@
+// Registry: the descriptor registry of a running gateway. Platform teams register,
+// replace, roll back and remove services; each change is validated against the complete
+// candidate state, persisted, and only then published as a new RouteTable.
+//
+// A change goes through these steps, and stops at the first failure with nothing changed:
+//   1. the request is complete (service name, owner, a known backend);
+//   2. the descriptor set parses and is self-contained (every import inside it) and
+//      defines the service;
+//   3. ownership: a service belongs to the owner that registered it first, a package to
+//      the owner of its first service; services of the gateway config belong to nobody;
+//   4. compatibility with the registered version (compatibility.h): breaking changes are
+//      refused unless forced;
+//   5. the whole candidate route table builds (every HTTP rule valid, no conflict with
+//      any other service, no file differing between two services' sets);
+//   6. with a store, the new version is written (atomically) before it is served;
+//   7. the new table is handed to the publisher (e.g. Snapshot<RouteTable>::Publish);
+//      calls already running keep the table they started with.
+// A dry run stops after step 5 and reports what would change.
+//
+// Thread-safety: thread-safe; changes are serialized by one mutex (they are rare and
+// off the hot path; serving never takes it).
+//
+// Example:
+//   absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
+//       std::move(base), std::move(store),
+//       [&](std::shared_ptr<const RouteTable> t) { snapshot.Publish(std::move(t)); },
+//       &problems);
+//   absl::StatusOr<ChangeResult> r = (*registry)->Register(request);
+
+#ifndef GATEWAY_REGISTRY_REGISTRY_H_
+#define GATEWAY_REGISTRY_REGISTRY_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gateway/registry/candidate.h"
+#include "gateway/registry/directory_store.h"
+#include "gateway/registry/registry_state.h"
+#include "gateway/route_table.h"
+
+namespace gateway::registry {
+
+struct RegisterRequest {
+  std::string service;         // full name
+  std::string owner;           // team name
+  std::string backend;         // a config backend name
+  std::string descriptor_set;  // serialized FileDescriptorSet with imports
+  bool force = false;          // accept breaking changes
+  bool dry_run = false;        // report, change nothing
+};
+
+struct ChangeResult {
+  ServiceVersion version;  // the version written (or that would be written)
+  ChangeSummary changes;
+  bool dry_run = false;
+};
+
+class Registry {
+ public:
+  using Publisher = std::function<void(std::shared_ptr<const RouteTable>)>;
+  using Now = std::function<absl::Time()>;
+
+  // Restores the state kept in `store` (may be null: nothing persisted), builds the
+  // complete route table and publishes it. A stored service that no longer validates
+  // (e.g. its backend left the config) is not served; each such service and each skipped
+  // file is reported in `problems`. Returns an error only when the store cannot be opened
+  // or listed, or when the config's own services do not build.
+  static absl::StatusOr<std::unique_ptr<Registry>> Create(
+      BaseRoutes base, std::unique_ptr<DirectoryStore> store, Publisher publish,
+      std::vector<std::string>* problems, Now now = absl::Now);
+
+  // Registers a new service or a new version. Errors (nothing changed):
+  //   INVALID_ARGUMENT     a missing field, an unknown backend, a descriptor set that does
+  //                        not parse or misses an import or the service, an invalid or
+  //                        conflicting HTTP rule (naming both methods and the path);
+  //   PERMISSION_DENIED    the service or its package belongs to another owner or to the
+  //                        gateway config;
+  //   FAILED_PRECONDITION  breaking changes without force: "breaking changes (use force
+  //                        to accept them):" then one change per line;
+  //   UNAVAILABLE          the store could not write the version.
+  absl::StatusOr<ChangeResult> Register(const RegisterRequest& request);
+
+  // Stops serving `service` (records a removal version). NOT_FOUND when it is not served;
+  // PERMISSION_DENIED for another owner.
+  absl::StatusOr<ChangeResult> Remove(const std::string& service, const std::string& owner,
+                                      bool dry_run);
+
+  // Serves the content of version `to_version` (0: the one before the current) again, as
+  // a new version. NOT_FOUND for an unknown service or version; PERMISSION_DENIED for
+  // another owner; INVALID_ARGUMENT when the result does not validate.
+  absl::StatusOr<ChangeResult> Rollback(const std::string& service, int64_t to_version,
+                                        const std::string& owner, bool dry_run);
+
+  // The served services (current versions), ordered by name.
+  std::vector<ServiceVersion> List() const;
+
+  // The current version of `service`; NOT_FOUND when it is not served.
+  absl::StatusOr<ServiceVersion> Get(const std::string& service) const;
+
+  // Every version of `service`, oldest first; NOT_FOUND when it has none.
+  absl::StatusOr<std::vector<ServiceVersion>> Versions(const std::string& service) const;
+
+  // The route table currently published.
+  std::shared_ptr<const RouteTable> routes() const;
+
+  // How many gRPC methods and HTTP routes `service` has in the current table.
+  std::pair<int, int> Counts(const std::string& service) const;
+
+ private:
+  Registry(BaseRoutes base, std::unique_ptr<DirectoryStore> store, Publisher publish, Now now)
+      : base_(std::move(base)),
+        store_(std::move(store)),
+        publish_(std::move(publish)),
+        now_(std::move(now)) {}
+
+  // Validates `candidate` (which has `version` as its newest change), and unless dry_run
+  // persists the version, makes the candidate current and publishes its table.
+  absl::StatusOr<ChangeResult> Apply(RegistryState candidate, const ServiceVersion& version,
+                                     std::vector<std::string> breaking, bool dry_run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Status CheckOwner(const std::string& service, const std::string& package,
+                          const std::string& owner) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const BaseRoutes base_;
+  const std::unique_ptr<DirectoryStore> store_;
+  const Publisher publish_;
+  const Now now_;
+
+  mutable absl::Mutex mu_;
+  RegistryState state_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const RouteTable> routes_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace gateway::registry
+
+#endif  // GATEWAY_REGISTRY_REGISTRY_H_

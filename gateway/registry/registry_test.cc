@@ -1,0 +1,422 @@
+#include "gateway/registry/registry.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gateway/descriptor_sets.h"
+#include "gateway/registry/test_descriptors.h"
+#include "gateway/upstream.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace gateway::registry {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::SimpleServiceSet;
+
+std::shared_ptr<Backend> MakeBackend(const std::string& name) {
+  config::v1::Backend config;
+  config.set_name(name);
+  config.set_target("dns:///127.0.0.1:1");
+  absl::StatusOr<std::shared_ptr<Backend>> backend =
+      Backend::Create(config, config::v1::Limits(), "", "backends[0]");
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  return *backend;
+}
+
+// The gateway config serves config.v1.Front (GET /v1/front/{id}) on backend "front";
+// backends "books" and "echo" serve nothing yet.
+BaseRoutes Base() {
+  BaseRoutes base;
+  base.descriptor_sets.push_back(
+      {SimpleServiceSet("config.v1", "Front", "/v1/front/{id}"), "front.pb"});
+  base.backends["front"] = MakeBackend("front");
+  base.backends["books"] = MakeBackend("books");
+  base.backends["echo"] = MakeBackend("echo");
+  base.services.push_back({"config.v1.Front", base.backends["front"]});
+  DescriptorSetBuilder builder;
+  EXPECT_TRUE(builder.AddSerialized(base.descriptor_sets[0].bytes, "front.pb").ok());
+  base.pool = *builder.Build();
+  return base;
+}
+
+std::string FreshDirectory(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/registry-", name, "-",
+                                 ::getpid());
+  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
+  return dir;
+}
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(nullptr); }
+
+  void Start(std::unique_ptr<DirectoryStore> store) {
+    problems_.clear();
+    absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
+        Base(), std::move(store),
+        [this](std::shared_ptr<const RouteTable> t) {
+          published_ = std::move(t);
+          ++publications_;
+        },
+        &problems_, [this] { return now_; });
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+  }
+
+  RegisterRequest Library(const std::string& get_path = "/v1/books/{id}") {
+    RegisterRequest r;
+    r.service = "lib.v1.Library";
+    r.owner = "team-a";
+    r.backend = "books";
+    r.descriptor_set = SimpleServiceSet("lib.v1", "Library", get_path);
+    return r;
+  }
+
+  absl::Status RegisterStatus(const RegisterRequest& r) { return registry_->Register(r).status(); }
+
+  absl::Time now_ = absl::FromUnixSeconds(1700000000);
+  std::vector<std::string> problems_;
+  std::shared_ptr<const RouteTable> published_;
+  int publications_ = 0;
+  std::unique_ptr<Registry> registry_;
+};
+
+// --- Validation: each kind of refusal, with its message. ---
+
+TEST_F(RegistryTest, MissingServiceNameIsRefused) {
+  RegisterRequest r = Library();
+  r.service = "";
+  EXPECT_EQ(RegisterStatus(r), absl::InvalidArgumentError("service: required"));
+}
+
+TEST_F(RegistryTest, MalformedServiceNameIsRefused) {
+  RegisterRequest r = Library();
+  r.service = "lib.v1/Library";
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError("service: \"lib.v1/Library\" is not a full service name "
+                                       "(e.g. pkg.v1.Service)"));
+}
+
+TEST_F(RegistryTest, MissingOwnerIsRefused) {
+  RegisterRequest r = Library();
+  r.owner = "";
+  EXPECT_EQ(RegisterStatus(r), absl::InvalidArgumentError("owner: required"));
+}
+
+TEST_F(RegistryTest, UnknownBackendIsRefusedListingTheKnownOnes) {
+  RegisterRequest r = Library();
+  r.backend = "bookz";
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "backend: unknown backend \"bookz\" (known: books, echo, front)"));
+}
+
+TEST_F(RegistryTest, BytesThatAreNotADescriptorSetAreRefused) {
+  RegisterRequest r = Library();
+  r.descriptor_set = "\xff\xff not protobuf";
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "descriptor_set: not a FileDescriptorSet (expected the output of protoc "
+                "--include_imports --descriptor_set_out)"));
+}
+
+TEST_F(RegistryTest, DescriptorSetWithoutItsImportsIsRefused) {
+  RegisterRequest r = Library();
+  google::protobuf::FileDescriptorSet set;
+  ASSERT_TRUE(set.ParseFromString(r.descriptor_set));
+  google::protobuf::FileDescriptorSet only_mine;
+  *only_mine.add_file() = set.file(set.file_size() - 1);
+  r.descriptor_set = only_mine.SerializeAsString();
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "\"lib.v1.proto\" imports \"google/api/annotations.proto\", which is in no "
+                "descriptor set (build the set with protoc --include_imports)"));
+}
+
+TEST_F(RegistryTest, DescriptorSetWithAnUndefinedTypeIsRefused) {
+  RegisterRequest r = Library();
+  google::protobuf::FileDescriptorProto file =
+      testing::SimpleServiceFile("lib.v1", "Library", "/v1/books/{id}");
+  file.mutable_service(0)->mutable_method(0)->set_output_type(".lib.v1.Respons");
+  r.descriptor_set = testing::DescriptorSetOf({file});
+  absl::Status status = RegisterStatus(r);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(status.message()),
+            "descriptor_set: invalid file \"lib.v1.proto\": lib.v1.proto (lib.v1.Library.Get): "
+            "\".lib.v1.Respons\" is not defined.");
+}
+
+TEST_F(RegistryTest, ServiceMissingFromTheDescriptorSetIsRefusedListingWhatItDefines) {
+  RegisterRequest r = Library();
+  r.service = "lib.v1.Librarian";
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError("descriptor_set: service lib.v1.Librarian is not defined "
+                                       "in it (it defines: lib.v1.Library)"));
+}
+
+TEST_F(RegistryTest, InvalidHttpRuleIsRefusedNamingMethodAndRule) {
+  absl::Status status = RegisterStatus(Library("/v1/books/{nope}"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(status.message()), "method lib.v1.Library.Get, rule get \"/v1/books/{nope}\": position 10: field 'nope' "
+            "(in 'nope') does not exist in lib.v1.Request");
+}
+
+TEST_F(RegistryTest, HttpRouteConflictingWithAnotherServiceNamesBothMethodsAndThePath) {
+  ASSERT_TRUE(registry_->Register(Library("/v1/books/{id}")).ok());
+  RegisterRequest other;
+  other.service = "shop.v1.Shop";
+  other.owner = "team-b";
+  other.backend = "echo";
+  other.descriptor_set = SimpleServiceSet("shop.v1", "Shop", "/v1/books/{name}");
+  absl::Status status = RegisterStatus(other);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(status.message()), "conflicting HTTP rules: shop.v1.Shop.Get (get \"/v1/books/{name}\") and "
+            "lib.v1.Library.Get (get \"/v1/books/{id}\") both match GET /v1/books/*");
+  EXPECT_EQ(publications_, 2);  // the initial table and the Library registration only
+}
+
+TEST_F(RegistryTest, HttpRouteConflictingWithAConfigServiceIsRefused) {
+  absl::Status status = RegisterStatus(Library("/v1/front/{name}"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(status.message()), "conflicting HTTP rules: lib.v1.Library.Get (get \"/v1/front/{name}\") and "
+            "config.v1.Front.Get (get \"/v1/front/{id}\") both match GET /v1/front/*");
+}
+
+TEST_F(RegistryTest, FileDifferingBetweenTwoServicesIsRefusedNamingBoth) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  RegisterRequest other;
+  other.service = "shop.v1.Shop";
+  other.owner = "team-b";
+  other.backend = "echo";
+  // Same file name as the library's, different content.
+  google::protobuf::FileDescriptorProto file =
+      testing::SimpleServiceFile("shop.v1", "Shop", "/v1/shop");
+  file.set_name("lib.v1.proto");
+  other.descriptor_set = testing::DescriptorSetOf({file});
+  EXPECT_EQ(RegisterStatus(other),
+            absl::InvalidArgumentError("service shop.v1.Shop v1: file \"lib.v1.proto\" differs "
+                                       "from the one in service lib.v1.Library v1"));
+}
+
+TEST_F(RegistryTest, ChangingAServiceOfAnotherOwnerIsRefused) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  RegisterRequest r = Library("/v1/books2/{id}");
+  r.owner = "team-b";
+  EXPECT_EQ(RegisterStatus(r),
+            absl::PermissionDeniedError(
+                "service lib.v1.Library is owned by \"team-a\", not \"team-b\""));
+}
+
+TEST_F(RegistryTest, ServiceInAPackageOfAnotherOwnerIsRefused) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  RegisterRequest r;
+  r.service = "lib.v1.Archive";
+  r.owner = "team-b";
+  r.backend = "echo";
+  google::protobuf::FileDescriptorProto file =
+      testing::SimpleServiceFile("lib.v1", "Archive", "/v1/archive");
+  file.set_name("archive.proto");
+  r.descriptor_set = testing::DescriptorSetOf({file});
+  EXPECT_EQ(RegisterStatus(r),
+            absl::PermissionDeniedError(
+                "package lib.v1 is registered by \"team-a\" (service lib.v1.Library)"));
+}
+
+TEST_F(RegistryTest, ServiceOfTheGatewayConfigCannotBeReplaced) {
+  RegisterRequest r;
+  r.service = "config.v1.Front";
+  r.owner = "team-a";
+  r.backend = "echo";
+  r.descriptor_set = SimpleServiceSet("config.v1", "Front", "/v1/front2/{id}");
+  EXPECT_EQ(RegisterStatus(r),
+            absl::PermissionDeniedError("service config.v1.Front is defined in the gateway "
+                                        "config and cannot be changed through the registry"));
+}
+
+TEST_F(RegistryTest, BreakingChangeIsRefusedWithoutForceListingEachChange) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  EXPECT_EQ(RegisterStatus(Library("/v2/books/{id}")),
+            absl::FailedPreconditionError(
+                "breaking changes (use force to accept them):\n"
+                "lib.v1.Library.Get: http rule changed GET /v1/books/{id} -> GET /v2/books/{id}"));
+  EXPECT_EQ(registry_->Get("lib.v1.Library")->version, 1);
+}
+
+// --- Successful changes, dry runs and what they report. ---
+
+TEST_F(RegistryTest, RegisterPublishesACompleteTableWithBothServices) {
+  absl::StatusOr<ChangeResult> result = registry_->Register(Library());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->version.version, 1);
+  EXPECT_FALSE(result->dry_run);
+  ASSERT_NE(published_, nullptr);
+  EXPECT_NE(published_->Find("/lib.v1.Library/Get"), nullptr);
+  EXPECT_NE(published_->Find("/config.v1.Front/Get"), nullptr);
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get")->backend->name(), "books");
+  absl::StatusOr<transcoder::RouteMatch> m = published_->transcoder().Match("GET", "/v1/books/7");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(published_->ForPlan(m->plan)->path, "/lib.v1.Library/Get");
+  EXPECT_THAT(result->changes.services_added, ElementsAre("lib.v1.Library"));
+  EXPECT_THAT(result->changes.methods_added, ElementsAre("/lib.v1.Library/Get"));
+  EXPECT_THAT(result->changes.routes_added, ElementsAre("GET /v1/books/{id} -> lib.v1.Library.Get"));
+  EXPECT_THAT(result->changes.breaking_changes, IsEmpty());
+}
+
+TEST_F(RegistryTest, DryRunReportsTheDiffAndChangesNothing) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  const int before = publications_;
+  RegisterRequest r = Library("/v2/books/{id}");
+  r.dry_run = true;
+  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->dry_run);
+  EXPECT_EQ(result->version.version, 2);
+  EXPECT_THAT(result->changes.services_added, IsEmpty());
+  EXPECT_THAT(result->changes.methods_added, IsEmpty());
+  EXPECT_THAT(result->changes.routes_added, ElementsAre("GET /v2/books/{id} -> lib.v1.Library.Get"));
+  EXPECT_THAT(result->changes.routes_removed,
+              ElementsAre("GET /v1/books/{id} -> lib.v1.Library.Get"));
+  EXPECT_THAT(result->changes.breaking_changes,
+              ElementsAre("lib.v1.Library.Get: http rule changed GET /v1/books/{id} -> "
+                          "GET /v2/books/{id}"));
+  EXPECT_EQ(result->changes.ToString(),
+            "+ route GET /v2/books/{id} -> lib.v1.Library.Get\n"
+            "- route GET /v1/books/{id} -> lib.v1.Library.Get\n"
+            "! lib.v1.Library.Get: http rule changed GET /v1/books/{id} -> GET /v2/books/{id}");
+  EXPECT_EQ(publications_, before);
+  EXPECT_EQ(registry_->Get("lib.v1.Library")->version, 1);
+}
+
+TEST_F(RegistryTest, ForcedReplaceServesTheNewRuleOnly) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  RegisterRequest r = Library("/v2/books/{id}");
+  r.force = true;
+  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->version.version, 2);
+  EXPECT_EQ(published_->transcoder().Match("GET", "/v1/books/1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(published_->transcoder().Match("GET", "/v2/books/1").ok());
+}
+
+TEST_F(RegistryTest, RemoveStopsServingAndKeepsTheHistory) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  absl::Status denied = registry_->Remove("lib.v1.Library", "team-b", false).status();
+  EXPECT_EQ(denied, absl::PermissionDeniedError(
+                        "service lib.v1.Library is owned by \"team-a\", not \"team-b\""));
+  absl::StatusOr<ChangeResult> result = registry_->Remove("lib.v1.Library", "team-a", false);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->changes.services_removed, ElementsAre("lib.v1.Library"));
+  EXPECT_THAT(result->changes.routes_removed,
+              ElementsAre("GET /v1/books/{id} -> lib.v1.Library.Get"));
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
+  EXPECT_EQ(registry_->Get("lib.v1.Library").status(),
+            absl::NotFoundError("service lib.v1.Library is not registered"));
+  EXPECT_EQ(registry_->Versions("lib.v1.Library")->size(), 2u);
+  EXPECT_EQ(registry_->Remove("lib.v1.Library", "team-a", false).status(),
+            absl::NotFoundError("service lib.v1.Library is not registered"));
+  // Registered again, it continues the numbering.
+  EXPECT_EQ(registry_->Register(Library())->version.version, 3);
+}
+
+TEST_F(RegistryTest, RollbackServesTheEarlierContentAsANewVersion) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  RegisterRequest r = Library("/v2/books/{id}");
+  r.force = true;
+  ASSERT_TRUE(registry_->Register(r).ok());
+  absl::StatusOr<ChangeResult> result = registry_->Rollback("lib.v1.Library", 0, "team-a", false);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->version.version, 3);
+  EXPECT_THAT(result->changes.routes_added, ElementsAre("GET /v1/books/{id} -> lib.v1.Library.Get"));
+  EXPECT_TRUE(published_->transcoder().Match("GET", "/v1/books/1").ok());
+  EXPECT_EQ(registry_->Rollback("lib.v1.Library", 9, "team-a", false).status(),
+            absl::NotFoundError("service lib.v1.Library has no version 9"));
+}
+
+// --- Persistence through the registry. ---
+
+TEST_F(RegistryTest, RestartRestoresExactlyTheRegisteredState) {
+  const std::string dir = FreshDirectory("restart");
+  Start(std::make_unique<DirectoryStore>(dir));
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  RegisterRequest replaced = Library("/v2/books/{id}");
+  replaced.force = true;
+  ASSERT_TRUE(registry_->Register(replaced).ok());
+  RegisterRequest shop;
+  shop.service = "shop.v1.Shop";
+  shop.owner = "team-b";
+  shop.backend = "echo";
+  shop.descriptor_set = SimpleServiceSet("shop.v1", "Shop", "/v1/shop/{id}");
+  ASSERT_TRUE(registry_->Register(shop).ok());
+  RegisterRequest gone = shop;
+  gone.service = "gone.v1.Gone";
+  gone.descriptor_set = SimpleServiceSet("gone.v1", "Gone", "/v1/gone/{id}");
+  ASSERT_TRUE(registry_->Register(gone).ok());
+  ASSERT_TRUE(registry_->Remove("gone.v1.Gone", "team-b", false).ok());
+  const std::vector<std::string> routes_before = HttpRoutes(*published_);
+
+  registry_.reset();
+  published_.reset();
+  Start(std::make_unique<DirectoryStore>(dir));
+  EXPECT_THAT(problems_, IsEmpty());
+  std::vector<std::string> names;
+  for (const ServiceVersion& v : registry_->List()) {
+    names.push_back(absl::StrCat(v.service, " v", v.version, " ", v.owner, " ", v.backend));
+  }
+  EXPECT_THAT(names, ElementsAre("lib.v1.Library v2 team-a books", "shop.v1.Shop v1 team-b echo"));
+  ASSERT_NE(published_, nullptr);
+  EXPECT_EQ(HttpRoutes(*published_), routes_before);
+  EXPECT_EQ(registry_->Versions("gone.v1.Gone")->size(), 2u);
+  EXPECT_EQ(registry_->Register(gone)->version.version, 3);
+}
+
+TEST_F(RegistryTest, RestartSkipsACorruptNewestFileAndServesThePreviousVersion) {
+  const std::string dir = FreshDirectory("corrupt");
+  Start(std::make_unique<DirectoryStore>(dir));
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  RegisterRequest replaced = Library("/v2/books/{id}");
+  replaced.force = true;
+  ASSERT_TRUE(registry_->Register(replaced).ok());
+  registry_.reset();
+  ASSERT_EQ(::truncate(absl::StrCat(dir, "/lib.v1.Library@2.version").c_str(), 30), 0);
+
+  Start(std::make_unique<DirectoryStore>(dir));
+  ASSERT_EQ(problems_.size(), 1u);
+  EXPECT_THAT(problems_[0], HasSubstr("lib.v1.Library@2.version: truncated"));
+  EXPECT_EQ(registry_->Get("lib.v1.Library")->version, 1);
+  EXPECT_TRUE(published_->transcoder().Match("GET", "/v1/books/1").ok());
+}
+
+TEST_F(RegistryTest, StoredServiceThatNoLongerValidatesIsReportedAndNotServed) {
+  const std::string dir = FreshDirectory("stale");
+  {
+    DirectoryStore store(dir);
+    ASSERT_TRUE(store.Open().ok());
+    ServiceVersion v;
+    v.service = "lib.v1.Library";
+    v.owner = "team-a";
+    v.backend = "retired";
+    v.version = 1;
+    v.descriptor_set = SimpleServiceSet("lib.v1", "Library", "/v1/books/{id}");
+    ASSERT_TRUE(store.Write(v).ok());
+  }
+  Start(std::make_unique<DirectoryStore>(dir));
+  EXPECT_THAT(problems_, ElementsAre("service lib.v1.Library v1 is not served: service "
+                                     "lib.v1.Library: unknown backend \"retired\""));
+  EXPECT_THAT(registry_->List(), IsEmpty());
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
+  EXPECT_EQ(registry_->Register(Library())->version.version, 2);
+}
+
+}  // namespace
+}  // namespace gateway::registry

@@ -1,0 +1,401 @@
+// gatewayctl: registers, inspects and removes services in a running gateway's descriptor
+// registry through its admin API (gateway.admin.v1.Registry).
+//
+// Exit codes: 0 done; 1 the gateway refused the change (the message says why: invalid
+// descriptors, conflicting routes, breaking changes, another owner, unknown service);
+// 2 usage error or unreadable local file; 3 the gateway cannot be reached; 4 the admin
+// token is missing or wrong.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "gateway/admin/v1/registry.grpc.pb.h"
+#include "gateway/config/config_loader.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+namespace gateway::ctl {
+namespace {
+
+constexpr char kUsage[] = R"(usage: gatewayctl [--admin=HOST:PORT] [--token-file=PATH] COMMAND [ARGS]
+
+commands:
+  register SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...)
+           [--proto-path=DIR]... [--force] [--dry-run]
+      register SERVICE, or a new version of it; breaking changes need --force
+  diff SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...)
+      what registering would change (services, methods, routes, breaking changes)
+  list                          the registered services
+  show SERVICE [--versions]     one service (and its version history)
+  remove SERVICE --owner=TEAM [--dry-run]
+  rollback SERVICE --owner=TEAM [--to=VERSION] [--dry-run]
+      serve an earlier version again (default: the one before the current)
+
+options:
+  --admin=HOST:PORT   the gateway's admin listener (default 127.0.0.1:9901, or $GATEWAYCTL_ADMIN)
+  --token-file=PATH   a file holding the admin bearer token (or $GATEWAYCTL_TOKEN)
+  --timeout=SECONDS   per call (default 30)
+
+exit codes: 0 done, 1 refused by the gateway, 2 usage or local file error,
+            3 gateway unreachable, 4 missing or wrong admin token
+)";
+
+constexpr int kOk = 0;
+constexpr int kRefused = 1;
+constexpr int kUsageError = 2;
+constexpr int kUnreachable = 3;
+constexpr int kUnauthenticated = 4;
+
+struct Args {
+  std::string admin = "127.0.0.1:9901";
+  std::string token;
+  int timeout_seconds = 30;
+  std::string command;
+  std::vector<std::string> positional;
+  std::string backend, owner, descriptor_set_file;
+  std::vector<std::string> protos, proto_paths;
+  bool force = false, dry_run = false, versions = false;
+  int64_t to_version = 0;
+};
+
+int UsageError(absl::string_view message) {
+  std::cerr << "gatewayctl: " << message << "\n(gatewayctl --help for usage)\n";
+  return kUsageError;
+}
+
+// Shell-quotes `s` for /bin/sh.
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// Runs protoc to build a descriptor set with every import.
+int CompileProtos(const Args& args, std::string* out) {
+  std::string protoc = "protoc";
+  if (std::system("command -v protoc >/dev/null 2>&1") != 0) {
+    std::cerr << "gatewayctl: --proto needs protoc, which is not installed (install "
+                 "protobuf-compiler, or build a .pb with protoc --include_imports "
+                 "--descriptor_set_out and pass --descriptor-set)\n";
+    return kUsageError;
+  }
+  char dir_template[] = "/tmp/gatewayctl.XXXXXX";
+  if (::mkdtemp(dir_template) == nullptr) {
+    std::cerr << "gatewayctl: cannot create a temporary directory\n";
+    return kUsageError;
+  }
+  const std::string set_path = absl::StrCat(dir_template, "/set.pb");
+  std::string command = absl::StrCat(protoc, " --include_imports --descriptor_set_out=",
+                                     Quote(set_path));
+  std::vector<std::string> paths = args.proto_paths;
+  if (paths.empty()) paths.push_back(".");
+  for (const std::string& p : paths) absl::StrAppend(&command, " -I", Quote(p));
+  absl::StrAppend(&command, " -I/usr/include");
+  for (const std::string& f : args.protos) absl::StrAppend(&command, " ", Quote(f));
+  const int rc = std::system(command.c_str());
+  if (rc != 0) {
+    std::cerr << "gatewayctl: protoc failed (" << command << ")\n";
+    std::system(absl::StrCat("rm -rf ", Quote(dir_template)).c_str());
+    return kUsageError;
+  }
+  absl::StatusOr<std::string> bytes = ReadFileToString(set_path);
+  std::system(absl::StrCat("rm -rf ", Quote(dir_template)).c_str());
+  if (!bytes.ok()) {
+    std::cerr << "gatewayctl: " << bytes.status().message() << "\n";
+    return kUsageError;
+  }
+  *out = *std::move(bytes);
+  return kOk;
+}
+
+int Fail(absl::string_view what, const grpc::Status& status) {
+  std::cerr << "gatewayctl: " << what << ": " << status.error_message() << "\n";
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return kUnreachable;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return kUnauthenticated;
+    default:
+      return kRefused;
+  }
+}
+
+std::string TimeText(int64_t seconds) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(seconds),
+                          absl::UTCTimeZone());
+}
+
+void PrintChanges(const admin::v1::ChangeSummary& c) {
+  auto print = [](absl::string_view prefix, const auto& list) {
+    for (const std::string& item : list) std::cout << "  " << prefix << item << "\n";
+  };
+  print("+ service ", c.services_added());
+  print("- service ", c.services_removed());
+  print("+ method ", c.methods_added());
+  print("- method ", c.methods_removed());
+  print("+ route ", c.routes_added());
+  print("- route ", c.routes_removed());
+  if (c.breaking_changes_size() > 0) {
+    std::cout << "breaking changes:\n";
+    print("! ", c.breaking_changes());
+  }
+  if (c.services_added_size() + c.services_removed_size() + c.methods_added_size() +
+          c.methods_removed_size() + c.routes_added_size() + c.routes_removed_size() +
+          c.breaking_changes_size() ==
+      0) {
+    std::cout << "  no changes to the served routes\n";
+  }
+}
+
+void PrintVersionLine(const admin::v1::RegisterResponse& r, absl::string_view verb) {
+  const admin::v1::ServiceVersion& v = r.version();
+  if (r.dry_run()) {
+    std::cout << "dry run: " << v.service() << " would " << verb << " v" << v.version()
+              << " (nothing changed)\n";
+  } else {
+    std::cout << v.service() << ": " << verb << " v" << v.version() << " (backend "
+              << v.backend() << ", owner " << v.owner() << ")\n";
+  }
+  PrintChanges(r.changes());
+}
+
+class Client {
+ public:
+  explicit Client(const Args& args) : args_(args) {
+    grpc::ChannelArguments channel_args;
+    channel_args.SetMaxReceiveMessageSize(64 << 20);
+    channel_args.SetMaxSendMessageSize(64 << 20);
+    stub_ = admin::v1::Registry::NewStub(grpc::CreateCustomChannel(
+        args.admin, grpc::InsecureChannelCredentials(), channel_args));
+  }
+
+  void Prepare(grpc::ClientContext* context) const {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(args_.timeout_seconds));
+    if (!args_.token.empty()) context->AddMetadata("authorization", "Bearer " + args_.token);
+  }
+
+  admin::v1::Registry::Stub& stub() { return *stub_; }
+
+ private:
+  const Args& args_;
+  std::unique_ptr<admin::v1::Registry::Stub> stub_;
+};
+
+int Register(const Args& args, Client& client, bool dry_run) {
+  if (args.positional.size() != 1) return UsageError("register needs one SERVICE");
+  if (args.backend.empty()) return UsageError("--backend=NAME is required");
+  if (args.owner.empty()) return UsageError("--owner=TEAM is required");
+  if (args.descriptor_set_file.empty() == args.protos.empty()) {
+    return UsageError("give either --descriptor-set=FILE.pb or --proto=FILE.proto");
+  }
+  admin::v1::RegisterRequest request;
+  request.set_service(args.positional[0]);
+  request.set_backend(args.backend);
+  request.set_owner(args.owner);
+  request.set_force(args.force);
+  request.set_dry_run(dry_run);
+  if (!args.descriptor_set_file.empty()) {
+    absl::StatusOr<std::string> bytes = ReadFileToString(args.descriptor_set_file);
+    if (!bytes.ok()) {
+      std::cerr << "gatewayctl: " << bytes.status().message() << "\n";
+      return kUsageError;
+    }
+    request.set_descriptor_set(*std::move(bytes));
+  } else {
+    std::string bytes;
+    if (int rc = CompileProtos(args, &bytes); rc != kOk) return rc;
+    request.set_descriptor_set(std::move(bytes));
+  }
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  admin::v1::RegisterResponse response;
+  grpc::Status status = client.stub().Register(&context, request, &response);
+  if (!status.ok()) return Fail(dry_run ? "diff refused" : "register refused", status);
+  PrintVersionLine(response, dry_run ? "become" : "registered");
+  return kOk;
+}
+
+int List(Client& client) {
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  admin::v1::ListServicesResponse response;
+  grpc::Status status =
+      client.stub().ListServices(&context, admin::v1::ListServicesRequest(), &response);
+  if (!status.ok()) return Fail("list failed", status);
+  if (response.services_size() == 0) {
+    std::cout << "no registered services\n";
+    return kOk;
+  }
+  std::printf("%-40s %7s %-16s %-16s %7s %6s  %s\n", "SERVICE", "VERSION", "OWNER", "BACKEND",
+              "METHODS", "ROUTES", "REGISTERED");
+  for (const admin::v1::ServiceVersion& v : response.services()) {
+    std::printf("%-40s %7lld %-16s %-16s %7d %6d  %s\n", v.service().c_str(),
+                static_cast<long long>(v.version()), v.owner().c_str(), v.backend().c_str(),
+                v.method_count(), v.route_count(),
+                TimeText(v.registered_at_unix_seconds()).c_str());
+  }
+  return kOk;
+}
+
+int Show(const Args& args, Client& client) {
+  if (args.positional.size() != 1) return UsageError("show needs one SERVICE");
+  if (args.versions) {
+    grpc::ClientContext context;
+    client.Prepare(&context);
+    admin::v1::ListVersionsRequest request;
+    request.set_service(args.positional[0]);
+    admin::v1::ListVersionsResponse response;
+    grpc::Status status = client.stub().ListVersions(&context, request, &response);
+    if (!status.ok()) return Fail("show failed", status);
+    for (const admin::v1::ServiceVersion& v : response.versions()) {
+      std::cout << "v" << v.version() << "  " << TimeText(v.registered_at_unix_seconds())
+                << "  owner " << v.owner() << "  backend " << v.backend()
+                << (v.removed() ? "  (removed)" : "") << "\n";
+    }
+    return kOk;
+  }
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  admin::v1::GetServiceRequest request;
+  request.set_service(args.positional[0]);
+  admin::v1::ServiceVersion v;
+  grpc::Status status = client.stub().GetService(&context, request, &v);
+  if (!status.ok()) return Fail("show failed", status);
+  std::cout << "service:    " << v.service() << "\n"
+            << "version:    " << v.version() << "\n"
+            << "owner:      " << v.owner() << "\n"
+            << "backend:    " << v.backend() << "\n"
+            << "methods:    " << v.method_count() << "\n"
+            << "routes:     " << v.route_count() << "\n"
+            << "registered: " << TimeText(v.registered_at_unix_seconds()) << "\n";
+  return kOk;
+}
+
+int Remove(const Args& args, Client& client) {
+  if (args.positional.size() != 1) return UsageError("remove needs one SERVICE");
+  if (args.owner.empty()) return UsageError("--owner=TEAM is required");
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  admin::v1::RemoveServiceRequest request;
+  request.set_service(args.positional[0]);
+  request.set_owner(args.owner);
+  request.set_dry_run(args.dry_run);
+  admin::v1::RemoveServiceResponse response;
+  grpc::Status status = client.stub().RemoveService(&context, request, &response);
+  if (!status.ok()) return Fail("remove refused", status);
+  if (response.dry_run()) {
+    std::cout << "dry run: " << request.service() << " would be removed (nothing changed)\n";
+  } else {
+    std::cout << request.service() << ": removed (recorded as v" << response.version().version()
+              << ")\n";
+  }
+  PrintChanges(response.changes());
+  return kOk;
+}
+
+int Rollback(const Args& args, Client& client) {
+  if (args.positional.size() != 1) return UsageError("rollback needs one SERVICE");
+  if (args.owner.empty()) return UsageError("--owner=TEAM is required");
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  admin::v1::RollbackRequest request;
+  request.set_service(args.positional[0]);
+  request.set_owner(args.owner);
+  request.set_to_version(args.to_version);
+  request.set_dry_run(args.dry_run);
+  admin::v1::RegisterResponse response;
+  grpc::Status status = client.stub().Rollback(&context, request, &response);
+  if (!status.ok()) return Fail("rollback refused", status);
+  PrintVersionLine(response, response.dry_run() ? "become" : "rolled back as");
+  return kOk;
+}
+
+int Run(int argc, char** argv) {
+  Args args;
+  if (const char* admin = std::getenv("GATEWAYCTL_ADMIN")) args.admin = admin;
+  if (const char* token = std::getenv("GATEWAYCTL_TOKEN")) args.token = token;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    auto value = [&](absl::string_view name, std::string* out) {
+      if (absl::ConsumePrefix(&arg, name)) {
+        *out = std::string(arg);
+        return true;
+      }
+      return false;
+    };
+    std::string v;
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return kOk;
+    } else if (value("--admin=", &args.admin)) {
+    } else if (value("--token-file=", &v)) {
+      absl::StatusOr<std::string> token = ReadFileToString(v);
+      if (!token.ok()) {
+        std::cerr << "gatewayctl: --token-file: " << token.status().message() << "\n";
+        return kUsageError;
+      }
+      args.token = std::string(absl::StripAsciiWhitespace(*token));
+    } else if (value("--timeout=", &v)) {
+      if (!absl::SimpleAtoi(v, &args.timeout_seconds) || args.timeout_seconds <= 0) {
+        return UsageError("--timeout: a positive number of seconds");
+      }
+    } else if (value("--backend=", &args.backend) || value("--owner=", &args.owner) ||
+               value("--descriptor-set=", &args.descriptor_set_file)) {
+    } else if (value("--proto=", &v)) {
+      args.protos.push_back(v);
+    } else if (value("--proto-path=", &v)) {
+      args.proto_paths.push_back(v);
+    } else if (value("--to=", &v)) {
+      if (!absl::SimpleAtoi(v, &args.to_version) || args.to_version <= 0) {
+        return UsageError("--to: a version number (1, 2, ...)");
+      }
+    } else if (arg == "--force") {
+      args.force = true;
+    } else if (arg == "--dry-run") {
+      args.dry_run = true;
+    } else if (arg == "--versions") {
+      args.versions = true;
+    } else if (absl::StartsWith(arg, "-")) {
+      return UsageError(absl::StrCat("unknown option ", arg));
+    } else if (args.command.empty()) {
+      args.command = std::string(arg);
+    } else {
+      args.positional.push_back(std::string(arg));
+    }
+  }
+  if (args.command.empty()) return UsageError("a COMMAND is required");
+  Client client(args);
+  if (args.command == "register") return Register(args, client, args.dry_run);
+  if (args.command == "diff") return Register(args, client, /*dry_run=*/true);
+  if (args.command == "list") return List(client);
+  if (args.command == "show") return Show(args, client);
+  if (args.command == "remove") return Remove(args, client);
+  if (args.command == "rollback") return Rollback(args, client);
+  return UsageError(absl::StrCat("unknown command \"", args.command, "\""));
+}
+
+}  // namespace
+}  // namespace gateway::ctl
+
+int main(int argc, char** argv) { return gateway::ctl::Run(argc, argv); }
