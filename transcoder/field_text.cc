@@ -217,7 +217,7 @@ absl::Status AppendFieldFromText(const FieldDescriptor* f, absl::string_view tex
     case FieldDescriptor::TYPE_INT32:
     case FieldDescriptor::TYPE_SINT32:
     case FieldDescriptor::TYPE_SFIXED32: {
-      int32_t v;
+      int32_t v = 0;
       if (absl::Status s = ParseInt(text, "int32", &v); !s.ok()) return s;
       if (f->type() == FieldDescriptor::TYPE_SFIXED32) {
         AppendTag(n, WireType::kFixed32, out);
@@ -235,7 +235,7 @@ absl::Status AppendFieldFromText(const FieldDescriptor* f, absl::string_view tex
     case FieldDescriptor::TYPE_INT64:
     case FieldDescriptor::TYPE_SINT64:
     case FieldDescriptor::TYPE_SFIXED64: {
-      int64_t v;
+      int64_t v = 0;
       if (absl::Status s = ParseInt(text, "int64", &v); !s.ok()) return s;
       if (f->type() == FieldDescriptor::TYPE_SFIXED64) {
         AppendTag(n, WireType::kFixed64, out);
@@ -251,7 +251,7 @@ absl::Status AppendFieldFromText(const FieldDescriptor* f, absl::string_view tex
     }
     case FieldDescriptor::TYPE_UINT32:
     case FieldDescriptor::TYPE_FIXED32: {
-      uint32_t v;
+      uint32_t v = 0;
       if (absl::Status s = ParseInt(text, "uint32", &v); !s.ok()) return s;
       if (f->type() == FieldDescriptor::TYPE_FIXED32) {
         AppendTag(n, WireType::kFixed32, out);
@@ -264,7 +264,7 @@ absl::Status AppendFieldFromText(const FieldDescriptor* f, absl::string_view tex
     }
     case FieldDescriptor::TYPE_UINT64:
     case FieldDescriptor::TYPE_FIXED64: {
-      uint64_t v;
+      uint64_t v = 0;
       if (absl::Status s = ParseInt(text, "uint64", &v); !s.ok()) return s;
       if (f->type() == FieldDescriptor::TYPE_FIXED64) {
         AppendTag(n, WireType::kFixed64, out);
@@ -276,7 +276,7 @@ absl::Status AppendFieldFromText(const FieldDescriptor* f, absl::string_view tex
       return absl::OkStatus();
     }
     case FieldDescriptor::TYPE_DOUBLE: {
-      double v;
+      double v = 0;
       if (absl::Status s = ParseDouble(text, &v); !s.ok()) return s;
       uint64_t bits;
       std::memcpy(&bits, &v, sizeof(bits));
@@ -285,7 +285,7 @@ absl::Status AppendFieldFromText(const FieldDescriptor* f, absl::string_view tex
       return absl::OkStatus();
     }
     case FieldDescriptor::TYPE_FLOAT: {
-      double v;
+      double v = 0;
       if (absl::Status s = ParseDouble(text, &v); !s.ok()) return s;
       if (std::isfinite(v) && std::fabs(v) > FLT_MAX) {
         return Invalid(absl::StrCat(QuoteForError(text), " is out of range for a float"));
@@ -298,14 +298,14 @@ absl::Status AppendFieldFromText(const FieldDescriptor* f, absl::string_view tex
       return absl::OkStatus();
     }
     case FieldDescriptor::TYPE_BOOL: {
-      bool v;
+      bool v = false;
       if (absl::Status s = ParseBool(text, &v); !s.ok()) return s;
       AppendTag(n, WireType::kVarint, out);
       AppendVarint(v ? 1 : 0, out);
       return absl::OkStatus();
     }
     case FieldDescriptor::TYPE_ENUM: {
-      int32_t v;
+      int32_t v = 0;
       if (absl::Status s = ParseEnumText(f->enum_type(), text, case_insensitive_enums, &v); !s.ok()) return s;
       AppendTag(n, WireType::kVarint, out);
       AppendVarint(static_cast<uint64_t>(static_cast<int64_t>(v)), out);

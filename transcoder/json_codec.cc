@@ -506,7 +506,6 @@ class Parser {
 
   // One value of field `f` (an element, for repeated fields), tag included.
   absl::Status Singular(const Field& f, std::string* out) {
-    const int n = f.number;
     if (f.type == FieldDescriptor::TYPE_MESSAGE || f.type == FieldDescriptor::TYPE_GROUP) {
       if (f.message == nullptr) return Error("message type not compiled");
       if (f.message->wkt == Wkt::kNone && Peek() != '{') {
@@ -557,7 +556,7 @@ class Parser {
         out->push_back(token == "true" ? 1 : 0);
         return absl::OkStatus();
       case FieldDescriptor::TYPE_ENUM: {
-        int32_t v;
+        int32_t v = 0;
         if (quoted) {
           absl::Status s = ParseEnumText(f.fd->enum_type(), token,
                                          config_.case_insensitive_enums, &v);
@@ -597,7 +596,7 @@ class Parser {
       case FieldDescriptor::TYPE_INT32:
       case FieldDescriptor::TYPE_SINT32:
       case FieldDescriptor::TYPE_SFIXED32: {
-        int32_t v;
+        int32_t v = 0;
         if (absl::Status s = Integer(token, "int32", &v); !s.ok()) return s;
         if (f.type == FieldDescriptor::TYPE_SFIXED32) {
           Tag(f, out);
@@ -615,7 +614,7 @@ class Parser {
       case FieldDescriptor::TYPE_INT64:
       case FieldDescriptor::TYPE_SINT64:
       case FieldDescriptor::TYPE_SFIXED64: {
-        int64_t v;
+        int64_t v = 0;
         if (absl::Status s = Integer(token, "int64", &v); !s.ok()) return s;
         if (f.type == FieldDescriptor::TYPE_SFIXED64) {
           Tag(f, out);
@@ -631,7 +630,7 @@ class Parser {
       }
       case FieldDescriptor::TYPE_UINT32:
       case FieldDescriptor::TYPE_FIXED32: {
-        uint32_t v;
+        uint32_t v = 0;
         if (absl::Status s = Integer(token, "uint32", &v); !s.ok()) return s;
         if (f.type == FieldDescriptor::TYPE_FIXED32) {
           Tag(f, out);
@@ -644,7 +643,7 @@ class Parser {
       }
       case FieldDescriptor::TYPE_UINT64:
       case FieldDescriptor::TYPE_FIXED64: {
-        uint64_t v;
+        uint64_t v = 0;
         if (absl::Status s = Integer(token, "uint64", &v); !s.ok()) return s;
         if (f.type == FieldDescriptor::TYPE_FIXED64) {
           Tag(f, out);

@@ -356,7 +356,7 @@ TEST_F(JsonCodecTest, Int64AsNumberReachesEvery64BitField) {
 
 TEST_F(JsonCodecTest, MalformedWireFormatIsAnError) {
   std::string out;
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string("\x0a\x05" "ab", 4), std::string("\x08", 1), std::string("\xff", 1),
         std::string("\x00\x01", 2), std::string("\x1a\x02\x0a\x05", 4),
         std::string("\x09\x01\x02", 3)}) {

@@ -1,11 +1,12 @@
-// Small, allocation-free JSON scanning helpers used around protobuf's own
-// JSON converter: checking nesting depth before conversion, walking the keys
-// of an object (to fill a FieldMask from a PATCH body), and writing JSON
+// Small JSON scanning helpers: skipping and checking a JSON value (nesting
+// depth, duplicate keys), walking the members of an object (to fill a
+// FieldMask from a PATCH body) or the elements of an array, and writing JSON
 // string literals.
 //
-// These scanners check structure (brackets, strings, escapes, literals,
-// number characters) but are not a full validator: the protobuf converter
-// that runs afterwards rejects what they let through. Thread-safe (stateless).
+// The scanners check structure (brackets, strings, escapes, literals, number
+// characters) but are not a full validator: they do not check number syntax
+// or escape sequences in detail; the JSON codec rejects those. Thread-safe
+// (stateless).
 //
 // Example:
 //   size_t pos = 0;
@@ -37,7 +38,8 @@ absl::Status SkipJsonValue(absl::string_view in, size_t* pos, int max_depth);
 absl::Status CheckJsonDocument(absl::string_view in, int max_depth);
 
 // Calls fn(key, value) for every member of the JSON object `in` (which must
-// have passed CheckJsonDocument), in document order. `key` is unescaped;
+// be well-formed JSON, e.g. accepted by CheckJsonDocument or JsonCodec), in
+// document order. `key` is unescaped;
 // `value` is the raw JSON text of the member's value. Returns
 // INVALID_ARGUMENT if `in` is not an object.
 absl::Status ForEachJsonMember(
@@ -45,7 +47,7 @@ absl::Status ForEachJsonMember(
     absl::FunctionRef<void(absl::string_view key, absl::string_view value)> fn);
 
 // Calls fn(element) with the raw JSON text of every element of the JSON array
-// `in` (which must have passed CheckJsonDocument). Returns INVALID_ARGUMENT
+// `in` (which must be well-formed JSON). Returns INVALID_ARGUMENT
 // if `in` is not an array.
 absl::Status ForEachJsonElement(absl::string_view in,
                                 absl::FunctionRef<void(absl::string_view element)> fn);

@@ -2,8 +2,9 @@
 
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
+
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "transcoder/percent_encoding.h"
 
 namespace gateway::transcoder {
@@ -13,7 +14,9 @@ using Kind = HttpTemplate::Segment::Kind;
 
 // Splits "/a/b/c" into {"a","b","c"}. "/" gives no segments; "/a/" gives
 // {"a", ""} so that a trailing slash never matches a route without one.
-void SplitPath(absl::string_view path, std::vector<absl::string_view>* segs) {
+using Segments = absl::InlinedVector<absl::string_view, 16>;
+
+void SplitPath(absl::string_view path, Segments* segs) {
   if (!path.empty() && path[0] == '/') path.remove_prefix(1);
   if (path.empty()) return;
   size_t start = 0;
@@ -41,7 +44,7 @@ const PathMatcher::Route* PathMatcher::Find(const std::vector<int>& candidates,
 }
 
 const PathMatcher::Route* PathMatcher::MatchNode(
-    const Node& node, const std::vector<absl::string_view>& segs, size_t i,
+    const Node& node, absl::Span<const absl::string_view> segs, size_t i,
     absl::string_view http_method, absl::string_view verb) const {
   if (i == segs.size()) {
     if (const Route* r = Find(node.ends, http_method, verb)) return r;
@@ -66,8 +69,7 @@ absl::StatusOr<PathMatch> PathMatcher::Match(absl::string_view http_method,
   size_t cut = path.find_first_of("?#");
   if (cut != absl::string_view::npos) path = path.substr(0, cut);
 
-  std::vector<absl::string_view> segs;
-  segs.reserve(16);
+  Segments segs;
   SplitPath(path, &segs);
 
   const Route* route = nullptr;

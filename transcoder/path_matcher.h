@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "transcoder/http_template.h"
 
 namespace gateway::transcoder {
@@ -72,7 +73,7 @@ class PathMatcher {
     std::vector<int> multi_ends;  // indexes into routes_: "**" follows here
   };
 
-  const Route* MatchNode(const Node& node, const std::vector<absl::string_view>& segs,
+  const Route* MatchNode(const Node& node, absl::Span<const absl::string_view> segs,
                          size_t i, absl::string_view http_method,
                          absl::string_view verb) const;
   const Route* Find(const std::vector<int>& candidates,

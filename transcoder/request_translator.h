@@ -30,8 +30,8 @@
 // - PATCH with a body field and a google.protobuf.FieldMask field that the
 //   request leaves empty: the mask is filled with the body's JSON keys,
 //   nested objects as dotted paths (proto field names).
-// When a field is set twice, the path wins over the query, which wins over
-// the body.
+// When a singular field is set twice, the path wins over the query, which
+// wins over the body.
 #ifndef GATEWAY_TRANSCODER_REQUEST_TRANSLATOR_H_
 #define GATEWAY_TRANSCODER_REQUEST_TRANSLATOR_H_
 

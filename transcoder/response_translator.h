@@ -39,7 +39,7 @@ struct ResponseOptions {
   // Print 64-bit integers (int64, uint64, sint64, fixed64, sfixed64 and their
   // wrappers) as JSON numbers instead of strings. Values above 2^53 lose
   // precision in JavaScript clients; that is why the standard mapping quotes
-  // them.
+  // them. Not applied inside google.protobuf.Any values.
   bool int64_as_number = false;
   // Indent the output.
   bool pretty_print = false;

@@ -192,7 +192,7 @@ TEST_F(ResponseTest, HttpBodyResponsePassesRaw) {
 
 TEST_F(ResponseTest, MalformedResponseBytesAreAnError) {
   absl::StatusOr<HttpResponseBody> r =
-      translator_.Translate(Plan("GET", "/v1/shelves/1/books/2"), "\x0a\x05ab", ResponseOptions());
+      translator_.Translate(Plan("GET", "/v1/shelves/1/books/2"), std::string("\x0a\x05" "ab"), ResponseOptions());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(r.status().message()),
               HasSubstr("cannot convert response gateway.transcoder.testing.Book to JSON"));
