@@ -1,0 +1,260 @@
+"""Integration tests of the descriptor registry: gatewayd with an admin listener, real
+backends (the bookstore example from the config, the echo backend registered at run time),
+gatewayctl as the client, gRPC (grpcio) and REST (http.client) calls through the gateway.
+"""
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import grpc
+
+import harness
+
+GATEWAYCTL = os.path.join(harness.ROOT, "tools/gatewayctl/gatewayctl")
+ECHO_HTTP_V1 = os.path.join(harness.ROOT, "gateway/registry/testdata/echo_http_v1_proto.pb")
+ECHO_HTTP_V2 = os.path.join(harness.ROOT, "gateway/registry/testdata/echo_http_v2_proto.pb")
+TIMEOUT = 10
+_ADMIN = re.compile(rb"admin listening on (\S+)")
+
+
+def wait_for(process, pattern, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(process.log_path, "rb") as f:
+            m = pattern.search(f.read())
+        if m:
+            return m.group(1).decode()
+        if not process.alive():
+            raise RuntimeError(f"{process.name} exited:\n" + process.output())
+        time.sleep(0.02)
+    raise RuntimeError(f"{process.name} did not announce:\n" + process.output())
+
+
+def echo_request(payload):
+    # gateway.test.v1.EchoRequest{payload} (field 1, bytes).
+    return b"\x0a" + bytes([len(payload)]) + payload
+
+
+class Gateway:
+    def __init__(self, ws, bookstore, echo, registry_dir, name="gatewayd"):
+        self.ws = ws
+        self.config = f"""
+grpc_listener: {{address: "127.0.0.1:0"}}
+descriptor_sets: ["{harness.BOOKSTORE_SET}"]
+backends:
+  - {{name: bookstore, target: "ipv4:{bookstore}"}}
+  - {{name: echo, target: "ipv4:{echo}"}}
+services:
+  - {{name: bookstore.v1.Bookstore, backend: bookstore}}
+runtime: {{shutdown_grace: 5s, worker_threads: 2}}
+http_listener: {{address: "127.0.0.1:0", worker_threads: 2}}
+admin_listener: {{address: "127.0.0.1:0", registry_directory: "{registry_dir}"}}
+"""
+        self.name = name
+        self.start()
+
+    def start(self):
+        self.process = self.ws.gatewayd(self.config, name=self.name)
+        self.grpc_address = self.process.address
+        self.http_address = harness.http_address(self.process)
+        self.admin_address = wait_for(self.process, _ADMIN)
+        self.channel = grpc.insecure_channel(self.grpc_address)
+
+    def stop(self):
+        self.channel.close()
+        return self.process.stop()
+
+    def ctl(self, *args):
+        result = subprocess.run([GATEWAYCTL, f"--admin={self.admin_address}", *args],
+                                capture_output=True, text=True, timeout=60)
+        return result.returncode, result.stdout + result.stderr
+
+    def grpc_call(self, path, request=b""):
+        call = self.channel.unary_unary(path)
+        return call(request, timeout=TIMEOUT)
+
+    def rest(self, method, path, body=None):
+        host, port = self.http_address.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+
+class LoadLoop:
+    """REST and gRPC calls of the bookstore, back to back on several threads, counting
+    failures, until stopped."""
+
+    def __init__(self, gateway, threads=2):
+        self.gateway = gateway
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.failures = []
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads * 2)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, index):
+        host, port = self.gateway.http_address.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        call = self.gateway.channel.unary_unary("/bookstore.v1.Bookstore/ListShelves")
+        while not self.stop_event.is_set():
+            try:
+                if index % 2 == 0:
+                    conn.request("GET", "/v1/shelves")
+                    resp = conn.getresponse()
+                    resp.read()
+                    ok = resp.status == 200
+                    what = f"REST {resp.status}"
+                else:
+                    call(b"", timeout=TIMEOUT)
+                    ok, what = True, ""
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                ok, what = False, repr(e)
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+            with self.lock:
+                self.calls += 1
+                if not ok:
+                    self.failures.append(what)
+        conn.close()
+
+    def stop(self):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(30)
+        return self.calls, self.failures
+
+
+class RegistryTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = harness.Workspace()
+        self.bookstore = harness.bookstore_backend(self.ws)
+        self.echo = self.ws.echo_backend()
+        self.registry_dir = os.path.join(self.ws.dir, "registry")
+        self.gw = Gateway(self.ws, self.bookstore.address, self.echo.address, self.registry_dir)
+
+    def tearDown(self):
+        self.ws.close()
+
+    def register_echo(self, descriptor_set=ECHO_HTTP_V1, *extra):
+        return self.gw.ctl("register", "gateway.test.v1.Echo", f"--descriptor-set={descriptor_set}",
+                           "--backend=echo", "--owner=platform-test", *extra)
+
+    def assert_echo_serves(self, rest_path="/v1/echo"):
+        response = self.gw.grpc_call("/gateway.test.v1.Echo/Unary", echo_request(b"hello"))
+        self.assertIn(b"hello", response)
+        status, body = self.gw.rest("POST", rest_path, {"payload": "aGk="})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["payload"], "aGk=")
+
+    def test_register_under_load_drops_no_call_and_new_routes_answer_at_once(self):
+        load = LoadLoop(self.gw)
+        time.sleep(1.0)
+        code, out = self.register_echo()
+        self.assertEqual(code, 0, out)
+        # Right after the register call returns, with no wait.
+        self.assert_echo_serves()
+        time.sleep(1.0)
+        calls, failures = load.stop()
+        print(f"\nload loop across the register: {calls} calls, {len(failures)} failed",
+              file=sys.stderr)
+        self.assertEqual(failures, [])
+        self.assertGreater(calls, 50)
+        self.assertIn("gateway.test.v1.Echo: registered v1 (backend echo, owner platform-test)",
+                      out)
+        self.assertIn("+ route POST /v1/echo -> gateway.test.v1.Echo.Unary", out)
+
+    def test_replace_with_changed_http_rule_needs_force(self):
+        self.assertEqual(self.register_echo()[0], 0)
+        code, out = self.gw.ctl("diff", "gateway.test.v1.Echo", f"--descriptor-set={ECHO_HTTP_V2}",
+                                "--backend=echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("dry run: gateway.test.v1.Echo would become v2 (nothing changed)", out)
+        self.assertIn("+ route POST /v2/echo -> gateway.test.v1.Echo.Unary", out)
+        self.assertIn("- route POST /v1/echo -> gateway.test.v1.Echo.Unary", out)
+        self.assertIn("! gateway.test.v1.Echo.Unary: http rule changed POST /v1/echo body=* -> "
+                      "POST /v2/echo body=*", out)
+        code, out = self.register_echo(ECHO_HTTP_V2)
+        self.assertEqual(code, 1, out)
+        self.assertIn("breaking changes (use force to accept them):\n"
+                      "gateway.test.v1.Echo.Unary: http rule changed POST /v1/echo body=* -> "
+                      "POST /v2/echo body=*", out)
+        self.assert_echo_serves("/v1/echo")
+        code, out = self.register_echo(ECHO_HTTP_V2, "--force")
+        self.assertEqual(code, 0, out)
+        self.assert_echo_serves("/v2/echo")
+        self.assertEqual(self.gw.rest("POST", "/v1/echo", {"payload": "aGk="})[0], 404)
+        code, out = self.gw.ctl("rollback", "gateway.test.v1.Echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("rolled back as v3", out)
+        self.assert_echo_serves("/v1/echo")
+
+    def test_remove_stops_serving(self):
+        self.assertEqual(self.register_echo()[0], 0)
+        code, out = self.gw.ctl("remove", "gateway.test.v1.Echo", "--owner=someone-else")
+        self.assertEqual(code, 1, out)
+        self.assertIn('owned by "platform-test", not "someone-else"', out)
+        code, out = self.gw.ctl("remove", "gateway.test.v1.Echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("- service gateway.test.v1.Echo", out)
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.gw.grpc_call("/gateway.test.v1.Echo/Unary", echo_request(b"x"))
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertEqual(self.gw.rest("POST", "/v1/echo", {"payload": "aGk="})[0], 404)
+        # The config's service is untouched.
+        self.assertEqual(self.gw.rest("GET", "/v1/shelves")[0], 200)
+
+    def test_restart_restores_the_registered_state(self):
+        self.assertEqual(self.register_echo()[0], 0)
+        self.assertEqual(self.register_echo(ECHO_HTTP_V2, "--force")[0], 0)
+        _, before = self.gw.ctl("list")
+        self.assertEqual(self.gw.stop(), 0)
+        self.gw.start()
+        _, after = self.gw.ctl("list")
+        self.assertEqual(before, after)
+        self.assertIn("gateway.test.v1.Echo", after)
+        self.assert_echo_serves("/v2/echo")
+        self.assertIn("(1 registered services)", self.gw.process.output())
+        code, out = self.gw.ctl("show", "gateway.test.v1.Echo", "--versions")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(len(out.strip().splitlines()), 2, out)
+
+    def test_refusals_have_clear_messages_and_exit_codes(self):
+        code, out = self.gw.ctl("register", "gateway.test.v1.Echo",
+                                f"--descriptor-set={ECHO_HTTP_V1}", "--backend=nope",
+                                "--owner=t")
+        self.assertEqual(code, 1, out)
+        self.assertIn('backend: unknown backend "nope" (known: bookstore, echo)', out)
+        code, out = self.gw.ctl("register", "bookstore.v1.Bookstore",
+                                f"--descriptor-set={harness.BOOKSTORE_SET}", "--backend=echo",
+                                "--owner=t")
+        self.assertEqual(code, 1, out)
+        self.assertIn("is defined in the gateway config", out)
+        code, out = self.gw.ctl("show", "no.such.Service")
+        self.assertEqual(code, 1, out)
+        self.assertIn("service no.such.Service is not registered", out)
+        code, out = self.gw.ctl("frobnicate")
+        self.assertEqual(code, 2, out)
+        code, out = subprocess.run([GATEWAYCTL, f"--admin=127.0.0.1:{harness.free_port()}",
+                                    "--timeout=2", "list"], capture_output=True, text=True,
+                                   timeout=30).returncode, ""
+        self.assertEqual(code, 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
