@@ -5,6 +5,8 @@
 #include <thread>
 #include <vector>
 
+#include <openssl/rsa.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -465,6 +467,31 @@ TEST_F(JwtVerifierTest, RejectsEcdsaSignatureOfWrongLength) {
   const std::string header = Header(Algorithm::kES256, "ec256");
   ExpectRejected(AssembleToken(header, Claims(), std::string(70, '\x30')),
                  "bad signature: ES256 signatures have 64 bytes, got 70");
+}
+
+TEST_F(JwtVerifierTest, RejectsPssSignatureWithOtherSaltLength) {
+  // RFC 7518 section 3.5: the salt is as long as the hash.
+  const std::string header = Header(Algorithm::kPS256, "rsa");
+  const std::string input = absl::StrCat(EncodeBase64Url(header), ".", EncodeBase64Url(Claims()));
+  for (int salt : {RSA_PSS_SALTLEN_MAX, 20}) {
+    const std::string sig = keys_.rsa.Sign(Algorithm::kPS256, input, salt);
+    ExpectRejected(absl::StrCat(input, ".", EncodeBase64Url(sig)), "bad signature");
+  }
+}
+
+TEST_F(JwtVerifierTest, RejectsRsaSignatureUsedWithTheOtherPadding) {
+  // A valid RS256 signature presented as PS256, and the reverse.
+  const std::string claims = Claims();
+  const std::string rs_input =
+      absl::StrCat(EncodeBase64Url(Header(Algorithm::kPS256, "rsa")), ".", EncodeBase64Url(claims));
+  ExpectRejected(
+      absl::StrCat(rs_input, ".", EncodeBase64Url(keys_.rsa.Sign(Algorithm::kRS256, rs_input))),
+      "bad signature");
+  const std::string ps_input =
+      absl::StrCat(EncodeBase64Url(Header(Algorithm::kRS256, "rsa")), ".", EncodeBase64Url(claims));
+  ExpectRejected(
+      absl::StrCat(ps_input, ".", EncodeBase64Url(keys_.rsa.Sign(Algorithm::kPS256, ps_input))),
+      "bad signature");
 }
 
 TEST_F(JwtVerifierTest, RejectsCritHeader) {

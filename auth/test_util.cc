@@ -151,7 +151,7 @@ std::string TestKey::PublicDer() const {
   return out;
 }
 
-std::string TestKey::Sign(Algorithm alg, absl::string_view input) const {
+std::string TestKey::Sign(Algorithm alg, absl::string_view input, int pss_salt_length) const {
   const auto* data = reinterpret_cast<const unsigned char*>(input.data());
   if (pkey_ == nullptr) {
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -166,7 +166,8 @@ std::string TestKey::Sign(Algorithm alg, absl::string_view input) const {
   if (EVP_DigestSignInit(ctx, &pctx, Md(alg), nullptr, pkey_) != 1) Die("EVP_DigestSignInit");
   if (alg == Algorithm::kPS256 || alg == Algorithm::kPS384 || alg == Algorithm::kPS512) {
     if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1) {
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(
+            pctx, pss_salt_length != 0 ? pss_salt_length : RSA_PSS_SALTLEN_DIGEST) != 1) {
       Die("PSS parameters");
     }
   }

@@ -45,8 +45,10 @@ class TestKey {
   std::string PublicPem() const;
   std::string PublicDer() const;
 
-  // A JWS signature over `input` (R || S for ECDSA).
-  std::string Sign(Algorithm alg, absl::string_view input) const;
+  // A JWS signature over `input` (R || S for ECDSA). For PS*, `pss_salt_length`
+  // overrides the salt length JWS requires (the hash length), e.g. with
+  // RSA_PSS_SALTLEN_MAX.
+  std::string Sign(Algorithm alg, absl::string_view input, int pss_salt_length = 0) const;
 
  private:
   TestKey() = default;
