@@ -21,6 +21,13 @@
 //   }
 //   ... call m->plan->method with *request, get response bytes ...
 //   absl::StatusOr<HttpResponseBody> out = (*t)->TranslateResponse(*m->plan, bytes);
+//
+// Streams: for a server stream, frame each TranslateResponse body with a
+// StreamFramer(StreamFormatFor(accept)) and end with End() or, on a late
+// error, Error(ErrorBody(status)). For a client stream, feed the body to a
+// JsonStreamReader and send, for each message,
+// request_translator().TranslateStreamMessage(...) followed by the bytes of
+// request_translator().TranslatePathAndQuery(...).
 #ifndef GATEWAY_TRANSCODER_TRANSCODER_H_
 #define GATEWAY_TRANSCODER_TRANSCODER_H_
 

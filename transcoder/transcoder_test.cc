@@ -1,6 +1,8 @@
 #include "transcoder/transcoder.h"
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "google/protobuf/dynamic_message.h"
@@ -69,6 +71,36 @@ TEST(Transcoder, OptionsGivenAtCreateApply) {
             R"({"id":5})");
   EXPECT_EQ((*t)->StreamFormatFor("*/*"), StreamFormat::kNdjson);
   EXPECT_EQ((*t)->StreamFormatFor("text/event-stream"), StreamFormat::kServerSentEvents);
+}
+
+TEST(Transcoder, SharedInstanceServesManyThreadsAtOnce) {
+  absl::StatusOr<std::unique_ptr<const Transcoder>> t =
+      Transcoder::Create(BookstorePool(), {kBookstoreService});
+  ASSERT_TRUE(t.ok());
+  const Transcoder& transcoder = **t;
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&transcoder, &failures, i] {
+      for (int n = 0; n < 500; ++n) {
+        absl::StatusOr<RouteMatch> m = transcoder.Match("PATCH", "/v1/shelves/1/books/2");
+        if (!m.ok()) {
+          ++failures[i];
+          continue;
+        }
+        absl::StatusOr<std::string> request = transcoder.TranslateRequest(
+            *m, "", R"({"title":"t","author":{"name":"n"},"published":"2024-01-02T03:04:05Z"})",
+            "application/json");
+        absl::StatusOr<HttpResponseBody> response =
+            transcoder.TranslateResponse(*m->plan, std::string("\x08\x07\x12\x01t", 5));
+        if (!request.ok() || !response.ok() || response->body != R"({"id":"7","title":"t"})") {
+          ++failures[i];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures, std::vector<int>(4, 0));
 }
 
 TEST(Transcoder, InvalidRulesFailCreate) {
