@@ -9,7 +9,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "auth/jose_util.h"
 #include "auth/jwt_requirement.h"
@@ -97,11 +96,6 @@ class JwtVerifierTest : public ::testing::Test {
 
 // ---------------------------------------------------------------------------
 // Success paths, one per algorithm.
-
-struct AlgCase {
-  Algorithm alg;
-  const TestKey& (*key)(const Keys&);
-};
 
 class JwtAlgorithmTest : public JwtVerifierTest,
                          public ::testing::WithParamInterface<Algorithm> {};
