@@ -234,6 +234,21 @@ class RegistryTest(unittest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertEqual(len(out.strip().splitlines()), 2, out)
 
+    def test_register_from_reflection_of_a_backend(self):
+        code, out = self.gw.ctl("register", "gateway.test.v1.Echo",
+                                f"--from-reflection={self.echo.address}", "--backend=echo",
+                                "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("files from reflection at", out)
+        self.assertIn("+ method /gateway.test.v1.Echo/ServerStream", out)
+        response = self.gw.grpc_call("/gateway.test.v1.Echo/Unary", echo_request(b"reflected"))
+        self.assertIn(b"reflected", response)
+        code, out = self.gw.ctl("register", "no.such.Service",
+                                f"--from-reflection={self.echo.address}", "--backend=echo",
+                                "--owner=platform-test")
+        self.assertEqual(code, 1, out)
+        self.assertIn("has no service no.such.Service", out)
+
     def test_refusals_have_clear_messages_and_exit_codes(self):
         code, out = self.gw.ctl("register", "gateway.test.v1.Echo",
                                 f"--descriptor-set={ECHO_HTTP_V1}", "--backend=nope",

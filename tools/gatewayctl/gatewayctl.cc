@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,8 +25,10 @@
 #include "absl/time/time.h"
 #include "gateway/admin/v1/registry.grpc.pb.h"
 #include "gateway/config/config_loader.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "tools/gatewayctl/reflection.grpc.pb.h"
 
 namespace gateway::ctl {
 namespace {
@@ -33,9 +36,10 @@ namespace {
 constexpr char kUsage[] = R"(usage: gatewayctl [--admin=HOST:PORT] [--token-file=PATH] COMMAND [ARGS]
 
 commands:
-  register SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...)
-           [--proto-path=DIR]... [--force] [--dry-run]
-      register SERVICE, or a new version of it; breaking changes need --force
+  register SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...
+           | --from-reflection=HOST:PORT) [--proto-path=DIR]... [--force] [--dry-run]
+      register SERVICE, or a new version of it; breaking changes need --force;
+      --from-reflection asks a backend with gRPC server reflection for the descriptors
   diff SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...)
       what registering would change (services, methods, routes, breaking changes)
   list                          the registered services
@@ -65,7 +69,7 @@ struct Args {
   int timeout_seconds = 30;
   std::string command;
   std::vector<std::string> positional;
-  std::string backend, owner, descriptor_set_file;
+  std::string backend, owner, descriptor_set_file, from_reflection;
   std::vector<std::string> protos, proto_paths;
   bool force = false, dry_run = false, versions = false;
   int64_t to_version = 0;
@@ -124,6 +128,71 @@ int CompileProtos(const Args& args, std::string* out) {
     return kUsageError;
   }
   *out = *std::move(bytes);
+  return kOk;
+}
+
+// Asks the server at args.from_reflection (gRPC server reflection, v1alpha) for the file
+// that defines `service` and every file it imports, and returns them as a serialized
+// FileDescriptorSet.
+int FetchByReflection(const Args& args, const std::string& service, std::string* out) {
+  using grpc::reflection::v1alpha::ServerReflection;
+  using grpc::reflection::v1alpha::ServerReflectionRequest;
+  using grpc::reflection::v1alpha::ServerReflectionResponse;
+  const std::string& target = args.from_reflection;
+  std::unique_ptr<ServerReflection::Stub> stub =
+      ServerReflection::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(args.timeout_seconds));
+  auto stream = stub->ServerReflectionInfo(&context);
+  std::map<std::string, google::protobuf::FileDescriptorProto> files;
+  std::vector<std::string> wanted;
+  auto ask = [&](const ServerReflectionRequest& request, absl::string_view what) -> int {
+    ServerReflectionResponse response;
+    if (!stream->Write(request) || !stream->Read(&response)) {
+      grpc::Status status = stream->Finish();
+      std::cerr << "gatewayctl: reflection at " << target << ": "
+                << (status.ok() ? "the stream ended" : status.error_message()) << "\n";
+      return status.error_code() == grpc::StatusCode::UNIMPLEMENTED ? kRefused : kUnreachable;
+    }
+    if (response.has_error_response()) {
+      std::cerr << "gatewayctl: reflection at " << target << " has no " << what << ": "
+                << response.error_response().error_message() << "\n";
+      return kRefused;
+    }
+    for (const std::string& bytes : response.file_descriptor_response().file_descriptor_proto()) {
+      google::protobuf::FileDescriptorProto file;
+      if (!file.ParseFromString(bytes)) {
+        std::cerr << "gatewayctl: reflection at " << target
+                  << " sent a file descriptor that does not parse\n";
+        return kRefused;
+      }
+      for (const std::string& dep : file.dependency()) wanted.push_back(dep);
+      std::string name = file.name();
+      files.emplace(std::move(name), std::move(file));
+    }
+    return kOk;
+  };
+  ServerReflectionRequest request;
+  request.set_file_containing_symbol(service);
+  if (int rc = ask(request, absl::StrCat("service ", service)); rc != kOk) return rc;
+  while (!wanted.empty()) {
+    const std::string name = wanted.back();
+    wanted.pop_back();
+    if (files.count(name) > 0) continue;
+    request.set_file_by_filename(name);
+    if (int rc = ask(request, absl::StrCat("file ", name)); rc != kOk) return rc;
+    if (files.count(name) == 0) {
+      std::cerr << "gatewayctl: reflection at " << target << " did not send " << name << "\n";
+      return kRefused;
+    }
+  }
+  stream->WritesDone();
+  stream->Finish();
+  google::protobuf::FileDescriptorSet set;
+  for (auto& [name, file] : files) *set.add_file() = std::move(file);
+  *out = set.SerializeAsString();
+  std::cerr << "gatewayctl: " << files.size() << " files from reflection at " << target << "\n";
   return kOk;
 }
 
@@ -206,8 +275,11 @@ int Register(const Args& args, Client& client, bool dry_run) {
   if (args.positional.size() != 1) return UsageError("register needs one SERVICE");
   if (args.backend.empty()) return UsageError("--backend=NAME is required");
   if (args.owner.empty()) return UsageError("--owner=TEAM is required");
-  if (args.descriptor_set_file.empty() == args.protos.empty()) {
-    return UsageError("give either --descriptor-set=FILE.pb or --proto=FILE.proto");
+  const int sources = !args.descriptor_set_file.empty() + !args.protos.empty() +
+                      !args.from_reflection.empty();
+  if (sources != 1) {
+    return UsageError(
+        "give one of --descriptor-set=FILE.pb, --proto=FILE.proto, --from-reflection=HOST:PORT");
   }
   admin::v1::RegisterRequest request;
   request.set_service(args.positional[0]);
@@ -222,6 +294,10 @@ int Register(const Args& args, Client& client, bool dry_run) {
       return kUsageError;
     }
     request.set_descriptor_set(*std::move(bytes));
+  } else if (!args.from_reflection.empty()) {
+    std::string bytes;
+    if (int rc = FetchByReflection(args, args.positional[0], &bytes); rc != kOk) return rc;
+    request.set_descriptor_set(std::move(bytes));
   } else {
     std::string bytes;
     if (int rc = CompileProtos(args, &bytes); rc != kOk) return rc;
@@ -361,7 +437,8 @@ int Run(int argc, char** argv) {
         return UsageError("--timeout: a positive number of seconds");
       }
     } else if (value("--backend=", &args.backend) || value("--owner=", &args.owner) ||
-               value("--descriptor-set=", &args.descriptor_set_file)) {
+               value("--descriptor-set=", &args.descriptor_set_file) ||
+               value("--from-reflection=", &args.from_reflection)) {
     } else if (value("--proto=", &v)) {
       args.protos.push_back(v);
     } else if (value("--proto-path=", &v)) {
