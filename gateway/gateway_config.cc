@@ -1,5 +1,7 @@
 #include "gateway/gateway_config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <thread>
 #include <utility>
@@ -93,7 +95,7 @@ bool IsTokenName(absl::string_view name) {
 }
 
 absl::Status CompileHttpListener(const config::v1::HttpListener& h, int cores,
-                                 GatewayConfig::Http* out) {
+                                 const std::string& base_dir, GatewayConfig::Http* out) {
   absl::Status status = CheckListenAddress(h.address(), "http_listener.address");
   if (!status.ok()) return status;
   if (absl::StartsWith(h.address(), "unix:")) {
@@ -149,6 +151,19 @@ absl::Status CompileHttpListener(const config::v1::HttpListener& h, int cores,
     out->default_deadline = DurationOf(h.default_deadline());
     if (out->default_deadline <= absl::ZeroDuration()) {
       return Invalid("http_listener.default_deadline", "must be positive");
+    }
+  }
+  if (h.has_tls()) {
+    if (h.tls().cert_file().empty()) return Invalid("http_listener.tls.cert_file", "required");
+    if (h.tls().key_file().empty()) return Invalid("http_listener.tls.key_file", "required");
+    out->tls_cert_file = ResolvePath(base_dir, h.tls().cert_file());
+    out->tls_key_file = ResolvePath(base_dir, h.tls().key_file());
+    for (const auto& [key, path] : {std::pair<const char*, const std::string*>{
+                                        "http_listener.tls.cert_file", &out->tls_cert_file},
+                                    {"http_listener.tls.key_file", &out->tls_key_file}}) {
+      if (::access(path->c_str(), R_OK) != 0) {
+        return Invalid(key, absl::StrCat("cannot read ", *path));
+      }
     }
   }
   if (h.transcoding().max_json_depth() > 1000) {
@@ -301,7 +316,7 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
   }
   // HTTP front end (optional).
   if (proto.has_http_listener()) {
-    status = CompileHttpListener(proto.http_listener(), cores, &config->http);
+    status = CompileHttpListener(proto.http_listener(), cores, base_dir, &config->http);
     if (!status.ok()) return status;
     config->has_http = true;
   }

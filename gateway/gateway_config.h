@@ -60,6 +60,9 @@ struct GatewayConfig {
     std::vector<std::string> exposed_response_metadata;
     // InfiniteDuration when unset.
     absl::Duration default_deadline = absl::InfiniteDuration();
+    // PEM files, resolved against base_dir; empty without TLS.
+    std::string tls_cert_file;
+    std::string tls_key_file;
   };
   // Present when the config has an http_listener.
   bool has_http = false;

@@ -191,6 +191,8 @@ int Run(int argc, char** argv) {
     const GatewayConfig::Http& h = (*config)->http;
     http::HttpServer::Options http_options;
     http_options.address = h.address;
+    http_options.tls_cert_file = h.tls_cert_file;
+    http_options.tls_key_file = h.tls_key_file;
     http_options.worker_threads = h.worker_threads;
     http_options.max_body_bytes = h.max_body_bytes;
     http_options.max_header_bytes = h.max_header_bytes;
@@ -212,8 +214,9 @@ int Run(int argc, char** argv) {
     }
     http_server = *std::move(started);
     Log(absl::StrCat("http listening on ", BoundAddress(h.address, http_server->port()),
-                     " (", (*config)->routes->transcoder().routes().plans().size(),
-                     " HTTP routes, ", h.worker_threads, " workers)"));
+                     h.tls_cert_file.empty() ? " (h2c, " : " (TLS, ",
+                     (*config)->routes->transcoder().routes().plans().size(), " HTTP routes, ",
+                     h.worker_threads, " workers)"));
   }
   // --- end HTTP front end ---
   if (admin_server != nullptr) {

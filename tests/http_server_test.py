@@ -9,7 +9,9 @@ http.client and raw sockets, and curl. Every call is bounded in time.
 import base64
 import http.client
 import json
+import os
 import socket
+import ssl
 import subprocess
 import time
 import unittest
@@ -789,6 +791,89 @@ deadlines:
             self.assertTrue(0 < int(body["deadlineMs"]) <= 400, body)
         finally:
             client.close()
+
+
+
+class HttpTlsTest(unittest.TestCase):
+    """TLS on the HTTP listener: ALPN h2 and http/1.1, TLS 1.2 minimum."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.cert = os.path.join(cls.ws.dir, "cert.pem")
+        cls.key = os.path.join(cls.ws.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", cls.key, "-out",
+                        cls.cert, "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1"],
+                       check=True, capture_output=True, timeout=30)
+        cls.bookstore = harness.bookstore_backend(cls.ws)
+        cls.echo = cls.ws.echo_backend()
+        tls = f"  tls: {{cert_file: {cls.cert}, key_file: {cls.key}}}\n"
+        cls.gateway = cls.ws.gatewayd(
+            gateway_config(cls.bookstore.address, cls.echo.address, tls))
+        cls.address = harness.http_address(cls.gateway)
+        cls.port = int(cls.address.rsplit(":", 1)[1])
+        cls.url = f"https://localhost:{cls.port}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def curl(self, *args):
+        return subprocess.run(["curl", "-sS", "--cacert", self.cert, "--max-time", str(TIMEOUT),
+                               *args], capture_output=True, timeout=TIMEOUT + 5)
+
+    def test_alpn_h2(self):
+        result = self.curl("-i", "--http2", "-w", "%{http_version}",
+                           f"{self.url}/v1/shelves/1", "--resolve",
+                           f"localhost:{self.port}:127.0.0.1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stdout.startswith(b"HTTP/2 200"), result.stdout)
+        self.assertIn(b'"theme":"Fiction"', result.stdout)
+        self.assertTrue(result.stdout.endswith(b"2"))
+
+    def test_alpn_http11_and_python_client(self):
+        result = self.curl("-i", "--http1.1", f"{self.url}/v1/shelves/2", "--resolve",
+                           f"localhost:{self.port}:127.0.0.1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stdout.startswith(b"HTTP/1.1 200"), result.stdout)
+        ctx = ssl.create_default_context(cafile=self.cert)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=TIMEOUT,
+                                           context=ctx)
+        try:
+            for _ in range(3):  # keep-alive over TLS
+                conn.request("GET", "/v1/shelves/2/books:stream",
+                             headers={"Accept": "application/x-ndjson"})
+                resp = conn.getresponse()
+                lines = [json.loads(l) for l in resp.read().decode().splitlines() if l]
+                self.assertEqual(resp.status, 200)
+                self.assertTrue(all(b["shelf"] == "2" for b in lines))
+        finally:
+            conn.close()
+
+    def test_h2load_over_tls(self):
+        result = subprocess.run(["h2load", "-n", "200", "-c", "2", "-m", "8",
+                                 f"https://127.0.0.1:{self.port}/v1/shelves/1"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertIn("Application protocol: h2", result.stdout)
+        self.assertIn("200 succeeded", result.stdout, result.stdout)
+
+    def test_old_tls_versions_are_refused(self):
+        result = self.curl("--tlsv1.0", "--tls-max", "1.1", f"{self.url}/healthz", "--resolve",
+                           f"localhost:{self.port}:127.0.0.1")
+        self.assertNotEqual(result.returncode, 0)
+        result = self.curl("--tlsv1.2", "--tls-max", "1.2", f"{self.url}/healthz", "--resolve",
+                           f"localhost:{self.port}:127.0.0.1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, b"ok\n")
+
+    def test_plaintext_on_the_tls_port_is_dropped(self):
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertNotIn(b"200 OK", read_all(sock))
+        sock.close()
+        self.assertTrue(self.gateway.alive())
 
 
 if __name__ == "__main__":

@@ -31,18 +31,18 @@
 namespace gateway::http {
 namespace {
 
-class Http2Session;
+class SessionBase;
 
 // One request stream; the sink of its call.
 class Stream final : public CallSink {
  public:
-  Stream(Http2Session* session, int32_t id) : session_(session), id_(id) {}
+  Stream(SessionBase* session, int32_t id) : session_(session), id_(id) {}
 
   void Respond(int status, HeaderList headers, std::string body) override;
   void StartStream(int status, HeaderList headers) override;
   void Write(std::string data, bool last, std::function<void(bool)> written) override;
 
-  Http2Session* session_;
+  SessionBase* session_;
   const int32_t id_;
   HttpRequest request;
   std::size_t header_bytes = 0;
@@ -64,9 +64,19 @@ class Stream final : public CallSink {
   HeaderList response_headers;  // kept alive until nghttp2 copied them
 };
 
-class Http2Session final : public ServerConnection {
+// What streams need from their session, whatever its transport.
+class SessionBase : public ServerConnection {
  public:
-  Http2Session(HttpServer::Impl* server, Worker* worker, tcp::socket socket, std::string peer)
+  virtual void Submit(Stream* stream, int status, bool has_body) = 0;
+  virtual void ResumeData(Stream* stream) = 0;
+  virtual asio::io_context::executor_type executor() = 0;
+};
+
+// `Socket` is beast::tcp_stream (h2c) or TlsStream (h2 chosen by ALPN).
+template <typename Socket>
+class Http2Session final : public SessionBase {
+ public:
+  Http2Session(HttpServer::Impl* server, Worker* worker, Socket socket, std::string peer)
       : server_(server),
         worker_(worker),
         socket_(std::move(socket)),
@@ -107,7 +117,7 @@ class Http2Session final : public ServerConnection {
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
                             sizeof(settings) / sizeof(settings[0]));
     boost::system::error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);
+    boost::beast::get_lowest_layer(socket_).socket().set_option(tcp::no_delay(true), ec);
     if (!Receive(preface)) return false;
     return true;
   }
@@ -135,15 +145,15 @@ class Http2Session final : public ServerConnection {
   }
 
   // Called by streams.
-  void Submit(Stream* stream, int status, bool has_body);
-  void ResumeData(Stream* stream) {
+  void Submit(Stream* stream, int status, bool has_body) override;
+  void ResumeData(Stream* stream) override {
     if (stream->deferred) {
       stream->deferred = false;
       nghttp2_session_resume_data(session_, stream->id_);
     }
     Flush();
   }
-  asio::io_context::executor_type executor() { return worker_->ioc_.get_executor(); }
+  asio::io_context::executor_type executor() override { return worker_->ioc_.get_executor(); }
 
  private:
   std::shared_ptr<Http2Session> Self() {
@@ -244,8 +254,8 @@ class Http2Session final : public ServerConnection {
     }
     boost::system::error_code ec;
     timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    boost::beast::get_lowest_layer(socket_).socket().shutdown(tcp::socket::shutdown_both, ec);
+    boost::beast::get_lowest_layer(socket_).close();
   }
 
   void BeginStream(Stream* s) {
@@ -422,11 +432,9 @@ class Http2Session final : public ServerConnection {
     return static_cast<ssize_t>(n);
   }
 
-  friend class Stream;
-
   HttpServer::Impl* const server_;
   Worker* const worker_;
-  tcp::socket socket_;
+  Socket socket_;
   asio::steady_timer timer_;
   const std::string peer_;
   nghttp2_session* session_ = nullptr;
@@ -443,7 +451,8 @@ class Http2Session final : public ServerConnection {
   int resets_in_window_ = 0;
 };
 
-void Http2Session::Submit(Stream* s, int status, bool has_body) {
+template <typename Socket>
+void Http2Session<Socket>::Submit(Stream* s, int status, bool has_body) {
   std::string status_text = std::to_string(status);
   std::vector<nghttp2_nv> nva;
   nva.reserve(s->response_headers.size() + 1);
@@ -495,14 +504,25 @@ void Stream::Write(std::string data, bool last, std::function<void(bool)> writte
   session_->ResumeData(this);
 }
 
-}  // namespace
-
-void StartHttp2Session(HttpServer::Impl* server, Worker* worker, tcp::socket socket,
-                       std::string preface, std::string peer) {
-  auto session = std::make_shared<Http2Session>(server, worker, std::move(socket),
-                                                std::move(peer));
+template <typename Socket>
+void StartSession(HttpServer::Impl* server, Worker* worker, Socket socket, std::string preface,
+                  std::string peer) {
+  auto session = std::make_shared<Http2Session<Socket>>(server, worker, std::move(socket),
+                                                        std::move(peer));
   if (!session->Init(std::move(preface))) return;
   session->Start();
+}
+
+}  // namespace
+
+void StartHttp2Session(HttpServer::Impl* server, Worker* worker, boost::beast::tcp_stream stream,
+                       std::string preface, std::string peer) {
+  StartSession(server, worker, std::move(stream), std::move(preface), std::move(peer));
+}
+
+void StartHttp2Session(HttpServer::Impl* server, Worker* worker, TlsStream stream,
+                       std::string preface, std::string peer) {
+  StartSession(server, worker, std::move(stream), std::move(preface), std::move(peer));
 }
 
 }  // namespace gateway::http

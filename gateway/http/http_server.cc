@@ -1,6 +1,8 @@
 #include "gateway/http/http_server.h"
 
 #include <atomic>
+#include <cstring>
+#include <type_traits>
 #include <chrono>
 #include <future>
 #include <optional>
@@ -21,6 +23,7 @@
 #include "boost/asio/write.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "boost/beast/ssl.hpp"
 #include "gateway/http/call.h"
 #include "gateway/http/request_checks.h"
 #include "gateway/http/server_internal.h"
@@ -46,18 +49,24 @@ beast::string_view BV(absl::string_view s) { return beast::string_view(s.data(),
 
 // One HTTP/1.1 client connection: reads requests one at a time, hands each to an
 // HttpCall, writes its response. Lives on its worker's thread.
+//
+// `Stream` is beast::tcp_stream (plaintext: HTTP/1.1, or h2c detected by its preface) or
+// TlsStream (HTTP/1.1 chosen by ALPN).
+template <typename Stream>
 class Connection : public ServerConnection, public CallSink {
  public:
-  Connection(HttpServer::Impl* server, Worker* worker, tcp::socket socket)
-      : server_(server), worker_(worker), stream_(std::move(socket)) {
+  static constexpr bool kPlain = std::is_same_v<Stream, beast::tcp_stream>;
+
+  Connection(HttpServer::Impl* server, Worker* worker, Stream stream)
+      : server_(server), worker_(worker), stream_(std::move(stream)) {
     beast::error_code ec;
-    const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+    const tcp::endpoint peer = Lowest().socket().remote_endpoint(ec);
     if (!ec) {
       const bool v6 = peer.address().is_v6();
       peer_ = absl::StrCat(v6 ? "ipv6:[" : "ipv4:", peer.address().to_string(),
                            v6 ? "]:" : ":", peer.port());
     }
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    Lowest().socket().set_option(tcp::no_delay(true), ec);
     worker_->Add(this);
   }
 
@@ -69,7 +78,7 @@ class Connection : public ServerConnection, public CallSink {
   // Starts reading the first request (its head must come within header_read_timeout);
   // a connection that opens with the HTTP/2 preface goes to an HTTP/2 session.
   void Start() {
-    stream_.expires_after(server_->header_read_timeout_);
+    Lowest().expires_after(server_->header_read_timeout_);
     Sniff();
   }
 
@@ -108,7 +117,7 @@ class Connection : public ServerConnection, public CallSink {
       return;
     }
     chunk_ = std::move(data);
-    stream_.expires_after(server_->idle_timeout_);
+    Lowest().expires_after(server_->idle_timeout_);
     if (head_pending_) {
       head_pending_ = false;
       bhttp::async_write_header(
@@ -131,9 +140,15 @@ class Connection : public ServerConnection, public CallSink {
     return std::static_pointer_cast<Connection>(shared_from_this());
   }
 
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
   // HTTP/2 with prior knowledge starts with the client preface; anything else is read as
   // HTTP/1.1.
   void Sniff() {
+    if constexpr (!kPlain) {
+      ReadHead(/*reset_timer=*/false);  // TLS: ALPN chose HTTP/1.1
+      return;
+    }
     static constexpr absl::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     const absl::string_view have(static_cast<const char*>(buffer_.data().data()),
                                  buffer_.size());
@@ -144,7 +159,9 @@ class Connection : public ServerConnection, public CallSink {
     }
     if (have.size() >= kPreface.size()) {
       closed_ = true;  // the socket belongs to the session now
-      StartHttp2Session(server_, worker_, stream_.release_socket(), std::string(have), peer_);
+      if constexpr (kPlain) {
+        StartHttp2Session(server_, worker_, std::move(stream_), std::string(have), peer_);
+      }
       return;
     }
     stream_.async_read_some(buffer_.prepare(4096),
@@ -164,7 +181,7 @@ class Connection : public ServerConnection, public CallSink {
     parser_.emplace();
     parser_->header_limit(server_->options_.max_header_bytes);
     parser_->body_limit(server_->options_.max_body_bytes);
-    if (reset_timer) stream_.expires_after(server_->header_read_timeout_);
+    if (reset_timer) Lowest().expires_after(server_->header_read_timeout_);
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
         [self = Self()](beast::error_code ec, std::size_t) { self->OnHead(ec); });
@@ -181,7 +198,7 @@ class Connection : public ServerConnection, public CallSink {
       ReadHead();
       return;
     }
-    stream_.expires_after(server_->idle_timeout_);
+    Lowest().expires_after(server_->idle_timeout_);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = Self()](beast::error_code ec, std::size_t n) {
                               if (ec) {
@@ -241,7 +258,7 @@ class Connection : public ServerConnection, public CallSink {
       return;
     }
     // The body must arrive within idle_timeout.
-    stream_.expires_after(server_->idle_timeout_);
+    Lowest().expires_after(server_->idle_timeout_);
     if (absl::EqualsIgnoreCase(SV(req[bhttp::field::expect]), "100-continue")) {
       static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(kContinue, sizeof(kContinue) - 1),
@@ -269,7 +286,7 @@ class Connection : public ServerConnection, public CallSink {
   }
 
   void OnRequest() {
-    stream_.expires_never();
+    Lowest().expires_never();
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive() && !server_->draining_.load(std::memory_order_relaxed);
     is_head_ = req.method() == bhttp::verb::head;
@@ -298,7 +315,7 @@ class Connection : public ServerConnection, public CallSink {
         self->OnWriteFailed(std::move(written));
         return;
       }
-      self->stream_.expires_never();
+      self->Lowest().expires_never();
       written(true);
       if (last) self->OnResponseWritten(!self->keep_alive_);
     };
@@ -341,10 +358,10 @@ class Connection : public ServerConnection, public CallSink {
     } else {
       res_.prepare_payload();
     }
-    stream_.expires_after(server_->idle_timeout_);
+    Lowest().expires_after(server_->idle_timeout_);
     bhttp::async_write(stream_, res_,
                        [self = Self(), keep](beast::error_code ec, std::size_t) {
-                         self->stream_.expires_never();
+                         self->Lowest().expires_never();
                          self->OnResponseWritten(ec || !keep);
                        });
   }
@@ -381,13 +398,13 @@ class Connection : public ServerConnection, public CallSink {
     if (closed_) return;
     closed_ = true;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Lowest().close();
   }
 
   HttpServer::Impl* const server_;
   Worker* const worker_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::string peer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -403,6 +420,63 @@ class Connection : public ServerConnection, public CallSink {
   bool head_pending_ = false;
   std::string chunk_;
 };
+
+namespace {
+
+// ALPN: h2 when the client offers it, else http/1.1; a client that offers neither gets
+// HTTP/1.1 too.
+int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void*) {
+  static constexpr unsigned char kH2[] = {'h', '2'};
+  static constexpr unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
+  const unsigned char* http11 = nullptr;
+  for (unsigned int i = 0; i < inlen;) {
+    const unsigned int len = in[i];
+    if (i + 1 + len > inlen) break;
+    const unsigned char* proto = in + i + 1;
+    if (len == sizeof(kH2) && std::memcmp(proto, kH2, len) == 0) {
+      *out = proto;
+      *outlen = len;
+      return SSL_TLSEXT_ERR_OK;
+    }
+    if (len == sizeof(kHttp11) && std::memcmp(proto, kHttp11, len) == 0) http11 = proto;
+    i += 1 + len;
+  }
+  if (http11 != nullptr) {
+    *out = http11;
+    *outlen = sizeof(kHttp11);
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& cert_file,
+                                                                   const std::string& key_file) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // TLS 1.2: forward-secret AEAD suites only (TLS 1.3 suites are all of that kind).
+  SSL_CTX_set_cipher_list(native,
+                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load the certificate chain ", cert_file));
+  }
+  if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(native) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load the private key ", key_file, " (or it does not match ",
+                     cert_file, ")"));
+  }
+  SSL_CTX_set_alpn_select_cb(native, SelectAlpn, nullptr);
+  return ctx;
+}
 
 absl::Status HttpServer::Impl::Listen() {
   const std::string& address = options_.address;
@@ -436,6 +510,40 @@ absl::Status HttpServer::Impl::Listen() {
   return absl::OkStatus();
 }
 
+// The TLS handshake (within header_read_timeout), then HTTP/2 or HTTP/1.1 as ALPN chose.
+void HttpServer::Impl::StartTls(Worker* worker, tcp::socket socket) {
+  auto tls = std::make_shared<TlsStream>(beast::tcp_stream(std::move(socket)), *tls_);
+  asio::post(worker->ioc_, [this, worker, tls] {
+    beast::get_lowest_layer(*tls).expires_after(header_read_timeout_);
+    tls->async_handshake(asio::ssl::stream_base::server, [this, worker,
+                                                          tls](beast::error_code ec) {
+      if (ec) {
+        beast::get_lowest_layer(*tls).close();
+        return;
+      }
+      beast::get_lowest_layer(*tls).expires_never();
+      const unsigned char* alpn = nullptr;
+      unsigned int alpn_length = 0;
+      SSL_get0_alpn_selected(tls->native_handle(), &alpn, &alpn_length);
+      const bool h2 = absl::string_view(reinterpret_cast<const char*>(alpn), alpn_length) == "h2";
+      beast::error_code peer_ec;
+      const tcp::endpoint peer = beast::get_lowest_layer(*tls).socket().remote_endpoint(peer_ec);
+      std::string peer_text;
+      if (!peer_ec) {
+        const bool v6 = peer.address().is_v6();
+        peer_text = absl::StrCat(v6 ? "ipv6:[" : "ipv4:", peer.address().to_string(),
+                                 v6 ? "]:" : ":", peer.port());
+      }
+      if (h2) {
+        StartHttp2Session(this, worker, std::move(*tls), std::string(), std::move(peer_text));
+        return;
+      }
+      auto connection = std::make_shared<Connection<TlsStream>>(this, worker, std::move(*tls));
+      connection->Start();
+    });
+  });
+}
+
 void HttpServer::Impl::Accept() {
   Worker* worker = workers_[next_worker_].get();
   next_worker_ = (next_worker_ + 1) % workers_.size();
@@ -443,8 +551,13 @@ void HttpServer::Impl::Accept() {
                                                        tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
     if (!ec) {
-      auto connection = std::make_shared<Connection>(this, worker, std::move(socket));
-      asio::post(worker->ioc_, [connection] { connection->Start(); });
+      if (tls_ != nullptr) {
+        StartTls(worker, std::move(socket));
+      } else {
+        auto connection = std::make_shared<Connection<beast::tcp_stream>>(
+            this, worker, beast::tcp_stream(std::move(socket)));
+        asio::post(worker->ioc_, [connection] { connection->Start(); });
+      }
     }
     Accept();
   });
@@ -504,6 +617,12 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   auto impl = std::make_unique<Impl>(options, routes);
   const int threads = std::max(1, options.worker_threads);
   for (int i = 0; i < threads; ++i) impl->workers_.push_back(std::make_unique<Worker>(routes));
+  if (!options.tls_cert_file.empty()) {
+    absl::StatusOr<std::unique_ptr<asio::ssl::context>> tls =
+        MakeTlsContext(options.tls_cert_file, options.tls_key_file);
+    if (!tls.ok()) return tls.status();
+    impl->tls_ = *std::move(tls);
+  }
   absl::Status status = impl->Listen();
   if (!status.ok()) return status;
   Impl* raw = impl.get();

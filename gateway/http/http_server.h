@@ -55,6 +55,9 @@ class HttpServer {
   struct Options {
     // "HOST:PORT"; port 0 picks a free port (see port()).
     std::string address;
+    // PEM files; both set: TLS (1.2+, ALPN h2 or http/1.1), else plaintext.
+    std::string tls_cert_file;
+    std::string tls_key_file;
     // Event loops (io_context + thread each); at least 1.
     int worker_threads = 1;
     uint32_t max_body_bytes = 4 << 20;

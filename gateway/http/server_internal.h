@@ -15,12 +15,16 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/synchronization/mutex.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/ssl.hpp"
+#include "boost/beast/core/tcp_stream.hpp"
+#include "boost/beast/ssl/ssl_stream.hpp"
 #include "gateway/http/call.h"
 #include "gateway/http/http_server.h"
 
@@ -41,7 +45,14 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   virtual void Abort() = 0;
 };
 
+using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
 std::chrono::steady_clock::duration ToSteady(absl::Duration d);
+
+// A server TLS context: TLS 1.2 or newer, forward-secret AEAD suites, ALPN h2 / http/1.1.
+// INVALID_ARGUMENT naming the file when the certificate or key cannot be loaded.
+absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& cert_file,
+                                                                   const std::string& key_file);
 
 // One event loop and the connections it owns.
 class Worker {
@@ -123,6 +134,7 @@ class HttpServer::Impl {
 
   absl::Status Listen();
   void Accept();
+  void StartTls(Worker* worker, tcp::socket socket);
   void Shutdown(absl::Duration grace);
 
   const Options options_;
@@ -135,6 +147,7 @@ class HttpServer::Impl {
   std::thread cq_thread_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<tcp::acceptor> acceptor_;  // on workers_[0]
+  std::unique_ptr<asio::ssl::context> tls_;   // null: plaintext
   std::size_t next_worker_ = 0;
   int port_ = 0;
   std::atomic<int> in_flight_{0};
@@ -143,9 +156,11 @@ class HttpServer::Impl {
   bool shut_down_ = false;
 };
 
-// Serves an HTTP/2 connection whose first bytes (`preface`, at least the client
-// preface) were already read from `socket`.
-void StartHttp2Session(HttpServer::Impl* server, Worker* worker, tcp::socket socket,
+// Serves an HTTP/2 connection whose first bytes (`preface`: the client preface and maybe
+// more; empty after a TLS handshake) were already read from `stream`.
+void StartHttp2Session(HttpServer::Impl* server, Worker* worker, boost::beast::tcp_stream stream,
+                       std::string preface, std::string peer);
+void StartHttp2Session(HttpServer::Impl* server, Worker* worker, TlsStream stream,
                        std::string preface, std::string peer);
 
 }  // namespace gateway::http
