@@ -21,6 +21,7 @@ import harness
 GATEWAYCTL = os.path.join(harness.ROOT, "tools/gatewayctl/gatewayctl")
 ECHO_HTTP_V1 = os.path.join(harness.ROOT, "gateway/registry/testdata/echo_http_v1_proto.pb")
 ECHO_HTTP_V2 = os.path.join(harness.ROOT, "gateway/registry/testdata/echo_http_v2_proto.pb")
+REFLECTION_SET = os.path.join(harness.ROOT, "proto/grpc_reflection_proto.pb")
 TIMEOUT = 10
 _ADMIN = re.compile(rb"admin listening on (\S+)")
 
@@ -248,6 +249,35 @@ class RegistryTest(unittest.TestCase):
                                 "--owner=platform-test")
         self.assertEqual(code, 1, out)
         self.assertIn("has no service no.such.Service", out)
+
+    def test_server_reflection_through_the_gateway_lists_registered_services(self):
+        messages = harness.load_messages(REFLECTION_SET)
+        Request = messages["grpc.reflection.v1alpha.ServerReflectionRequest"]
+        Response = messages["grpc.reflection.v1alpha.ServerReflectionResponse"]
+        call = self.gw.channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=Response.FromString)
+
+        def ask(**kwargs):
+            return list(call(iter([Request(**kwargs)]), timeout=TIMEOUT))[0]
+
+        names = [s.name for s in ask(list_services="").list_services_response.service]
+        self.assertIn("bookstore.v1.Bookstore", names)
+        self.assertNotIn("gateway.test.v1.Echo", names)
+        self.assertEqual(self.register_echo()[0], 0)
+        names = [s.name for s in ask(list_services="").list_services_response.service]
+        self.assertIn("gateway.test.v1.Echo", names)
+        files = ask(file_containing_symbol="gateway.test.v1.Echo").file_descriptor_response
+        self.assertGreaterEqual(len(files.file_descriptor_proto), 2)  # with its imports
+        missing = ask(file_containing_symbol="no.such.Thing")
+        self.assertEqual(missing.error_response.error_code, 5)  # NOT_FOUND
+        # A reflection client (gatewayctl) pointed at the gateway itself.
+        code, out = self.gw.ctl("diff", "gateway.test.v1.Echo",
+                                f"--from-reflection={self.gw.grpc_address}", "--backend=echo",
+                                "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("no changes to the served routes", out)
 
     def test_refusals_have_clear_messages_and_exit_codes(self):
         code, out = self.gw.ctl("register", "gateway.test.v1.Echo",

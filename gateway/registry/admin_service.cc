@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "gateway/config/config_loader.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 
@@ -89,6 +90,9 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
 // --- RegistryService ---
 
 grpc::Status RegistryService::Authorize(const grpc::ServerContext& context) const {
+  if (registry_.load() == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the registry is starting");
+  }
   if (token_.empty()) return grpc::Status::OK;
   auto it = context.client_metadata().find("authorization");
   if (it == context.client_metadata().end()) {
@@ -112,7 +116,7 @@ void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
   out->set_removed(v.removed);
   if (with_descriptor_set) out->set_descriptor_set(v.descriptor_set);
   if (!v.removed) {
-    auto [methods, routes] = registry_->Counts(v.service);
+    auto [methods, routes] = registry_.load()->Counts(v.service);
     out->set_method_count(methods);
     out->set_route_count(routes);
   }
@@ -129,7 +133,7 @@ grpc::Status RegistryService::Register(grpc::ServerContext* context,
   r.descriptor_set = request->descriptor_set();
   r.force = request->force();
   r.dry_run = request->dry_run();
-  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  absl::StatusOr<ChangeResult> result = registry_.load()->Register(r);
   if (!result.ok()) return ToGrpc(result.status());
   Fill(result->version, false, response->mutable_version());
   FillSummary(result->changes, response->mutable_changes());
@@ -141,7 +145,7 @@ grpc::Status RegistryService::ListServices(grpc::ServerContext* context,
                                            const admin::v1::ListServicesRequest*,
                                            admin::v1::ListServicesResponse* response) {
   if (grpc::Status s = Authorize(*context); !s.ok()) return s;
-  for (const ServiceVersion& v : registry_->List()) Fill(v, false, response->add_services());
+  for (const ServiceVersion& v : registry_.load()->List()) Fill(v, false, response->add_services());
   return grpc::Status::OK;
 }
 
@@ -149,7 +153,7 @@ grpc::Status RegistryService::GetService(grpc::ServerContext* context,
                                          const admin::v1::GetServiceRequest* request,
                                          admin::v1::ServiceVersion* response) {
   if (grpc::Status s = Authorize(*context); !s.ok()) return s;
-  absl::StatusOr<ServiceVersion> v = registry_->Get(request->service());
+  absl::StatusOr<ServiceVersion> v = registry_.load()->Get(request->service());
   if (!v.ok()) return ToGrpc(v.status());
   Fill(*v, request->include_descriptor_set(), response);
   return grpc::Status::OK;
@@ -163,7 +167,7 @@ grpc::Status RegistryService::RemoveService(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "owner: required");
   }
   absl::StatusOr<ChangeResult> result =
-      registry_->Remove(request->service(), request->owner(), request->dry_run());
+      registry_.load()->Remove(request->service(), request->owner(), request->dry_run());
   if (!result.ok()) return ToGrpc(result.status());
   Fill(result->version, false, response->mutable_version());
   FillSummary(result->changes, response->mutable_changes());
@@ -175,7 +179,7 @@ grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
                                            const admin::v1::ListVersionsRequest* request,
                                            admin::v1::ListVersionsResponse* response) {
   if (grpc::Status s = Authorize(*context); !s.ok()) return s;
-  absl::StatusOr<std::vector<ServiceVersion>> versions = registry_->Versions(request->service());
+  absl::StatusOr<std::vector<ServiceVersion>> versions = registry_.load()->Versions(request->service());
   if (!versions.ok()) return ToGrpc(versions.status());
   for (const ServiceVersion& v : *versions) {
     admin::v1::ServiceVersion* out = response->add_versions();
@@ -196,7 +200,7 @@ grpc::Status RegistryService::Rollback(grpc::ServerContext* context,
   if (request->owner().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "owner: required");
   }
-  absl::StatusOr<ChangeResult> result = registry_->Rollback(
+  absl::StatusOr<ChangeResult> result = registry_.load()->Rollback(
       request->service(), request->to_version(), request->owner(), request->dry_run());
   if (!result.ok()) return ToGrpc(result.status());
   Fill(result->version, false, response->mutable_version());
@@ -210,6 +214,25 @@ grpc::Status RegistryService::Rollback(grpc::ServerContext* context,
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     const AdminSettings& settings, const GatewayConfig& config, Snapshot<RouteTable>* routes,
     std::vector<std::string>* problems) {
+  std::unique_ptr<AdminServer> server(new AdminServer());
+  AdminServer* self = server.get();
+  server->service_ = std::make_unique<RegistryService>(settings.token);
+  server->reflection_ = std::make_unique<ReflectionService>(
+      [self]() -> std::shared_ptr<const RouteTable> {
+        Registry* registry = self->live_registry_.load();
+        return registry == nullptr ? nullptr : registry->routes();
+      });
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(settings.address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->reflection_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("admin_listener.address: cannot listen on ", settings.address));
+  }
+
   BaseRoutes base;
   for (int i = 0; i < config.proto.descriptor_sets_size(); ++i) {
     const std::string path = ResolvePath(config.base_dir, config.proto.descriptor_sets(i));
@@ -224,6 +247,31 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   for (const std::shared_ptr<Backend>& b : config.backends) base.backends[b->name()] = b;
   base.http_options = config.routes->transcoder().options();
 
+  // Server reflection on the gRPC front end: routed to this admin server.
+  bool config_has_reflection = false;
+  for (const ServiceBinding& b : base.services) {
+    config_has_reflection |= b.service == kReflectionService;
+  }
+  if (!config_has_reflection) {
+    google::protobuf::FileDescriptorSet set;
+    const google::protobuf::FileDescriptor* file =
+        grpc::reflection::v1alpha::ServerReflectionRequest::descriptor()->file();
+    file->CopyTo(set.add_file());
+    file->CopyJsonNameTo(set.mutable_file(0));
+    base.descriptor_sets.push_back({set.SerializeAsString(), "gatewayd (server reflection)"});
+    std::string host = settings.address.substr(0, settings.address.rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "localhost") host = "127.0.0.1";
+    if (host == "[::]") host = "[::1]";
+    config::v1::Backend admin;
+    admin.set_name("gatewayd-admin");
+    admin.set_target(absl::StrCat(absl::StartsWith(host, "[") ? "ipv6:" : "ipv4:", host, ":",
+                                  server->port_));
+    absl::StatusOr<std::shared_ptr<Backend>> backend =
+        Backend::Create(admin, config.proto.limits(), config.base_dir, "admin_listener");
+    if (!backend.ok()) return backend.status();
+    base.services.push_back({kReflectionService, *std::move(backend)});
+  }
+
   std::unique_ptr<DirectoryStore> store;
   if (!settings.registry_directory.empty()) {
     store = std::make_unique<DirectoryStore>(settings.registry_directory);
@@ -233,19 +281,9 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
       [routes](std::shared_ptr<const RouteTable> table) { routes->Publish(std::move(table)); },
       problems);
   if (!registry.ok()) return registry.status();
-
-  std::unique_ptr<AdminServer> server(new AdminServer());
   server->registry_ = *std::move(registry);
-  server->service_ = std::make_unique<RegistryService>(server->registry_.get(), settings.token);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(settings.address, grpc::InsecureServerCredentials(), &server->port_);
-  builder.RegisterService(server->service_.get());
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("admin_listener.address: cannot listen on ", settings.address));
-  }
+  server->live_registry_.store(server->registry_.get());
+  server->service_->set_registry(server->registry_.get());
   return server;
 }
 

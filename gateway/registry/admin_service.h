@@ -18,6 +18,7 @@
 #ifndef GATEWAY_REGISTRY_ADMIN_SERVICE_H_
 #define GATEWAY_REGISTRY_ADMIN_SERVICE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "gateway/admin/v1/registry.grpc.pb.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/gateway_config.h"
+#include "gateway/registry/reflection_service.h"
 #include "gateway/registry/registry.h"
 #include "gateway/snapshot.h"
 #include "grpcpp/server.h"
@@ -54,9 +56,11 @@ bool IsLoopbackAddress(const std::string& address);
 // gateway.admin.v1.Registry over a Registry.
 class RegistryService final : public admin::v1::Registry::Service {
  public:
-  // `registry` must outlive the service.
-  RegistryService(Registry* registry, std::string token)
-      : registry_(registry), token_(std::move(token)) {}
+  // `registry` must outlive the service; until set_registry() is called every call fails
+  // with UNAVAILABLE.
+  explicit RegistryService(std::string token) : token_(std::move(token)) {}
+
+  void set_registry(Registry* registry) { registry_.store(registry); }
 
   grpc::Status Register(grpc::ServerContext* context, const admin::v1::RegisterRequest* request,
                         admin::v1::RegisterResponse* response) override;
@@ -79,16 +83,17 @@ class RegistryService final : public admin::v1::Registry::Service {
   grpc::Status Authorize(const grpc::ServerContext& context) const;
   void Fill(const ServiceVersion& v, bool with_descriptor_set, admin::v1::ServiceVersion* out) const;
 
-  Registry* const registry_;
+  std::atomic<Registry*> registry_{nullptr};
   const std::string token_;
 };
 
 // The registry of a running gateway and the admin gRPC server in front of it.
 class AdminServer {
  public:
-  // Builds the registry over the config's services (restoring the registry directory, if
-  // any), publishes the complete route table into `routes`, and starts serving the admin
-  // API on settings.address. Problems met while restoring (skipped files, services that
+  // Starts the admin gRPC server on settings.address (the admin API and server
+  // reflection), builds the registry over the config's services (restoring the registry
+  // directory, if any) plus grpc.reflection.v1alpha.ServerReflection routed to the admin
+  // server itself, and publishes the complete route table into `routes`. Problems met while restoring (skipped files, services that
   // no longer validate) are appended to `problems`. Returns UNAVAILABLE when the address
   // cannot be bound, or the registry's error.
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const AdminSettings& settings,
@@ -109,6 +114,8 @@ class AdminServer {
 
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<RegistryService> service_;
+  std::unique_ptr<ReflectionService> reflection_;
+  std::atomic<Registry*> live_registry_{nullptr};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

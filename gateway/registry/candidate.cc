@@ -140,7 +140,11 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
     std::map<std::string, FileEntry> none;
     if (absl::Status s = AddFiles(set.bytes, set.origin, none, &base_files); !s.ok()) return s;
   }
+  // Base files that the config's pool lacks (built-in services' files) go into the layer.
   std::map<std::string, FileEntry> files;
+  for (const auto& [name, entry] : base_files) {
+    if (base.pool->FindFileByName(name) == nullptr) files.emplace(name, entry);
+  }
   std::vector<ServiceBinding> bindings = base.services;
   for (const ServiceVersion* v : state.Served()) {
     absl::Status status = AddFiles(v->descriptor_set,

@@ -27,8 +27,8 @@
 #include "gateway/config/config_loader.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/create_channel.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/security/credentials.h"
-#include "tools/gatewayctl/reflection.grpc.pb.h"
 
 namespace gateway::ctl {
 namespace {
