@@ -11,7 +11,7 @@ PACKAGES=(
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev llvm
   python3 python3-grpcio python3-protobuf python3-cryptography curl openssl redis-server nghttp2-client
-  nginx-light
+  nginx-light wrk
 )
 
 missing=()
