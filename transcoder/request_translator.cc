@@ -1,24 +1,11 @@
 #include "transcoder/request_translator.h"
 
-#include <cfloat>
-#include <cmath>
-#include <cstring>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
-#include "google/protobuf/duration.pb.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "google/protobuf/timestamp.pb.h"
-#include "google/protobuf/util/json_util.h"
-#include "google/protobuf/util/time_util.h"
 #include "transcoder/field_text.h"
 #include "transcoder/json_scan.h"
 #include "transcoder/percent_encoding.h"
@@ -28,7 +15,6 @@ namespace gateway::transcoder {
 namespace {
 
 using google::protobuf::Descriptor;
-using google::protobuf::EnumValueDescriptor;
 using google::protobuf::FieldDescriptor;
 
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }

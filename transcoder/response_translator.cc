@@ -5,8 +5,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "google/api/httpbody.pb.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "google/protobuf/util/json_util.h"
 #include "transcoder/json_scan.h"
 #include "transcoder/wire_util.h"
 
