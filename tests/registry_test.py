@@ -45,8 +45,10 @@ def echo_request(payload):
 
 
 class Gateway:
-    def __init__(self, ws, bookstore, echo, registry_dir, name="gatewayd"):
+    def __init__(self, ws, bookstore, echo, registry_dir=None, name="gatewayd", redis=None):
         self.ws = ws
+        store = (f'registry_redis: "{redis}"' if redis else
+                 f'registry_directory: "{registry_dir}"')
         self.config = f"""
 grpc_listener: {{address: "127.0.0.1:0"}}
 descriptor_sets: ["{harness.BOOKSTORE_SET}"]
@@ -57,7 +59,7 @@ services:
   - {{name: bookstore.v1.Bookstore, backend: bookstore}}
 runtime: {{shutdown_grace: 5s, worker_threads: 2}}
 http_listener: {{address: "127.0.0.1:0", worker_threads: 2}}
-admin_listener: {{address: "127.0.0.1:0", registry_directory: "{registry_dir}"}}
+admin_listener: {{address: "127.0.0.1:0", {store}}}
 """
         self.name = name
         self.start()
@@ -299,6 +301,61 @@ class RegistryTest(unittest.TestCase):
                                     "--timeout=2", "list"], capture_output=True, text=True,
                                    timeout=30).returncode, ""
         self.assertEqual(code, 3)
+
+
+class SharedRegistryTest(unittest.TestCase):
+    """Several gateways sharing one registry through a real redis-server."""
+
+    def setUp(self):
+        self.ws = harness.Workspace()
+        self.bookstore = harness.bookstore_backend(self.ws)
+        self.echo = self.ws.echo_backend()
+        _, self.redis = harness.redis_server(self.ws)
+
+    def tearDown(self):
+        self.ws.close()
+
+    def gateway(self, name):
+        return Gateway(self.ws, self.bookstore.address, self.echo.address, name=name,
+                       redis=self.redis)
+
+    def echo_answers(self, gw):
+        try:
+            return b"shared" in gw.grpc_call("/gateway.test.v1.Echo/Unary", echo_request(b"shared"))
+        except grpc.RpcError:
+            return False
+
+    def test_gateways_converge_within_a_second_and_a_late_one_loads_the_state(self):
+        a = self.gateway("gatewayd_a")
+        b = self.gateway("gatewayd_b")
+        self.assertFalse(self.echo_answers(b))
+        code, out = a.ctl("register", "gateway.test.v1.Echo", f"--descriptor-set={ECHO_HTTP_V1}",
+                          "--backend=echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        start = time.monotonic()
+        while not self.echo_answers(b) and time.monotonic() - start < 5:
+            time.sleep(0.05)
+        converged = time.monotonic() - start
+        print(f"\ngateway b served the service registered on a after {converged * 1000:.0f} ms",
+              file=sys.stderr)
+        self.assertLess(converged, 1.5)
+        self.assertEqual(b.rest("POST", "/v1/echo", {"payload": "aGk="})[0], 200)
+        # A change made on b reaches a; the version numbers are shared.
+        code, out = b.ctl("register", "gateway.test.v1.Echo", f"--descriptor-set={ECHO_HTTP_V2}",
+                          "--backend=echo", "--owner=platform-test", "--force")
+        self.assertEqual(code, 0, out)
+        self.assertIn("registered v2", out)
+        start = time.monotonic()
+        while (a.rest("POST", "/v2/echo", {"payload": "aGk="})[0] != 200
+               and time.monotonic() - start < 5):
+            time.sleep(0.05)
+        self.assertLess(time.monotonic() - start, 1.5)
+        # A gateway started later loads the current state.
+        c = self.gateway("gatewayd_c")
+        self.assertTrue(self.echo_answers(c))
+        self.assertEqual(c.rest("POST", "/v2/echo", {"payload": "aGk="})[0], 200)
+        _, listed = c.ctl("show", "gateway.test.v1.Echo")
+        self.assertIn("version:    2", listed)
 
 
 if __name__ == "__main__":

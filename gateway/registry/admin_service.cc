@@ -1,5 +1,6 @@
 #include "gateway/registry/admin_service.h"
 
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -83,6 +84,23 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
   }
   if (!a.registry_directory().empty()) {
     settings.registry_directory = ResolvePath(base_dir, a.registry_directory());
+  }
+  if (!a.registry_redis().empty()) {
+    if (!a.registry_directory().empty()) {
+      return absl::InvalidArgumentError(
+          "admin_listener.registry_redis: set either registry_directory or registry_redis");
+    }
+    const std::size_t redis_colon = a.registry_redis().rfind(':');
+    uint32_t redis_port = 0;
+    if (redis_colon == std::string::npos || redis_colon == 0 ||
+        !absl::SimpleAtoi(a.registry_redis().substr(redis_colon + 1), &redis_port) ||
+        redis_port == 0 || redis_port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "admin_listener.registry_redis: \"", a.registry_redis(), "\" is not HOST:PORT"));
+    }
+    settings.registry_redis = a.registry_redis();
+    settings.registry_redis_prefix =
+        a.registry_redis_prefix().empty() ? kDefaultRedisPrefix : a.registry_redis_prefix();
   }
   return settings;
 }
@@ -272,9 +290,12 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     base.services.push_back({kReflectionService, *std::move(backend)});
   }
 
-  std::unique_ptr<DirectoryStore> store;
+  std::unique_ptr<RegistryStore> store;
   if (!settings.registry_directory.empty()) {
     store = std::make_unique<DirectoryStore>(settings.registry_directory);
+  } else if (!settings.registry_redis.empty()) {
+    store = std::make_unique<RedisStore>(settings.registry_redis,
+                                         settings.registry_redis_prefix);
   }
   absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
       std::move(base), std::move(store),
@@ -284,10 +305,23 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   server->registry_ = *std::move(registry);
   server->live_registry_.store(server->registry_.get());
   server->service_->set_registry(server->registry_.get());
+  if (!settings.registry_redis.empty()) {
+    Registry* registry = server->registry_.get();
+    server->watcher_ = std::make_unique<RedisWatcher>(
+        settings.registry_redis, settings.registry_redis_prefix, [registry] {
+          std::vector<std::string> reload_problems;
+          absl::Status status = registry->Reload(&reload_problems);
+          if (!status.ok()) reload_problems.push_back(std::string(status.message()));
+          for (const std::string& p : reload_problems) {
+            std::fprintf(stderr, "gatewayd: registry: %s\n", p.c_str());
+          }
+        });
+  }
   return server;
 }
 
 void AdminServer::Shutdown() {
+  watcher_.reset();
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_.reset();

@@ -27,6 +27,7 @@
 #include "gateway/admin/v1/registry.grpc.pb.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/gateway_config.h"
+#include "gateway/registry/redis_store.h"
 #include "gateway/registry/reflection_service.h"
 #include "gateway/registry/registry.h"
 #include "gateway/snapshot.h"
@@ -38,7 +39,9 @@ namespace gateway::registry {
 struct AdminSettings {
   std::string address;             // HOST:PORT
   std::string token;               // empty: no token required (loopback only)
-  std::string registry_directory;  // empty: the registry is not persisted
+  std::string registry_directory;  // empty: not persisted in a directory
+  std::string registry_redis;      // HOST:PORT; empty: no shared registry
+  std::string registry_redis_prefix;
 };
 
 // The default admin address.
@@ -113,6 +116,7 @@ class AdminServer {
   AdminServer() = default;
 
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<RedisWatcher> watcher_;  // with registry_redis; declared after registry_
   std::unique_ptr<RegistryService> service_;
   std::unique_ptr<ReflectionService> reflection_;
   std::atomic<Registry*> live_registry_{nullptr};

@@ -31,27 +31,47 @@
 
 namespace gateway::registry {
 
-class DirectoryStore {
+// Where the registry keeps its versions (a directory, or a Redis server shared by several
+// gateways). Implementations are called with the registry's mutex held.
+class RegistryStore {
+ public:
+  virtual ~RegistryStore() = default;
+
+  // Prepares the store (creates the directory, connects). Returns an error naming the
+  // location when it cannot.
+  virtual absl::Status Open() = 0;
+
+  struct Loaded {
+    RegistryState state;
+    // One line per skipped entry: "<where>: <what is wrong>, skipped".
+    std::vector<std::string> problems;
+  };
+  // Reads every stored version. Corrupt or misnamed entries are reported in `problems` and
+  // skipped. Returns an error only when the store cannot be read at all.
+  virtual absl::StatusOr<Loaded> Load() const = 0;
+
+  // Stores `version` atomically. Returns ALREADY_EXISTS when that version is already
+  // stored (for a shared store: another gateway took the number first), or the store's
+  // error (nothing is left behind then).
+  virtual absl::Status Write(const ServiceVersion& version) const = 0;
+};
+
+class DirectoryStore : public RegistryStore {
  public:
   explicit DirectoryStore(std::string directory) : directory_(std::move(directory)) {}
 
   // Creates the directory (and its parents) when missing. Returns the file system's error
   // naming the path.
-  absl::Status Open();
+  absl::Status Open() override;
 
-  struct Loaded {
-    RegistryState state;
-    // One line per skipped file: "<path>: <what is wrong>, skipped".
-    std::vector<std::string> problems;
-  };
   // Reads every version file. Corrupt, truncated or misnamed files and leftover temporary
-  // files are reported in `problems` and skipped. Returns an error only when the
-  // directory cannot be listed.
-  absl::StatusOr<Loaded> Load() const;
+  // files are reported in `problems` ("<path>: <what is wrong>, skipped") and skipped.
+  // Returns an error only when the directory cannot be listed.
+  absl::StatusOr<Loaded> Load() const override;
 
   // Writes `version` atomically. Returns ALREADY_EXISTS when that version is already
   // stored, or the file system's error naming the path (nothing is left behind then).
-  absl::Status Write(const ServiceVersion& version) const;
+  absl::Status Write(const ServiceVersion& version) const override;
 
   // The file name of a version: "<service>@<version>.version".
   static std::string FileName(const std::string& service, int64_t version);

@@ -60,7 +60,7 @@ std::vector<std::string> ServicesIn(const DescriptorPool& pool, const std::strin
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(BaseRoutes base,
-                                                           std::unique_ptr<DirectoryStore> store,
+                                                           std::unique_ptr<RegistryStore> store,
                                                            Publisher publish,
                                                            std::vector<std::string>* problems,
                                                            Now now) {
@@ -68,19 +68,33 @@ absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(BaseRoutes base,
   if (store != nullptr) {
     absl::Status status = store->Open();
     if (!status.ok()) return status;
-    absl::StatusOr<DirectoryStore::Loaded> result = store->Load();
+    absl::StatusOr<RegistryStore::Loaded> result = store->Load();
     if (!result.ok()) return result.status();
     for (std::string& p : result->problems) problems->push_back(std::move(p));
     loaded = std::move(result->state);
   }
   std::unique_ptr<Registry> registry(
       new Registry(std::move(base), std::move(store), std::move(publish), std::move(now)));
+  absl::MutexLock lock(&registry->mu_);
+  absl::Status status = registry->Restore(std::move(loaded), problems);
+  if (!status.ok()) return status;
+  return registry;
+}
 
+absl::Status Registry::Reload(std::vector<std::string>* problems) {
+  if (store_ == nullptr) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<RegistryStore::Loaded> result = store_->Load();
+  if (!result.ok()) return result.status();
+  for (std::string& p : result->problems) problems->push_back(std::move(p));
+  return Restore(std::move(result->state), problems);
+}
+
+absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* problems) {
   // The config's services alone must build; then each stored service is added in the order
   // it was registered, and one that no longer validates is left out (and reported).
   RegistryState accepted;
-  absl::StatusOr<std::shared_ptr<const RouteTable>> table =
-      BuildRouteTable(registry->base_, accepted);
+  absl::StatusOr<std::shared_ptr<const RouteTable>> table = BuildRouteTable(base_, accepted);
   if (!table.ok()) return table.status();
   std::vector<const ServiceVersion*> served = loaded.Served();
   std::stable_sort(served.begin(), served.end(),
@@ -89,16 +103,14 @@ absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(BaseRoutes base,
                    });
   for (const std::string& name : loaded.Names()) {
     for (const ServiceVersion& v : loaded.History(name)) {
-      ServiceVersion copy = v;
       if (&v == loaded.Current(name)) continue;  // added below once it validates
-      accepted.Restore(std::move(copy));
+      accepted.Restore(v);
     }
   }
   for (const ServiceVersion* v : served) {
     RegistryState candidate = accepted;
     candidate.Restore(*v);
-    absl::StatusOr<std::shared_ptr<const RouteTable>> next =
-        BuildRouteTable(registry->base_, candidate);
+    absl::StatusOr<std::shared_ptr<const RouteTable>> next = BuildRouteTable(base_, candidate);
     if (!next.ok()) {
       problems->push_back(absl::StrCat("service ", v->service, " v", v->version,
                                        " is not served: ", next.status().message()));
@@ -112,13 +124,10 @@ absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(BaseRoutes base,
     accepted = std::move(candidate);
     table = std::move(next);
   }
-  {
-    absl::MutexLock lock(&registry->mu_);
-    registry->state_ = std::move(accepted);
-    registry->routes_ = *table;
-  }
-  if (registry->publish_) registry->publish_(*table);
-  return registry;
+  state_ = std::move(accepted);
+  routes_ = *table;
+  if (publish_) publish_(*table);
+  return absl::OkStatus();
 }
 
 absl::Status Registry::CheckOwner(const std::string& service, const std::string& package,

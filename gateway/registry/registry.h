@@ -72,8 +72,14 @@ class Registry {
   // file is reported in `problems`. Returns an error only when the store cannot be opened
   // or listed, or when the config's own services do not build.
   static absl::StatusOr<std::unique_ptr<Registry>> Create(
-      BaseRoutes base, std::unique_ptr<DirectoryStore> store, Publisher publish,
+      BaseRoutes base, std::unique_ptr<RegistryStore> store, Publisher publish,
       std::vector<std::string>* problems, Now now = absl::Now);
+
+  // Reads the store again (another gateway changed the shared registry) and, when the
+  // state differs, publishes the new complete table. Services that no longer validate are
+  // left out and reported in `problems`, as in Create. Returns the store's error (the
+  // served table is kept then).
+  absl::Status Reload(std::vector<std::string>* problems);
 
   // Registers a new service or a new version. Errors (nothing changed):
   //   INVALID_ARGUMENT     a missing field, an unknown backend, a descriptor set that does
@@ -113,7 +119,7 @@ class Registry {
   std::pair<int, int> Counts(const std::string& service) const;
 
  private:
-  Registry(BaseRoutes base, std::unique_ptr<DirectoryStore> store, Publisher publish, Now now)
+  Registry(BaseRoutes base, std::unique_ptr<RegistryStore> store, Publisher publish, Now now)
       : base_(std::move(base)),
         store_(std::move(store)),
         publish_(std::move(publish)),
@@ -129,7 +135,11 @@ class Registry {
                           const std::string& owner) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const BaseRoutes base_;
-  const std::unique_ptr<DirectoryStore> store_;
+  // The served subset of `loaded` (versions that validate) and its table.
+  absl::Status Restore(RegistryState loaded, std::vector<std::string>* problems)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::unique_ptr<RegistryStore> store_;
   const Publisher publish_;
   const Now now_;
 
