@@ -45,10 +45,14 @@ def echo_request(payload):
 
 
 class Gateway:
-    def __init__(self, ws, bookstore, echo, registry_dir=None, name="gatewayd", redis=None):
+    def __init__(self, ws, bookstore, echo, registry_dir=None, name="gatewayd", redis=None,
+                 token_file=None):
         self.ws = ws
         store = (f'registry_redis: "{redis}"' if redis else
                  f'registry_directory: "{registry_dir}"')
+        if token_file:
+            store += f', token_file: "{token_file}"'
+        self.token_file = token_file
         self.config = f"""
 grpc_listener: {{address: "127.0.0.1:0"}}
 descriptor_sets: ["{harness.BOOKSTORE_SET}"]
@@ -58,7 +62,7 @@ backends:
 services:
   - {{name: bookstore.v1.Bookstore, backend: bookstore}}
 runtime: {{shutdown_grace: 5s, worker_threads: 2}}
-http_listener: {{address: "127.0.0.1:0", worker_threads: 2}}
+http_listener: {{address: "127.0.0.1:0", worker_threads: 2, forwarded_request_headers: [authorization]}}
 admin_listener: {{address: "127.0.0.1:0", {store}}}
 """
         self.name = name
@@ -76,7 +80,8 @@ admin_listener: {{address: "127.0.0.1:0", {store}}}
         return self.process.stop()
 
     def ctl(self, *args):
-        result = subprocess.run([GATEWAYCTL, f"--admin={self.admin_address}", *args],
+        token = [f"--token-file={self.token_file}"] if self.token_file else []
+        result = subprocess.run([GATEWAYCTL, f"--admin={self.admin_address}", *token, *args],
                                 capture_output=True, text=True, timeout=60)
         return result.returncode, result.stdout + result.stderr
 
@@ -84,12 +89,14 @@ admin_listener: {{address: "127.0.0.1:0", {store}}}
         call = self.channel.unary_unary(path)
         return call(request, timeout=TIMEOUT)
 
-    def rest(self, method, path, body=None):
+    def rest(self, method, path, body=None, headers=None):
         host, port = self.http_address.rsplit(":", 1)
         conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
         try:
             data = None if body is None else json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"} if data is not None else {}
+            headers = dict(headers or {})
+            if data is not None:
+                headers["Content-Type"] = "application/json"
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
             return resp.status, resp.read()
@@ -301,6 +308,38 @@ class RegistryTest(unittest.TestCase):
                                     "--timeout=2", "list"], capture_output=True, text=True,
                                    timeout=30).returncode, ""
         self.assertEqual(code, 3)
+
+
+class AdminRestTest(unittest.TestCase):
+    """With a token, the admin API is also routed through the gateway's front ends."""
+
+    def test_admin_api_over_rest_through_the_gateway_requires_the_token(self):
+        ws = harness.Workspace()
+        self.addCleanup(ws.close)
+        bookstore = harness.bookstore_backend(ws)
+        echo = ws.echo_backend()
+        token_file = ws.write("admin.token", "s3cret-token\n")
+        gw = Gateway(ws, bookstore.address, echo.address,
+                     registry_dir=os.path.join(ws.dir, "registry"), token_file=token_file)
+        code, out = gw.ctl("register", "gateway.test.v1.Echo", f"--descriptor-set={ECHO_HTTP_V1}",
+                           "--backend=echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        status, body = gw.rest("GET", "/admin/v1/services",
+                               headers={"authorization": "Bearer s3cret-token"})
+        self.assertEqual(status, 200, body)
+        services = json.loads(body)["services"]
+        self.assertEqual([s["service"] for s in services], ["gateway.test.v1.Echo"])
+        self.assertEqual(services[0]["version"], "1")
+        status, body = gw.rest("GET", "/admin/v1/services",
+                               headers={"authorization": "Bearer wrong"})
+        self.assertEqual(status, 401, body)
+        status, body = gw.rest("GET", "/admin/v1/services/gateway.test.v1.Echo/versions",
+                               headers={"authorization": "Bearer s3cret-token"})
+        self.assertEqual(status, 200, body)
+        # Without the token file gatewayctl is refused with exit code 4.
+        result = subprocess.run([GATEWAYCTL, f"--admin={gw.admin_address}", "list"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 4, result.stderr)
 
 
 class SharedRegistryTest(unittest.TestCase):

@@ -1,6 +1,8 @@
 #include "gateway/registry/admin_service.h"
 
 #include <cstdio>
+#include <functional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -40,6 +42,22 @@ void FillSummary(const ChangeSummary& s, admin::v1::ChangeSummary* out) {
   for (const auto& x : s.routes_added) out->add_routes_added(x);
   for (const auto& x : s.routes_removed) out->add_routes_removed(x);
   for (const auto& x : s.breaking_changes) out->add_breaking_changes(x);
+}
+
+// A serialized FileDescriptorSet of `file` and everything it imports, dependencies first.
+std::string DescriptorSetOf(const google::protobuf::FileDescriptor* file) {
+  google::protobuf::FileDescriptorSet set;
+  std::set<std::string> added;
+  std::function<void(const google::protobuf::FileDescriptor*)> add =
+      [&](const google::protobuf::FileDescriptor* f) {
+        if (!added.insert(f->name()).second) return;
+        for (int i = 0; i < f->dependency_count(); ++i) add(f->dependency(i));
+        google::protobuf::FileDescriptorProto* proto = set.add_file();
+        f->CopyTo(proto);
+        f->CopyJsonNameTo(proto);
+      };
+  add(file);
+  return set.SerializeAsString();
 }
 
 }  // namespace
@@ -265,29 +283,37 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   for (const std::shared_ptr<Backend>& b : config.backends) base.backends[b->name()] = b;
   base.http_options = config.routes->transcoder().options();
 
-  // Server reflection on the gRPC front end: routed to this admin server.
-  bool config_has_reflection = false;
-  for (const ServiceBinding& b : base.services) {
-    config_has_reflection |= b.service == kReflectionService;
+  // Served by this admin server, routed from the front ends: server reflection always, the
+  // admin API itself (gRPC and REST) only when a token protects it.
+  std::string host = settings.address.substr(0, settings.address.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "localhost") host = "127.0.0.1";
+  if (host == "[::]") host = "[::1]";
+  config::v1::Backend admin;
+  admin.set_name("gatewayd-admin");
+  admin.set_target(absl::StrCat(absl::StartsWith(host, "[") ? "ipv6:" : "ipv4:", host, ":",
+                                server->port_));
+  absl::StatusOr<std::shared_ptr<Backend>> admin_backend =
+      Backend::Create(admin, config.proto.limits(), config.base_dir, "admin_listener");
+  if (!admin_backend.ok()) return admin_backend.status();
+  // Linked in through the generated messages of both files.
+  const google::protobuf::DescriptorPool* generated =
+      google::protobuf::DescriptorPool::generated_pool();
+  (void)grpc::reflection::v1alpha::ServerReflectionRequest::descriptor();
+  (void)admin::v1::RegisterRequest::descriptor();
+  std::vector<const google::protobuf::ServiceDescriptor*> builtin = {
+      generated->FindServiceByName(kReflectionService)};
+  if (!settings.token.empty()) {
+    builtin.push_back(generated->FindServiceByName("gateway.admin.v1.Registry"));
   }
-  if (!config_has_reflection) {
-    google::protobuf::FileDescriptorSet set;
-    const google::protobuf::FileDescriptor* file =
-        grpc::reflection::v1alpha::ServerReflectionRequest::descriptor()->file();
-    file->CopyTo(set.add_file());
-    file->CopyJsonNameTo(set.mutable_file(0));
-    base.descriptor_sets.push_back({set.SerializeAsString(), "gatewayd (server reflection)"});
-    std::string host = settings.address.substr(0, settings.address.rfind(':'));
-    if (host.empty() || host == "0.0.0.0" || host == "localhost") host = "127.0.0.1";
-    if (host == "[::]") host = "[::1]";
-    config::v1::Backend admin;
-    admin.set_name("gatewayd-admin");
-    admin.set_target(absl::StrCat(absl::StartsWith(host, "[") ? "ipv6:" : "ipv4:", host, ":",
-                                  server->port_));
-    absl::StatusOr<std::shared_ptr<Backend>> backend =
-        Backend::Create(admin, config.proto.limits(), config.base_dir, "admin_listener");
-    if (!backend.ok()) return backend.status();
-    base.services.push_back({kReflectionService, *std::move(backend)});
+  for (const google::protobuf::ServiceDescriptor* service : builtin) {
+    if (service == nullptr) return absl::InternalError("built-in service descriptor missing");
+    bool bound = false;
+    for (const ServiceBinding& b : base.services) bound |= b.service == service->full_name();
+    if (bound) continue;
+    base.descriptor_sets.push_back({DescriptorSetOf(service->file()),
+                                    absl::StrCat("gatewayd (", service->full_name(), ")"),
+                                    /*builtin=*/true});
+    base.services.push_back({service->full_name(), *admin_backend});
   }
 
   std::unique_ptr<RegistryStore> store;

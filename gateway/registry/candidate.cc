@@ -53,7 +53,7 @@ struct FileEntry {
 // `files` must be identical to it.
 absl::Status AddFiles(const std::string& bytes, const std::string& origin,
                       const std::map<std::string, FileEntry>& base_files,
-                      std::map<std::string, FileEntry>* files) {
+                      std::map<std::string, FileEntry>* files, bool builtin = false) {
   google::protobuf::FileDescriptorSet set;
   if (!set.ParseFromString(bytes)) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": not a FileDescriptorSet"));
@@ -66,7 +66,7 @@ absl::Status AddFiles(const std::string& bytes, const std::string& origin,
     if (auto it = base_files.find(file.name()); it != base_files.end()) existing = &it->second;
     if (auto it = files->find(file.name()); it != files->end()) existing = &it->second;
     if (existing != nullptr) {
-      if (existing->stripped != serialized) {
+      if (existing->stripped != serialized && !builtin) {
         return absl::InvalidArgumentError(absl::StrCat(origin, ": file \"", file.name(),
                                                        "\" differs from the one in ",
                                                        existing->origin));
@@ -138,7 +138,10 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
   std::map<std::string, FileEntry> base_files;
   for (const BaseRoutes::DescriptorSet& set : base.descriptor_sets) {
     std::map<std::string, FileEntry> none;
-    if (absl::Status s = AddFiles(set.bytes, set.origin, none, &base_files); !s.ok()) return s;
+    if (absl::Status s = AddFiles(set.bytes, set.origin, none, &base_files, set.builtin);
+        !s.ok()) {
+      return s;
+    }
   }
   // Base files that the config's pool lacks (built-in services' files) go into the layer.
   std::map<std::string, FileEntry> files;

@@ -31,6 +31,9 @@ struct BaseRoutes {
   struct DescriptorSet {
     std::string bytes;   // a serialized FileDescriptorSet
     std::string origin;  // names it in errors (the file name)
+    // A set the gateway adds for its own services (reflection, the admin API): a file it
+    // shares with an earlier set (google/api/http.proto, ...) is taken from that set.
+    bool builtin = false;
   };
   std::vector<DescriptorSet> descriptor_sets;
   // The pool built from descriptor_sets, which the config's route table uses. Registered
