@@ -166,6 +166,26 @@ absl::Status CompileHttpListener(const config::v1::HttpListener& h, int cores,
       }
     }
   }
+  if (h.has_cors()) {
+    const config::v1::HttpCors& c = h.cors();
+    http::CorsOptions cors;
+    cors.allowed_origins.assign(c.allowed_origins().begin(), c.allowed_origins().end());
+    cors.allowed_origin_patterns.assign(c.allowed_origin_patterns().begin(),
+                                        c.allowed_origin_patterns().end());
+    cors.allowed_methods.assign(c.allowed_methods().begin(), c.allowed_methods().end());
+    cors.allowed_headers.assign(c.allowed_headers().begin(), c.allowed_headers().end());
+    cors.exposed_headers.assign(c.exposed_headers().begin(), c.exposed_headers().end());
+    if (c.has_max_age()) cors.max_age = DurationOf(c.max_age());
+    cors.allow_credentials = c.allow_credentials();
+    if (cors.allowed_origins.empty() && cors.allowed_origin_patterns.empty()) {
+      return Invalid("http_listener.cors",
+                     "allowed_origins or allowed_origin_patterns is required");
+    }
+    absl::StatusOr<std::shared_ptr<const http::CorsPolicy>> policy =
+        http::CorsPolicy::Create(cors);
+    if (!policy.ok()) return Invalid("http_listener.cors", policy.status().message());
+    out->cors = *std::move(policy);
+  }
   if (h.transcoding().max_json_depth() > 1000) {
     return Invalid("http_listener.transcoding.max_json_depth", "at most 1000");
   }

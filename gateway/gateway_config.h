@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/config/v1/config.pb.h"
+#include "gateway/http/cors.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
 #include "gateway/upstream.h"
@@ -63,6 +64,8 @@ struct GatewayConfig {
     // PEM files, resolved against base_dir; empty without TLS.
     std::string tls_cert_file;
     std::string tls_key_file;
+    // Null without http_listener.cors.
+    std::shared_ptr<const http::CorsPolicy> cors;
   };
   // Present when the config has an http_listener.
   bool has_http = false;

@@ -193,6 +193,7 @@ int Run(int argc, char** argv) {
     http_options.address = h.address;
     http_options.tls_cert_file = h.tls_cert_file;
     http_options.tls_key_file = h.tls_key_file;
+    http_options.cors = h.cors;
     http_options.worker_threads = h.worker_threads;
     http_options.max_body_bytes = h.max_body_bytes;
     http_options.max_header_bytes = h.max_header_bytes;

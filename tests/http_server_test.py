@@ -876,5 +876,82 @@ class HttpTlsTest(unittest.TestCase):
         self.assertTrue(self.gateway.alive())
 
 
+
+class HttpCorsTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.bookstore = harness.bookstore_backend(cls.ws)
+        cls.echo = cls.ws.echo_backend()
+        cors = """
+  cors:
+    allowed_origins: ["https://app.example.com"]
+    allowed_origin_patterns: ['https://[a-z0-9-]+\\.preview\\.example\\.com']
+    allowed_methods: [GET, POST]
+    allowed_headers: [content-type, x-request-id]
+    exposed_headers: [x-echo-initial]
+    max_age: 600s
+    allow_credentials: true
+"""
+        cls.gateway = cls.ws.gatewayd(
+            gateway_config(cls.bookstore.address, cls.echo.address, cors))
+        cls.address = harness.http_address(cls.gateway)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def setUp(self):
+        self.client = Client(self.address)
+
+    def tearDown(self):
+        self.client.close()
+
+    def test_preflight_is_answered_by_the_gateway(self):
+        resp, raw = self.client.call("OPTIONS", "/v1/shelves", headers={
+            "Origin": "https://pr-7.preview.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type, X-Request-Id"})
+        self.assertEqual(resp.status, 204, raw)
+        self.assertEqual(resp.getheader("access-control-allow-origin"),
+                         "https://pr-7.preview.example.com")
+        self.assertEqual(resp.getheader("access-control-allow-methods"), "GET, POST")
+        self.assertEqual(resp.getheader("access-control-allow-headers"),
+                         "content-type, x-request-id")
+        self.assertEqual(resp.getheader("access-control-max-age"), "600")
+        self.assertEqual(resp.getheader("access-control-allow-credentials"), "true")
+
+    def test_preflight_refusals(self):
+        for headers in [
+                {"Origin": "https://evil.example.net", "Access-Control-Request-Method": "GET"},
+                {"Origin": "https://app.example.com", "Access-Control-Request-Method": "DELETE"},
+                {"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"}]:
+            resp, raw = self.client.call("OPTIONS", "/v1/shelves", headers=headers)
+            self.assertEqual(resp.status, 403, (headers, raw))
+            self.assertIsNone(resp.getheader("access-control-allow-origin"))
+
+    def test_actual_requests_carry_cors_headers_for_allowed_origins_only(self):
+        resp, raw = self.client.call("GET", "/v1/shelves/1",
+                                     headers={"Origin": "https://app.example.com"})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(resp.getheader("access-control-allow-origin"), "https://app.example.com")
+        self.assertEqual(resp.getheader("access-control-expose-headers"), "x-echo-initial")
+        self.assertEqual(resp.getheader("vary"), "Origin")
+        resp, raw = self.client.call("GET", "/v1/shelves/999",
+                                     headers={"Origin": "https://app.example.com"})
+        self.assertEqual(resp.status, 404)
+        self.assertEqual(resp.getheader("access-control-allow-origin"), "https://app.example.com")
+        resp, raw = self.client.call("GET", "/v1/shelves/1/books:stream",
+                                     headers={"Origin": "https://app.example.com"})
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.getheader("access-control-allow-origin"), "https://app.example.com")
+        resp, raw = self.client.call("GET", "/v1/shelves/1",
+                                     headers={"Origin": "https://evil.example.net"})
+        self.assertEqual(resp.status, 200)
+        self.assertIsNone(resp.getheader("access-control-allow-origin"))
+
+
 if __name__ == "__main__":
     unittest.main()

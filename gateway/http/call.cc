@@ -56,6 +56,7 @@ void HttpCall::Respond(int status, HeaderList headers, std::string body) {
   CallSink* sink = sink_;
   std::shared_ptr<void> owner = std::move(sink_owner_);
   sink_ = nullptr;
+  for (auto& header : cors_headers_) headers.push_back(std::move(header));
   sink->Respond(status, std::move(headers), std::move(body));
 }
 
@@ -81,6 +82,22 @@ void HttpCall::Dispatch() {
   if (!target.ok()) {
     SendError(400, target.status());
     return;
+  }
+  const absl::string_view origin = req.Header("origin");
+  if (env_->cors != nullptr && !origin.empty()) {
+    const absl::string_view preflight_method = req.Header("access-control-request-method");
+    if (req.method == "OPTIONS" && !preflight_method.empty()) {
+      HeaderList headers;
+      if (!env_->cors->Preflight(origin, preflight_method,
+                                 req.Header("access-control-request-headers"), &headers)) {
+        SendError(403, absl::PermissionDeniedError(
+                           "CORS preflight refused: origin, method or headers not allowed"));
+        return;
+      }
+      Respond(204, std::move(headers), "");
+      return;
+    }
+    if (env_->cors->AllowsOrigin(origin)) env_->cors->AddResponseHeaders(origin, &cors_headers_);
   }
   if (req.method == "GET" || req.method == "HEAD") {
     if (target->path == "/healthz") {
@@ -394,6 +411,7 @@ void HttpCall::SendStreamMessage() {
                                  : std::string(transcoder::StreamContentType(stream_format_));
     if (!type.empty()) headers.emplace_back("content-type", type);
     AddExposedMetadata(&headers);
+    for (auto& header : cors_headers_) headers.push_back(std::move(header));
     sink_->StartStream(200, std::move(headers));
   }
   sink_->Write(std::move(chunk), /*last=*/false,

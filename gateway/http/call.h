@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
+#include "gateway/http/cors.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
 #include "grpcpp/client_context.h"
@@ -46,6 +47,7 @@ struct CallEnv {
   absl::flat_hash_set<std::string> forwarded;  // lower case
   absl::flat_hash_set<std::string> exposed;    // lower case
   const InterceptorChain* interceptors = nullptr;
+  std::shared_ptr<const CorsPolicy> cors;  // null: no CORS headers, no preflight answers
   grpc::CompletionQueue* cq = nullptr;
   // Backend operations started and not yet completed (for shutdown).
   std::atomic<int>* backend_ops = nullptr;
@@ -158,6 +160,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   transcoder::StreamFormat stream_format_ = transcoder::StreamFormat::kJsonArray;
   std::unique_ptr<CallContext> call_ctx_;
   HeaderList reject_headers_;
+  HeaderList cors_headers_;  // added to the response of an allowed cross-origin request
 
   std::unique_ptr<OpTag[]> tags_;
   int pending_ops_ = 0;

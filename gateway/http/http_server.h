@@ -44,6 +44,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gateway/http/cors.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
 #include "gateway/snapshot.h"
@@ -75,6 +76,8 @@ class HttpServer {
     std::vector<std::string> exposed_response_metadata;
     // The deadline of calls without grpc-timeout.
     absl::Duration default_deadline = absl::InfiniteDuration();
+    // Cross-origin requests: null answers no preflight and adds no CORS headers.
+    std::shared_ptr<const CorsPolicy> cors;
     // Run for every call (FrontEnd::kHttp); null or empty: no interceptors. Must outlive
     // the server.
     const InterceptorChain* interceptors = nullptr;

@@ -126,6 +126,7 @@ class HttpServer::Impl {
       env_.exposed.insert(absl::AsciiStrToLower(h));
     }
     env_.interceptors = options.interceptors;
+    env_.cors = options.cors;
     env_.cq = &cq_;
     env_.backend_ops = &backend_ops_;
     header_read_timeout_ = ToSteady(options.header_read_timeout);

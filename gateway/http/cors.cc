@@ -1,0 +1,93 @@
+#include "gateway/http/cors.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace gateway::http {
+
+absl::StatusOr<std::shared_ptr<const CorsPolicy>> CorsPolicy::Create(const CorsOptions& o) {
+  std::shared_ptr<CorsPolicy> p(new CorsPolicy());
+  for (std::size_t i = 0; i < o.allowed_origins.size(); ++i) {
+    const std::string& origin = o.allowed_origins[i];
+    if (origin == "*") {
+      if (o.allow_credentials) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "allowed_origins[", i, "]: \"*\" cannot be combined with allow_credentials"));
+      }
+      p->any_origin_ = true;
+      continue;
+    }
+    const std::size_t scheme = origin.find("://");
+    if (scheme == std::string::npos || scheme == 0 || origin.size() == scheme + 3 ||
+        origin.find('/', scheme + 3) != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "allowed_origins[", i, "]: \"", origin, "\" is not scheme://host[:port]"));
+    }
+    p->origins_.insert(absl::AsciiStrToLower(origin));
+  }
+  for (std::size_t i = 0; i < o.allowed_origin_patterns.size(); ++i) {
+    auto re = std::make_unique<RE2>(o.allowed_origin_patterns[i], RE2::Quiet);
+    if (!re->ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "allowed_origin_patterns[", i, "]: ", re->error()));
+    }
+    p->patterns_.push_back(std::move(re));
+  }
+  std::vector<std::string> methods = o.allowed_methods;
+  if (methods.empty()) methods = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+  for (std::string& m : methods) {
+    absl::AsciiStrToUpper(&m);
+    p->methods_.insert(m);
+  }
+  p->methods_text_ = absl::StrJoin(methods, ", ");
+  std::vector<std::string> headers;
+  for (const std::string& h : o.allowed_headers) {
+    headers.push_back(absl::AsciiStrToLower(h));
+    p->headers_.insert(headers.back());
+  }
+  p->headers_text_ = absl::StrJoin(headers, ", ");
+  p->exposed_text_ = absl::StrJoin(o.exposed_headers, ", ");
+  if (o.max_age > absl::ZeroDuration()) {
+    p->max_age_text_ = absl::StrCat(absl::ToInt64Seconds(o.max_age));
+  }
+  p->allow_credentials_ = o.allow_credentials;
+  return std::shared_ptr<const CorsPolicy>(std::move(p));
+}
+
+bool CorsPolicy::AllowsOrigin(absl::string_view origin) const {
+  if (origin.empty()) return false;
+  if (any_origin_) return true;
+  if (origins_.contains(absl::AsciiStrToLower(origin))) return true;
+  for (const auto& re : patterns_) {
+    if (RE2::FullMatch(re2::StringPiece(origin.data(), origin.size()), *re)) return true;
+  }
+  return false;
+}
+
+bool CorsPolicy::Preflight(absl::string_view origin, absl::string_view request_method,
+                           absl::string_view request_headers, Headers* out) const {
+  if (!AllowsOrigin(origin) || !methods_.contains(request_method)) return false;
+  for (absl::string_view h : absl::StrSplit(request_headers, ',', absl::SkipWhitespace())) {
+    const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(h));
+    if (!name.empty() && !headers_.contains(name)) return false;
+  }
+  out->emplace_back("access-control-allow-origin", any_origin_ ? "*" : std::string(origin));
+  out->emplace_back("access-control-allow-methods", methods_text_);
+  if (!headers_text_.empty()) out->emplace_back("access-control-allow-headers", headers_text_);
+  if (!max_age_text_.empty()) out->emplace_back("access-control-max-age", max_age_text_);
+  if (allow_credentials_) out->emplace_back("access-control-allow-credentials", "true");
+  out->emplace_back("vary", "Origin");
+  return true;
+}
+
+void CorsPolicy::AddResponseHeaders(absl::string_view origin, Headers* out) const {
+  out->emplace_back("access-control-allow-origin", any_origin_ ? "*" : std::string(origin));
+  if (allow_credentials_) out->emplace_back("access-control-allow-credentials", "true");
+  if (!exposed_text_.empty()) out->emplace_back("access-control-expose-headers", exposed_text_);
+  if (!any_origin_) out->emplace_back("vary", "Origin");
+}
+
+}  // namespace gateway::http

@@ -1,0 +1,77 @@
+// CorsPolicy: which browser origins may call the HTTP front end, compiled once from the
+// config (exact origins and RE2 patterns), and the CORS headers of preflight and actual
+// responses (https://fetch.spec.whatwg.org/#http-cors-protocol).
+//
+// Immutable after Create; thread-safe.
+//
+// Example:
+//   CorsOptions o;
+//   o.allowed_origins = {"https://app.example.com"};
+//   o.allowed_origin_patterns = {R"(https://[a-z0-9-]+\.example\.com)"};
+//   absl::StatusOr<std::shared_ptr<const CorsPolicy>> cors = CorsPolicy::Create(o);
+//   if ((*cors)->AllowsOrigin("https://x.example.com")) ...
+
+#ifndef GATEWAY_HTTP_CORS_H_
+#define GATEWAY_HTTP_CORS_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "re2/re2.h"
+
+namespace gateway::http {
+
+struct CorsOptions {
+  std::vector<std::string> allowed_origins;          // exact, e.g. "https://a.example"
+  std::vector<std::string> allowed_origin_patterns;  // RE2, matched against the whole origin
+  std::vector<std::string> allowed_methods;          // empty: GET, POST, PUT, PATCH, DELETE
+  std::vector<std::string> allowed_headers;          // request headers, case-insensitive
+  std::vector<std::string> exposed_headers;          // response headers scripts may read
+  absl::Duration max_age = absl::ZeroDuration();     // zero: no Access-Control-Max-Age
+  bool allow_credentials = false;
+};
+
+class CorsPolicy {
+ public:
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+
+  // INVALID_ARGUMENT naming the entry for a pattern that does not compile, an origin that
+  // is not scheme://host[:port], or "*" with allow_credentials.
+  static absl::StatusOr<std::shared_ptr<const CorsPolicy>> Create(const CorsOptions& options);
+
+  // True when `origin` (the Origin header) is allowed.
+  bool AllowsOrigin(absl::string_view origin) const;
+
+  // The headers of the answer to a preflight (OPTIONS with Access-Control-Request-Method):
+  // false (and no headers) when the origin, the method or one of the requested headers
+  // (comma-separated `request_headers`) is not allowed.
+  bool Preflight(absl::string_view origin, absl::string_view request_method,
+                 absl::string_view request_headers, Headers* out) const;
+
+  // Adds the headers of an actual response to an allowed `origin`.
+  void AddResponseHeaders(absl::string_view origin, Headers* out) const;
+
+ private:
+  CorsPolicy() = default;
+
+  bool any_origin_ = false;
+  absl::flat_hash_set<std::string> origins_;
+  std::vector<std::unique_ptr<RE2>> patterns_;
+  absl::flat_hash_set<std::string> methods_;
+  absl::flat_hash_set<std::string> headers_;  // lower case
+  std::string methods_text_;
+  std::string headers_text_;
+  std::string exposed_text_;
+  std::string max_age_text_;
+  bool allow_credentials_ = false;
+};
+
+}  // namespace gateway::http
+
+#endif  // GATEWAY_HTTP_CORS_H_

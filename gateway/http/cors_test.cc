@@ -1,0 +1,81 @@
+#include "gateway/http/cors.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace gateway::http {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+std::shared_ptr<const CorsPolicy> Policy(CorsOptions o) {
+  absl::StatusOr<std::shared_ptr<const CorsPolicy>> p = CorsPolicy::Create(o);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *p;
+}
+
+TEST(CorsPolicy, ExactOriginsAndPatterns) {
+  CorsOptions o;
+  o.allowed_origins = {"https://app.example.com"};
+  o.allowed_origin_patterns = {R"(https://[a-z0-9-]+\.preview\.example\.com)"};
+  auto p = Policy(o);
+  EXPECT_TRUE(p->AllowsOrigin("https://app.example.com"));
+  EXPECT_TRUE(p->AllowsOrigin("HTTPS://APP.example.com"));
+  EXPECT_TRUE(p->AllowsOrigin("https://pr-12.preview.example.com"));
+  EXPECT_FALSE(p->AllowsOrigin("https://pr-12.preview.example.com.evil.net"));
+  EXPECT_FALSE(p->AllowsOrigin("https://evil.net"));
+  EXPECT_FALSE(p->AllowsOrigin("http://app.example.com"));
+  EXPECT_FALSE(p->AllowsOrigin(""));
+}
+
+TEST(CorsPolicy, PreflightChecksMethodAndHeaders) {
+  CorsOptions o;
+  o.allowed_origins = {"https://app.example.com"};
+  o.allowed_methods = {"GET", "post"};
+  o.allowed_headers = {"Content-Type", "x-request-id"};
+  o.max_age = absl::Minutes(10);
+  o.allow_credentials = true;
+  auto p = Policy(o);
+  CorsPolicy::Headers h;
+  ASSERT_TRUE(p->Preflight("https://app.example.com", "POST", "content-type, X-Request-Id", &h));
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-origin", "https://app.example.com")));
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-methods", "GET, POST")));
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-headers", "content-type, x-request-id")));
+  EXPECT_THAT(h, Contains(Pair("access-control-max-age", "600")));
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-credentials", "true")));
+  h.clear();
+  EXPECT_FALSE(p->Preflight("https://app.example.com", "DELETE", "", &h));
+  EXPECT_FALSE(p->Preflight("https://app.example.com", "GET", "authorization", &h));
+  EXPECT_FALSE(p->Preflight("https://evil.net", "GET", "", &h));
+  EXPECT_TRUE(h.empty());
+}
+
+TEST(CorsPolicy, ActualResponseHeaders) {
+  CorsOptions o;
+  o.allowed_origins = {"*"};
+  o.exposed_headers = {"x-echo-initial"};
+  auto p = Policy(o);
+  EXPECT_TRUE(p->AllowsOrigin("https://anything.example"));
+  CorsPolicy::Headers h;
+  p->AddResponseHeaders("https://anything.example", &h);
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-origin", "*")));
+  EXPECT_THAT(h, Contains(Pair("access-control-expose-headers", "x-echo-initial")));
+}
+
+TEST(CorsPolicy, RejectsBadConfig) {
+  CorsOptions o;
+  o.allowed_origin_patterns = {"(unclosed"};
+  EXPECT_THAT(CorsPolicy::Create(o).status().message(), HasSubstr("allowed_origin_patterns[0]"));
+  o = {};
+  o.allowed_origins = {"*"};
+  o.allow_credentials = true;
+  EXPECT_THAT(CorsPolicy::Create(o).status().message(), HasSubstr("allow_credentials"));
+  o = {};
+  o.allowed_origins = {"https://a.example/path"};
+  EXPECT_THAT(CorsPolicy::Create(o).status().message(), HasSubstr("scheme://host"));
+}
+
+}  // namespace
+}  // namespace gateway::http
