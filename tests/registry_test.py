@@ -288,6 +288,16 @@ class RegistryTest(unittest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertIn("no changes to the served routes", out)
 
+    def test_register_from_proto_sources_runs_protoc(self):
+        source = os.path.join(harness.ROOT, "gateway/registry/testdata/echo_http_v1.proto")
+        code, out = self.gw.ctl("diff", "gateway.test.v1.Echo", f"--proto={source}",
+                                f"--proto-path={harness.ROOT}",
+                                f"--proto-path={os.path.join(harness.ROOT, 'proto')}",
+                                "--backend=echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("dry run: gateway.test.v1.Echo would become v1 (nothing changed)", out)
+        self.assertIn("+ route POST /v1/echo -> gateway.test.v1.Echo.Unary", out)
+
     def test_refusals_have_clear_messages_and_exit_codes(self):
         code, out = self.gw.ctl("register", "gateway.test.v1.Echo",
                                 f"--descriptor-set={ECHO_HTTP_V1}", "--backend=nope",
