@@ -82,9 +82,12 @@ def percentile(values, p):
 
 
 def to_us(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    """wrk's latency text ("512.00us", "1.20ms", "2.01s", "1.50m") in microseconds."""
+    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", text)
+    if not m:
+        return float("nan")
     value, unit = float(m.group(1)), m.group(2)
-    return value * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+    return value * {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}[unit]
 
 
 def run_wrk(url, connections, duration, work, body=None):
