@@ -1,6 +1,7 @@
 """The bookstore example end to end: its real backend, gatewayd with the example's own
 config (ports moved to free ones), and the example's client calling through the gateway."""
 
+import json
 import os
 import subprocess
 import unittest
@@ -23,7 +24,9 @@ class ExampleTest(unittest.TestCase):
                 config = f.read()
             self.assertIn("127.0.0.1:9090", config)
             self.assertIn("127.0.0.1:50051", config)
+            self.assertIn("127.0.0.1:8080", config)
             config = config.replace("127.0.0.1:9090", "127.0.0.1:0").replace(
+                "127.0.0.1:8080", "127.0.0.1:0").replace(
                 "127.0.0.1:50051", backend.address).replace(
                 "bookstore_proto.pb", DESCRIPTORS)
             gw = ws.gatewayd(config)
@@ -34,6 +37,12 @@ class ExampleTest(unittest.TestCase):
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
             self.assertIn("ListShelves: 1 'Fiction', 2 'History'", result.stdout)
             self.assertIn("GetBook after DeleteBook: NOT_FOUND", result.stdout)
+            # The same service over REST, through the example's HTTP listener.
+            rest = subprocess.run(
+                ["curl", "-sS", "--max-time", "20", f"http://{harness.http_address(gw)}/v1/shelves/2"],
+                capture_output=True, text=True, timeout=30)
+            self.assertEqual(rest.returncode, 0, rest.stderr)
+            self.assertEqual(json.loads(rest.stdout), {"id": "2", "theme": "History"})
             self.assertEqual(gw.stop(), 0)
         finally:
             ws.close()

@@ -24,6 +24,7 @@
 #include "gateway/interceptors/https_fetch.h"
 #include "gateway/interceptors/selector.h"
 #include "gateway/upstream.h"
+#include "transcoder/percent_encoding.h"
 
 namespace gateway {
 namespace {
@@ -39,13 +40,6 @@ void Log(absl::string_view line) {
       "gatewayd: ", line, "\n");
   std::fwrite(text.data(), 1, text.size(), stderr);
   std::fflush(stderr);
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Where one credential is read from.
@@ -107,21 +101,8 @@ std::string QueryParameter(absl::string_view query, absl::string_view name) {
     const std::size_t eq = pair.find('=');
     if (pair.substr(0, eq) != name) continue;
     if (eq == absl::string_view::npos) return "";
-    absl::string_view raw = pair.substr(eq + 1);
-    std::string out;
-    out.reserve(raw.size());
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '+') {
-        out.push_back(' ');
-      } else if (raw[i] == '%' && i + 2 < raw.size() && HexValue(raw[i + 1]) >= 0 &&
-                 HexValue(raw[i + 2]) >= 0) {
-        out.push_back(static_cast<char>(HexValue(raw[i + 1]) * 16 + HexValue(raw[i + 2])));
-        i += 2;
-      } else {
-        out.push_back(raw[i]);
-      }
-    }
-    return out;
+    return transcoder::PercentDecode(pair.substr(eq + 1),
+                                     transcoder::PercentDecodeMode::kQueryPlusAsSpace);
   }
   return "";
 }

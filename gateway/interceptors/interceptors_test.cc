@@ -6,6 +6,7 @@
 #include "gateway/clock.h"
 #include "gateway/config/config_loader.h"
 #include "gateway/descriptor_sets.h"
+#include "gateway/interceptors/auth_interceptor.h"
 #include "gateway/interceptors/chain_builder.h"
 #include "gateway/interceptors/deadline_interceptor.h"
 #include "gateway/interceptors/quota_interceptor.h"
@@ -172,6 +173,13 @@ quotas:
   CallContext a2 = Call("Bidi");
   a2.request_metadata = {{"x-tenant", "a"}};
   EXPECT_EQ((*quotas)->Intercept(&a2, &status), Result::kReject);
+}
+
+TEST(QueryParameter, FindsAndDecodesTheValue) {
+  EXPECT_EQ(QueryParameter("a=1&access_token=x%2By+z&b=2", "access_token"), "x+y z");
+  EXPECT_EQ(QueryParameter("access_token", "access_token"), "");
+  EXPECT_EQ(QueryParameter("token=1", "access_token"), "");
+  EXPECT_EQ(QueryParameter("", "access_token"), "");
 }
 
 TEST(PeerIp, StripsSchemeAndPort) {
