@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "gateway/config/config_loader.h"
 #include "gateway/gateway_config.h"
+#include "gateway/log.h"
 #include "gateway/grpc/grpc_proxy.h"
 #include "gateway/http/http_server.h"
 #include "gateway/registry/admin_service.h"
@@ -32,14 +33,6 @@ constexpr char kUsage[] =
     "  --config=PATH    the gateway config (YAML or JSON; see docs/config.md)\n"
     "  --check-config   validate the config (and every file it names), then exit:\n"
     "                   0 when it is valid, 2 with the problem otherwise\n";
-
-void Log(absl::string_view line) {
-  std::string text = absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", absl::Now(),
-                                                   absl::UTCTimeZone()),
-                                  "gatewayd: ", line, "\n");
-  std::fwrite(text.data(), 1, text.size(), stderr);
-  std::fflush(stderr);
-}
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     const GatewayConfig& config) {
@@ -160,7 +153,7 @@ int Run(int argc, char** argv) {
     std::vector<std::string> problems;
     absl::StatusOr<std::unique_ptr<registry::AdminServer>> admin =
         registry::AdminServer::Start(*admin_settings, **config, &route_snapshot, &problems);
-    for (const std::string& problem : problems) Log(absl::StrCat("registry: ", problem));
+    for (const std::string& problem : problems) LogLine(absl::StrCat("registry: ", problem));
     if (!admin.ok()) {
       std::cerr << "gatewayd: admin_listener: " << admin.status().message() << "\n";
       return 1;
@@ -181,7 +174,7 @@ int Run(int argc, char** argv) {
     std::cerr << "gatewayd: " << server.status().message() << "\n";
     return 1;
   }
-  Log(absl::StrCat("grpc listening on ", BoundAddress(options.address, (*server)->port()),
+  LogLine(absl::StrCat("grpc listening on ", BoundAddress(options.address, (*server)->port()),
                    " (", routes.size(), " methods of ", routes.services().size(),
                    " services, ", options.worker_threads, " workers)"));
 
@@ -214,27 +207,27 @@ int Run(int argc, char** argv) {
       return 1;
     }
     http_server = *std::move(started);
-    Log(absl::StrCat("http listening on ", BoundAddress(h.address, http_server->port()),
+    LogLine(absl::StrCat("http listening on ", BoundAddress(h.address, http_server->port()),
                      h.tls_cert_file.empty() ? " (h2c, " : " (TLS, ",
                      (*config)->routes->transcoder().routes().plans().size(), " HTTP routes, ",
                      h.worker_threads, " workers)"));
   }
   // --- end HTTP front end ---
   if (admin_server != nullptr) {
-    Log(absl::StrCat("admin listening on ",
+    LogLine(absl::StrCat("admin listening on ",
                      BoundAddress(admin_settings->address, admin_server->port()), " (",
                      admin_server->registry().List().size(), " registered services)"));
   }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  Log(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+  LogLine(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                    "; draining calls for up to ", absl::FormatDuration((*config)->shutdown_grace)));
   const absl::Time drain_deadline = absl::Now() + (*config)->shutdown_grace;
   if (admin_server != nullptr) admin_server->Shutdown();
   if (http_server != nullptr) http_server->Shutdown((*config)->shutdown_grace);
   (*server)->Shutdown(std::max(absl::ZeroDuration(), drain_deadline - absl::Now()));
-  Log("stopped");
+  LogLine("stopped");
   return 0;
 }
 

@@ -1,6 +1,5 @@
 #include "gateway/interceptors/auth_interceptor.h"
 
-#include <cstdio>
 #include <functional>
 #include <thread>
 #include <utility>
@@ -21,6 +20,7 @@
 #include "auth/jwt_requirement.h"
 #include "gateway/config/config_loader.h"
 #include "gateway/interceptors/deadline_interceptor.h"
+#include "gateway/log.h"
 #include "gateway/interceptors/https_fetch.h"
 #include "gateway/interceptors/selector.h"
 #include "gateway/upstream.h"
@@ -34,13 +34,6 @@ constexpr absl::Duration kDefaultMinRefresh = absl::Seconds(30);
 constexpr absl::Duration kFetchTimeout = absl::Seconds(5);
 constexpr char kApiKey[] = "api_key";
 
-void Log(absl::string_view line) {
-  const std::string text = absl::StrCat(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", absl::Now(), absl::UTCTimeZone()),
-      "gatewayd: ", line, "\n");
-  std::fwrite(text.data(), 1, text.size(), stderr);
-  std::fflush(stderr);
-}
 
 // Where one credential is read from.
 struct Source {
@@ -250,7 +243,7 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
       if (!c.jwks_ca_file().empty()) p->ca_file = ResolvePath(base_dir, c.jwks_ca_file());
       absl::Status loaded = Reload(*p);
       if (!loaded.ok()) {
-        Log(absl::StrCat("jwt provider ", p->name, ": cannot load keys (", loaded.message(),
+        LogLine(absl::StrCat("jwt provider ", p->name, ": cannot load keys (", loaded.message(),
                          "); retrying in the background"));
         p->next_refresh = absl::Now() + p->min_refresh_interval;
       }
@@ -411,7 +404,7 @@ void AuthInterceptor::Impl::RefreshLoop() {
     }
     const absl::Status status = Reload(*due);
     if (!status.ok()) {
-      Log(absl::StrCat("jwt provider ", due->name, ": key reload failed (", status.message(),
+      LogLine(absl::StrCat("jwt provider ", due->name, ": key reload failed (", status.message(),
                        "); keeping the last good keys"));
       absl::MutexLock lock(&mu_);
       due->next_refresh = std::min(due->next_refresh, absl::Now() + due->min_refresh_interval);

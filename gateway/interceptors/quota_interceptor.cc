@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <cmath>
-#include <cstdio>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -11,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "gateway/interceptors/deadline_interceptor.h"
+#include "gateway/log.h"
 
 namespace gateway {
 namespace {
@@ -163,13 +163,9 @@ void QuotaInterceptor::OnStoreFailure(const absl::Status& status) const {
     if (now - last_log_ < absl::Seconds(10)) return;
     last_log_ = now;
   }
-  const std::string line =
-      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", now, absl::UTCTimeZone()),
-                   "gatewayd: quota store unavailable (", status.message(), "); failing ",
-                   fail_open_ ? "open: shared quotas are not enforced"
-                              : "closed: calls under shared quotas are rejected",
-                   "\n");
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  LogLine(absl::StrCat("quota store unavailable (", status.message(), "); failing ",
+                       fail_open_ ? "open: shared quotas are not enforced"
+                                  : "closed: calls under shared quotas are rejected"));
 }
 
 // The shared rules of one call, checked in Redis together.
