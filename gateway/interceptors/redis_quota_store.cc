@@ -3,11 +3,13 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "gateway/metrics/metrics.h"
 #include "hiredis/hiredis.h"
 
 namespace gateway {
@@ -37,6 +39,7 @@ return {1, remaining, 0, new_tat - now}
 
 constexpr int kMaxBatch = 128;
 constexpr absl::Duration kReconnectBackoff = absl::Seconds(1);
+constexpr absl::Duration kProbeInterval = absl::Seconds(5);
 
 struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
@@ -50,8 +53,24 @@ timeval RedisTimeout(absl::Duration d) { return absl::ToTimeval(d); }
 // One Redis connection, used by one thread only.
 class RedisQuotaStore::Connection {
  public:
-  explicit Connection(const Options& options) : options_(options) {}
+  Connection(const Options& options, const Metrics& metrics)
+      : options_(options), metrics_(metrics) {}
   ~Connection() { Close(); }
+
+  // While idle: connects (unless waiting to retry) or PINGs, and sets the up gauge.
+  void Probe() {
+    absl::Status status = Ensure();
+    if (status.ok()) {
+      Reply reply(static_cast<redisReply*>(redisCommand(context_, "PING")));
+      if (reply == nullptr) {
+        last_error_ = absl::UnavailableError(
+            absl::StrCat("redis ", options_.address, ": ", context_->errstr));
+        Close();
+        status = last_error_;
+      }
+    }
+    SetUp(status.ok());
+  }
 
   // Connected and the script loaded, or the reason why not.
   absl::Status Ensure() {
@@ -99,6 +118,7 @@ class RedisQuotaStore::Connection {
     absl::Status status = Ensure();
     if (!status.ok()) {
       results.assign(batch.size(), status);
+      CountFailures(FailureKind::kConnect, batch.size());
       return;
     }
     for (const Pending& p : batch) {
@@ -113,16 +133,26 @@ class RedisQuotaStore::Connection {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       void* raw = nullptr;
       if (redisGetReply(context_, &raw) != REDIS_OK) {
+        // hiredis reports a read timeout as an I/O error with errno EAGAIN.
+        const bool timed_out = context_->err == REDIS_ERR_IO &&
+                               (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT);
         const absl::Status lost = absl::UnavailableError(
-            absl::StrCat("redis ", options_.address, ": ", context_->errstr));
+            timed_out ? absl::StrCat("redis ", options_.address, ": no reply within ",
+                                     absl::FormatDuration(options_.timeout))
+                      : absl::StrCat("redis ", options_.address, ": ", context_->errstr));
         last_error_ = lost;
         Close();
+        CountFailures(timed_out ? FailureKind::kTimeout : FailureKind::kError,
+                      batch.size() - results.size());
         while (results.size() < batch.size()) results.push_back(lost);
+        SetUp(false);
         return;
       }
       Reply reply(static_cast<redisReply*>(raw));
       results.push_back(Decode(reply.get()));
+      if (!results.back().ok()) CountFailures(FailureKind::kError, 1);
     }
+    SetUp(context_ != nullptr);
   }
 
  private:
@@ -156,7 +186,18 @@ class RedisQuotaStore::Connection {
     context_ = nullptr;
   }
 
+  void CountFailures(FailureKind kind, std::size_t n) {
+    metrics::Counter* counter = metrics_.failures[static_cast<int>(kind)];
+    if (counter != nullptr) counter->Add(n);
+    if (kind == FailureKind::kConnect) SetUp(false);
+  }
+
+  void SetUp(bool up) {
+    if (metrics_.up != nullptr) metrics_.up->Set(up ? 1 : 0);
+  }
+
   const Options& options_;
+  const Metrics& metrics_;
   redisContext* context_ = nullptr;
   std::string sha_;
   absl::Time retry_at_ = absl::InfinitePast();
@@ -180,9 +221,37 @@ absl::StatusOr<std::unique_ptr<RedisQuotaStore>> RedisQuotaStore::Create(
     return absl::InvalidArgumentError("unix: needs a socket path");
   }
   std::unique_ptr<RedisQuotaStore> store(new RedisQuotaStore(options));
+  if (options.metrics != nullptr) {
+    metrics::MetricRegistry& m = *options.metrics;
+    Metrics& series = store->metrics_;
+    series.checks = m.AddCounter("gateway_quota_redis_checks_total",
+                                 "Shared quota checks answered by the Redis quota store, "
+                                 "whatever the outcome.")
+                        .Get({});
+    metrics::Family<metrics::Counter>& failures = m.AddCounter(
+        "gateway_quota_redis_failures_total",
+        "Shared quota checks that failed, by kind: connect (no connection), timeout (no "
+        "reply in time), error (connection lost, error or unexpected reply).",
+        {"kind"});
+    series.failures[static_cast<int>(FailureKind::kConnect)] = failures.Get({"connect"});
+    series.failures[static_cast<int>(FailureKind::kTimeout)] = failures.Get({"timeout"});
+    series.failures[static_cast<int>(FailureKind::kError)] = failures.Get({"error"});
+    series.up = m.AddGauge("gateway_quota_redis_up",
+                           "1 when the last exchange with the Redis quota store succeeded, "
+                           "0 when it failed.")
+                    .Get({});
+    metrics::Family<metrics::Counter>& decisions = m.AddCounter(
+        "gateway_quota_redis_failure_decisions_total",
+        "Calls under shared quotas decided by the failure mode because the Redis quota "
+        "store failed: let through (fail_open) or rejected (fail_closed).",
+        {"decision"});
+    series.fail_open = decisions.Get({"fail_open"});
+    series.fail_closed = decisions.Get({"fail_closed"});
+  }
   const int n = std::max(1, options.connections);
   for (int i = 0; i < n; ++i) {
-    store->connections_.push_back(std::make_unique<Connection>(store->options_));
+    store->connections_.push_back(
+        std::make_unique<Connection>(store->options_, store->metrics_));
   }
   for (int i = 0; i < n; ++i) {
     Connection* c = store->connections_[i].get();
@@ -213,21 +282,33 @@ void RedisQuotaStore::Check(std::string key, absl::Duration interval, absl::Dura
   queue_.push_back(std::move(p));
 }
 
+void RedisQuotaStore::CountFailureDecision(bool fail_open) const {
+  metrics::Counter* counter = fail_open ? metrics_.fail_open : metrics_.fail_closed;
+  if (counter != nullptr) counter->Increment();
+}
+
 void RedisQuotaStore::Serve(Connection* connection) {
   std::vector<Pending> batch;
   std::vector<absl::StatusOr<RateLimiter::Decision>> results;
+  connection->Probe();
   while (true) {
     batch.clear();
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &RedisQuotaStore::HasWork));
+      const bool woken =
+          mu_.AwaitWithTimeout(absl::Condition(this, &RedisQuotaStore::HasWork), kProbeInterval);
       if (stopping_) return;
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
+      while (woken && !queue_.empty() && batch.size() < kMaxBatch) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
+    if (batch.empty()) {
+      connection->Probe();
+      continue;
+    }
     connection->Run(batch, results);
+    if (metrics_.checks != nullptr) metrics_.checks->Add(batch.size());
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
   }
 }

@@ -9,7 +9,20 @@
 //
 // When Redis cannot be reached or does not answer within the timeout, the check's callback
 // gets UNAVAILABLE (the caller decides whether to fail open or closed). A connection that
-// failed is retried at most once per second; until then checks fail at once.
+// failed is retried at most once per second; until then checks fail at once. Each
+// connection connects when its thread starts and, while idle, checks Redis every 5 s (a
+// PING, or a reconnection attempt), so a broken store is noticed and mended without calls.
+//
+// With Options::metrics it counts (see docs/config.md, "Metrics"):
+//   gateway_quota_redis_checks_total                   checks answered (any outcome)
+//   gateway_quota_redis_failures_total{kind}           failed checks: "connect" (no
+//       connection: refused, unreachable, or waiting to retry), "timeout" (no reply in
+//       time), "error" (connection lost mid-check, an error or unexpected reply)
+//   gateway_quota_redis_up                             1 when the last exchange with Redis
+//       (a check, a connection, an idle PING) succeeded, else 0
+//   gateway_quota_redis_failure_decisions_total{decision}  calls let through
+//       ("fail_open") or rejected ("fail_closed") because the store failed, as the caller
+//       reports them with CountFailureDecision()
 //
 // Thread-safety: thread-safe. Callbacks run on the store's threads, never inline in
 // Check().
@@ -36,6 +49,11 @@
 #include "gateway/interceptors/rate_limiter.h"
 
 namespace gateway {
+namespace metrics {
+class Counter;
+class Gauge;
+class MetricRegistry;
+}  // namespace metrics
 
 class RedisQuotaStore {
  public:
@@ -43,6 +61,8 @@ class RedisQuotaStore {
     std::string address;  // "HOST:PORT" or "unix:/path"
     int connections = 2;
     absl::Duration timeout = absl::Milliseconds(250);
+    // Where the store's metrics are counted; null: nowhere. Must outlive the store.
+    metrics::MetricRegistry* metrics = nullptr;
   };
 
   using Callback = std::function<void(absl::StatusOr<RateLimiter::Decision>)>;
@@ -61,12 +81,27 @@ class RedisQuotaStore {
 
   const std::string& address() const { return options_.address; }
 
+  // Counts one call that the caller let through (`fail_open`) or rejected because a check
+  // failed (gateway_quota_redis_failure_decisions_total).
+  void CountFailureDecision(bool fail_open) const;
+
+  // The kinds of failed checks, as counted in gateway_quota_redis_failures_total.
+  enum class FailureKind { kConnect, kTimeout, kError };
+
  private:
   struct Pending {
     std::string key;
     int64_t interval_us;
     int64_t tolerance_us;
     Callback done;
+  };
+  // Resolved series (all null without Options::metrics).
+  struct Metrics {
+    metrics::Counter* checks = nullptr;
+    metrics::Counter* failures[3] = {};  // by FailureKind
+    metrics::Gauge* up = nullptr;
+    metrics::Counter* fail_open = nullptr;
+    metrics::Counter* fail_closed = nullptr;
   };
   class Connection;
 
@@ -77,6 +112,7 @@ class RedisQuotaStore {
   }
 
   const Options options_;
+  Metrics metrics_;
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
