@@ -93,6 +93,7 @@ absl::Status Registry::Reload(std::vector<std::string>* problems) {
 absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* problems) {
   // The config's services alone must build; then each stored service is added in the order
   // it was registered, and one that no longer validates is left out (and reported).
+  const absl::Time started = absl::Now();
   RegistryState accepted;
   absl::StatusOr<std::shared_ptr<const RouteTable>> table = BuildRouteTable(base_, accepted);
   if (!table.ok()) return table.status();
@@ -127,7 +128,19 @@ absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* p
   state_ = std::move(accepted);
   routes_ = *table;
   if (publish_) publish_(*table);
+  CountSwap(started);
   return absl::OkStatus();
+}
+
+void Registry::CountSwap(absl::Time started) {
+  ++stats_.swaps;
+  stats_.last_swap = absl::Now();
+  stats_.last_swap_duration = stats_.last_swap - started;
+}
+
+Registry::Stats Registry::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
 }
 
 absl::Status Registry::CheckOwner(const std::string& service, const std::string& package,
@@ -220,7 +233,10 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   version.registered_at = now_();
   RegistryState candidate = state_;
   version.version = candidate.Append(version);
-  return Apply(std::move(candidate), version, std::move(breaking), request.dry_run);
+  absl::StatusOr<ChangeResult> result =
+      Apply(std::move(candidate), version, std::move(breaking), request.dry_run);
+  if (result.ok() && !request.dry_run) ++stats_.registered;
+  return result;
 }
 
 absl::StatusOr<ChangeResult> Registry::Remove(const std::string& service,
@@ -249,7 +265,9 @@ absl::StatusOr<ChangeResult> Registry::Remove(const std::string& service,
   version.removed = true;
   RegistryState candidate = state_;
   version.version = candidate.Append(version);
-  return Apply(std::move(candidate), version, {}, dry_run);
+  absl::StatusOr<ChangeResult> result = Apply(std::move(candidate), version, {}, dry_run);
+  if (result.ok() && !dry_run) ++stats_.removed;
+  return result;
 }
 
 absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int64_t to_version,
@@ -305,12 +323,16 @@ absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int6
   version.registered_at = now_();
   RegistryState candidate = state_;
   version.version = candidate.Append(version);
-  return Apply(std::move(candidate), version, std::move(breaking), dry_run);
+  absl::StatusOr<ChangeResult> result =
+      Apply(std::move(candidate), version, std::move(breaking), dry_run);
+  if (result.ok() && !dry_run) ++stats_.rolled_back;
+  return result;
 }
 
 absl::StatusOr<ChangeResult> Registry::Apply(RegistryState candidate,
                                              const ServiceVersion& version,
                                              std::vector<std::string> breaking, bool dry_run) {
+  const absl::Time started = absl::Now();
   absl::StatusOr<std::shared_ptr<const RouteTable>> table = BuildRouteTable(base_, candidate);
   if (!table.ok()) return table.status();
   ChangeResult result;
@@ -327,6 +349,7 @@ absl::StatusOr<ChangeResult> Registry::Apply(RegistryState candidate,
   state_ = std::move(candidate);
   routes_ = *table;
   if (publish_) publish_(*std::move(table));
+  CountSwap(started);
   return result;
 }
 

@@ -118,6 +118,21 @@ class Registry {
   // How many gRPC methods and HTTP routes `service` has in the current table.
   std::pair<int, int> Counts(const std::string& service) const;
 
+  // What the registry did since Create (for metrics).
+  struct Stats {
+    // Changes applied (dry runs and refusals are not counted).
+    int64_t registered = 0;
+    int64_t removed = 0;
+    int64_t rolled_back = 0;
+    // Route tables published: by Create, by Reload and by every change.
+    int64_t swaps = 0;
+    // The last publication: when, and how long it took from the start of building the
+    // table (after the request's own checks) to the table being published.
+    absl::Time last_swap = absl::InfinitePast();
+    absl::Duration last_swap_duration;
+  };
+  Stats stats() const;
+
  private:
   Registry(BaseRoutes base, std::unique_ptr<RegistryStore> store, Publisher publish, Now now)
       : base_(std::move(base)),
@@ -130,6 +145,9 @@ class Registry {
   absl::StatusOr<ChangeResult> Apply(RegistryState candidate, const ServiceVersion& version,
                                      std::vector<std::string> breaking, bool dry_run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Records a publication that started building at `started`.
+  void CountSwap(absl::Time started) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Status CheckOwner(const std::string& service, const std::string& package,
                           const std::string& owner) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -146,6 +164,7 @@ class Registry {
   mutable absl::Mutex mu_;
   RegistryState state_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const RouteTable> routes_ ABSL_GUARDED_BY(mu_);
+  Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gateway::registry

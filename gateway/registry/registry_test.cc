@@ -343,6 +343,32 @@ TEST_F(RegistryTest, RollbackServesTheEarlierContentAsANewVersion) {
             absl::NotFoundError("service lib.v1.Library has no version 9"));
 }
 
+TEST_F(RegistryTest, StatsCountAppliedChangesAndEveryPublishedTable) {
+  EXPECT_EQ(registry_->stats().swaps, 1);  // Create publishes the config's table
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  RegisterRequest dry = Library("/v2/books/{id}");
+  dry.dry_run = true;
+  ASSERT_TRUE(registry_->Register(dry).ok());
+  RegisterRequest refused = Library();
+  refused.owner = "team-b";
+  ASSERT_FALSE(registry_->Register(refused).ok());
+  RegisterRequest v2 = Library("/v2/books/{id}");
+  v2.force = true;
+  ASSERT_TRUE(registry_->Register(v2).ok());
+  ASSERT_TRUE(registry_->Rollback("lib.v1.Library", 0, "team-a", false).ok());
+  ASSERT_TRUE(registry_->Remove("lib.v1.Library", "team-a", /*dry_run=*/true).ok());
+  ASSERT_TRUE(registry_->Remove("lib.v1.Library", "team-a", false).ok());
+  const Registry::Stats stats = registry_->stats();
+  EXPECT_EQ(stats.registered, 2);
+  EXPECT_EQ(stats.rolled_back, 1);
+  EXPECT_EQ(stats.removed, 1);
+  EXPECT_EQ(stats.swaps, 5);
+  EXPECT_EQ(publications_, 5);
+  EXPECT_NE(stats.last_swap, absl::InfinitePast());
+  EXPECT_GE(stats.last_swap_duration, absl::ZeroDuration());
+  EXPECT_LT(stats.last_swap_duration, absl::Seconds(10));
+}
+
 // --- Persistence through the registry. ---
 
 TEST_F(RegistryTest, RestartRestoresExactlyTheRegisteredState) {
