@@ -2,15 +2,18 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -19,6 +22,8 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/util/time_util.h"
+#include "transcoder/json_scan.h"
+#include "yaml-cpp/depthguard.h"
 #include "yaml-cpp/yaml.h"
 
 namespace gateway {
@@ -31,6 +36,25 @@ using ::google::protobuf::Reflection;
 
 // Nesting deeper than this is not a config anyone writes; it guards the recursion.
 constexpr int kMaxDepth = 32;
+
+// YAML aliases (`*name`) repeat an anchored node without repeating its text, so a small
+// file can stand for an exponentially large config ("billion laughs"). yaml-cpp shares the
+// aliased node, which keeps loading cheap; the conversion copies every repetition, so it
+// stops at these totals, far above any real config.
+constexpr int64_t kMaxValues = 100000;
+constexpr int64_t kMaxStringBytes = 16 << 20;
+
+// Scalars echoed in error messages are cut to this many bytes.
+constexpr std::size_t kMaxQuotedBytes = 64;
+
+// `text` in double quotes for an error message: escaped, and cut when long.
+std::string Quote(absl::string_view text) {
+  if (text.size() <= kMaxQuotedBytes) {
+    return absl::StrCat("\"", absl::CHexEscape(text), "\"");
+  }
+  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kMaxQuotedBytes)),
+                      "\"... (", text.size(), " bytes)");
+}
 
 class Converter {
  public:
@@ -45,6 +69,8 @@ class Converter {
     }
     const Descriptor* desc = msg->GetDescriptor();
     absl::flat_hash_set<const FieldDescriptor*> seen;
+    absl::flat_hash_map<const google::protobuf::OneofDescriptor*, const FieldDescriptor*>
+        oneof_set;
     for (const auto& entry : node) {
       if (!entry.first.IsScalar()) {
         return Error(entry.first, path, "keys must be plain strings");
@@ -58,6 +84,14 @@ class Converter {
       }
       if (!seen.insert(field).second) {
         return Error(entry.first, key_path, "duplicate key");
+      }
+      if (const auto* oneof = field->containing_oneof(); oneof != nullptr) {
+        auto [it, first] = oneof_set.emplace(oneof, field);
+        if (!first) {
+          return Error(entry.first, key_path,
+                       absl::StrCat("cannot be set together with ", it->second->name(),
+                                    " (only one of ", OneofKeys(oneof), ")"));
+        }
       }
       absl::Status status = ToField(entry.second, msg, field, key_path, depth);
       if (!status.ok()) return status;
@@ -81,6 +115,12 @@ class Converter {
     return absl::StrJoin(names, ", ");
   }
 
+  static std::string OneofKeys(const google::protobuf::OneofDescriptor* oneof) {
+    std::vector<std::string> names;
+    for (int i = 0; i < oneof->field_count(); ++i) names.push_back(oneof->field(i)->name());
+    return absl::StrJoin(names, ", ");
+  }
+
   static std::string Kind(const YAML::Node& node) {
     switch (node.Type()) {
       case YAML::NodeType::Map:
@@ -88,7 +128,7 @@ class Converter {
       case YAML::NodeType::Sequence:
         return "a list";
       case YAML::NodeType::Scalar:
-        return absl::StrCat("\"", node.Scalar(), "\"");
+        return Quote(node.Scalar());
       case YAML::NodeType::Null:
         return "nothing";
       default:
@@ -126,6 +166,11 @@ class Converter {
   // Sets (or, for repeated fields, adds) one value.
   absl::Status ToValue(const YAML::Node& node, Message* msg, const FieldDescriptor* field,
                        const std::string& path, int depth) {
+    if (++values_ > kMaxValues) {
+      return Error(node, path,
+                   absl::StrCat("the config holds more than ", kMaxValues,
+                                " values (do YAML aliases repeat a large part of it?)"));
+    }
     const Reflection* refl = msg->GetReflection();
     const bool repeated = field->is_repeated();
     if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -142,6 +187,20 @@ class Converter {
     const std::string& text = node.Scalar();
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING:
+        // Protobuf strings are UTF-8; a NUL would cut a file name or address short.
+        if (field->type() == FieldDescriptor::TYPE_STRING && !transcoder::IsValidUtf8(text)) {
+          return Error(node, path, absl::StrCat("not valid UTF-8: ", Quote(text)));
+        }
+        if (text.find('\0') != std::string::npos) {
+          return Error(node, path, absl::StrCat("contains a NUL byte: ", Quote(text)));
+        }
+        string_bytes_ += static_cast<int64_t>(text.size());
+        if (string_bytes_ > kMaxStringBytes) {
+          return Error(node, path,
+                       absl::StrCat("the config's strings add up to more than ",
+                                    kMaxStringBytes,
+                                    " bytes (do YAML aliases repeat a large part of it?)"));
+        }
         repeated ? refl->AddString(msg, field, text) : refl->SetString(msg, field, text);
         return absl::OkStatus();
       case FieldDescriptor::CPPTYPE_BOOL: {
@@ -152,7 +211,7 @@ class Converter {
         } else if (lower == "false") {
           value = false;
         } else {
-          return Error(node, path, absl::StrCat("expected true or false, got \"", text, "\""));
+          return Error(node, path, absl::StrCat("expected true or false, got ", Quote(text)));
         }
         repeated ? refl->AddBool(msg, field, value) : refl->SetBool(msg, field, value);
         return absl::OkStatus();
@@ -167,7 +226,7 @@ class Converter {
                                 ? std::numeric_limits<int32_t>::min()
                                 : std::numeric_limits<int64_t>::min();
         if (!absl::SimpleAtoi(text, &value) || value > max || value < min) {
-          return Error(node, path, absl::StrCat("expected an integer, got \"", text, "\""));
+          return Error(node, path, absl::StrCat("expected an integer, got ", Quote(text)));
         }
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_INT32) {
           repeated ? refl->AddInt32(msg, field, value) : refl->SetInt32(msg, field, value);
@@ -184,8 +243,8 @@ class Converter {
                                  : std::numeric_limits<uint64_t>::max();
         if (!absl::SimpleAtoi(text, &value) || value > max) {
           return Error(node, path,
-                       absl::StrCat("expected a non-negative integer up to ", max, ", got \"",
-                                    text, "\""));
+                       absl::StrCat("expected a non-negative integer up to ", max, ", got ",
+                                    Quote(text)));
         }
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_UINT32) {
           repeated ? refl->AddUInt32(msg, field, value) : refl->SetUInt32(msg, field, value);
@@ -198,7 +257,7 @@ class Converter {
       case FieldDescriptor::CPPTYPE_FLOAT: {
         double value;
         if (!absl::SimpleAtod(text, &value) || !std::isfinite(value)) {
-          return Error(node, path, absl::StrCat("expected a number, got \"", text, "\""));
+          return Error(node, path, absl::StrCat("expected a number, got ", Quote(text)));
         }
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
           repeated ? refl->AddDouble(msg, field, value) : refl->SetDouble(msg, field, value);
@@ -216,7 +275,7 @@ class Converter {
             names.push_back(field->enum_type()->value(i)->name());
           }
           return Error(node, path,
-                       absl::StrCat("unknown value \"", text, "\"; expected one of ",
+                       absl::StrCat("unknown value ", Quote(text), "; expected one of ",
                                     absl::StrJoin(names, ", ")));
         }
         repeated ? refl->AddEnum(msg, field, value) : refl->SetEnum(msg, field, value);
@@ -238,8 +297,8 @@ class Converter {
         d < absl::ZeroDuration()) {
       return Error(node, path,
                    absl::StrCat("expected a non-negative duration such as \"10s\" or "
-                                "\"250ms\", got \"",
-                                node.Scalar(), "\""));
+                                "\"250ms\", got ",
+                                Quote(node.Scalar())));
     }
     google::protobuf::Duration proto;
     proto.set_seconds(absl::IDivDuration(d, absl::Seconds(1), &d));
@@ -249,6 +308,8 @@ class Converter {
   }
 
   std::string origin_;
+  int64_t values_ = 0;        // values converted so far (aliases count each time)
+  int64_t string_bytes_ = 0;  // bytes of strings copied so far
 };
 
 }  // namespace
@@ -258,6 +319,11 @@ absl::StatusOr<config::v1::Config> ParseConfigText(absl::string_view text,
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own guard (about 500 levels of lists or maps) against running out of stack.
+    return absl::InvalidArgumentError(absl::StrCat(origin, ":", e.mark.line + 1, ":",
+                                                   e.mark.column + 1,
+                                                   ": lists or maps nested too deeply"));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(origin, ":", e.mark.line + 1, ":", e.mark.column + 1,

@@ -6,6 +6,12 @@
 // Keys are the proto field names; the lowerCamelCase JSON names are accepted too.
 // `google.protobuf.Duration` fields take strings such as "10s", "250ms", "1.5s", "2m".
 //
+// A oneof takes one of its keys. Hostile text is refused with INVALID_ARGUMENT, not
+// followed: lists or maps nested more than about 500 levels (yaml-cpp's parser guard), or
+// 32 levels of config messages; YAML aliases that repeat the text into more than 100,000
+// values or 16 MiB of strings ("billion laughs"). Values quoted in errors are cut to 64
+// bytes and escaped.
+//
 // This only checks the shape of the text. Whether the values make sense together (required
 // keys, backend names, files) is checked by CompileConfig (gateway/config/compiled_config.h).
 //

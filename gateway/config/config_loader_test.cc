@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -130,7 +131,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"BrokenJson", "{\"grpc_listener\": {\"address\": \"x\"}",
                   "not valid YAML or JSON"},
         BadConfig{"BoolForString", "backends:\n  - tls: yes\n",
-                  "backends[0].tls: expected a map of keys, got \"yes\""}),
+                  "backends[0].tls: expected a map of keys, got \"yes\""},
+        BadConfig{"TwoKeysOfAOneof",
+                  "auth:\n  api_keys:\n    from:\n      - header: x-key\n"
+                  "        query_parameter: key\n",
+                  "gw.yaml:5: auth.api_keys.from[0].query_parameter: cannot be set together "
+                  "with header (only one of header, query_parameter)"},
+        BadConfig{"InvalidUtf8", "grpc_listener:\n  address: a\xff\n",
+                  "gw.yaml:2: grpc_listener.address: not valid UTF-8: \"a\\xff\""},
+        BadConfig{"NulInString", "descriptor_sets: [\"a.pb\\0.txt\"]\n",
+                  "descriptor_sets[0]: contains a NUL byte: \"a.pb\\x00.txt\""},
+        BadConfig{"UnknownAlias", "grpc_listener: *listener\n",
+                  "not valid YAML or JSON: the referenced anchor is not defined"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 
 TEST(ConfigLoader, MissingFileNamesThePath) {
@@ -145,7 +157,110 @@ TEST(ConfigLoader, DeepNestingIsRejectedNotOverflowed) {
   std::string text = "grpc_listener: ";
   for (int i = 0; i < 5000; ++i) text += "[";
   absl::StatusOr<config::v1::Config> config = ParseConfigText(text, "deep.yaml");
-  EXPECT_FALSE(config.ok());
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("deep.yaml:1:1: lists or maps nested too deeply"));
+}
+
+TEST(ConfigLoader, DeepBalancedNestingIsRejected) {
+  // Well-formed flow and block nesting, deeper than yaml-cpp's parser allows.
+  std::string flow = "grpc_listener: ";
+  for (int i = 0; i < 1000; ++i) flow += "{a: ";
+  flow += "1";
+  for (int i = 0; i < 1000; ++i) flow += "}";
+  std::string block;
+  for (int i = 0; i < 1000; ++i) block += std::string(i, ' ') + "a:\n";
+  for (const std::string& text : {flow, block}) {
+    absl::StatusOr<config::v1::Config> config = ParseConfigText(text, "deep.yaml");
+    ASSERT_FALSE(config.ok());
+    EXPECT_THAT(std::string(config.status().message()),
+                HasSubstr("lists or maps nested too deeply"));
+  }
+}
+
+TEST(ConfigLoader, NestingOfMessagesWithinTheParserLimitIsRejectedByKey) {
+  // Accepted by yaml-cpp; the first level that is not a config message names the key.
+  std::string text = "grpc_listener: ";
+  for (int i = 0; i < 200; ++i) text += "{tls: ";
+  text += "1";
+  for (int i = 0; i < 200; ++i) text += "}";
+  absl::StatusOr<config::v1::Config> config = ParseConfigText(text, "nest.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("grpc_listener.tls.tls: unknown key; known keys here: cert_file"));
+}
+
+TEST(ConfigLoader, AliasesWithinLimitsAreExpanded) {
+  absl::StatusOr<config::v1::Config> config = ParseConfigText(R"yaml(
+backends:
+  - name: a
+    target: dns:///a:1
+    tls: &tls {ca_file: ca.pem, server_name: internal}
+  - name: b
+    target: dns:///b:1
+    tls: *tls
+)yaml",
+                                                              "alias.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->backends_size(), 2);
+  EXPECT_EQ(config->backends(1).tls().ca_file(), "ca.pem");
+  EXPECT_EQ(config->backends(1).tls().server_name(), "internal");
+}
+
+// "Billion laughs": YAML aliases repeat an anchored node for the price of its name. The
+// schema nests lists two deep at most (lists of messages holding lists), so the attacks are
+// a large scalar repeated, and a list of messages repeating a list.
+TEST(ConfigLoader, RepeatedLargeScalarThroughAliasesIsRefused) {
+  // 1 MiB, repeated through 10,000 three-byte aliases: 10 GB of strings.
+  std::string text = "descriptor_sets:\n  - &s " + std::string(1 << 20, 'x') + "\n";
+  for (int i = 0; i < 10000; ++i) text += "  - *s\n";
+  absl::StatusOr<config::v1::Config> config = ParseConfigText(text, "bomb.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("descriptor_sets[16]: the config's strings add up to more than "
+                        "16777216 bytes (do YAML aliases repeat a large part of it?)"));
+}
+
+TEST(ConfigLoader, NestedAliasesRepeatingMessagesAreRefused) {
+  // 1000 providers, each repeating the same 1000 credential sources: 10^6 values from
+  // 12 KB of text.
+  std::string text = "auth:\n  jwt_providers:\n    - &p\n      name: p\n      from: [";
+  for (int i = 0; i < 1000; ++i) text += i == 0 ? "&h {header: h}" : ", *h";
+  text += "]\n";
+  for (int i = 0; i < 1000; ++i) text += "    - *p\n";
+  absl::StatusOr<config::v1::Config> config = ParseConfigText(text, "bomb.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("the config holds more than 100000 values (do YAML aliases repeat "
+                        "a large part of it?)"));
+}
+
+TEST(ConfigLoader, SelfReferenceThroughAnAliasIsRejected) {
+  // yaml-cpp builds a cycle for an alias inside its own anchor.
+  for (const char* text : {"descriptor_sets: &a [*a]\n", "backends: &a [*a]\n",
+                           "grpc_listener: &a {tls: *a}\n"}) {
+    absl::StatusOr<config::v1::Config> config = ParseConfigText(text, "cycle.yaml");
+    ASSERT_FALSE(config.ok()) << text;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(ConfigLoader, LongValuesAreCutAndEscapedInErrors) {
+  const std::string text =
+      "runtime:\n  worker_threads: \"" + std::string(100000, '7') + "\\x01\"\n";
+  absl::StatusOr<config::v1::Config> config = ParseConfigText(text, "big.yaml");
+  ASSERT_FALSE(config.ok());
+  const std::string message(config.status().message());
+  EXPECT_THAT(message, HasSubstr("runtime.worker_threads: expected a non-negative integer up to "
+                                 "4294967295, got \"" + std::string(64, '7') +
+                                 "\"... (100001 bytes)"));
+  EXPECT_LT(message.size(), 300u);
+  absl::StatusOr<config::v1::Config> control =
+      ParseConfigText("runtime:\n  worker_threads: \"1\\x01\"\n", "ctl.yaml");
+  ASSERT_FALSE(control.ok());
+  EXPECT_THAT(std::string(control.status().message()), HasSubstr("got \"1\\x01\""));
 }
 
 }  // namespace
