@@ -70,6 +70,14 @@ void HttpCall::SendError(int http_status, const absl::Status& status) {
   Respond(http_status, std::move(headers), table_->transcoder().ErrorBody(status));
 }
 
+void HttpCall::Reject(int http_status, const absl::Status& status) {
+  if (grpc_web_) {
+    GrpcWebTrailersOnly(status);
+  } else {
+    SendError(http_status, status);
+  }
+}
+
 void HttpCall::Start(HttpRequest request) {
   request_ = std::move(request);
   Dispatch();
@@ -83,13 +91,19 @@ void HttpCall::Dispatch() {
     SendError(400, target.status());
     return;
   }
+  // gRPC-Web: POST /pkg.Service/Method with an application/grpc-web* body.
+  std::optional<grpc_web::GrpcWebType> web;
+  if (req.method == "POST") web = grpc_web::ParseContentType(req.Header("content-type"));
   const absl::string_view origin = req.Header("origin");
   if (env_->cors != nullptr && !origin.empty()) {
     const absl::string_view preflight_method = req.Header("access-control-request-method");
     if (req.method == "OPTIONS" && !preflight_method.empty()) {
       HeaderList headers;
+      // The preflight of a gRPC method path may be for a gRPC-Web call.
+      const bool grpc_path = table_->Find(target->path) != nullptr;
       if (!env_->cors->Preflight(origin, preflight_method,
-                                 req.Header("access-control-request-headers"), &headers)) {
+                                 req.Header("access-control-request-headers"), &headers,
+                                 grpc_path)) {
         SendError(403, absl::PermissionDeniedError(
                            "CORS preflight refused: origin, method or headers not allowed"));
         return;
@@ -97,7 +111,13 @@ void HttpCall::Dispatch() {
       Respond(204, std::move(headers), "");
       return;
     }
-    if (env_->cors->AllowsOrigin(origin)) env_->cors->AddResponseHeaders(origin, &cors_headers_);
+    if (env_->cors->AllowsOrigin(origin)) {
+      env_->cors->AddResponseHeaders(origin, &cors_headers_, web.has_value());
+    }
+  }
+  if (web.has_value()) {
+    DispatchGrpcWeb(target->path, target->query, *web);
+    return;
   }
   if (req.method == "GET" || req.method == "HEAD") {
     if (target->path == "/healthz") {
@@ -164,7 +184,13 @@ void HttpCall::Dispatch() {
     messages_.push_back(*std::move(bytes));
   }
   stream_format_ = tc.StreamFormatFor(req.Header("accept"));
+  RunInterceptors(now, target->query);
+}
 
+// The interceptor chain, the same for REST and gRPC-Web calls; the backend call starts
+// when it accepts the call (OnIntercepted).
+void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
+  const HttpRequest& req = request_;
   const InterceptorChain* chain = env_->interceptors;
   if (chain == nullptr || chain->empty()) {
     StartBackend();
@@ -177,7 +203,7 @@ void HttpCall::Dispatch() {
   ctx.path = route_->path;
   ctx.request_metadata.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) ctx.request_metadata.emplace_back(name, value);
-  ctx.query = target->query;
+  ctx.query = query;
   ctx.peer_address = req.peer;
   ctx.client_deadline = deadline_;
   ctx.backend_deadline = deadline_;
@@ -194,7 +220,7 @@ void HttpCall::OnIntercepted(absl::Status status) {
   if (cancelled_) return;
   if (!status.ok()) {
     reject_headers_ = std::move(call_ctx_->response_headers);
-    SendError(transcoder::HttpStatusFromCode(status.code()), status);
+    Reject(transcoder::HttpStatusFromCode(status.code()), status);
     return;
   }
   deadline_ = call_ctx_->backend_deadline;
@@ -239,7 +265,7 @@ absl::Status HttpCall::SplitClientStream(absl::string_view query,
 
 void HttpCall::StartBackend() {
   if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
-    SendError(504, absl::DeadlineExceededError("deadline exceeded before the call started"));
+    Reject(504, absl::DeadlineExceededError("deadline exceeded before the call started"));
     return;
   }
   client_ctx_ = std::make_unique<grpc::ClientContext>();
@@ -321,6 +347,10 @@ void HttpCall::OnBackend(Op op, bool ok) {
 
 void HttpCall::OnBackendDone() {
   if (cancelled_ || sink_ == nullptr) return;
+  if (grpc_web_) {
+    GrpcWebFinish();
+    return;
+  }
   const transcoder::Transcoder& tc = table_->transcoder();
   if (route_->kind == CallKind::kServerStreaming && headers_sent_) {
     std::string tail = status_.ok() ? framer_->End() : framer_->Error(BackendErrorBody());
@@ -388,6 +418,10 @@ void HttpCall::AddExposedMetadata(HeaderList* headers) {
 void HttpCall::SendStreamMessage() {
   if (cancelled_ || sink_ == nullptr) {
     call_->Finish(&status_, Tag(kFinish));
+    return;
+  }
+  if (grpc_web_) {
+    GrpcWebSendMessage();
     return;
   }
   grpc::Slice slice;

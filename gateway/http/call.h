@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
 #include "gateway/http/cors.h"
+#include "gateway/http/grpc_web.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
 #include "grpcpp/client_context.h"
@@ -85,6 +86,12 @@ class CallSink {
   virtual void Write(std::string data, bool last, std::function<void(bool)> written) = 0;
 };
 
+// For a gRPC-Web request (by its Content-Type), fills `headers` with those of a
+// trailers-only response carrying `status` (sent with HTTP 200) and returns true; false
+// for other requests. Used for errors found before a call exists (body over the limit).
+bool GrpcWebErrorHeaders(absl::string_view content_type, const absl::Status& status,
+                         HeaderList* headers);
+
 // A completion-queue tag: Complete() runs on the completion queue's thread.
 class CqTag {
  public:
@@ -130,6 +137,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void OnBackend(Op op, bool ok);
 
   void Dispatch();
+  void RunInterceptors(absl::Time now, absl::string_view query);
   void Ready();
   absl::Status SplitClientStream(absl::string_view query, absl::string_view content_type);
   void OnIntercepted(absl::Status status);
@@ -142,6 +150,18 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void AddExposedMetadata(HeaderList* headers);
 
   void SendError(int http_status, const absl::Status& status);
+  // A call refused before a response started: SendError for REST, a trailers-only
+  // response for gRPC-Web.
+  void Reject(int http_status, const absl::Status& status);
+
+  // gRPC-Web (grpc_web_call.cc): the request's messages are relayed as they are.
+  void DispatchGrpcWeb(absl::string_view path, absl::string_view query,
+                       grpc_web::GrpcWebType type);
+  absl::Status GrpcWebMetadata();
+  HeaderList GrpcWebHeaders(bool with_trailing);
+  void GrpcWebTrailersOnly(const absl::Status& status);
+  void GrpcWebSendMessage();
+  void GrpcWebFinish();
   void Respond(int status, HeaderList headers, std::string body);
 
   const CallEnv* const env_;
@@ -176,6 +196,8 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   grpc::Status status_;
   grpc::Status ignored_status_;
   std::optional<transcoder::StreamFramer> framer_;
+  bool grpc_web_ = false;
+  grpc_web::Encoding web_encoding_ = grpc_web::Encoding::kBinary;
 };
 
 }  // namespace gateway::http

@@ -67,26 +67,57 @@ bool CorsPolicy::AllowsOrigin(absl::string_view origin) const {
   return false;
 }
 
+const char CorsPolicy::kGrpcWebRequestHeaders[] =
+    "content-type, x-grpc-web, x-user-agent, grpc-timeout";
+const char CorsPolicy::kGrpcWebExposedHeaders[] = "grpc-status, grpc-message";
+
+namespace {
+
+bool IsGrpcWebRequestHeader(absl::string_view name) {
+  return name == "content-type" || name == "x-grpc-web" || name == "x-user-agent" ||
+         name == "grpc-timeout";
+}
+
+}  // namespace
+
 bool CorsPolicy::Preflight(absl::string_view origin, absl::string_view request_method,
-                           absl::string_view request_headers, Headers* out) const {
+                           absl::string_view request_headers, Headers* out,
+                           bool grpc_web) const {
   if (!AllowsOrigin(origin) || !methods_.contains(request_method)) return false;
   for (absl::string_view h : absl::StrSplit(request_headers, ',', absl::SkipWhitespace())) {
     const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(h));
-    if (!name.empty() && !headers_.contains(name)) return false;
+    if (name.empty() || headers_.contains(name)) continue;
+    if (grpc_web && IsGrpcWebRequestHeader(name)) continue;
+    return false;
   }
   out->emplace_back("access-control-allow-origin", any_origin_ ? "*" : std::string(origin));
   out->emplace_back("access-control-allow-methods", methods_text_);
-  if (!headers_text_.empty()) out->emplace_back("access-control-allow-headers", headers_text_);
+  if (grpc_web) {
+    out->emplace_back("access-control-allow-headers",
+                      headers_text_.empty()
+                          ? std::string(kGrpcWebRequestHeaders)
+                          : absl::StrCat(headers_text_, ", ", kGrpcWebRequestHeaders));
+  } else if (!headers_text_.empty()) {
+    out->emplace_back("access-control-allow-headers", headers_text_);
+  }
   if (!max_age_text_.empty()) out->emplace_back("access-control-max-age", max_age_text_);
   if (allow_credentials_) out->emplace_back("access-control-allow-credentials", "true");
   out->emplace_back("vary", "Origin");
   return true;
 }
 
-void CorsPolicy::AddResponseHeaders(absl::string_view origin, Headers* out) const {
+void CorsPolicy::AddResponseHeaders(absl::string_view origin, Headers* out,
+                                    bool grpc_web) const {
   out->emplace_back("access-control-allow-origin", any_origin_ ? "*" : std::string(origin));
   if (allow_credentials_) out->emplace_back("access-control-allow-credentials", "true");
-  if (!exposed_text_.empty()) out->emplace_back("access-control-expose-headers", exposed_text_);
+  if (grpc_web) {
+    out->emplace_back("access-control-expose-headers",
+                      exposed_text_.empty()
+                          ? std::string(kGrpcWebExposedHeaders)
+                          : absl::StrCat(kGrpcWebExposedHeaders, ", ", exposed_text_));
+  } else if (!exposed_text_.empty()) {
+    out->emplace_back("access-control-expose-headers", exposed_text_);
+  }
   if (!any_origin_) out->emplace_back("vary", "Origin");
 }
 

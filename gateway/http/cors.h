@@ -50,12 +50,22 @@ class CorsPolicy {
 
   // The headers of the answer to a preflight (OPTIONS with Access-Control-Request-Method):
   // false (and no headers) when the origin, the method or one of the requested headers
-  // (comma-separated `request_headers`) is not allowed.
+  // (comma-separated `request_headers`) is not allowed. With `grpc_web` (a preflight of a
+  // gRPC method path), the headers gRPC-Web clients send (kGrpcWebRequestHeaders) are
+  // allowed in addition to the configured ones.
   bool Preflight(absl::string_view origin, absl::string_view request_method,
-                 absl::string_view request_headers, Headers* out) const;
+                 absl::string_view request_headers, Headers* out,
+                 bool grpc_web = false) const;
 
-  // Adds the headers of an actual response to an allowed `origin`.
-  void AddResponseHeaders(absl::string_view origin, Headers* out) const;
+  // Adds the headers of an actual response to an allowed `origin`. With `grpc_web`, the
+  // status headers of trailers-only responses (kGrpcWebExposedHeaders) are exposed in
+  // addition to the configured ones.
+  void AddResponseHeaders(absl::string_view origin, Headers* out, bool grpc_web = false) const;
+
+  // "content-type, x-grpc-web, x-user-agent, grpc-timeout".
+  static const char kGrpcWebRequestHeaders[];
+  // "grpc-status, grpc-message".
+  static const char kGrpcWebExposedHeaders[];
 
  private:
   CorsPolicy() = default;

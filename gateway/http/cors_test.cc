@@ -64,6 +64,39 @@ TEST(CorsPolicy, ActualResponseHeaders) {
   EXPECT_THAT(h, Contains(Pair("access-control-expose-headers", "x-echo-initial")));
 }
 
+TEST(CorsPolicy, GrpcWebPreflightAllowsTheGrpcWebHeaders) {
+  CorsOptions o;
+  o.allowed_origins = {"https://app.example"};
+  o.allowed_methods = {"POST"};
+  o.allowed_headers = {"authorization"};
+  auto p = Policy(o);
+  CorsPolicy::Headers h;
+  const char* kRequested = "content-type,x-grpc-web,x-user-agent,grpc-timeout,authorization";
+  EXPECT_FALSE(p->Preflight("https://app.example", "POST", kRequested, &h));
+  EXPECT_TRUE(p->Preflight("https://app.example", "POST", kRequested, &h, /*grpc_web=*/true));
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-headers",
+                               "authorization, content-type, x-grpc-web, x-user-agent, "
+                               "grpc-timeout")));
+  h.clear();
+  EXPECT_FALSE(p->Preflight("https://app.example", "POST", "x-grpc-web, cookie", &h, true));
+  EXPECT_TRUE(h.empty());
+}
+
+TEST(CorsPolicy, GrpcWebResponsesExposeTheStatusHeaders) {
+  CorsOptions o;
+  o.allowed_origins = {"https://app.example"};
+  auto p = Policy(o);
+  CorsPolicy::Headers h;
+  p->AddResponseHeaders("https://app.example", &h, /*grpc_web=*/true);
+  EXPECT_THAT(h, Contains(Pair("access-control-expose-headers", "grpc-status, grpc-message")));
+  o.exposed_headers = {"x-echo-initial"};
+  p = Policy(o);
+  h.clear();
+  p->AddResponseHeaders("https://app.example", &h, /*grpc_web=*/true);
+  EXPECT_THAT(h, Contains(Pair("access-control-expose-headers",
+                               "grpc-status, grpc-message, x-echo-initial")));
+}
+
 TEST(CorsPolicy, RejectsBadConfig) {
   CorsOptions o;
   o.allowed_origin_patterns = {"(unclosed"};

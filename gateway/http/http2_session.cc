@@ -281,6 +281,11 @@ class Http2Session final : public SessionBase {
                     " bytes or more than ", server_->options_.max_header_count, " fields"))
               : absl::ResourceExhaustedError(absl::StrCat(
                     "request body larger than ", server_->options_.max_body_bytes, " bytes"));
+      HeaderList grpc_web;
+      if (GrpcWebErrorHeaders(s->request.Header("content-type"), error, &grpc_web)) {
+        s->Respond(200, std::move(grpc_web), "");
+        return;
+      }
       s->Respond(s->reject_status, {{"content-type", "application/json"}},
                  worker_->routes()->transcoder().ErrorBody(error));
       return;

@@ -233,6 +233,15 @@ class Connection : public ServerConnection, public CallSink {
   void SendError(int status, const absl::Status& error) {
     keep_alive_ = false;
     res_ = {};
+    HeaderList grpc_web;
+    if (parser_.has_value() &&
+        GrpcWebErrorHeaders(SV(parser_->get()[bhttp::field::content_type]), error, &grpc_web)) {
+      // A gRPC-Web client reads the status from a trailers-only response.
+      res_.result(200);
+      for (auto& [name, value] : grpc_web) res_.insert(BV(name), BV(value));
+      WriteResponse(true);
+      return;
+    }
     res_.result(status);
     res_.set(bhttp::field::content_type, "application/json");
     res_.body() = worker_->routes()->transcoder().ErrorBody(error);

@@ -1,0 +1,254 @@
+// The gRPC-Web side of HttpCall: a POST /pkg.Service/Method with an application/grpc-web*
+// body is routed by its path (RouteTable::Find), its request headers become metadata, its
+// single message is relayed to the backend as it is (no transcoding), and the response goes
+// back as gRPC-Web frames (data frames as messages arrive, then the trailer frame), or as a
+// trailers-only response (status in the HTTP headers, empty body) when the call fails before
+// its first message. The interceptor chain runs exactly as for REST calls
+// (HttpCall::RunInterceptors).
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gateway/grpc/metadata.h"
+#include "gateway/http/call.h"
+#include "gateway/http/grpc_web.h"
+#include "gateway/http/request_checks.h"
+
+namespace gateway::http {
+namespace {
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// Request headers that belong to the browser or to this hop, never sent as metadata (on
+// top of what IsForwardedHeader leaves out: grpc-*, hop-by-hop, content-*, host, ...).
+bool IsBrowserHeader(absl::string_view name) {
+  return name == "origin" || name == "referer" || name == "cookie" || name == "accept" ||
+         name == "accept-language" || name == "cache-control" || name == "pragma" ||
+         name == "x-grpc-web" || name == "x-user-agent" || name == "trailer" ||
+         name == "proxy-authorization" || name == "http2-settings" ||
+         absl::StartsWith(name, "sec-") || absl::StartsWith(name, "access-control-");
+}
+
+// Backend metadata headed for the client, as (name, text value): "-bin" values in base64,
+// entries that could not be sent as an HTTP header left out.
+void AppendResponseMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
+                            Metadata* out) {
+  for (const auto& [key, value] : md) {
+    const absl::string_view k(key.data(), key.size());
+    const absl::string_view v(value.data(), value.size());
+    if (!grpc_web::IsValidMetadataKey(k) || !IsForwardedHeader(k)) continue;
+    if (absl::EndsWith(k, "-bin")) {
+      out->emplace_back(std::string(k), absl::Base64Escape(v));
+    } else if (IsValidMetadataValue(v)) {
+      out->emplace_back(std::string(k), std::string(v));
+    }
+  }
+}
+
+// The raw (name, value) pairs of backend metadata, for TrailerBlock (which encodes them).
+Metadata RawMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md) {
+  Metadata out;
+  for (const auto& [key, value] : md) {
+    out.emplace_back(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
+  }
+  return out;
+}
+
+void AppendStatusHeaders(int code, absl::string_view message, absl::string_view details,
+                         HeaderList* headers) {
+  headers->emplace_back("grpc-status", absl::StrCat(code));
+  if (!message.empty()) {
+    headers->emplace_back("grpc-message", grpc_web::PercentEncodeMessage(message));
+  }
+  if (!details.empty()) {
+    headers->emplace_back("grpc-status-details-bin", absl::Base64Escape(details));
+  }
+}
+
+}  // namespace
+
+bool GrpcWebErrorHeaders(absl::string_view content_type, const absl::Status& status,
+                         HeaderList* headers) {
+  std::optional<grpc_web::GrpcWebType> type = grpc_web::ParseContentType(content_type);
+  if (!type.has_value()) return false;
+  headers->emplace_back("content-type",
+                        std::string(grpc_web::ResponseContentType(type->encoding)));
+  AppendStatusHeaders(static_cast<int>(status.code()), status.message(), "", headers);
+  return true;
+}
+
+void HttpCall::DispatchGrpcWeb(absl::string_view path, absl::string_view query,
+                               grpc_web::GrpcWebType type) {
+  grpc_web_ = true;
+  web_encoding_ = type.encoding;
+  const HttpRequest& req = request_;
+  if (!type.proto) {
+    GrpcWebTrailersOnly(absl::UnimplementedError(
+        absl::StrCat("content-type ", req.Header("content-type"),
+                     ": the gateway relays protobuf messages only (application/grpc-web+proto)")));
+    return;
+  }
+  route_ = table_->Find(path);
+  if (route_ == nullptr) {
+    GrpcWebTrailersOnly(absl::UnimplementedError(absl::StrCat("unknown method ", path)));
+    return;
+  }
+  if (route_->kind == CallKind::kClientStreaming || route_->kind == CallKind::kBidiStreaming) {
+    GrpcWebTrailersOnly(absl::UnimplementedError(
+        absl::StrCat(CallKindName(route_->kind), " method ", route_->path,
+                     " cannot be called over gRPC-Web")));
+    return;
+  }
+  // Deadline.
+  const absl::Time now = absl::Now();
+  const absl::string_view timeout = req.Header("grpc-timeout");
+  if (!timeout.empty()) {
+    absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
+    if (!d.ok()) {
+      GrpcWebTrailersOnly(d.status());
+      return;
+    }
+    deadline_ = now + *d;
+  } else if (env_->default_deadline != absl::InfiniteDuration()) {
+    deadline_ = now + env_->default_deadline;
+  }
+  absl::Status status = GrpcWebMetadata();
+  if (!status.ok()) {
+    GrpcWebTrailersOnly(status);
+    return;
+  }
+  // The request message.
+  std::string storage;
+  absl::StatusOr<std::vector<grpc_web::Frame>> frames =
+      grpc_web::DecodeRequestBody(req.body, type.encoding, env_->max_body_bytes, &storage);
+  if (!frames.ok()) {
+    GrpcWebTrailersOnly(frames.status());
+    return;
+  }
+  if (frames->size() != 1) {
+    GrpcWebTrailersOnly(absl::InvalidArgumentError(
+        absl::StrCat(CallKindName(route_->kind), " method ", route_->path,
+                     " takes exactly one request message, the body has ", frames->size())));
+    return;
+  }
+  messages_.emplace_back((*frames)[0].payload);
+  RunInterceptors(now, query);
+}
+
+// Every request header that is neither gRPC's own, nor of this hop, nor the browser's, as
+// metadata (plus the configured forwarded headers); "-bin" values arrive in base64.
+absl::Status HttpCall::GrpcWebMetadata() {
+  for (const auto& [name, value] : request_.headers) {
+    if (!env_->forwarded.contains(name) && (!IsForwardedHeader(name) || IsBrowserHeader(name))) {
+      continue;
+    }
+    if (!grpc_web::IsValidMetadataKey(name)) continue;
+    if (absl::EndsWith(name, "-bin")) {
+      std::string raw;
+      if (!absl::Base64Unescape(value, &raw)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("header ", name, ": binary metadata that is not base64"));
+      }
+      metadata_.emplace_back(name, std::move(raw));
+      continue;
+    }
+    if (!IsValidMetadataValue(value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("header ", name, ": value has bytes not allowed in metadata"));
+    }
+    metadata_.emplace_back(name, value);
+  }
+  return absl::OkStatus();
+}
+
+// The response headers: content type, the backend's initial metadata (and its trailing
+// metadata for trailers-only responses), the CORS headers.
+HeaderList HttpCall::GrpcWebHeaders(bool with_trailing) {
+  HeaderList headers;
+  headers.emplace_back("content-type", std::string(grpc_web::ResponseContentType(web_encoding_)));
+  // client_ctx_ exists once the backend call started; this runs only after a read or the
+  // end of that call, so its initial metadata has arrived (or never will).
+  if (client_ctx_ != nullptr) {
+    AppendResponseMetadata(client_ctx_->GetServerInitialMetadata(), &headers);
+    if (with_trailing && backend_done_) {
+      AppendResponseMetadata(client_ctx_->GetServerTrailingMetadata(), &headers);
+    }
+  }
+  return headers;
+}
+
+void HttpCall::GrpcWebTrailersOnly(const absl::Status& status) {
+  HeaderList headers = GrpcWebHeaders(/*with_trailing=*/false);
+  AppendStatusHeaders(static_cast<int>(status.code()), status.message(), "", &headers);
+  for (auto& [key, value] : reject_headers_) {
+    if (IsValidMetadataValue(value)) headers.emplace_back(std::move(key), std::move(value));
+  }
+  reject_headers_.clear();
+  Respond(200, std::move(headers), "");
+}
+
+void HttpCall::GrpcWebSendMessage() {
+  grpc::Slice slice;
+  response_buf_.DumpToSingleSlice(&slice);
+  std::string frame = grpc_web::EncodeFrame(
+      grpc_web::kMessageFrame,
+      absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()),
+      web_encoding_);
+  if (!headers_sent_) {
+    headers_sent_ = true;
+    HeaderList headers = GrpcWebHeaders(/*with_trailing=*/false);
+    for (auto& header : cors_headers_) headers.push_back(std::move(header));
+    sink_->StartStream(200, std::move(headers));
+  }
+  sink_->Write(std::move(frame), /*last=*/false,
+               [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
+}
+
+void HttpCall::GrpcWebFinish() {
+  const int code = static_cast<int>(status_.error_code());
+  const std::string& message = status_.error_message();
+  auto trailer_frame = [&] {
+    std::string block = grpc_web::TrailerBlock(
+        code, message, RawMetadata(client_ctx_->GetServerTrailingMetadata()));
+    if (!status_.error_details().empty()) {
+      absl::StrAppend(&block, "grpc-status-details-bin: ",
+                      absl::Base64Escape(status_.error_details()), "\r\n");
+    }
+    return grpc_web::EncodeFrame(grpc_web::kTrailerFrame, block, web_encoding_);
+  };
+  if (headers_sent_) {  // a server stream that sent messages
+    CallSink* sink = sink_;
+    std::shared_ptr<void> owner = std::move(sink_owner_);
+    sink_ = nullptr;
+    sink->Write(trailer_frame(), /*last=*/true, [](bool) {});
+    return;
+  }
+  if (!status_.ok()) {
+    HeaderList headers = GrpcWebHeaders(/*with_trailing=*/true);
+    AppendStatusHeaders(code, message, status_.error_details(), &headers);
+    Respond(200, std::move(headers), "");
+    return;
+  }
+  std::string body;
+  if (route_->kind == CallKind::kUnary) {
+    if (!has_response_) {
+      GrpcWebTrailersOnly(absl::InternalError("the backend sent no response message"));
+      return;
+    }
+    grpc::Slice slice;
+    response_buf_.DumpToSingleSlice(&slice);
+    body = grpc_web::EncodeFrame(
+        grpc_web::kMessageFrame,
+        absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()),
+        web_encoding_);
+  }
+  body += trailer_frame();
+  Respond(200, GrpcWebHeaders(/*with_trailing=*/false), std::move(body));
+}
+
+}  // namespace gateway::http
