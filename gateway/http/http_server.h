@@ -16,6 +16,17 @@
 // is split into messages that are sent one after the other). Bidi streaming methods are
 // answered 501.
 //
+// gRPC-Web (grpc_web.h, grpc_web_call.cc): a POST whose Content-Type is
+// application/grpc-web[-text][+proto] is routed by its gRPC path (RouteTable::Find), not by
+// HTTP rules; its one message frame is relayed to the backend as it is, request headers
+// become metadata (no grpc-*, hop-by-hop or browser headers; grpc-timeout is the deadline),
+// and the interceptor chain runs as for REST calls. The response is data frames as messages
+// arrive (same back-pressure as server streams) and a trailer frame with grpc-status,
+// grpc-message and the trailing metadata, all base64 for -text; a call that fails before its
+// first message gets a trailers-only response (status in the HTTP headers, HTTP 200).
+// Client and bidi streaming methods get UNIMPLEMENTED. With CORS, preflights of gRPC paths
+// allow the gRPC-Web headers and responses expose grpc-status / grpc-message.
+//
 // Also served: GET /healthz (200 while the process runs) and GET /readyz (200 when every
 // backend's channel is connected, 503 otherwise; asking connects idle channels).
 //
