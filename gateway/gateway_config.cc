@@ -226,7 +226,8 @@ std::string DirName(const std::string& path) {
 }
 
 absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
-    const config::v1::Config& proto, const std::string& base_dir) {
+    const config::v1::Config& proto, const std::string& base_dir,
+    metrics::MetricRegistry* metrics) {
   auto config = std::make_shared<GatewayConfig>();
   config->proto = proto;
   config->base_dir = base_dir;
@@ -340,20 +341,20 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
     if (!status.ok()) return status;
     config->has_http = true;
   }
-  absl::StatusOr<std::shared_ptr<const RouteTable>> routes = RouteTable::Create(
-      *std::move(pool), std::move(bindings), HttpTranscoderOptions(proto.http_listener()));
-  if (!routes.ok()) return Invalid("services", routes.status().message());
-  config->routes = *std::move(routes);
-
-  // Interceptors (quotas, deadlines), resolved against the served methods.
+  // Interceptors (auth, quotas, deadlines), checked against the served methods; the route
+  // table resolves their rules per method.
   std::vector<std::string> service_names;
-  for (const ServiceBinding& binding : config->routes->services()) {
-    service_names.push_back(binding.service);
-  }
-  absl::StatusOr<std::shared_ptr<const InterceptorChain>> chain = BuildInterceptorChain(
-      proto, base_dir, config->routes->pool(), service_names, RealClock());
+  for (const ServiceBinding& binding : bindings) service_names.push_back(binding.service);
+  absl::StatusOr<std::shared_ptr<const InterceptorChain>> chain =
+      BuildInterceptorChain(proto, base_dir, **pool, service_names, RealClock(), metrics);
   if (!chain.ok()) return chain.status();
   config->chain = *std::move(chain);
+
+  absl::StatusOr<std::shared_ptr<const RouteTable>> routes =
+      RouteTable::Create(*std::move(pool), std::move(bindings),
+                         HttpTranscoderOptions(proto.http_listener()), config->chain);
+  if (!routes.ok()) return Invalid("services", routes.status().message());
+  config->routes = *std::move(routes);
   return std::shared_ptr<const GatewayConfig>(std::move(config));
 }
 

@@ -11,6 +11,19 @@ void InterceptorChain::Run(CallContext* ctx,
   ctx->chain_ = this;
   ctx->next_ = 0;
   ctx->done_ = std::move(done);
+  if (ctx->rules != nullptr && ctx->rules->chain == this) {
+    ctx->active_rules_ = ctx->rules;
+  } else {
+    auto resolved = std::make_shared<MethodRules>();
+    if (ctx->method != nullptr) {
+      *resolved = Resolve(*ctx->method);
+    } else {  // nothing to resolve against: no interceptor has a rule
+      resolved->chain = this;
+      resolved->rules.resize(interceptors_.size());
+    }
+    ctx->active_rules_ = resolved.get();
+    ctx->resolved_ = std::move(resolved);
+  }
   if (ctx->backend_deadline == absl::InfiniteFuture()) {
     ctx->backend_deadline = ctx->client_deadline;
   }
@@ -19,6 +32,7 @@ void InterceptorChain::Run(CallContext* ctx,
 
 void InterceptorChain::Continue(CallContext* ctx) const {
   while (ctx->next_ < interceptors_.size()) {
+    ctx->rule_ = ctx->active_rules_->rules[ctx->next_].get();
     const Interceptor& interceptor = *interceptors_[ctx->next_++];
     absl::Status status;
     switch (interceptor.Intercept(ctx, &status)) {
@@ -39,6 +53,14 @@ void InterceptorChain::Continue(CallContext* ctx) const {
   }
   auto done = std::move(ctx->done_);
   done(ctx, absl::OkStatus());
+}
+
+MethodRules InterceptorChain::Resolve(const google::protobuf::MethodDescriptor& method) const {
+  MethodRules rules;
+  rules.chain = this;
+  rules.rules.reserve(interceptors_.size());
+  for (const auto& interceptor : interceptors_) rules.rules.push_back(interceptor->Resolve(method));
+  return rules;
 }
 
 void CallContext::Resume(absl::Status status) {

@@ -16,12 +16,19 @@
 // through the `done` callback given to Run(), which is invoked exactly once, inline when no
 // interceptor went asynchronous.
 //
+// Rules per method: each interceptor resolves once per method what applies to it
+// (Interceptor::Resolve: the auth rule, the quota rules, the deadline rule). Route tables
+// do that when they are built, for the configured services and for services registered at
+// run time alike, and keep the result in each Route (MethodRules); a front end passes it in
+// CallContext::rules, so a call pays no selector matching. A context without rules (or with
+// rules of another chain) is resolved on the spot, which is correct but slower.
+//
 // Thread-safety: an InterceptorChain and its interceptors are immutable and shared by all
 // calls; a CallContext belongs to one call.
 //
 // Example:
 //   CallContext ctx;
-//   ctx.method = route->method; ctx.path = "/pkg.Svc/Method"; ...
+//   ctx.method = route->method; ctx.path = "/pkg.Svc/Method"; ctx.rules = &route->rules; ...
 //   chain.Run(&ctx, [](CallContext* ctx, absl::Status status) {
 //     if (!status.ok()) { reject(status, ctx->response_headers); return; }
 //     forward(ctx->backend_metadata, ctx->backend_deadline);
@@ -47,12 +54,21 @@ enum class FrontEnd { kGrpc, kHttp };
 
 class InterceptorChain;
 
+// What every interceptor of one chain does for one method (see InterceptorChain::Resolve).
+struct MethodRules {
+  const InterceptorChain* chain = nullptr;
+  // One entry per interceptor of `chain`, in order: what its Resolve() returned.
+  std::vector<std::shared_ptr<const void>> rules;
+};
+
 // Everything an interceptor may read about a call, and what it may add.
 struct CallContext {
   // --- Set by the front end before Run(). ---
   FrontEnd front_end = FrontEnd::kGrpc;
   // The resolved method; never null.
   const google::protobuf::MethodDescriptor* method = nullptr;
+  // The method's rules as resolved for the chain (Route::rules); may be null.
+  const MethodRules* rules = nullptr;
   // "/pkg.Service/Method".
   std::string path;
   // Request metadata / headers, keys lower case, viewing the front end's storage (valid
@@ -89,6 +105,10 @@ struct CallContext {
     return {};
   }
 
+  // While an interceptor runs: what its Resolve() returned for ctx->method (null: nothing
+  // applies).
+  const void* rule() const { return rule_; }
+
   // For interceptors that returned kPending: continue the chain with `status` (OK goes on
   // to the next interceptor, an error rejects the call). Exactly once, from any thread.
   void Resume(absl::Status status);
@@ -97,6 +117,9 @@ struct CallContext {
   friend class InterceptorChain;
   const InterceptorChain* chain_ = nullptr;
   std::size_t next_ = 0;
+  const MethodRules* active_rules_ = nullptr;
+  std::shared_ptr<const MethodRules> resolved_;  // when `rules` did not fit the chain
+  const void* rule_ = nullptr;
   std::function<void(CallContext*, absl::Status)> done_;
 };
 
@@ -108,6 +131,21 @@ class Interceptor {
 
   // A short name for logs and metrics ("jwt", "quota", "deadline").
   virtual absl::string_view name() const = 0;
+
+  // What applies to `method` (the rule, or the list of rules), resolved when a route table
+  // is built, never per call; Intercept() gets it back as ctx->rule(). Null: nothing applies.
+  // The result may point into this interceptor (which outlives every route table holding
+  // its chain) or own what it points to.
+  virtual std::shared_ptr<const void> Resolve(
+      const google::protobuf::MethodDescriptor& method) const = 0;
+
+ protected:
+  // A Resolve() result that points at `rule` without owning it.
+  static std::shared_ptr<const void> Borrowed(const void* rule) {
+    return std::shared_ptr<const void>(std::shared_ptr<const void>(), rule);
+  }
+
+ public:
 
   // Examines the call. kContinue: go on. kReject: stop with *status (an error, with a
   // message that tells the client what was wrong). kPending: the interceptor will call
@@ -124,6 +162,9 @@ class InterceptorChain {
   // Runs the interceptors in order; calls `done` exactly once with OK (the call may go
   // ahead) or the rejecting status. `ctx` must stay alive until `done` ran.
   void Run(CallContext* ctx, std::function<void(CallContext*, absl::Status)> done) const;
+
+  // The rules of every interceptor for `method`.
+  MethodRules Resolve(const google::protobuf::MethodDescriptor& method) const;
 
   std::size_t size() const { return interceptors_.size(); }
   bool empty() const { return interceptors_.empty(); }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -18,6 +19,9 @@ class Recorder : public Interceptor {
   Recorder(std::string name, Result result, absl::Status status = absl::OkStatus())
       : name_(std::move(name)), result_(result), status_(std::move(status)) {}
   absl::string_view name() const override { return name_; }
+  std::shared_ptr<const void> Resolve(const google::protobuf::MethodDescriptor&) const override {
+    return nullptr;
+  }
   Result Intercept(CallContext* ctx, absl::Status* status) const override {
     ctx->caller_id += name_;
     *status = status_;
@@ -35,6 +39,9 @@ class Async : public Interceptor {
  public:
   explicit Async(absl::Status status) : status_(std::move(status)) {}
   absl::string_view name() const override { return "async"; }
+  std::shared_ptr<const void> Resolve(const google::protobuf::MethodDescriptor&) const override {
+    return nullptr;
+  }
   Result Intercept(CallContext* ctx, absl::Status*) const override {
     ctx->caller_id += "async";
     std::thread([ctx, status = status_] { ctx->Resume(status); }).detach();
@@ -115,6 +122,68 @@ TEST(InterceptorChain, PendingInterceptorCanReject) {
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_EQ(outcome, absl::ResourceExhaustedError("over"));
   EXPECT_EQ(ctx.caller_id, "async");
+}
+
+// Resolves to the method's name and records what each call got as its rule.
+class RuleEcho : public Interceptor {
+ public:
+  absl::string_view name() const override { return "rule-echo"; }
+  std::shared_ptr<const void> Resolve(
+      const google::protobuf::MethodDescriptor& method) const override {
+    ++resolved;
+    return std::make_shared<const std::string>("rule of " + method.name());
+  }
+  Result Intercept(CallContext* ctx, absl::Status*) const override {
+    const auto* rule = static_cast<const std::string*>(ctx->rule());
+    ctx->caller_id = rule == nullptr ? "no rule" : *rule;
+    return Result::kContinue;
+  }
+  mutable int resolved = 0;
+};
+
+TEST(InterceptorChain, HandsEachInterceptorTheRuleResolvedForTheMethod) {
+  google::protobuf::FileDescriptorProto file;
+  file.set_name("svc.proto");
+  file.set_package("p");
+  file.add_message_type()->set_name("M");
+  auto* service = file.add_service();
+  service->set_name("S");
+  auto* m = service->add_method();
+  m->set_name("Get");
+  m->set_input_type(".p.M");
+  m->set_output_type(".p.M");
+  google::protobuf::DescriptorPool pool;
+  ASSERT_NE(pool.BuildFile(file), nullptr);
+  const google::protobuf::MethodDescriptor* method = pool.FindMethodByName("p.S.Get");
+
+  auto echo = std::make_shared<RuleEcho>();
+  InterceptorChain chain({echo});
+  const MethodRules rules = chain.Resolve(*method);
+  EXPECT_EQ(echo->resolved, 1);
+
+  // Resolved rules are used as they are: no resolution per call.
+  for (int i = 0; i < 3; ++i) {
+    CallContext ctx;
+    ctx.method = method;
+    ctx.rules = &rules;
+    chain.Run(&ctx, [](CallContext*, absl::Status status) { EXPECT_TRUE(status.ok()); });
+    EXPECT_EQ(ctx.caller_id, "rule of Get");
+  }
+  EXPECT_EQ(echo->resolved, 1);
+
+  // Rules of another chain do not fit: resolved on the spot.
+  InterceptorChain other({echo});
+  CallContext ctx;
+  ctx.method = method;
+  ctx.rules = &rules;
+  other.Run(&ctx, [](CallContext*, absl::Status) {});
+  EXPECT_EQ(ctx.caller_id, "rule of Get");
+  EXPECT_EQ(echo->resolved, 2);
+
+  // No method: no rule.
+  CallContext bare;
+  chain.Run(&bare, [](CallContext*, absl::Status) {});
+  EXPECT_EQ(bare.caller_id, "no rule");
 }
 
 TEST(CallContext, MetadataReturnsTheFirstValue) {

@@ -146,8 +146,8 @@ int Run(int argc, char** argv) {
 
   // --- admin listener: the registry publishes complete route tables into route_snapshot
   // (restoring its directory first, so the front ends start with the registered services).
-  // The interceptor chain was resolved against the config's services only: methods of
-  // services registered at run time get no auth/quota/deadline rules (docs/config.md). ---
+  // Every table holds the config's interceptor chain, with its rules resolved for the
+  // registered services too. ---
   std::unique_ptr<registry::AdminServer> admin_server;
   if ((*config)->proto.has_admin_listener()) {
     std::vector<std::string> problems;
@@ -167,7 +167,6 @@ int Run(int argc, char** argv) {
   options.worker_threads = (*config)->worker_threads;
   options.max_message_bytes = (*config)->max_message_bytes;
   options.max_concurrent_streams = (*config)->max_concurrent_streams;
-  options.chain = (*config)->chain.get();
   absl::StatusOr<std::unique_ptr<GrpcProxyServer>> server =
       GrpcProxyServer::Start(options, &route_snapshot);
   if (!server.ok()) {

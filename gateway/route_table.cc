@@ -22,8 +22,10 @@ absl::string_view CallKindName(CallKind kind) {
 
 absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Create(
     std::shared_ptr<const google::protobuf::DescriptorPool> pool,
-    std::vector<ServiceBinding> services, const transcoder::TranscoderOptions& http_options) {
+    std::vector<ServiceBinding> services, const transcoder::TranscoderOptions& http_options,
+    std::shared_ptr<const InterceptorChain> chain) {
   std::shared_ptr<RouteTable> table(new RouteTable());
+  table->chain_ = chain != nullptr ? std::move(chain) : std::make_shared<const InterceptorChain>();
   for (const ServiceBinding& binding : services) {
     if (binding.backend == nullptr) {
       return absl::InvalidArgumentError(
@@ -50,6 +52,7 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Create(
       } else {
         route.kind = CallKind::kUnary;
       }
+      if (!table->chain_->empty()) route.rules = table->chain_->Resolve(*method);
       std::string key = route.path;
       if (!table->routes_.emplace(std::move(key), std::move(route)).second) {
         return absl::InvalidArgumentError(

@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "gateway/interceptor.h"
 #include "gateway/upstream.h"
 #include "google/protobuf/descriptor.h"
 #include "transcoder/transcoder.h"
@@ -45,6 +46,8 @@ struct Route {
   const google::protobuf::MethodDescriptor* method = nullptr;
   CallKind kind = CallKind::kUnary;
   Backend* backend = nullptr;
+  // What the table's interceptor chain applies to this method, for CallContext::rules.
+  MethodRules rules;
 };
 
 // One service and the backend that serves all its methods.
@@ -56,13 +59,15 @@ struct ServiceBinding {
 class RouteTable {
  public:
   // Builds the routes of every method of every bound service, and their HTTP routes with
-  // `http_options`. Returns INVALID_ARGUMENT when a service is not in `pool` or is bound
+  // `http_options`, and resolves the rules of `chain` (null: no interceptors) for every
+  // method; the table keeps the chain for the front ends (chain()). Returns INVALID_ARGUMENT when a service is not in `pool` or is bound
   // twice, naming it, or with the transcoder's message when an HTTP rule is invalid or two
   // rules conflict.
   static absl::StatusOr<std::shared_ptr<const RouteTable>> Create(
       std::shared_ptr<const google::protobuf::DescriptorPool> pool,
       std::vector<ServiceBinding> services,
-      const transcoder::TranscoderOptions& http_options = transcoder::TranscoderOptions());
+      const transcoder::TranscoderOptions& http_options = transcoder::TranscoderOptions(),
+      std::shared_ptr<const InterceptorChain> chain = nullptr);
 
   // The route for a method path, or nullptr when no bound service has that method.
   // The pointer is valid as long as this table is.
@@ -81,6 +86,11 @@ class RouteTable {
     return it == plan_routes_.end() ? nullptr : it->second;
   }
 
+  // The interceptors every call of this table runs through (never null; may be empty).
+  // Route::rules were resolved for this chain.
+  const InterceptorChain& chain() const { return *chain_; }
+  const std::shared_ptr<const InterceptorChain>& shared_chain() const { return chain_; }
+
   const google::protobuf::DescriptorPool& pool() const { return *pool_; }
   const std::vector<ServiceBinding>& services() const { return services_; }
   std::size_t size() const { return routes_.size(); }
@@ -90,6 +100,7 @@ class RouteTable {
 
   std::shared_ptr<const google::protobuf::DescriptorPool> pool_;
   std::vector<ServiceBinding> services_;
+  std::shared_ptr<const InterceptorChain> chain_;
   absl::flat_hash_map<std::string, Route> routes_;
   // Declared after pool_: refers to it.
   std::unique_ptr<const transcoder::Transcoder> transcoder_;

@@ -3,6 +3,7 @@ backends (the bookstore example from the config, the echo backend registered at 
 gatewayctl as the client, gRPC (grpcio) and REST (http.client) calls through the gateway.
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -46,7 +47,7 @@ def echo_request(payload):
 
 class Gateway:
     def __init__(self, ws, bookstore, echo, registry_dir=None, name="gatewayd", redis=None,
-                 token_file=None):
+                 token_file=None, extra=""):
         self.ws = ws
         store = (f'registry_redis: "{redis}"' if redis else
                  f'registry_directory: "{registry_dir}"')
@@ -64,7 +65,7 @@ services:
 runtime: {{shutdown_grace: 5s, worker_threads: 2}}
 http_listener: {{address: "127.0.0.1:0", worker_threads: 2, forwarded_request_headers: [authorization]}}
 admin_listener: {{address: "127.0.0.1:0", {store}}}
-"""
+{extra}"""
         self.name = name
         self.start()
 
@@ -350,6 +351,70 @@ class AdminRestTest(unittest.TestCase):
         result = subprocess.run([GATEWAYCTL, f"--admin={gw.admin_address}", "list"],
                                 capture_output=True, text=True, timeout=60)
         self.assertEqual(result.returncode, 4, result.stderr)
+
+
+class RegisteredServiceRulesTest(unittest.TestCase):
+    """Auth, quota and deadline rules of the config govern a service registered at run time
+    (their selectors name it before it exists), on both front ends."""
+
+    def test_rules_apply_to_the_registered_service(self):
+        ws = harness.Workspace()
+        self.addCleanup(ws.close)
+        bookstore = harness.bookstore_backend(ws)
+        echo = ws.echo_backend()
+        key_hash = hashlib.sha256(b"team-key").hexdigest()
+        keys_file = ws.write("api-keys.txt", f"echo-team {key_hash}\n")
+        gw = Gateway(ws, bookstore.address, echo.address,
+                     registry_dir=os.path.join(ws.dir, "registry"), extra=f"""
+auth:
+  api_keys: {{keys_file: "{keys_file}"}}
+  rules:
+    - {{selectors: ["bookstore.v1.Bookstore.*"], allow_unauthenticated: true}}
+    - {{selectors: ["gateway.test.v1.Echo.*"], providers: [api_key]}}
+quotas:
+  rules:
+    - {{name: echo-unary, selectors: ["gateway.test.v1.Echo.Unary"], requests: 3, per: 60s,
+        key: METHOD}}
+deadlines:
+  rules:
+    - {{selectors: ["gateway.test.v1.Echo.*"], default_timeout: 3s}}
+""")
+        # Not registered yet: not served.
+        with self.assertRaises(grpc.RpcError) as err:
+            gw.grpc_call("/gateway.test.v1.Echo/Unary", echo_request(b"x"))
+        self.assertEqual(err.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        code, out = gw.ctl("register", "gateway.test.v1.Echo", f"--descriptor-set={ECHO_HTTP_V1}",
+                           "--backend=echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+
+        # The auth rule: no key -> UNAUTHENTICATED / 401 on both front ends.
+        with self.assertRaises(grpc.RpcError) as err:
+            gw.grpc_call("/gateway.test.v1.Echo/Unary", echo_request(b"x"))
+        self.assertEqual(err.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        status, body = gw.rest("POST", "/v1/echo", {"payload": "aGk="})
+        self.assertEqual(status, 401, body)
+        # The configured service keeps its own (open) rule.
+        gw.grpc_call("/bookstore.v1.Bookstore/ListShelves")
+
+        # With the key: the quota (3 calls a minute, shared by both front ends) counts.
+        response_type = harness.load_messages(harness.ECHO_SET)["gateway.test.v1.EchoResponse"]
+        call = gw.channel.unary_unary("/gateway.test.v1.Echo/Unary")
+        reply = response_type.FromString(
+            call(echo_request(b"a"), metadata=[("x-api-key", "team-key")]))
+        # The deadline rule's default reached the backend (the client set no deadline).
+        self.assertGreater(reply.deadline_ms, 2000)
+        self.assertLessEqual(reply.deadline_ms, 3000)
+        status, body = gw.rest("POST", "/v1/echo", {"payload": "aGk="},
+                               headers={"x-api-key": "team-key"})
+        self.assertEqual(status, 200, body)
+        call(echo_request(b"c"), timeout=TIMEOUT, metadata=[("x-api-key", "team-key")])
+        with self.assertRaises(grpc.RpcError) as err:
+            call(echo_request(b"d"), timeout=TIMEOUT, metadata=[("x-api-key", "team-key")])
+        self.assertEqual(err.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("echo-unary", err.exception.details())
+        status, body = gw.rest("POST", "/v1/echo", {"payload": "aGk="},
+                               headers={"x-api-key": "team-key"})
+        self.assertEqual(status, 429, body)
 
 
 class SharedRegistryTest(unittest.TestCase):

@@ -26,11 +26,10 @@ namespace gateway {
 class GrpcProxyServer::Worker {
  public:
   Worker(grpc::AsyncGenericService* service, std::unique_ptr<grpc::ServerCompletionQueue> cq,
-         const Snapshot<RouteTable>* routes, const InterceptorChain* chain, int requests)
+         const Snapshot<RouteTable>* routes, int requests)
       : service_(service),
         cq_(std::move(cq)),
         routes_(routes),
-        chain_(chain),
         requests_(requests) {}
 
   void Start() {
@@ -62,7 +61,6 @@ class GrpcProxyServer::Worker {
 
   grpc::ServerCompletionQueue* cq() { return cq_.get(); }
   grpc::AsyncGenericService* service() { return service_; }
-  const InterceptorChain* chain() const { return chain_; }
   // Only from the worker's own thread.
   const std::shared_ptr<const RouteTable>& routes() { return reader_->Get(); }
 
@@ -72,7 +70,6 @@ class GrpcProxyServer::Worker {
   grpc::AsyncGenericService* service_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   const Snapshot<RouteTable>* routes_;
-  const InterceptorChain* chain_;
   const int requests_;
   std::unique_ptr<Snapshot<RouteTable>::Reader> reader_;  // used by thread_ only
   std::thread thread_;
@@ -208,7 +205,7 @@ class ProxyCall {
       return;
     }
     routes_ = table;  // keeps route_ valid for the life of the call
-    if (worker_->chain() == nullptr || worker_->chain()->empty()) {
+    if (table->chain().empty()) {
       Admitted();
       return;
     }
@@ -222,6 +219,7 @@ class ProxyCall {
     ctx_ = std::make_unique<CallContext>();
     ctx_->front_end = FrontEnd::kGrpc;
     ctx_->method = route_->method;
+    ctx_->rules = &route_->rules;
     ctx_->path = server_ctx_.method();
     ctx_->request_metadata.reserve(server_ctx_.client_metadata().size());
     for (const auto& [key, value] : server_ctx_.client_metadata()) {
@@ -244,7 +242,7 @@ class ProxyCall {
     // client Read (client_stream_, down_).
     pending_.fetch_add(1, std::memory_order_relaxed);
     chain_state_.store(kChainRunning, std::memory_order_relaxed);
-    worker_->chain()->Run(ctx_.get(), [this](CallContext*, absl::Status status) {
+    routes_->chain().Run(ctx_.get(), [this](CallContext*, absl::Status status) {
       chain_status_ = std::move(status);
       if (chain_state_.exchange(kChainDone, std::memory_order_acq_rel) == kChainReturned) {
         OnChainDone();
@@ -446,7 +444,7 @@ absl::StatusOr<std::unique_ptr<GrpcProxyServer>> GrpcProxyServer::Start(
   }
   for (auto& cq : queues) {
     proxy->workers_.push_back(
-        std::make_unique<Worker>(&proxy->service_, std::move(cq), routes, options.chain,
+        std::make_unique<Worker>(&proxy->service_, std::move(cq), routes,
                                  std::max(1, options.requests_per_worker)));
   }
   for (auto& worker : proxy->workers_) worker->Start();

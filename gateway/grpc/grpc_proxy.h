@@ -16,8 +16,8 @@
 // Errors of the gateway itself: UNIMPLEMENTED "method not found: /pkg.Svc/M" for a method
 // no route serves; the backend's own UNAVAILABLE when it cannot be reached.
 //
-// Before a call goes to its backend it runs the interceptor chain (authentication, quotas,
-// deadlines): a rejection ends the call with the interceptor's status, its response
+// Before a call goes to its backend it runs the interceptor chain of the route table it was
+// routed by (authentication, quotas, deadlines; RouteTable::chain()): a rejection ends the call with the interceptor's status, its response
 // headers sent as trailing metadata; otherwise the interceptors' metadata is added and
 // their deadline (if earlier than the client's) is set on the backend call.
 //
@@ -62,9 +62,6 @@ class GrpcProxyServer {
     int max_concurrent_streams = 1000;
     // Incoming calls kept requested per worker (accept backlog inside gRPC).
     int requests_per_worker = 8;
-    // Run for every call before it goes to its backend; nullptr or empty: none. Must
-    // outlive the server.
-    const InterceptorChain* chain = nullptr;
   };
 
   // Binds, starts the workers and returns the running server. `routes` must outlive the

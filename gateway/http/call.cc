@@ -191,8 +191,8 @@ void HttpCall::Dispatch() {
 // when it accepts the call (OnIntercepted).
 void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
   const HttpRequest& req = request_;
-  const InterceptorChain* chain = env_->interceptors;
-  if (chain == nullptr || chain->empty()) {
+  const InterceptorChain* chain = &table_->chain();
+  if (chain->empty()) {
     StartBackend();
     return;
   }
@@ -200,6 +200,7 @@ void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
   CallContext& ctx = *call_ctx_;
   ctx.front_end = FrontEnd::kHttp;
   ctx.method = route_->method;
+  ctx.rules = &route_->rules;
   ctx.path = route_->path;
   ctx.request_metadata.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) ctx.request_metadata.emplace_back(name, value);

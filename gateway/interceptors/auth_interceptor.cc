@@ -144,8 +144,11 @@ class AuthInterceptor::Impl {
 
   absl::Status Compile(const config::v1::Auth& config, const std::string& base_dir,
                        const google::protobuf::DescriptorPool& pool,
-                       const std::vector<std::string>& services);
+                       const std::vector<std::string>& services, SelectorCheck check);
 
+  const void* Resolve(const google::protobuf::MethodDescriptor& method) const {
+    return by_method_.Find(&method);
+  }
   Result Intercept(CallContext* ctx, absl::Status* status) const;
 
  private:
@@ -177,7 +180,8 @@ class AuthInterceptor::Impl {
 absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
                                             const std::string& base_dir,
                                             const google::protobuf::DescriptorPool& pool,
-                                            const std::vector<std::string>& services) {
+                                            const std::vector<std::string>& services,
+                                            SelectorCheck check) {
   absl::flat_hash_map<std::string, const Provider*> by_name;
   for (int i = 0; i < config.jwt_providers_size(); ++i) {
     const config::v1::JwtProvider& c = config.jwt_providers(i);
@@ -351,7 +355,7 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
     rules_.push_back(std::move(rule));
   }
   has_rules_ = !rules_.empty();
-  absl::StatusOr<SelectorMap<Rule>> map = std::move(builder).Build(pool, services);
+  absl::StatusOr<SelectorMap<Rule>> map = std::move(builder).Build(pool, services, check);
   if (!map.ok()) return map.status();
   by_method_ = *std::move(map);
 
@@ -468,7 +472,7 @@ absl::Status AuthInterceptor::Impl::Accept(const Rule& rule, const Provider& pro
 Interceptor::Result AuthInterceptor::Impl::Intercept(CallContext* ctx,
                                                      absl::Status* status) const {
   if (!has_rules_) return Result::kContinue;
-  const Rule* rule = by_method_.Find(ctx->method);
+  const Rule* rule = static_cast<const Rule*>(ctx->rule());
   if (rule == nullptr) {
     *status = absl::PermissionDeniedError(
         absl::StrCat("no auth rule allows ", ctx->path, " (methods without a rule are closed)"));
@@ -549,11 +553,17 @@ AuthInterceptor::~AuthInterceptor() = default;
 
 absl::StatusOr<std::shared_ptr<const AuthInterceptor>> AuthInterceptor::Create(
     const config::v1::Auth& config, const std::string& base_dir,
-    const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services) {
+    const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services,
+    SelectorCheck check) {
   auto impl = std::make_unique<Impl>();
-  absl::Status status = impl->Compile(config, base_dir, pool, services);
+  absl::Status status = impl->Compile(config, base_dir, pool, services, check);
   if (!status.ok()) return status;
   return std::shared_ptr<const AuthInterceptor>(new AuthInterceptor(std::move(impl)));
+}
+
+std::shared_ptr<const void> AuthInterceptor::Resolve(
+    const google::protobuf::MethodDescriptor& method) const {
+  return Borrowed(impl_->Resolve(method));
 }
 
 Interceptor::Result AuthInterceptor::Intercept(CallContext* ctx, absl::Status* status) const {

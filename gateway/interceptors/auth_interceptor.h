@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/interceptor.h"
+#include "gateway/interceptors/selector.h"
 
 namespace gateway {
 
@@ -40,14 +41,19 @@ class AuthInterceptor : public Interceptor {
   // Compiles the config: loads JWKS files and API key files (relative to `base_dir`),
   // fetches JWKS URLs (a failure there is logged and retried in the background, not an
   // error). INVALID_ARGUMENT naming the key (`auth.rules[2].providers[0]`) for unknown
-  // providers, bad selectors, unreadable or invalid files, and other mistakes.
+  // providers, bad selectors (or, with SelectorCheck::kStrict, selectors naming no method of
+  // `services`), unreadable or invalid files, and other mistakes.
   static absl::StatusOr<std::shared_ptr<const AuthInterceptor>> Create(
       const config::v1::Auth& config, const std::string& base_dir,
-      const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services);
+      const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services,
+      SelectorCheck check = SelectorCheck::kStrict);
 
   ~AuthInterceptor() override;
 
   absl::string_view name() const override { return "auth"; }
+  // The most specific rule for `method`.
+  std::shared_ptr<const void> Resolve(
+      const google::protobuf::MethodDescriptor& method) const override;
   Result Intercept(CallContext* ctx, absl::Status* status) const override;
 
   class Impl;

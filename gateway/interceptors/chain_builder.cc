@@ -11,23 +11,25 @@ namespace gateway {
 absl::StatusOr<std::shared_ptr<const InterceptorChain>> BuildInterceptorChain(
     const config::v1::Config& config, const std::string& base_dir,
     const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services,
-    std::shared_ptr<const Clock> clock) {
+    std::shared_ptr<const Clock> clock, metrics::MetricRegistry* metrics) {
+  const SelectorCheck check =
+      config.has_admin_listener() ? SelectorCheck::kOpen : SelectorCheck::kStrict;
   std::vector<std::shared_ptr<const Interceptor>> interceptors;
   if (config.has_auth()) {
     absl::StatusOr<std::shared_ptr<const AuthInterceptor>> auth =
-        AuthInterceptor::Create(config.auth(), base_dir, pool, services);
+        AuthInterceptor::Create(config.auth(), base_dir, pool, services, check);
     if (!auth.ok()) return auth.status();
     interceptors.push_back(*std::move(auth));
   }
   if (!config.quotas().rules().empty()) {
     absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> quotas =
-        QuotaInterceptor::Create(config.quotas(), pool, services, clock);
+        QuotaInterceptor::Create(config.quotas(), pool, services, clock, check, metrics);
     if (!quotas.ok()) return quotas.status();
     interceptors.push_back(*std::move(quotas));
   }
   if (!config.deadlines().rules().empty()) {
     absl::StatusOr<std::shared_ptr<const DeadlineInterceptor>> deadlines =
-        DeadlineInterceptor::Create(config.deadlines(), pool, services, clock);
+        DeadlineInterceptor::Create(config.deadlines(), pool, services, clock, check);
     if (!deadlines.ok()) return deadlines.status();
     interceptors.push_back(*std::move(deadlines));
   }

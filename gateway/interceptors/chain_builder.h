@@ -1,8 +1,8 @@
 // Builds the gateway's interceptor chain from the config: authentication first (it sets
 // the caller the quotas count by), then quotas, then deadlines.
 //
-// Thread-safety: the returned chain is immutable. It belongs to the descriptor pool and
-// services it was built for (method rules are resolved against them).
+// Thread-safety: the returned chain is immutable. Its rules are resolved per method by the
+// route tables that hold it (InterceptorChain::Resolve), for any descriptor pool.
 //
 // Example:
 //   absl::StatusOr<std::shared_ptr<const InterceptorChain>> chain =
@@ -22,13 +22,18 @@
 #include "gateway/interceptor.h"
 
 namespace gateway {
+namespace metrics {
+class MetricRegistry;
+}  // namespace metrics
 
 // INVALID_ARGUMENT naming the config key when a section does not compile. Relative file
-// paths (JWKS and API key files) are resolved against `base_dir`.
+// paths (JWKS and API key files) are resolved against `base_dir`. Selectors must name
+// methods of `services` in `pool`, unless the config has an admin listener (services can
+// then be registered at run time, and a selector may be meant for one of them).
 absl::StatusOr<std::shared_ptr<const InterceptorChain>> BuildInterceptorChain(
     const config::v1::Config& config, const std::string& base_dir,
     const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services,
-    std::shared_ptr<const Clock> clock);
+    std::shared_ptr<const Clock> clock, metrics::MetricRegistry* metrics = nullptr);
 
 }  // namespace gateway
 

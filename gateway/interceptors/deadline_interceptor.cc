@@ -13,7 +13,8 @@ absl::Duration ToDuration(const google::protobuf::Duration& d) {
 
 absl::StatusOr<std::shared_ptr<const DeadlineInterceptor>> DeadlineInterceptor::Create(
     const config::v1::Deadlines& config, const google::protobuf::DescriptorPool& pool,
-    const std::vector<std::string>& services, std::shared_ptr<const Clock> clock) {
+    const std::vector<std::string>& services, std::shared_ptr<const Clock> clock,
+    SelectorCheck check) {
   std::shared_ptr<DeadlineInterceptor> interceptor(new DeadlineInterceptor());
   interceptor->clock_ = std::move(clock);
   interceptor->rules_.reserve(config.rules_size());  // pointers into it must stay valid
@@ -49,15 +50,20 @@ absl::StatusOr<std::shared_ptr<const DeadlineInterceptor>> DeadlineInterceptor::
       if (!status.ok()) return status;
     }
   }
-  absl::StatusOr<SelectorMap<Rule>> map = std::move(builder).Build(pool, services);
+  absl::StatusOr<SelectorMap<Rule>> map = std::move(builder).Build(pool, services, check);
   if (!map.ok()) return map.status();
   interceptor->by_method_ = *std::move(map);
   return std::shared_ptr<const DeadlineInterceptor>(std::move(interceptor));
 }
 
+std::shared_ptr<const void> DeadlineInterceptor::Resolve(
+    const google::protobuf::MethodDescriptor& method) const {
+  return Borrowed(by_method_.Find(&method));
+}
+
 Interceptor::Result DeadlineInterceptor::Intercept(CallContext* ctx,
                                                    absl::Status* status) const {
-  const Rule* rule = by_method_.Find(ctx->method);
+  const Rule* rule = static_cast<const Rule*>(ctx->rule());
   const absl::Time now = clock_->Now();
   absl::Time deadline = ctx->backend_deadline;
   if (rule != nullptr) {

@@ -32,13 +32,17 @@ class DeadlineInterceptor : public Interceptor {
   };
 
   // Compiles `config` against the methods of `services` in `pool`. INVALID_ARGUMENT naming
-  // the key (`deadlines.rules[1].selectors[0]`) for a bad or unknown selector, a rule
-  // without selectors, or a zero timeout.
+  // the key (`deadlines.rules[1].selectors[0]`) for a bad selector, one that names no
+  // method of `services` (with SelectorCheck::kStrict), a rule without selectors, or a zero
+  // timeout.
   static absl::StatusOr<std::shared_ptr<const DeadlineInterceptor>> Create(
       const config::v1::Deadlines& config, const google::protobuf::DescriptorPool& pool,
-      const std::vector<std::string>& services, std::shared_ptr<const Clock> clock);
+      const std::vector<std::string>& services, std::shared_ptr<const Clock> clock,
+      SelectorCheck check = SelectorCheck::kStrict);
 
   absl::string_view name() const override { return "deadline"; }
+  std::shared_ptr<const void> Resolve(
+      const google::protobuf::MethodDescriptor& method) const override;
   Result Intercept(CallContext* ctx, absl::Status* status) const override;
 
  private:

@@ -55,6 +55,20 @@ CallContext Call(const std::string& method, absl::Time deadline = absl::Infinite
   return ctx;
 }
 
+// Runs `interceptor` as the only one of a chain (which resolves its rule for ctx->method)
+// and returns whether it let the call go on; *status is the rejection.
+Interceptor::Result RunAlone(std::shared_ptr<const Interceptor> interceptor, CallContext* ctx,
+                             absl::Status* status) {
+  InterceptorChain chain({std::move(interceptor)});
+  bool done = false;
+  chain.Run(ctx, [&](CallContext*, absl::Status s) {
+    done = true;
+    *status = std::move(s);
+  });
+  if (!done) return Interceptor::Result::kPending;
+  return status->ok() ? Interceptor::Result::kContinue : Interceptor::Result::kReject;
+}
+
 TEST(SelectorMap, MostSpecificSelectorWins) {
   int exact = 1, service = 2, global = 3;
   SelectorMap<int>::Builder builder;
@@ -84,6 +98,94 @@ TEST(SelectorMap, RejectsBadDuplicateAndUnknownSelectors) {
               HasSubstr("rules[0]: \"gateway.test.v1.Echo.Unry\" names no method"));
 }
 
+// A pool built apart from EchoPool() from the same descriptor set: what the registry builds
+// when a service is registered at run time (same names, other descriptor objects).
+std::shared_ptr<const google::protobuf::DescriptorPool> OtherEchoPool() {
+  DescriptorSetBuilder builder;
+  absl::Status status = builder.AddFile(absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
+                                                     std::getenv("TEST_WORKSPACE"),
+                                                     "/tests/testdata/echo_proto.pb"));
+  EXPECT_TRUE(status.ok()) << status;
+  return *builder.Build();
+}
+
+TEST(SelectorMap, OpenCheckKeepsSelectorsForServicesNotServedYet) {
+  int later = 1, echo = 2;
+  SelectorMap<int>::Builder builder;
+  ASSERT_TRUE(builder.Add("other.v1.Later.*", &later, "a").ok());
+  ASSERT_TRUE(builder.Add("gateway.test.v1.Echo.Unary", &echo, "b").ok());
+  absl::StatusOr<SelectorMap<int>> map =
+      std::move(builder).Build(*EchoPool(), kServices, SelectorCheck::kOpen);
+  ASSERT_TRUE(map.ok()) << map.status();
+  EXPECT_EQ(map->Find(Method("Unary")), &echo);
+  EXPECT_EQ(map->Find(Method("Bidi")), nullptr);
+}
+
+TEST(InterceptorRules, ApplyToMethodsOfPoolsBuiltLater) {
+  auto clock = std::make_shared<FakeClock>();
+  config::v1::Config config = Parse(R"(
+admin_listener: {address: "127.0.0.1:0"}
+auth:
+  rules:
+    - {selectors: ["gateway.test.v1.Echo.Unary"], allow_unauthenticated: true}
+    - {selectors: ["not.registered.yet.Service.*"], allow_unauthenticated: true}
+quotas:
+  rules:
+    - {name: one-per-second, selectors: ["gateway.test.v1.Echo.*"], requests: 1, key: METHOD}
+deadlines:
+  rules:
+    - {selectors: ["*"], default_timeout: 3s}
+)");
+  // With an admin listener, a selector naming a service not in the config is kept.
+  absl::StatusOr<std::shared_ptr<const InterceptorChain>> chain =
+      BuildInterceptorChain(config, ".", *EchoPool(), kServices, clock);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  config.clear_admin_listener();
+  absl::StatusOr<std::shared_ptr<const InterceptorChain>> strict =
+      BuildInterceptorChain(config, ".", *EchoPool(), kServices, clock);
+  ASSERT_FALSE(strict.ok());
+  EXPECT_THAT(std::string(strict.status().message()),
+              HasSubstr("auth.rules[1].selectors[0]: \"not.registered.yet.Service.*\" names "
+                        "no method of the served services"));
+
+  // The same methods in a pool that did not exist when the chain was built.
+  std::shared_ptr<const google::protobuf::DescriptorPool> later = OtherEchoPool();
+  const google::protobuf::MethodDescriptor* unary =
+      later->FindMethodByName("gateway.test.v1.Echo.Unary");
+  const google::protobuf::MethodDescriptor* bidi =
+      later->FindMethodByName("gateway.test.v1.Echo.Bidi");
+  ASSERT_NE(unary, Method("Unary"));
+  const MethodRules unary_rules = (*chain)->Resolve(*unary);
+  const MethodRules bidi_rules = (*chain)->Resolve(*bidi);
+
+  auto run = [&](const google::protobuf::MethodDescriptor* method, const MethodRules* rules) {
+    CallContext ctx;
+    ctx.method = method;
+    ctx.rules = rules;
+    ctx.path = "/" + method->service()->full_name() + "/" + method->name();
+    ctx.peer_address = "ipv4:127.0.0.1:5555";
+    absl::Status result = absl::InternalError("not run");
+    absl::Time deadline;
+    (*chain)->Run(&ctx, [&](CallContext* c, absl::Status s) {
+      result = std::move(s);
+      deadline = c->backend_deadline;
+    });
+    return std::make_pair(result, deadline);
+  };
+  auto [first, deadline] = run(unary, &unary_rules);
+  EXPECT_TRUE(first.ok()) << first;
+  EXPECT_EQ(deadline, clock->Now() + absl::Seconds(3));
+  // The quota counts the method of the later pool under the same rule.
+  auto [second, unused] = run(unary, &unary_rules);
+  EXPECT_EQ(second.code(), absl::StatusCode::kResourceExhausted) << second;
+  // No auth rule names Bidi: closed, as for a configured method.
+  auto [closed, unused2] = run(bidi, &bidi_rules);
+  EXPECT_EQ(closed.code(), absl::StatusCode::kPermissionDenied) << closed;
+  // Without resolved rules (or with another chain's) the chain resolves them itself.
+  auto [unresolved, unused3] = run(bidi, nullptr);
+  EXPECT_EQ(unresolved.code(), absl::StatusCode::kPermissionDenied);
+}
+
 TEST(DeadlineInterceptor, DefaultAppliesOnlyWithoutAClientDeadlineAndMaxCaps) {
   auto clock = std::make_shared<FakeClock>();
   config::v1::Config config = Parse(R"(
@@ -99,23 +201,23 @@ deadlines:
   absl::Status status;
 
   CallContext none = Call("Unary");
-  EXPECT_EQ((*interceptor)->Intercept(&none, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*interceptor, &none, &status), Result::kContinue);
   EXPECT_EQ(none.backend_deadline, now + absl::Seconds(2));
 
   CallContext longer = Call("Unary", now + absl::Seconds(30));
-  EXPECT_EQ((*interceptor)->Intercept(&longer, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*interceptor, &longer, &status), Result::kContinue);
   EXPECT_EQ(longer.backend_deadline, now + absl::Seconds(5));
 
   CallContext shorter = Call("Unary", now + absl::Seconds(1));
-  EXPECT_EQ((*interceptor)->Intercept(&shorter, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*interceptor, &shorter, &status), Result::kContinue);
   EXPECT_EQ(shorter.backend_deadline, now + absl::Seconds(1));
 
   CallContext bidi = Call("Bidi");
-  EXPECT_EQ((*interceptor)->Intercept(&bidi, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*interceptor, &bidi, &status), Result::kContinue);
   EXPECT_EQ(bidi.backend_deadline, now + absl::Seconds(1));
 
   CallContext past = Call("Unary", now - absl::Milliseconds(1));
-  EXPECT_EQ((*interceptor)->Intercept(&past, &status), Result::kReject);
+  EXPECT_EQ(RunAlone(*interceptor, &past, &status), Result::kReject);
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
 }
 
@@ -131,10 +233,10 @@ quotas:
   absl::Status status;
   for (int i = 0; i < 2; ++i) {
     CallContext ctx = Call("Unary");
-    EXPECT_EQ((*quotas)->Intercept(&ctx, &status), Result::kContinue);
+    EXPECT_EQ(RunAlone(*quotas, &ctx, &status), Result::kContinue);
   }
   CallContext third = Call("Unary");
-  EXPECT_EQ((*quotas)->Intercept(&third, &status), Result::kReject);
+  EXPECT_EQ(RunAlone(*quotas, &third, &status), Result::kReject);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(status.message()),
               HasSubstr("quota \"per-caller\" exceeded (2 calls per 1s, burst 2); retry after "
@@ -145,13 +247,13 @@ quotas:
                                    Pair("ratelimit-reset", "1")));
   // Another method is not limited; another caller has its own bucket.
   CallContext bidi = Call("Bidi");
-  EXPECT_EQ((*quotas)->Intercept(&bidi, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*quotas, &bidi, &status), Result::kContinue);
   CallContext other = Call("Unary");
   other.caller_id = "alice";
-  EXPECT_EQ((*quotas)->Intercept(&other, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*quotas, &other, &status), Result::kContinue);
   clock->Advance(absl::Milliseconds(500));
   CallContext later = Call("Unary");
-  EXPECT_EQ((*quotas)->Intercept(&later, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*quotas, &later, &status), Result::kContinue);
 }
 
 TEST(QuotaInterceptor, KeysByHeaderAndGlobally) {
@@ -166,13 +268,13 @@ quotas:
   absl::Status status;
   CallContext a = Call("Unary");
   a.request_metadata = {{"x-tenant", "a"}};
-  EXPECT_EQ((*quotas)->Intercept(&a, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*quotas, &a, &status), Result::kContinue);
   CallContext b = Call("Bidi");
   b.request_metadata = {{"x-tenant", "b"}};
-  EXPECT_EQ((*quotas)->Intercept(&b, &status), Result::kContinue);
+  EXPECT_EQ(RunAlone(*quotas, &b, &status), Result::kContinue);
   CallContext a2 = Call("Bidi");
   a2.request_metadata = {{"x-tenant", "a"}};
-  EXPECT_EQ((*quotas)->Intercept(&a2, &status), Result::kReject);
+  EXPECT_EQ(RunAlone(*quotas, &a2, &status), Result::kReject);
 }
 
 TEST(QueryParameter, FindsAndDecodesTheValue) {

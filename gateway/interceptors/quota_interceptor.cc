@@ -40,7 +40,8 @@ absl::string_view PeerIp(absl::string_view peer) {
 
 absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> QuotaInterceptor::Create(
     const config::v1::Quotas& config, const google::protobuf::DescriptorPool& pool,
-    const std::vector<std::string>& services, std::shared_ptr<const Clock> clock) {
+    const std::vector<std::string>& services, std::shared_ptr<const Clock> clock,
+    SelectorCheck check, metrics::MetricRegistry* metrics) {
   std::shared_ptr<QuotaInterceptor> interceptor(new QuotaInterceptor());
   interceptor->clock_ = std::move(clock);
   absl::flat_hash_set<std::string> names;
@@ -98,7 +99,7 @@ absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> QuotaInterceptor::Create
                                         absl::StrCat(key, ".selectors[", s, "]"));
       if (!status.ok()) return status;
     }
-    absl::StatusOr<SelectorMap<Rule>> applies = std::move(builder).Build(pool, services);
+    absl::StatusOr<SelectorMap<Rule>> applies = std::move(builder).Build(pool, services, check);
     if (!applies.ok()) return applies.status();
     rule->applies = *std::move(applies);
     interceptor->rules_.push_back(std::move(rule));
@@ -114,6 +115,7 @@ absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> QuotaInterceptor::Create
         return absl::InvalidArgumentError("quotas.redis.timeout: must be positive");
       }
     }
+    options.metrics = metrics;
     absl::StatusOr<std::unique_ptr<RedisQuotaStore>> store = RedisQuotaStore::Create(options);
     if (!store.ok()) {
       return absl::InvalidArgumentError(
@@ -157,6 +159,7 @@ absl::Status QuotaInterceptor::Rejection(const Rule& rule, const RateLimiter::De
 }
 
 void QuotaInterceptor::OnStoreFailure(const absl::Status& status) const {
+  store_->CountFailureDecision(fail_open_);
   const absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&log_mu_);
@@ -212,10 +215,21 @@ struct QuotaInterceptor::SharedCheck {
   }
 };
 
-Interceptor::Result QuotaInterceptor::Intercept(CallContext* ctx, absl::Status* status) const {
-  SharedCheck* shared = nullptr;
+std::shared_ptr<const void> QuotaInterceptor::Resolve(
+    const google::protobuf::MethodDescriptor& method) const {
+  auto applicable = std::make_shared<std::vector<const Rule*>>();
   for (const auto& rule : rules_) {
-    if (rule->applies.Find(ctx->method) == nullptr) continue;
+    if (rule->applies.Find(&method) != nullptr) applicable->push_back(rule.get());
+  }
+  if (applicable->empty()) return nullptr;
+  return applicable;
+}
+
+Interceptor::Result QuotaInterceptor::Intercept(CallContext* ctx, absl::Status* status) const {
+  const auto* applicable = static_cast<const std::vector<const Rule*>*>(ctx->rule());
+  if (applicable == nullptr) return Result::kContinue;
+  SharedCheck* shared = nullptr;
+  for (const Rule* rule : *applicable) {
     const absl::string_view key = KeyOf(*rule, *ctx);
     if (rule->shared) {
       if (shared == nullptr) {
@@ -223,7 +237,7 @@ Interceptor::Result QuotaInterceptor::Intercept(CallContext* ctx, absl::Status* 
         shared->self = this;
         shared->ctx = ctx;
       }
-      shared->rules.push_back(rule.get());
+      shared->rules.push_back(rule);
       shared->keys.push_back(absl::StrCat(rule->redis_prefix, key));
       continue;
     }

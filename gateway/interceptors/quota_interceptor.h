@@ -39,12 +39,17 @@ class QuotaInterceptor : public Interceptor {
  public:
   // INVALID_ARGUMENT naming the key (`quotas.rules[0].requests`) for a missing name or
   // duplicate name, no selectors, a bad or unknown selector, zero requests or period, a
-  // HEADER key without `header`.
+  // HEADER key without `header`; a selector that names no method of `services` only with
+  // SelectorCheck::kStrict.
   static absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> Create(
       const config::v1::Quotas& config, const google::protobuf::DescriptorPool& pool,
-      const std::vector<std::string>& services, std::shared_ptr<const Clock> clock);
+      const std::vector<std::string>& services, std::shared_ptr<const Clock> clock,
+      SelectorCheck check = SelectorCheck::kStrict, metrics::MetricRegistry* metrics = nullptr);
 
   absl::string_view name() const override { return "quota"; }
+  // The rules that apply to `method`, in config order.
+  std::shared_ptr<const void> Resolve(
+      const google::protobuf::MethodDescriptor& method) const override;
   Result Intercept(CallContext* ctx, absl::Status* status) const override;
 
  private:

@@ -1,17 +1,19 @@
-// SelectorMap<T>: which rule applies to each method, resolved once.
+// SelectorMap<T>: which rule applies to a method.
 //
 // Rules name methods with selectors: a full method name ("pkg.Service.Method"), every
 // method of a service ("pkg.Service.*") or every method ("*"); the most specific selector
-// that names a method wins. Create() resolves every method of the descriptor pool once, so
-// Find() is one pointer-keyed hash lookup per call (no string matching on the call path).
+// that names a method wins. Find() ranks the selectors for one method; it is meant to run
+// when a route table is built (Interceptor::Resolve), not per call, so that methods of
+// services registered at run time (in descriptor pools that did not exist when the rules
+// were compiled) get the same treatment as the configured ones.
 //
-// Thread-safety: immutable after Create(); Find() is safe from any thread. The map belongs
-// to one DescriptorPool: rebuild it when the pool changes.
+// Thread-safety: immutable after Build(); Find() is safe from any thread.
 //
 // Example:
 //   SelectorMap<Policy>::Builder builder;
 //   RETURN_IF_ERROR(builder.Add("pkg.Svc.*", &policy_a, "rules[0].selectors[0]"));
-//   absl::StatusOr<SelectorMap<Policy>> map = std::move(builder).Build(pool);
+//   absl::StatusOr<SelectorMap<Policy>> map =
+//       std::move(builder).Build(pool, services, SelectorCheck::kStrict);
 //   const Policy* p = map->Find(method_descriptor);  // nullptr: no rule
 
 #ifndef GATEWAY_INTERCEPTORS_SELECTOR_H_
@@ -21,7 +23,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -34,8 +35,18 @@ namespace gateway {
 // separated by dots). Returns INVALID_ARGUMENT naming `key` otherwise.
 absl::Status CheckSelectorSyntax(const std::string& selector, const std::string& key);
 
+// How Build() treats selectors that name no configured method.
+enum class SelectorCheck { kStrict, kOpen };
+
 template <typename T>
 class SelectorMap {
+ private:
+  struct Entry {
+    std::string selector;
+    const T* value;
+    std::string key;
+  };
+
  public:
   class Builder {
    public:
@@ -54,36 +65,29 @@ class SelectorMap {
       return absl::OkStatus();
     }
 
-    // Resolves every method of `pool`. INVALID_ARGUMENT when a selector names no method
-    // of the pool (a typo would otherwise silently apply to nothing).
+    // Checks the selectors against the methods of `services` in `pool`: with kStrict,
+    // INVALID_ARGUMENT when a selector other than "*" names no method of them (a typo would
+    // otherwise silently apply to nothing); with kOpen (services may be registered at run
+    // time) every well-formed selector is kept.
     absl::StatusOr<SelectorMap> Build(const google::protobuf::DescriptorPool& pool,
-                                      const std::vector<std::string>& services) && {
+                                      const std::vector<std::string>& services,
+                                      SelectorCheck check = SelectorCheck::kStrict) && {
       SelectorMap map;
-      std::vector<bool> used(entries_.size(), false);
+      map.entries_ = std::move(entries_);
+      if (check == SelectorCheck::kOpen) return map;
+      std::vector<bool> used(map.entries_.size(), false);
       for (const std::string& name : services) {
         const google::protobuf::ServiceDescriptor* service = pool.FindServiceByName(name);
         if (service == nullptr) continue;
         for (int i = 0; i < service->method_count(); ++i) {
-          const google::protobuf::MethodDescriptor* method = service->method(i);
-          int best = -1;
-          int best_rank = -1;
-          for (std::size_t e = 0; e < entries_.size(); ++e) {
-            const int rank = Rank(entries_[e].selector, *method);
-            if (rank > best_rank) {
-              best_rank = rank;
-              best = static_cast<int>(e);
-            }
-          }
-          if (best >= 0) {
-            used[best] = true;
-            map.by_method_[method] = entries_[best].value;
-          }
+          const int best = map.Best(*service->method(i));
+          if (best >= 0) used[best] = true;
         }
       }
-      for (std::size_t e = 0; e < entries_.size(); ++e) {
-        if (!used[e] && entries_[e].selector != "*") {
+      for (std::size_t e = 0; e < map.entries_.size(); ++e) {
+        if (!used[e] && map.entries_[e].selector != "*") {
           return absl::InvalidArgumentError(absl::StrCat(
-              entries_[e].key, ": \"", entries_[e].selector,
+              map.entries_[e].key, ": \"", map.entries_[e].selector,
               "\" names no method of the served services"));
         }
       }
@@ -91,35 +95,44 @@ class SelectorMap {
     }
 
    private:
-    struct Entry {
-      std::string selector;
-      const T* value;
-      std::string key;
-    };
-    // 2: exact method, 1: the method's service, 0: "*", -1: no match.
-    static int Rank(const std::string& selector,
-                    const google::protobuf::MethodDescriptor& method) {
-      if (selector == "*") return 0;
-      if (absl::EndsWith(selector, ".*")) {
-        return selector.compare(0, selector.size() - 2, method.service()->full_name()) == 0
-                   ? 1
-                   : -1;
-      }
-      return selector == method.full_name() ? 2 : -1;
-    }
     std::vector<Entry> entries_;
   };
 
-  // The rule for `method`, or nullptr when no selector names it.
+  // The rule for `method`, or nullptr when no selector names it. Costs one comparison per
+  // selector: call it when resolving routes, not per call.
   const T* Find(const google::protobuf::MethodDescriptor* method) const {
-    auto it = by_method_.find(method);
-    return it == by_method_.end() ? nullptr : it->second;
+    const int best = Best(*method);
+    return best < 0 ? nullptr : entries_[best].value;
   }
 
-  bool empty() const { return by_method_.empty(); }
+  bool empty() const { return entries_.empty(); }
 
  private:
-  absl::flat_hash_map<const google::protobuf::MethodDescriptor*, const T*> by_method_;
+  // The index of the most specific entry naming `method`, -1 when none does.
+  int Best(const google::protobuf::MethodDescriptor& method) const {
+    int best = -1;
+    int best_rank = -1;
+    for (std::size_t e = 0; e < entries_.size(); ++e) {
+      const int rank = Rank(entries_[e].selector, method);
+      if (rank > best_rank) {
+        best_rank = rank;
+        best = static_cast<int>(e);
+      }
+    }
+    return best;
+  }
+
+  // 2: exact method, 1: the method's service, 0: "*", -1: no match.
+  static int Rank(const std::string& selector, const google::protobuf::MethodDescriptor& method) {
+    if (selector == "*") return 0;
+    if (absl::EndsWith(selector, ".*")) {
+      return selector.compare(0, selector.size() - 2, method.service()->full_name()) == 0 ? 1
+                                                                                       : -1;
+    }
+    return selector == method.full_name() ? 2 : -1;
+  }
+
+  std::vector<Entry> entries_;
 };
 
 }  // namespace gateway

@@ -282,6 +282,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   base.services = config.routes->services();
   for (const std::shared_ptr<Backend>& b : config.backends) base.backends[b->name()] = b;
   base.http_options = config.routes->transcoder().options();
+  base.chain = config.routes->shared_chain();
 
   // Served by this admin server, routed from the front ends: server reflection always, the
   // admin API itself (gRPC and REST) only when a token protects it.

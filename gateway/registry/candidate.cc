@@ -166,7 +166,7 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
   std::shared_ptr<DescriptorPool> pool(new DescriptorPool(underlay.get()),
                                        [underlay](DescriptorPool* p) { delete p; });
   if (absl::Status s = BuildFiles(files, pool.get()); !s.ok()) return s;
-  return RouteTable::Create(std::move(pool), std::move(bindings), base.http_options);
+  return RouteTable::Create(std::move(pool), std::move(bindings), base.http_options, base.chain);
 }
 
 std::vector<std::string> HttpRoutes(const RouteTable& table) {

@@ -45,6 +45,9 @@ struct BaseRoutes {
   // Every backend of the config, by name.
   std::map<std::string, std::shared_ptr<Backend>> backends;
   transcoder::TranscoderOptions http_options;
+  // The interceptors of every call; each table resolves their rules for all its methods,
+  // registered ones included. Null: none.
+  std::shared_ptr<const InterceptorChain> chain;
 };
 
 // Builds the route table for the config's services plus every served version of `state`,
