@@ -29,6 +29,9 @@
 #include "gateway/upstream.h"
 
 namespace gateway {
+namespace metrics {
+class MetricRegistry;
+}  // namespace metrics
 
 struct GatewayConfig {
   config::v1::Config proto;
@@ -73,10 +76,12 @@ struct GatewayConfig {
 };
 
 // Validates `proto` and builds the GatewayConfig. Relative paths are resolved against
-// `base_dir` (the config file's directory). Returns INVALID_ARGUMENT naming the key or file
-// and the problem.
+// `base_dir` (the config file's directory). Parts that count metrics (the Redis quota store)
+// count them in `metrics` when it is not null; it must outlive the GatewayConfig. Returns
+// INVALID_ARGUMENT naming the key or file and the problem.
 absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
-    const config::v1::Config& proto, const std::string& base_dir);
+    const config::v1::Config& proto, const std::string& base_dir,
+    metrics::MetricRegistry* metrics = nullptr);
 
 // The directory part of a file path ("." for a bare file name).
 std::string DirName(const std::string& path);

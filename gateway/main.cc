@@ -21,12 +21,17 @@
 #include "gateway/log.h"
 #include "gateway/grpc/grpc_proxy.h"
 #include "gateway/http/http_server.h"
+#include "gateway/metrics/metrics.h"
+#include "gateway/metrics_listener/metrics_listener.h"
 #include "gateway/registry/admin_service.h"
 #include "gateway/snapshot.h"
 #include "grpcpp/security/server_credentials.h"
 
 namespace gateway {
 namespace {
+
+// Reported by gateway_build_info.
+constexpr char kVersion[] = "0.1.0";
 
 constexpr char kUsage[] =
     "usage: gatewayd --config=PATH [--check-config]\n"
@@ -64,6 +69,58 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(options);
+}
+
+// --- metrics: the process, the served route table and the registry, read at each scrape ---
+void AddProcessMetrics(metrics::MetricRegistry& m, absl::Time started,
+                       const Snapshot<RouteTable>* routes) {
+  m.AddGauge("gateway_build_info", "Always 1; the labels name the build.", {"version"})
+      .Get({kVersion})
+      ->Set(1);
+  m.AddGauge("gateway_start_time_seconds", "When gatewayd started, in Unix seconds.")
+      .Get({})
+      ->Set(absl::ToDoubleSeconds(started - absl::UnixEpoch()));
+  m.AddCallback("gateway_route_table_services", "Services in the route table being served.",
+                metrics::Type::kGauge, {}, [routes] {
+                  return std::vector<metrics::Sample>{
+                      {{}, static_cast<double>(routes->Load()->services().size())}};
+                });
+  m.AddCallback("gateway_route_table_methods", "Methods in the route table being served.",
+                metrics::Type::kGauge, {}, [routes] {
+                  return std::vector<metrics::Sample>{
+                      {{}, static_cast<double>(routes->Load()->size())}};
+                });
+}
+
+void AddRegistryMetrics(metrics::MetricRegistry& m, const registry::Registry* r) {
+  m.AddCallback("gateway_registry_changes_total",
+                "Changes applied by the descriptor registry, by operation (register, remove, "
+                "rollback); dry runs and refused changes are not counted.",
+                metrics::Type::kCounter, {"operation"}, [r] {
+                  const registry::Registry::Stats s = r->stats();
+                  return std::vector<metrics::Sample>{
+                      {{"register"}, static_cast<double>(s.registered)},
+                      {{"remove"}, static_cast<double>(s.removed)},
+                      {{"rollback"}, static_cast<double>(s.rolled_back)}};
+                });
+  m.AddCallback("gateway_registry_swaps_total",
+                "Route tables published by the registry (at start, on reloads and changes).",
+                metrics::Type::kCounter, {}, [r] {
+                  return std::vector<metrics::Sample>{
+                      {{}, static_cast<double>(r->stats().swaps)}};
+                });
+  m.AddCallback("gateway_registry_last_swap_duration_seconds",
+                "How long the last route table took to build, persist and publish.",
+                metrics::Type::kGauge, {}, [r] {
+                  return std::vector<metrics::Sample>{
+                      {{}, absl::ToDoubleSeconds(r->stats().last_swap_duration)}};
+                });
+  m.AddCallback("gateway_registry_last_swap_timestamp_seconds",
+                "When the last route table was published, in Unix seconds.",
+                metrics::Type::kGauge, {}, [r] {
+                  return std::vector<metrics::Sample>{
+                      {{}, absl::ToDoubleSeconds(r->stats().last_swap - absl::UnixEpoch())}};
+                });
 }
 
 // The listen address with the bound port in place of port 0.
@@ -104,13 +161,27 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  const absl::Time started = absl::Now();
   absl::StatusOr<config::v1::Config> proto = LoadConfigFile(config_path);
   if (!proto.ok()) {
     std::cerr << "gatewayd: invalid config: " << proto.status().message() << "\n";
     return 2;
   }
+  // --- metrics: collected only when they are served ---
+  std::unique_ptr<metrics::MetricRegistry> metric_registry;
+  absl::StatusOr<MetricsListener::Options> metrics_options = MetricsListener::Options();
+  if (proto->has_metrics_listener()) {
+    metrics_options = CompileMetricsListener(proto->metrics_listener());
+    if (!metrics_options.ok()) {
+      std::cerr << "gatewayd: invalid config " << config_path << ": "
+                << metrics_options.status().message() << "\n";
+      return 2;
+    }
+    metric_registry = std::make_unique<metrics::MetricRegistry>();
+  }
+  // --- end metrics ---
   absl::StatusOr<std::shared_ptr<const GatewayConfig>> config =
-      CompileConfig(*proto, DirName(config_path));
+      CompileConfig(*proto, DirName(config_path), metric_registry.get());
   if (!config.ok()) {
     std::cerr << "gatewayd: invalid config " << config_path << ": "
               << config.status().message() << "\n";
@@ -143,6 +214,7 @@ int Run(int argc, char** argv) {
   }
 
   Snapshot<RouteTable> route_snapshot((*config)->routes);
+  if (metric_registry != nullptr) AddProcessMetrics(*metric_registry, started, &route_snapshot);
 
   // --- admin listener: the registry publishes complete route tables into route_snapshot
   // (restoring its directory first, so the front ends start with the registered services).
@@ -159,6 +231,9 @@ int Run(int argc, char** argv) {
       return 1;
     }
     admin_server = *std::move(admin);
+    if (metric_registry != nullptr) {
+      AddRegistryMetrics(*metric_registry, &admin_server->registry());
+    }
   }
   // --- end admin listener ---
   GrpcProxyServer::Options options;
@@ -167,6 +242,7 @@ int Run(int argc, char** argv) {
   options.worker_threads = (*config)->worker_threads;
   options.max_message_bytes = (*config)->max_message_bytes;
   options.max_concurrent_streams = (*config)->max_concurrent_streams;
+  options.metrics = metric_registry.get();
   absl::StatusOr<std::unique_ptr<GrpcProxyServer>> server =
       GrpcProxyServer::Start(options, &route_snapshot);
   if (!server.ok()) {
@@ -218,11 +294,36 @@ int Run(int argc, char** argv) {
                      admin_server->registry().List().size(), " registered services)"));
   }
 
+  // --- metrics listener (optional) ---
+  std::unique_ptr<MetricsListener> metrics_listener;
+  if (metric_registry != nullptr) {
+    absl::StatusOr<std::unique_ptr<MetricsListener>> listener = MetricsListener::Start(
+        *metrics_options, [m = metric_registry.get()] { return m->Render(); });
+    if (!listener.ok()) {
+      std::cerr << "gatewayd: metrics_listener: " << listener.status().message() << "\n";
+      if (http_server != nullptr) http_server->Shutdown(absl::ZeroDuration());
+      if (admin_server != nullptr) admin_server->Shutdown();
+      (*server)->Shutdown(absl::ZeroDuration());
+      return 1;
+    }
+    metrics_listener = *std::move(listener);
+    LogLine(absl::StrCat("metrics listening on ",
+                         BoundAddress(metrics_options->address, metrics_listener->port()),
+                         " (GET /metrics)"));
+    if (!registry::IsLoopbackAddress(metrics_options->address)) {
+      LogLine(absl::StrCat("warning: the metrics listener is not on loopback (",
+                           metrics_options->address,
+                           "): whoever reaches it reads every called method's name and counts"));
+    }
+  }
+  // --- end metrics listener ---
+
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   LogLine(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                    "; draining calls for up to ", absl::FormatDuration((*config)->shutdown_grace)));
   const absl::Time drain_deadline = absl::Now() + (*config)->shutdown_grace;
+  if (metrics_listener != nullptr) metrics_listener->Shutdown();
   if (admin_server != nullptr) admin_server->Shutdown();
   if (http_server != nullptr) http_server->Shutdown((*config)->shutdown_grace);
   (*server)->Shutdown(std::max(absl::ZeroDuration(), drain_deadline - absl::Now()));

@@ -3,14 +3,17 @@
 #include <utility>
 
 #include <atomic>
+#include <chrono>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gateway/grpc/metadata.h"
+#include "gateway/metrics/metrics.h"
 #include "grpc/grpc.h"
 #include "grpc/support/time.h"
 #include "grpc/grpc_security_constants.h"
@@ -21,6 +24,89 @@
 #include "grpcpp/support/byte_buffer.h"
 
 namespace gateway {
+
+// The gRPC front end's metrics (docs/config.md, "Metrics"). The series of a method are
+// resolved once (ForMethod, by its path, under a lock); workers cache them per Route, so a
+// call only increments atomics.
+class GrpcProxyServer::CallMetrics {
+ public:
+  static constexpr int kCodes = 17;  // grpc::StatusCode 0..16
+
+  struct Method {
+    const std::string label;
+    metrics::Family<metrics::Counter>* finished_family;
+    metrics::Counter* started;
+    metrics::Histogram* duration;
+    std::atomic<metrics::Counter*> finished[kCodes] = {};
+
+    metrics::Counter* Finished(int code) {
+      if (code < 0 || code >= kCodes) code = grpc::StatusCode::UNKNOWN;
+      metrics::Counter* c = finished[code].load(std::memory_order_acquire);
+      if (c == nullptr) {
+        c = finished_family->Get({label, CodeName(code)});
+        finished[code].store(c, std::memory_order_release);
+      }
+      return c;
+    }
+  };
+
+  explicit CallMetrics(metrics::MetricRegistry* registry)
+      : started_(&registry->AddCounter("gateway_grpc_calls_started_total",
+                                       "Calls received by the gRPC front end, by method "
+                                       "(\"unknown\" for a method no route serves).",
+                                       {"method"})),
+        finished_(&registry->AddCounter("gateway_grpc_calls_finished_total",
+                                        "Calls of the gRPC front end ended, by method and the "
+                                        "status code sent to the client.",
+                                        {"method", "code"})),
+        duration_(&registry->AddHistogram("gateway_grpc_call_duration_seconds",
+                                          "Time from the arrival of a gRPC call to the "
+                                          "status sent to the client, by method.",
+                                          {"method"}, metrics::LatencyBuckets())),
+        rejections_(&registry->AddCounter("gateway_interceptor_rejections_total",
+                                          "Calls rejected by the interceptor chain "
+                                          "(authentication, quotas, deadlines), by front end "
+                                          "and status code.",
+                                          {"front_end", "code"})),
+        unknown_(ForMethod("unknown")) {}
+
+  // Never null; stable for the life of this object.
+  Method* ForMethod(absl::string_view path) {
+    absl::MutexLock lock(&mu_);
+    std::unique_ptr<Method>& m = methods_[path];
+    if (m == nullptr) {
+      m.reset(new Method{std::string(path), finished_, started_->Get({path}),
+                         duration_->Get({path})});
+    }
+    return m.get();
+  }
+
+  Method* unknown() const { return unknown_; }
+
+  void Rejected(int code) {
+    if (code < 0 || code >= kCodes) code = grpc::StatusCode::UNKNOWN;
+    metrics::Counter* c = rejected_[code].load(std::memory_order_acquire);
+    if (c == nullptr) {
+      c = rejections_->Get({"grpc", CodeName(code)});
+      rejected_[code].store(c, std::memory_order_release);
+    }
+    c->Increment();
+  }
+
+ private:
+  static std::string CodeName(int code) {
+    return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  }
+
+  metrics::Family<metrics::Counter>* const started_;
+  metrics::Family<metrics::Counter>* const finished_;
+  metrics::Family<metrics::Histogram>* const duration_;
+  metrics::Family<metrics::Counter>* const rejections_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Method>> methods_ ABSL_GUARDED_BY(mu_);
+  Method* const unknown_;
+  std::atomic<metrics::Counter*> rejected_[kCodes] = {};
+};
 
 // Owns one completion queue and the thread that drives every call on it.
 class GrpcProxyServer::Worker {
@@ -64,6 +150,23 @@ class GrpcProxyServer::Worker {
   // Only from the worker's own thread.
   const std::shared_ptr<const RouteTable>& routes() { return reader_->Get(); }
 
+  void set_metrics(CallMetrics* metrics) { metrics_ = metrics; }
+  // The metrics of `route` of `table` (the unknown method's for null); null without
+  // metrics. Only from the worker's own thread.
+  CallMetrics::Method* MetricsFor(const std::shared_ptr<const RouteTable>& table,
+                                  const Route* route) {
+    if (metrics_ == nullptr) return nullptr;
+    if (route == nullptr) return metrics_->unknown();
+    if (table != metrics_table_) {  // held below, so a new table never has its address
+      metrics_cache_.clear();
+      metrics_table_ = table;
+    }
+    CallMetrics::Method*& m = metrics_cache_[route];
+    if (m == nullptr) m = metrics_->ForMethod(route->path);
+    return m;
+  }
+  CallMetrics* metrics() const { return metrics_; }
+
  private:
   void Run();
 
@@ -72,6 +175,10 @@ class GrpcProxyServer::Worker {
   const Snapshot<RouteTable>* routes_;
   const int requests_;
   std::unique_ptr<Snapshot<RouteTable>::Reader> reader_;  // used by thread_ only
+  CallMetrics* metrics_ = nullptr;
+  // MetricsFor's cache, for the routes of metrics_table_ (used by thread_ only).
+  std::shared_ptr<const RouteTable> metrics_table_;
+  absl::flat_hash_map<const Route*, CallMetrics::Method*> metrics_cache_;
   std::thread thread_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -196,7 +303,13 @@ class ProxyCall {
   void Begin() {
     const std::shared_ptr<const RouteTable>& table = worker_->routes();
     route_ = table->Find(server_ctx_.method());
+    metrics_ = worker_->MetricsFor(table, route_);
+    if (metrics_ != nullptr) {
+      arrived_ = std::chrono::steady_clock::now();
+      metrics_->started->Increment();
+    }
     if (route_ == nullptr) {
+      CountFinished(grpc::StatusCode::UNIMPLEMENTED);
       server_finishing_ = true;
       server_stream_.Finish(
           grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
@@ -260,6 +373,8 @@ class ProxyCall {
       for (const auto& [key, value] : ctx_->response_headers) {
         server_ctx_.AddTrailingMetadata(absl::AsciiStrToLower(key), value);
       }
+      if (metrics_ != nullptr) worker_->metrics()->Rejected(chain_status_.raw_code());
+      CountFinished(static_cast<grpc::StatusCode>(chain_status_.raw_code()));
       server_finishing_ = true;
       server_stream_.Finish(
           grpc::Status(static_cast<grpc::StatusCode>(chain_status_.code()),
@@ -288,6 +403,7 @@ class ProxyCall {
   void OnServerRead(bool ok) {
     if (route_->kind == CallKind::kUnary) {
       if (!ok) {
+        CountFinished(grpc::StatusCode::INTERNAL);
         server_finishing_ = true;
         server_stream_.Finish(
             grpc::Status(grpc::StatusCode::INTERNAL,
@@ -352,6 +468,7 @@ class ProxyCall {
         server_ctx_.AddTrailingMetadata(std::string(k), std::string(value.data(), value.size()));
       }
     }
+    CountFinished(status_.error_code());
     server_finishing_ = true;
     if (route_->kind == CallKind::kUnary && status_.ok()) {
       server_stream_.WriteAndFinish(down_, grpc::WriteOptions(), status_, Next(kServerFinish));
@@ -360,8 +477,19 @@ class ProxyCall {
     }
   }
 
+  // Counts the call as finished with `code` (sent to the client now).
+  void CountFinished(grpc::StatusCode code) {
+    if (metrics_ == nullptr) return;
+    metrics_->Finished(code)->Increment();
+    metrics_->duration->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived_).count());
+  }
+
   GrpcProxyServer::Worker* const worker_;
   Tag tags_[kOpCount];
+  // The method's metrics (null without metrics) and when the call arrived.
+  GrpcProxyServer::CallMetrics::Method* metrics_ = nullptr;
+  std::chrono::steady_clock::time_point arrived_;
   // Operations in flight plus holds; see Next() and Release().
   std::atomic<int> pending_{0};
   bool backend_done_ = false;
@@ -446,6 +574,10 @@ absl::StatusOr<std::unique_ptr<GrpcProxyServer>> GrpcProxyServer::Start(
     proxy->workers_.push_back(
         std::make_unique<Worker>(&proxy->service_, std::move(cq), routes,
                                  std::max(1, options.requests_per_worker)));
+  }
+  if (options.metrics != nullptr) {
+    proxy->metrics_ = std::make_unique<CallMetrics>(options.metrics);
+    for (auto& worker : proxy->workers_) worker->set_metrics(proxy->metrics_.get());
   }
   for (auto& worker : proxy->workers_) worker->Start();
   return proxy;

@@ -48,6 +48,9 @@
 #include "grpcpp/server.h"
 
 namespace gateway {
+namespace metrics {
+class MetricRegistry;
+}  // namespace metrics
 
 class GrpcProxyServer {
  public:
@@ -62,6 +65,10 @@ class GrpcProxyServer {
     int max_concurrent_streams = 1000;
     // Incoming calls kept requested per worker (accept backlog inside gRPC).
     int requests_per_worker = 8;
+    // Where calls are counted (gateway_grpc_calls_started_total, ..._finished_total,
+    // gateway_grpc_call_duration_seconds, gateway_interceptor_rejections_total); null: not
+    // counted. Must outlive the server.
+    metrics::MetricRegistry* metrics = nullptr;
   };
 
   // Binds, starts the workers and returns the running server. `routes` must outlive the
@@ -79,12 +86,14 @@ class GrpcProxyServer {
   void Shutdown(absl::Duration grace);
 
   class Worker;
+  class CallMetrics;
 
  private:
   GrpcProxyServer() = default;
 
   grpc::AsyncGenericService service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<CallMetrics> metrics_;  // outlives the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -369,8 +369,12 @@ std::string FormatValue(double value) {
   if (value == std::floor(value) && std::fabs(value) < 1e15) {
     return absl::StrCat(static_cast<int64_t>(value));
   }
-  char buffer[32];
-  const std::to_chars_result r = std::to_chars(buffer, buffer + sizeof buffer, value);
+  // Plain decimals ("0.0001", not "1e-04") where they stay short; exponents otherwise.
+  char buffer[64];
+  std::to_chars_result r =
+      std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed);
+  if (r.ec == std::errc() && r.ptr - buffer <= 24) return std::string(buffer, r.ptr);
+  r = std::to_chars(buffer, buffer + sizeof buffer, value);
   return std::string(buffer, r.ptr);
 }
 

@@ -140,6 +140,9 @@ TEST(FormatValue, IntegersShortestDoublesAndSpecials) {
   EXPECT_EQ(FormatValue(1795000000.25), "1795000000.25");
   EXPECT_EQ(FormatValue(0.1), "0.1");
   EXPECT_EQ(FormatValue(0.00025), "0.00025");
+  EXPECT_EQ(FormatValue(0.0001), "0.0001");
+  EXPECT_EQ(FormatValue(1e-30), "1e-30");
+  EXPECT_EQ(FormatValue(1.5e300), "1.5e+300");
   EXPECT_EQ(FormatValue(-2.5), "-2.5");
   EXPECT_EQ(FormatValue(1.0 / 0.0), "+Inf");
   EXPECT_EQ(FormatValue(-1.0 / 0.0), "-Inf");
