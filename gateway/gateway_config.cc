@@ -158,9 +158,15 @@ absl::Status CompileHttpListener(const config::v1::HttpListener& h, int cores,
     if (h.tls().key_file().empty()) return Invalid("http_listener.tls.key_file", "required");
     out->tls_cert_file = ResolvePath(base_dir, h.tls().cert_file());
     out->tls_key_file = ResolvePath(base_dir, h.tls().key_file());
+    if (!h.tls().client_ca_file().empty()) {
+      out->tls_client_ca_file = ResolvePath(base_dir, h.tls().client_ca_file());
+    }
     for (const auto& [key, path] : {std::pair<const char*, const std::string*>{
                                         "http_listener.tls.cert_file", &out->tls_cert_file},
-                                    {"http_listener.tls.key_file", &out->tls_key_file}}) {
+                                    {"http_listener.tls.key_file", &out->tls_key_file},
+                                    {"http_listener.tls.client_ca_file",
+                                     &out->tls_client_ca_file}}) {
+      if (path->empty()) continue;
       if (::access(path->c_str(), R_OK) != 0) {
         return Invalid(key, absl::StrCat("cannot read ", *path));
       }

@@ -67,6 +67,8 @@ struct GatewayConfig {
     // PEM files, resolved against base_dir; empty without TLS.
     std::string tls_cert_file;
     std::string tls_key_file;
+    // PEM CA bundle for client certificates, resolved; empty without mutual TLS.
+    std::string tls_client_ca_file;
     // Null without http_listener.cors.
     std::shared_ptr<const http::CorsPolicy> cors;
   };

@@ -2,7 +2,10 @@
 with a CA, an overridden server name, and mutual TLS. Certificates are made by the test with
 the openssl command line tool."""
 
+import http.client
+import json
 import os
+import ssl
 import subprocess
 import unittest
 
@@ -181,6 +184,86 @@ auth:
         self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
         self.assertIn('client identity "spiffe://test/gateway" may not call', cm.exception.details())
 
+
+    def test_http_listener_client_certificates_and_identity_rules(self):
+        """Mutual TLS on the HTTP listener: HTTP/1.1 and HTTP/2 (ALPN) clients must present a
+        certificate of the CA; its identity is what auth rules match, as on gRPC."""
+        bookstore = harness.bookstore_backend(self.ws)
+        gw = self.ws.gatewayd(f"""
+grpc_listener: {{address: "127.0.0.1:0"}}
+http_listener:
+  address: "127.0.0.1:0"
+  tls: {{cert_file: "{self.path('server.pem')}", key_file: "{self.path('server.key')}",
+        client_ca_file: "{self.path('ca.pem')}"}}
+descriptor_sets: ["{harness.BOOKSTORE_SET}"]
+backends: [{{name: bookstore, target: "ipv4:{bookstore.address}"}}]
+services: [{{name: bookstore.v1.Bookstore, backend: bookstore}}]
+runtime: {{shutdown_grace: 1s}}
+auth:
+  rules:
+    - {{selectors: ["bookstore.v1.Bookstore.ListShelves"], identities: ["spiffe://test/*"]}}
+    - {{selectors: ["bookstore.v1.Bookstore.*"], identities: ["spiffe://other/x"]}}
+""")
+        host, port = harness.http_address(gw).rsplit(":", 1)
+
+        def get(path, cert=True):
+            ctx = ssl.create_default_context(cafile=self.path("ca.pem"))
+            if cert:
+                ctx.load_cert_chain(self.path("client.pem"), self.path("client.key"))
+            conn = http.client.HTTPSConnection("localhost", int(port), context=ctx,
+                                               timeout=TIMEOUT)
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                return resp.status, resp.read().decode()
+            finally:
+                conn.close()
+
+        status, body = get("/v1/shelves")
+        self.assertEqual(status, 200, body)
+        self.assertIn("shelves", body)
+        status, body = get("/v1/shelves/1")
+        self.assertEqual(status, 403, body)
+        self.assertEqual(json.loads(body)["message"], 'client identity "spiffe://test/gateway" '
+                         'may not call /bookstore.v1.Bookstore/GetShelf')
+        # Without a client certificate the handshake fails (TLS 1.3 reports it on first read).
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            get("/v1/shelves", cert=False)
+        # HTTP/2 over TLS (ALPN h2) carries the identity too.
+        out = subprocess.run(
+            ["curl", "-sS", "--http2", "--max-time", "10", "--cacert", self.path("ca.pem"),
+             "--cert", self.path("client.pem"), "--key", self.path("client.key"),
+             "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+             "--resolve", f"localhost:{port}:127.0.0.1",
+             f"https://localhost:{port}/v1/shelves"],
+            capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.stdout, "2 200", out.stderr)
+        out = subprocess.run(
+            ["curl", "-sS", "--http2", "--max-time", "10", "--cacert", self.path("ca.pem"),
+             "--cert", self.path("client.pem"), "--key", self.path("client.key"),
+             "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+             "--resolve", f"localhost:{port}:127.0.0.1",
+             f"https://localhost:{port}/v1/shelves/1"],
+            capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.stdout, "2 403", out.stderr)
+
+    def test_http_listener_client_ca_file_must_be_readable(self):
+        bookstore = harness.bookstore_backend(self.ws)
+        config_path = self.ws.write("bad-ca.yaml", f"""
+grpc_listener: {{address: "127.0.0.1:0"}}
+http_listener:
+  address: "127.0.0.1:0"
+  tls: {{cert_file: "{self.path('server.pem')}", key_file: "{self.path('server.key')}",
+        client_ca_file: "{self.path('missing-ca.pem')}"}}
+descriptor_sets: ["{harness.BOOKSTORE_SET}"]
+backends: [{{name: bookstore, target: "ipv4:{bookstore.address}"}}]
+services: [{{name: bookstore.v1.Bookstore, backend: bookstore}}]
+""")
+        result = subprocess.run([harness.GATEWAYD, f"--config={config_path}"],
+                                capture_output=True, text=True, timeout=30)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("http_listener.tls.client_ca_file", result.stderr)
+        self.assertIn("missing-ca.pem", result.stderr)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -206,6 +206,7 @@ void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
   for (const auto& [name, value] : req.headers) ctx.request_metadata.emplace_back(name, value);
   ctx.query = query;
   ctx.peer_address = req.peer;
+  ctx.peer_identity = req.peer_identity;
   ctx.client_deadline = deadline_;
   ctx.backend_deadline = deadline_;
   ctx.arrival = now;

@@ -61,6 +61,8 @@ struct HttpRequest {
   HeaderList headers;  // names lower case, in arrival order
   std::string body;
   std::string peer;    // "ipv4:127.0.0.1:5000"
+  // The verified client certificate's identity (mutual TLS; see tls_identity.h), or empty.
+  std::string peer_identity;
 
   // The first value of header `name` (lower case), or empty.
   absl::string_view Header(absl::string_view name) const {

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -27,6 +28,7 @@
 #include "boost/asio/write.hpp"
 #include "gateway/http/call.h"
 #include "gateway/http/server_internal.h"
+#include "gateway/http/tls_identity.h"
 
 namespace gateway::http {
 namespace {
@@ -82,6 +84,9 @@ class Http2Session final : public SessionBase {
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         peer_(std::move(peer)) {
+    if constexpr (std::is_same_v<Socket, TlsStream>) {
+      peer_identity_ = PeerIdentity(socket_.native_handle());
+    }
     worker_->Add(this);
   }
 
@@ -297,6 +302,7 @@ class Http2Session final : public SessionBase {
       return;
     }
     s->request.peer = peer_;
+    s->request.peer_identity = peer_identity_;
     s->is_head = s->request.method == "HEAD";
     s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(), s,
                                          shared_from_this());
@@ -442,6 +448,7 @@ class Http2Session final : public SessionBase {
   Socket socket_;
   asio::steady_timer timer_;
   const std::string peer_;
+  std::string peer_identity_;  // the verified client certificate's (mutual TLS)
   nghttp2_session* session_ = nullptr;
   absl::flat_hash_map<int32_t, std::unique_ptr<Stream>> streams_;
   std::array<char, 16 << 10> read_buffer_;

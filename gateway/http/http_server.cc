@@ -27,6 +27,7 @@
 #include "gateway/http/call.h"
 #include "gateway/http/request_checks.h"
 #include "gateway/http/server_internal.h"
+#include "gateway/http/tls_identity.h"
 
 namespace gateway::http {
 
@@ -67,6 +68,7 @@ class Connection : public ServerConnection, public CallSink {
                            v6 ? "]:" : ":", peer.port());
     }
     Lowest().socket().set_option(tcp::no_delay(true), ec);
+    if constexpr (!kPlain) peer_identity_ = PeerIdentity(stream_.native_handle());
     worker_->Add(this);
   }
 
@@ -310,6 +312,7 @@ class Connection : public ServerConnection, public CallSink {
     }
     request.body = std::move(req.body());
     request.peer = peer_;
+    request.peer_identity = peer_identity_;
     call_ = std::make_shared<HttpCall>(&server_->env_, worker_->routes(),
                                        worker_->ioc_.get_executor(), this, Self());
     call_->Start(std::move(request));
@@ -416,6 +419,7 @@ class Connection : public ServerConnection, public CallSink {
   Stream stream_;
   beast::flat_buffer buffer_;
   std::string peer_;
+  std::string peer_identity_;  // the verified client certificate's (mutual TLS)
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool request_active_ = false;
   bool keep_alive_ = true;
@@ -461,8 +465,8 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& cert_file,
-                                                                   const std::string& key_file) {
+absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(
+    const std::string& cert_file, const std::string& key_file, const std::string& client_ca_file) {
   auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
@@ -484,6 +488,10 @@ absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::st
                      cert_file, ")"));
   }
   SSL_CTX_set_alpn_select_cb(native, SelectAlpn, nullptr);
+  if (!client_ca_file.empty()) {
+    absl::Status status = RequireClientCertificates(native, client_ca_file);
+    if (!status.ok()) return status;
+  }
   return ctx;
 }
 
@@ -628,7 +636,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   for (int i = 0; i < threads; ++i) impl->workers_.push_back(std::make_unique<Worker>(routes));
   if (!options.tls_cert_file.empty()) {
     absl::StatusOr<std::unique_ptr<asio::ssl::context>> tls =
-        MakeTlsContext(options.tls_cert_file, options.tls_key_file);
+        MakeTlsContext(options.tls_cert_file, options.tls_key_file, options.tls_client_ca_file);
     if (!tls.ok()) return tls.status();
     impl->tls_ = *std::move(tls);
   }

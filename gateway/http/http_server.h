@@ -70,6 +70,9 @@ class HttpServer {
     // PEM files; both set: TLS (1.2+, ALPN h2 or http/1.1), else plaintext.
     std::string tls_cert_file;
     std::string tls_key_file;
+    // PEM CA bundle: with TLS, clients must present a certificate it signed; its identity
+    // (tls_identity.h) is what auth rules' `identities` match. Empty: no client certificates.
+    std::string tls_client_ca_file;
     // Event loops (io_context + thread each); at least 1.
     int worker_threads = 1;
     uint32_t max_body_bytes = 4 << 20;

@@ -49,10 +49,12 @@ using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
 std::chrono::steady_clock::duration ToSteady(absl::Duration d);
 
-// A server TLS context: TLS 1.2 or newer, forward-secret AEAD suites, ALPN h2 / http/1.1.
-// INVALID_ARGUMENT naming the file when the certificate or key cannot be loaded.
-absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& cert_file,
-                                                                   const std::string& key_file);
+// A server TLS context: TLS 1.2 or newer, forward-secret AEAD suites, ALPN h2 / http/1.1;
+// with `client_ca_file`, clients must present a certificate that CA signed (mutual TLS).
+// INVALID_ARGUMENT naming the file when the certificate, key or CA cannot be loaded.
+absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(
+    const std::string& cert_file, const std::string& key_file,
+    const std::string& client_ca_file = "");
 
 // One event loop and the connections it owns.
 class Worker {
