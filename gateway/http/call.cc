@@ -83,6 +83,23 @@ void HttpCall::Start(HttpRequest request) {
   Dispatch();
 }
 
+bool HttpCall::StartStreaming(HttpRequest* head, BodyReader* body) {
+  if (head->method == "GET" || head->method == "HEAD" || head->method == "OPTIONS") return false;
+  if (grpc_web::ParseContentType(head->Header("content-type")).has_value()) return false;
+  absl::StatusOr<RequestTarget> target =
+      CheckRequestTarget(head->target, env_->allow_encoded_slashes);
+  if (!target.ok()) return false;
+  absl::StatusOr<transcoder::RouteMatch> match =
+      table_->transcoder().Match(head->method, target->path);
+  if (!match.ok()) return false;
+  const Route* route = table_->ForPlan(match->plan);
+  if (route == nullptr || route->kind != CallKind::kClientStreaming) return false;
+  body_ = body;
+  request_ = std::move(*head);
+  Dispatch();
+  return true;
+}
+
 void HttpCall::Dispatch() {
   const HttpRequest& req = request_;
   absl::StatusOr<RequestTarget> target =
@@ -235,12 +252,19 @@ absl::Status HttpCall::SplitClientStream(absl::string_view query,
   const transcoder::Transcoder& tc = table_->transcoder();
   const std::string type = absl::AsciiStrToLower(content_type);
   const bool ndjson = absl::StrContains(type, "ndjson") || absl::StrContains(type, "jsonl");
-  transcoder::JsonStreamReader reader(
-      ndjson ? transcoder::StreamFormat::kNdjson : transcoder::StreamFormat::kJsonArray,
-      env_->max_body_bytes);
   absl::StatusOr<std::string> common = tc.request_translator().TranslatePathAndQuery(
       match_, query, tc.options().request);
   if (!common.ok()) return common.status();
+  if (body_ != nullptr) {  // the body is still arriving: PumpBody() reads it
+    stream_reader_.emplace(
+        ndjson ? transcoder::StreamFormat::kNdjson : transcoder::StreamFormat::kJsonArray,
+        env_->max_body_bytes);
+    stream_common_ = *std::move(common);
+    return absl::OkStatus();
+  }
+  transcoder::JsonStreamReader reader(
+      ndjson ? transcoder::StreamFormat::kNdjson : transcoder::StreamFormat::kJsonArray,
+      env_->max_body_bytes);
   reader.Append(request_.body);
   bool finished = false;
   while (true) {
@@ -290,6 +314,10 @@ void HttpCall::StartBackend() {
 }
 
 void HttpCall::WriteNextMessage() {
+  if (body_ != nullptr) {
+    PumpBody();
+    return;
+  }
   if (next_message_ >= messages_.size()) {
     call_->WritesDone(Tag(kWritesDone));
     return;
@@ -298,6 +326,78 @@ void HttpCall::WriteNextMessage() {
   request_buf_ = grpc::ByteBuffer(&slice, 1);
   ++next_message_;
   call_->Write(request_buf_, Tag(kWrite));
+}
+
+// Sends the next complete message of a body that is still arriving, or asks for more of the
+// body, or ends the stream. Runs only while no backend write is pending (after the call
+// started, after each write, after each piece of body), so the socket or the HTTP/2 window
+// is read only as fast as the backend takes the messages.
+void HttpCall::PumpBody() {
+  if (cancelled_ || backend_done_ || !stream_error_.ok()) return;
+  const transcoder::Transcoder& tc = table_->transcoder();
+  while (true) {
+    absl::StatusOr<std::optional<std::string>> next = stream_reader_->Next();
+    if (!next.ok()) {
+      FailStream(next.status());
+      return;
+    }
+    if (next->has_value()) {
+      absl::StatusOr<std::string> message = tc.request_translator().TranslateStreamMessage(
+          *match_.plan, **next, tc.options().request);
+      if (!message.ok()) {
+        FailStream(absl::InvalidArgumentError(absl::StrCat(
+            "stream message ", messages_sent_, ": ", message.status().message())));
+        return;
+      }
+      message->append(stream_common_);
+      ++messages_sent_;
+      grpc::Slice slice(*message);
+      request_buf_ = grpc::ByteBuffer(&slice, 1);
+      call_->Write(request_buf_, Tag(kWrite));
+      return;
+    }
+    if (!body_done_) {
+      if (!body_reading_) {
+        body_reading_ = true;
+        body_->Read([self = shared_from_this()](absl::Status status, std::string data,
+                                                bool last) {
+          self->OnBody(std::move(status), std::move(data), last);
+        });
+      }
+      return;
+    }
+    if (stream_finished_) {
+      call_->WritesDone(Tag(kWritesDone));
+      return;
+    }
+    absl::Status status = stream_reader_->Finish();
+    if (!status.ok()) {
+      FailStream(status);
+      return;
+    }
+    stream_finished_ = true;
+  }
+}
+
+void HttpCall::OnBody(absl::Status status, std::string data, bool last) {
+  body_reading_ = false;
+  if (cancelled_ || backend_done_ || !stream_error_.ok()) return;
+  if (!status.ok()) {
+    // The connection's verdict on the body: too large (413) or malformed (400).
+    stream_error_http_ = status.code() == absl::StatusCode::kResourceExhausted ? 413 : 400;
+    FailStream(std::move(status));
+    return;
+  }
+  stream_reader_->Append(data);
+  body_done_ = last;
+  PumpBody();
+}
+
+// A broken body after the backend call started (earlier messages may have reached the
+// backend): the backend call is cancelled, and the client gets the error once it ended.
+void HttpCall::FailStream(absl::Status status) {
+  stream_error_ = std::move(status);
+  client_ctx_->TryCancel();
 }
 
 void HttpCall::OnBackend(Op op, bool ok) {
@@ -348,7 +448,14 @@ void HttpCall::OnBackend(Op op, bool ok) {
 }
 
 void HttpCall::OnBackendDone() {
+  body_ = nullptr;  // no more body reads: the sink (and its reader) may go away
   if (cancelled_ || sink_ == nullptr) return;
+  if (!stream_error_.ok()) {
+    SendError(stream_error_http_ != 0 ? stream_error_http_
+                                      : transcoder::HttpStatusFromCode(stream_error_.code()),
+              stream_error_);
+    return;
+  }
   if (grpc_web_) {
     GrpcWebFinish();
     return;

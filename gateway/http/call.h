@@ -94,6 +94,25 @@ class CallSink {
 bool GrpcWebErrorHeaders(absl::string_view content_type, const absl::Status& status,
                          HeaderList* headers);
 
+// The body of a request that is still arriving, pulled piece by piece by a client-streaming
+// call: the connection reads the socket (HTTP/1.1) or opens the stream's flow-control window
+// (HTTP/2) only when asked, so a client that sends faster than the backend takes is paced.
+// Methods run on the connection's event loop.
+class BodyReader {
+ public:
+  // (status, bytes, last): bytes that arrived (possibly empty when `last`), `last` at the end
+  // of the body; or an error (RESOURCE_EXHAUSTED: over max_body_bytes; INVALID_ARGUMENT: a
+  // malformed body encoding), after which nothing more comes.
+  using Callback = std::function<void(absl::Status, std::string, bool)>;
+
+  virtual ~BodyReader() = default;
+
+  // Asks for the next piece; `done` runs once, on the event loop, not inside Read(). At most
+  // one Read at a time. A client that goes away cancels the call instead (HttpCall::Cancel),
+  // and `done` is dropped.
+  virtual void Read(Callback done) = 0;
+};
+
 // A completion-queue tag: Complete() runs on the completion queue's thread.
 class CqTag {
  public:
@@ -121,6 +140,14 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   // Serves `request`.
   void Start(HttpRequest request);
 
+  // For a request whose head arrived and whose body has not (yet) fully: when it goes to a
+  // client-streaming REST method, takes *head (its body empty), starts the call and returns
+  // true; the call then pulls the body from `body` (which must stay valid until the call's
+  // response, or Cancel()) and sends each message to the backend as soon as it is complete,
+  // reading on only once the backend took the previous one. Otherwise returns false and
+  // leaves *head alone: read the whole body and call Start().
+  bool StartStreaming(HttpRequest* head, BodyReader* body);
+
   // The client went away: cancels the backend call; the sink hears nothing more.
   void Cancel();
 
@@ -145,6 +172,9 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void OnIntercepted(absl::Status status);
   void StartBackend();
   void WriteNextMessage();
+  void PumpBody();
+  void OnBody(absl::Status status, std::string data, bool last);
+  void FailStream(absl::Status status);
   void OnBackendDone();
   void SendStreamMessage();
   void OnWritten(bool ok);
@@ -198,6 +228,16 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   grpc::Status status_;
   grpc::Status ignored_status_;
   std::optional<transcoder::StreamFramer> framer_;
+  // Client streams read as the body arrives (StartStreaming).
+  BodyReader* body_ = nullptr;
+  std::optional<transcoder::JsonStreamReader> stream_reader_;
+  std::string stream_common_;  // the path and query fields, appended to every message
+  bool body_reading_ = false;
+  bool body_done_ = false;
+  bool stream_finished_ = false;  // JsonStreamReader::Finish() passed
+  std::size_t messages_sent_ = 0;
+  absl::Status stream_error_;  // a broken message found after the backend call started
+  int stream_error_http_ = 0;  // its HTTP status when not the status code's mapping
   bool grpc_web_ = false;
   grpc_web::Encoding web_encoding_ = grpc_web::Encoding::kBinary;
 };

@@ -10,6 +10,12 @@
 // size/count limits (431), body limit (413), nghttp2's own limits on settings, pings and
 // reset floods, and a cap on streams the client resets before their response completed
 // (rapid reset): past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed.
+//
+// Request bodies: flow-control windows are opened by hand (no automatic WINDOW_UPDATE). The
+// connection window is given back as soon as DATA arrives; a stream's window too, except for
+// a request to a client-streaming method, which starts when its headers arrive and whose
+// call pulls the body (BodyReader): its window opens only as the call takes the bytes, so a
+// client cannot send more than one window (1 MiB) ahead of the backend.
 
 #include <nghttp2/nghttp2.h>
 
@@ -35,14 +41,16 @@ namespace {
 
 class SessionBase;
 
-// One request stream; the sink of its call.
-class Stream final : public CallSink {
+// One request stream; the sink of its call, and the reader of its body when the call
+// streams it.
+class Stream final : public CallSink, public BodyReader {
  public:
   Stream(SessionBase* session, int32_t id) : session_(session), id_(id) {}
 
   void Respond(int status, HeaderList headers, std::string body) override;
   void StartStream(int status, HeaderList headers) override;
   void Write(std::string data, bool last, std::function<void(bool)> written) override;
+  void Read(Callback done) override;
 
   SessionBase* session_;
   const int32_t id_;
@@ -64,6 +72,15 @@ class Stream final : public CallSink {
   bool response_done = false;
   std::function<void(bool)> written;
   HeaderList response_headers;  // kept alive until nghttp2 copied them
+
+  // A body the call pulls (client streaming): bytes received and not yet taken (their
+  // stream window not yet given back), END_STREAM seen, an error to report.
+  bool body_streaming = false;
+  bool body_ended = false;
+  std::string body_pending;
+  std::size_t body_received = 0;
+  absl::Status body_error;
+  Callback body_callback;
 };
 
 // What streams need from their session, whatever its transport.
@@ -71,6 +88,10 @@ class SessionBase : public ServerConnection {
  public:
   virtual void Submit(Stream* stream, int status, bool has_body) = 0;
   virtual void ResumeData(Stream* stream) = 0;
+  // Hands what arrived of a streamed body to the pending Read, if any.
+  virtual void DeliverBody(Stream* stream) = 0;
+  // The response ended; a streamed body the client is still sending is not wanted.
+  virtual void OnResponseDone(Stream* stream) = 0;
   virtual asio::io_context::executor_type executor() = 0;
 };
 
@@ -110,6 +131,7 @@ class Http2Session final : public SessionBase {
     nghttp2_option_set_max_outbound_ack(option, 1000);
     nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);
     nghttp2_option_set_max_send_header_block_length(option, 64 << 10);
+    nghttp2_option_set_no_auto_window_update(option, 1);
     const int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
     nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
@@ -159,6 +181,44 @@ class Http2Session final : public SessionBase {
     Flush();
   }
   asio::io_context::executor_type executor() override { return worker_->ioc_.get_executor(); }
+
+  void OnResponseDone(Stream* s) override {
+    if (!s->body_streaming || s->body_ended) return;
+    if (!s->body_pending.empty()) {
+      nghttp2_session_consume_stream(session_, s->id_, s->body_pending.size());
+      s->body_pending.clear();
+    }
+    s->body_callback = nullptr;
+    // Not from inside nghttp2's send: tell the client to stop sending (RFC 9113, 8.1).
+    asio::post(executor(), [self = Self(), id = s->id_] {
+      if (self->closed_ || self->Find(id) == nullptr) return;
+      nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+      self->Flush();
+    });
+  }
+
+  void DeliverBody(Stream* s) override {
+    if (!s->body_callback) return;
+    if (!s->body_error.ok()) {
+      auto done = std::move(s->body_callback);
+      s->body_callback = nullptr;
+      asio::post(executor(), [done = std::move(done), error = s->body_error]() mutable {
+        done(std::move(error), std::string(), true);
+      });
+      return;
+    }
+    if (s->body_pending.empty() && !s->body_ended) return;
+    std::string data = std::move(s->body_pending);
+    s->body_pending.clear();
+    if (!data.empty()) nghttp2_session_consume_stream(session_, s->id_, data.size());
+    auto done = std::move(s->body_callback);
+    s->body_callback = nullptr;
+    asio::post(executor(), [done = std::move(done), data = std::move(data),
+                            last = s->body_ended]() mutable {
+      done(absl::OkStatus(), std::move(data), last);
+    });
+    Flush();  // the WINDOW_UPDATE
+  }
 
  private:
   std::shared_ptr<Http2Session> Self() {
@@ -309,6 +369,28 @@ class Http2Session final : public SessionBase {
     s->call->Start(std::move(s->request));
   }
 
+  // Request headers without END_STREAM: a client-streaming call starts now and pulls its
+  // body (see the file comment); any other request waits for its whole body.
+  void StartStreamingCall(Stream* s) {
+    if (s->dispatched || s->reject_status != 0 || s->request.method.empty() ||
+        s->request.target.empty()) {
+      return;
+    }
+    s->request.peer = peer_;
+    s->request.peer_identity = peer_identity_;
+    s->body_streaming = true;
+    s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(), s,
+                                         shared_from_this());
+    std::shared_ptr<HttpCall> call = s->call;
+    if (call->StartStreaming(&s->request, s)) {
+      s->dispatched = true;
+      got_request_ = true;
+      return;
+    }
+    s->body_streaming = false;
+    s->call.reset();
+  }
+
   // --- nghttp2 callbacks ---
 
   static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
@@ -358,7 +440,30 @@ class Http2Session final : public SessionBase {
                          size_t len, void* user_data) {
     Http2Session* self = Of(user_data);
     Stream* s = self->Find(stream_id);
-    if (s == nullptr || s->reject_status != 0) return 0;
+    if (s == nullptr || !s->body_streaming) {
+      nghttp2_session_consume(self->session_, stream_id, len);
+    } else {
+      nghttp2_session_consume_connection(self->session_, len);
+    }
+    if (s == nullptr) return 0;
+    if (s->body_streaming) {
+      s->body_received += len;
+      if (s->response_done || !s->body_error.ok()) {  // nobody reads it any more
+        nghttp2_session_consume_stream(self->session_, stream_id, len);
+        return 0;
+      }
+      if (s->body_received > self->server_->options_.max_body_bytes) {
+        nghttp2_session_consume_stream(self->session_, stream_id, len + s->body_pending.size());
+        s->body_pending.clear();
+        s->body_error = absl::ResourceExhaustedError(absl::StrCat(
+            "request body larger than ", self->server_->options_.max_body_bytes, " bytes"));
+      } else {
+        s->body_pending.append(reinterpret_cast<const char*>(data), len);
+      }
+      self->DeliverBody(s);
+      return 0;
+    }
+    if (s->reject_status != 0) return 0;
     if (s->request.body.size() + len > self->server_->options_.max_body_bytes) {
       s->reject_status = 413;
       s->request.body.clear();
@@ -377,10 +482,18 @@ class Http2Session final : public SessionBase {
         // Headers too large are answered at once, without waiting for the body.
         Stream* s = self->Find(frame->hd.stream_id);
         if (s != nullptr && s->reject_status == 431) self->Dispatch(s);
+        if (s != nullptr && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          self->StartStreamingCall(s);
+        }
       }
       return 0;
     }
     Stream* s = self->Find(frame->hd.stream_id);
+    if (s != nullptr && s->body_streaming) {
+      s->body_ended = true;
+      self->DeliverBody(s);
+      return 0;
+    }
     if (s != nullptr) self->Dispatch(s);
     return 0;
   }
@@ -393,6 +506,7 @@ class Http2Session final : public SessionBase {
     Stream* s = it->second.get();
     if (!s->response_done && error_code != NGHTTP2_NO_ERROR) self->OnClientReset();
     if (s->call != nullptr) s->call->Cancel();
+    s->body_callback = nullptr;
     if (s->written) {
       auto written = std::move(s->written);
       asio::post(self->executor(), [written = std::move(written)] { written(false); });
@@ -428,6 +542,7 @@ class Http2Session final : public SessionBase {
       if (s->out_last) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
         s->response_done = true;
+        s->session_->OnResponseDone(s);
       } else if (n == 0) {
         s->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
@@ -482,7 +597,10 @@ void Http2Session<Socket>::Submit(Stream* s, int status, bool has_body) {
   // nghttp2 copies the header block here.
   nghttp2_submit_response(session_, s->id_, nva.data(), nva.size(),
                           has_body ? &provider : nullptr);
-  if (!has_body) s->response_done = true;
+  if (!has_body) {
+    s->response_done = true;
+    OnResponseDone(s);
+  }
   s->response_headers.clear();
   Flush();
 }
@@ -494,6 +612,11 @@ void Stream::Respond(int status, HeaderList headers, std::string body) {
   out_offset = 0;
   out_last = true;
   session_->Submit(this, status, !out.empty());
+}
+
+void Stream::Read(Callback done) {
+  body_callback = std::move(done);
+  session_->DeliverBody(this);
 }
 
 void Stream::StartStream(int status, HeaderList headers) {

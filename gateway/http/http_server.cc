@@ -1,5 +1,6 @@
 #include "gateway/http/http_server.h"
 
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <type_traits>
@@ -53,8 +54,14 @@ beast::string_view BV(absl::string_view s) { return beast::string_view(s.data(),
 //
 // `Stream` is beast::tcp_stream (plaintext: HTTP/1.1, or h2c detected by its preface) or
 // TlsStream (HTTP/1.1 chosen by ALPN).
+//
+// A request for a client-streaming method whose body has not fully arrived with its head is
+// started at once, and its call pulls the body through BodyReader::Read, one piece per read
+// of the socket. While a call is in flight the socket is read too (WatchForDisconnect), so a
+// client that goes away is noticed and its backend call cancelled even when nothing is being
+// written to it; bytes that arrive meanwhile (a pipelined request) are kept for later.
 template <typename Stream>
-class Connection : public ServerConnection, public CallSink {
+class Connection : public ServerConnection, public CallSink, public BodyReader {
  public:
   static constexpr bool kPlain = std::is_same_v<Stream, beast::tcp_stream>;
 
@@ -107,6 +114,8 @@ class Connection : public ServerConnection, public CallSink {
     sres_.result(status);
     sres_.version(11);
     for (auto& [name, value] : headers) sres_.insert(BV(name), BV(value));
+    responding_ = true;
+    if (BodyIncomplete()) keep_alive_ = false;
     sres_.keep_alive(keep_alive_);
     sres_.chunked(true);
     serializer_.emplace(sres_);
@@ -196,6 +205,13 @@ class Connection : public ServerConnection, public CallSink {
       Close();
       return;
     }
+    if (watching_) {
+      // The watch read has no timeout: end it, and come back here once it returned.
+      resume_after_watch_ = true;
+      beast::error_code ec;
+      Lowest().socket().cancel(ec);
+      return;
+    }
     if (buffer_.size() > 0) {
       ReadHead();
       return;
@@ -268,6 +284,7 @@ class Connection : public ServerConnection, public CallSink {
       OnRequest();
       return;
     }
+    if (StartStreamingCall()) return;
     // The body must arrive within idle_timeout.
     Lowest().expires_after(server_->idle_timeout_);
     if (absl::EqualsIgnoreCase(SV(req[bhttp::field::expect]), "100-continue")) {
@@ -301,6 +318,17 @@ class Connection : public ServerConnection, public CallSink {
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive() && !server_->draining_.load(std::memory_order_relaxed);
     is_head_ = req.method() == bhttp::verb::head;
+    HttpRequest request = MakeRequest();
+    responding_ = false;
+    call_ = std::make_shared<HttpCall>(&server_->env_, worker_->routes(),
+                                       worker_->ioc_.get_executor(), this, Self());
+    call_->Start(std::move(request));
+    if (!responding_) WatchForDisconnect();
+  }
+
+  // The request read by parser_ (its body moved out).
+  HttpRequest MakeRequest() {
+    auto& req = parser_->get();
     HttpRequest request;
     request.method = std::string(SV(req.method_string()));
     request.target = std::string(SV(req.target()));
@@ -313,9 +341,135 @@ class Connection : public ServerConnection, public CallSink {
     request.body = std::move(req.body());
     request.peer = peer_;
     request.peer_identity = peer_identity_;
+    return request;
+  }
+
+  // A body still to come for a client-streaming method: starts the call now, which reads
+  // the body as it needs it (Read). False when the request is anything else, or when its
+  // whole body is in the buffer already.
+  bool StartStreamingCall() {
+    const auto length = parser_->content_length();
+    if (length && buffer_.size() >= *length) return false;
+    auto& req = parser_->get();
+    HttpRequest head = MakeRequest();
+    keep_alive_ = req.keep_alive() && !server_->draining_.load(std::memory_order_relaxed);
+    is_head_ = false;
+    continue_pending_ = absl::EqualsIgnoreCase(SV(req[bhttp::field::expect]), "100-continue");
+    responding_ = false;
+    body_streaming_ = true;  // before the call starts: it may answer at once
     call_ = std::make_shared<HttpCall>(&server_->env_, worker_->routes(),
                                        worker_->ioc_.get_executor(), this, Self());
-    call_->Start(std::move(request));
+    if (!call_->StartStreaming(&head, this)) {
+      body_streaming_ = false;
+      continue_pending_ = false;
+      call_.reset();
+      return false;
+    }
+    Lowest().expires_never();
+    stream_parser_.emplace(std::move(*parser_));
+    stream_parser_->body_limit(server_->options_.max_body_bytes);
+    return true;
+  }
+
+  // True while the body of a streamed request has not been read to its end (the
+  // connection cannot be reused after its response).
+  bool BodyIncomplete() const {
+    return body_streaming_ && !(stream_parser_.has_value() && stream_parser_->is_done());
+  }
+
+  // --- BodyReader ---
+
+  void Read(BodyReader::Callback done) override {
+    if (closed_ || !stream_parser_.has_value()) return;  // the call was cancelled
+    body_callback_ = std::move(done);
+    if (continue_pending_) {
+      continue_pending_ = false;
+      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      body_read_pending_ = true;
+      asio::async_write(stream_, asio::buffer(kContinue, sizeof(kContinue) - 1),
+                        [self = Self()](beast::error_code ec, std::size_t) {
+                          self->body_read_pending_ = false;
+                          if (self->closed_) return;
+                          if (ec) {
+                            self->Close();
+                            return;
+                          }
+                          self->ReadBodyPiece();
+                        });
+      return;
+    }
+    ReadBodyPiece();
+  }
+
+  void ReadBodyPiece() {
+    auto& body = stream_parser_->get().body();
+    body.data = body_buffer_.data();
+    body.size = body_buffer_.size();
+    body.more = true;
+    Lowest().expires_after(server_->idle_timeout_);  // the body must keep coming
+    body_read_pending_ = true;
+    bhttp::async_read_some(stream_, buffer_, *stream_parser_,
+                           [self = Self()](beast::error_code ec, std::size_t) {
+                             self->body_read_pending_ = false;
+                             self->OnBodyPiece(ec);
+                           });
+  }
+
+  void OnBodyPiece(beast::error_code ec) {
+    if (closed_) return;
+    if (ec == bhttp::error::need_buffer) ec = {};
+    absl::Status error;
+    if (ec == bhttp::error::body_limit) {
+      error = absl::ResourceExhaustedError(absl::StrCat(
+          "request body larger than ", server_->options_.max_body_bytes, " bytes"));
+    } else if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
+               ec == asio::error::eof || ec == asio::error::connection_reset ||
+               ec == asio::error::operation_aborted || ec == bhttp::error::partial_message) {
+      Close();  // the client went away: cancels the call
+      return;
+    } else if (ec) {
+      error = absl::InvalidArgumentError(absl::StrCat("malformed request body: ", ec.message()));
+    }
+    Lowest().expires_never();
+    BodyReader::Callback done = std::move(body_callback_);
+    body_callback_ = nullptr;
+    if (!done) return;
+    if (!error.ok()) {
+      done(std::move(error), std::string(), true);
+      return;
+    }
+    const std::size_t n = body_buffer_.size() - stream_parser_->get().body().size;
+    const bool last = stream_parser_->is_done();
+    if (n == 0 && !last) {  // only framing (a chunk header) was read
+      body_callback_ = std::move(done);
+      ReadBodyPiece();
+      return;
+    }
+    if (last && !responding_) WatchForDisconnect();
+    done(absl::OkStatus(), std::string(body_buffer_.data(), n), last);
+  }
+
+  // While a call is in flight: a read that notices a client that goes away (Close()
+  // cancels the call). Bytes that arrive are kept in buffer_ for the next request, and the
+  // watch ends. WaitForNextRequest ends it too.
+  void WatchForDisconnect() {
+    if (watching_ || closed_ || buffer_.size() > 0) return;
+    watching_ = true;
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = Self()](beast::error_code ec, std::size_t n) {
+                              self->watching_ = false;
+                              if (self->closed_) return;
+                              if (!ec) {
+                                self->buffer_.commit(n);
+                              } else if (ec != asio::error::operation_aborted) {
+                                self->Close();
+                                return;
+                              }
+                              if (self->resume_after_watch_) {
+                                self->resume_after_watch_ = false;
+                                self->WaitForNextRequest();
+                              }
+                            });
   }
 
   // --- Writing responses ---
@@ -361,7 +515,8 @@ class Connection : public ServerConnection, public CallSink {
   }
 
   void WriteResponse(bool close) {
-    const bool keep = keep_alive_ && !close;
+    responding_ = true;
+    const bool keep = keep_alive_ && !close && !BodyIncomplete();
     res_.version(11);
     res_.keep_alive(keep);
     if (is_head_) {
@@ -383,6 +538,11 @@ class Connection : public ServerConnection, public CallSink {
     call_.reset();
     serializer_.reset();
     is_head_ = false;
+    body_callback_ = nullptr;
+    if (body_streaming_ && !body_read_pending_) {
+      body_streaming_ = false;
+      stream_parser_.reset();
+    }
     if (close || closed_) {
       Close();
       return;
@@ -426,6 +586,16 @@ class Connection : public ServerConnection, public CallSink {
   bool is_head_ = false;
   bool closed_ = false;
   std::shared_ptr<HttpCall> call_;
+  bool responding_ = false;  // the response of the current request has begun
+  bool watching_ = false;    // WatchForDisconnect's read is pending
+  bool resume_after_watch_ = false;
+  // A streamed request body (StartStreamingCall): parser_ moved into stream_parser_.
+  bool body_streaming_ = false;
+  bool body_read_pending_ = false;
+  bool continue_pending_ = false;  // "Expect: 100-continue" not answered yet
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> stream_parser_;
+  std::array<char, 16 << 10> body_buffer_;
+  BodyReader::Callback body_callback_;
 
   bhttp::response<bhttp::string_body> res_;
   bhttp::response<bhttp::empty_body> sres_;

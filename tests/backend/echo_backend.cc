@@ -29,8 +29,9 @@
 //  * `exit_after` (ServerStream, Bidi): after that many responses were sent the process
 //    exits with status 1 without shutting down, to simulate a crash mid-stream.
 //  * `tag`: the backend remembers, per tag, whether a call with it was seen cancelled and
-//    whether it finished (its handler returned); `Stats` reports both. Unknown tags report
-//    false/false.
+//    whether it finished (its handler returned), and for ClientStream how many requests it
+//    has read so far (counted as they are read, so a test can see a stream's progress);
+//    `Stats` reports them. Unknown tags report false/false/0.
 //  * Unary fills `metadata` with every request header as "key=value", sorted, values of
 //    "-bin" keys in padded standard base64, and `deadline_ms` with the milliseconds left
 //    until the deadline when the call arrived (-1 without a deadline).
@@ -101,6 +102,13 @@ class CallLog {
     entry.cancelled = entry.cancelled || cancelled;
   }
 
+  // Records that the ClientStream call with `tag` has read `count` requests.
+  void MarkReceived(const std::string& tag, int count) {
+    if (tag.empty()) return;
+    absl::MutexLock lock(&mu_);
+    entries_[tag].received = count;
+  }
+
   // Returns what is known of `tag`: both false if no call with it was seen.
   StatsResponse Lookup(const std::string& tag) const {
     StatsResponse response;
@@ -109,6 +117,7 @@ class CallLog {
     if (it != entries_.end()) {
       response.set_cancelled(it->second.cancelled);
       response.set_finished(it->second.finished);
+      response.set_received(it->second.received);
     }
     return response;
   }
@@ -117,6 +126,7 @@ class CallLog {
   struct Entry {
     bool cancelled = false;
     bool finished = false;
+    int received = 0;
   };
 
   mutable absl::Mutex mu_;
@@ -136,6 +146,9 @@ class CallScope {
   void SetTag(const std::string& tag) {
     if (tag_.empty()) tag_ = tag;
   }
+
+  // Records how many requests the call has read so far.
+  void Received(int count) { log_->MarkReceived(tag_, count); }
 
   // Records the cancellation now and returns the status a cancelled handler ends with.
   grpc::Status Cancelled() {
@@ -296,6 +309,7 @@ class EchoService final : public gateway::test::v1::Echo::Service {
     while (reader->Read(&request)) {
       scope.SetTag(request.tag());
       ++count;
+      scope.Received(count);
       total_bytes += request.payload().size();
       last_payload = request.payload();
       if (!failure.active) failure = PlanFailure(request);
