@@ -13,8 +13,15 @@
 // framed per the Accept header: JSON array, NDJSON or SSE; the next message is read from
 // the backend only after the previous chunk was written, so a slow client slows the
 // backend instead of filling memory); client streaming (the body, a JSON array or NDJSON,
-// is split into messages that are sent one after the other). Bidi streaming methods are
-// answered 501.
+// is read as it arrives and each message goes to the backend as soon as it is complete; the
+// next piece of body is read from the socket, or the HTTP/2 stream window opened, only once
+// the backend took the previous message, so a fast client is paced by a slow backend;
+// max_body_bytes bounds the whole body; a broken message after the first ones cancels the
+// backend call and is answered 400). Bidi streaming methods are answered 501.
+//
+// A client that goes away cancels its backend call: HTTP/2 sees the stream reset or the
+// connection close; HTTP/1.1 keeps a read pending on the socket while a call is in flight
+// (bytes of a pipelined request that arrive meanwhile are kept for it).
 //
 // gRPC-Web (grpc_web.h, grpc_web_call.cc): a POST whose Content-Type is
 // application/grpc-web[-text][+proto] is routed by its gRPC path (RouteTable::Find), not by
