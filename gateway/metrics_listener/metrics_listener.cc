@@ -210,6 +210,26 @@ absl::StatusOr<MetricsListener::Options> CompileMetricsListener(
     return absl::InvalidArgumentError(
         absl::StrCat("metrics_listener.address: ", endpoint.status().message()));
   }
+  if (config.max_connections() > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics_listener.max_connections: ", config.max_connections(), " is over 1024"));
+  }
+  if (config.max_connections() != 0) options.max_connections = config.max_connections();
+  if (config.max_request_bytes() != 0) {
+    if (config.max_request_bytes() < 256) {
+      return absl::InvalidArgumentError(absl::StrCat("metrics_listener.max_request_bytes: ",
+                                                     config.max_request_bytes(),
+                                                     " is under 256"));
+    }
+    options.max_request_bytes = config.max_request_bytes();
+  }
+  if (config.has_timeout()) {
+    options.timeout = absl::Seconds(config.timeout().seconds()) +
+                      absl::Nanoseconds(config.timeout().nanos());
+    if (options.timeout <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("metrics_listener.timeout: must be positive");
+    }
+  }
   return options;
 }
 

@@ -64,7 +64,9 @@ class MetricsListener {
 };
 
 // The listener's options from the config's metrics_listener (defaults applied).
-// INVALID_ARGUMENT "metrics_listener.address: ..." for an address that is not HOST:PORT.
+// INVALID_ARGUMENT naming the key ("metrics_listener.address: ...") for an address that is
+// not HOST:PORT with an IP address or localhost, max_connections over 1024,
+// max_request_bytes under 256, a timeout that is not positive.
 absl::StatusOr<MetricsListener::Options> CompileMetricsListener(
     const config::v1::MetricsListener& config);
 

@@ -179,6 +179,34 @@ TEST(CompileMetricsListener, DefaultsToLoopbackAndNamesTheKeyOnBadAddresses) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(CompileMetricsListener, LimitsHaveDefaultsAndBounds) {
+  config::v1::MetricsListener config;
+  absl::StatusOr<MetricsListener::Options> options = CompileMetricsListener(config);
+  ASSERT_TRUE(options.ok());
+  EXPECT_EQ(options->max_connections, 8);
+  EXPECT_EQ(options->max_request_bytes, 8192u);
+  EXPECT_EQ(options->timeout, absl::Seconds(10));
+  config.set_max_connections(2);
+  config.set_max_request_bytes(1024);
+  config.mutable_timeout()->set_nanos(500000000);
+  options = CompileMetricsListener(config);
+  ASSERT_TRUE(options.ok());
+  EXPECT_EQ(options->max_connections, 2);
+  EXPECT_EQ(options->max_request_bytes, 1024u);
+  EXPECT_EQ(options->timeout, absl::Milliseconds(500));
+  config.set_max_connections(1025);
+  EXPECT_EQ(CompileMetricsListener(config).status().message(),
+            "metrics_listener.max_connections: 1025 is over 1024");
+  config.set_max_connections(0);
+  config.set_max_request_bytes(100);
+  EXPECT_EQ(CompileMetricsListener(config).status().message(),
+            "metrics_listener.max_request_bytes: 100 is under 256");
+  config.set_max_request_bytes(0);
+  config.mutable_timeout()->set_nanos(-1);
+  EXPECT_EQ(CompileMetricsListener(config).status().message(),
+            "metrics_listener.timeout: must be positive");
+}
+
 TEST(MetricsListenerStart, PortInUseIsUnavailable) {
   asio::io_context ioc;
   tcp::acceptor taken(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
