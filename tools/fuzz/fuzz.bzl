@@ -7,8 +7,8 @@ parser it exercises, with a seed corpus (a directory of input files).
 
     fuzz_test(
         name = "jwt_fuzz",                        # jwt_fuzz.cc
-        corpus = "//auth/testdata:fuzz_corpus_jwt_fuzz",
         corpus_dir = "auth/testdata/fuzz/jwt_fuzz",
+        corpus = "//auth/testdata:fuzz_corpus_jwt_fuzz",  # only for another package's files
         deps = [":jwt"],
     )
 
@@ -16,9 +16,12 @@ parser it exercises, with a seed corpus (a directory of input files).
         name = "fuzz_test",
         fuzzers = {"jwt_fuzz": "auth/testdata/fuzz/jwt_fuzz"},
         srcs = ["jwt.cc", "jwt.h", ...],          # the code under test, compiled by clang
-        data = ["//auth/testdata:fuzz_corpus_jwt_fuzz"],
+        data = ["//auth/testdata:fuzz_corpus_jwt_fuzz"],  # likewise
         linkopts = ["-lssl", "-lcrypto"],
     )
+
+A corpus directory inside the calling package is found by a glob; one in another package
+(a testdata package with its own BUILD) is passed as a filegroup.
 
 Defines:
   fuzz_test       a cc_test linking the entry point with //tools/fuzz:fuzz_driver, run over
@@ -30,18 +33,34 @@ Defines:
 
 load("@rules_cc//cc:defs.bzl", "cc_test")
 
-def fuzz_test(name, corpus, corpus_dir, deps = [], srcs = None, **kwargs):
+def _corpus_files(corpus_dir):
+    """The files of a corpus directory inside the calling package (else None)."""
+    pkg = native.package_name()
+    if not corpus_dir.startswith(pkg + "/"):
+        return None
+    return native.glob([corpus_dir[len(pkg) + 1:] + "/**"])
+
+def fuzz_test(name, corpus_dir, corpus = None, deps = [], srcs = None, **kwargs):
     """A libFuzzer entry point replayed over its seed corpus as a cc_test.
 
     Args:
       name: the target; its entry point is `<name>.cc` unless `srcs` says otherwise.
-      corpus: a filegroup label with the corpus files.
       corpus_dir: the corpus directory relative to the workspace root.
+      corpus: a filegroup label with the corpus files; needed only when corpus_dir is
+        outside this package (a directory inside it is read by a glob).
       deps: the code under test.
       srcs: the entry point's sources.
       **kwargs: passed to cc_test (size, tags, ...).
     """
-    data = [corpus] + kwargs.pop("data", [])
+    data = kwargs.pop("data", [])
+    if corpus:
+        data = data + [corpus]
+    else:
+        files = _corpus_files(corpus_dir)
+        if files == None:
+            fail("%s: corpus_dir %s is outside this package; give its filegroup as corpus" %
+                 (name, corpus_dir))
+        data = data + files
     cc_test(
         name = name,
         srcs = srcs if srcs != None else [name + ".cc"],
@@ -70,7 +89,8 @@ def libfuzzer_test(
         directory relative to the workspace root.
       srcs: labels of the code under test (.cc compiled into one library, headers needed
         to compile it; generated protobuf code included).
-      data: the corpus filegroups and any other files the targets read.
+      data: the corpus filegroups of corpus directories outside this package (those
+        inside it are read by a glob), and any other files the targets read.
       copts: extra compiler flags.
       linkopts: extra linker flags (system libraries beyond protobuf and Abseil).
       dicts: dict from an entry point's name to a libFuzzer dictionary (a label in this
@@ -86,8 +106,10 @@ def libfuzzer_test(
         args.append("--max_len=%d" % max_len)
     args += ["--copt=" + c for c in copts]
     args += ["--linkopt=" + l for l in linkopts]
+    corpora = []
     for fuzzer, corpus_dir in fuzzers.items():
         args.append("--target=%s:%s/%s.cc:%s" % (fuzzer, pkg, fuzzer, corpus_dir))
+        corpora += _corpus_files(corpus_dir) or []
     for fuzzer, dict_file in dicts.items():
         args.append("--dict=%s:$(rootpath %s)" % (fuzzer, dict_file))
     args += ["$(rootpaths %s)" % s for s in srcs]
@@ -98,7 +120,7 @@ def libfuzzer_test(
         size = size,
         srcs = ["//tools/fuzz:run_fuzz.sh"],
         args = args,
-        data = srcs + entries + data + dicts.values(),
+        data = srcs + entries + data + corpora + dicts.values(),
         tags = tags,
         **kwargs
     )
