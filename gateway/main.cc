@@ -274,7 +274,6 @@ int Run(int argc, char** argv) {
     http_options.forwarded_request_headers = h.forwarded_request_headers;
     http_options.exposed_response_metadata = h.exposed_response_metadata;
     http_options.default_deadline = h.default_deadline;
-    http_options.interceptors = (*config)->chain.get();
     absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
         http::HttpServer::Start(http_options, &route_snapshot);
     if (!started.ok()) {

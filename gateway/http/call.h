@@ -47,7 +47,6 @@ struct CallEnv {
   absl::Duration default_deadline = absl::InfiniteDuration();
   absl::flat_hash_set<std::string> forwarded;  // lower case
   absl::flat_hash_set<std::string> exposed;    // lower case
-  const InterceptorChain* interceptors = nullptr;
   std::shared_ptr<const CorsPolicy> cors;  // null: no CORS headers, no preflight answers
   grpc::CompletionQueue* cq = nullptr;
   // Backend operations started and not yet completed (for shutdown).

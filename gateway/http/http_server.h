@@ -1,8 +1,9 @@
 // HttpServer: the HTTP/JSON front end. REST clients call the google.api.http routes of the
 // served gRPC methods over HTTP/1.1 (keep-alive, chunked responses); each call is matched
-// and translated by the route table's transcoder, runs the interceptor chain, and is sent
-// to the method's backend with a deadline; the response (or the gRPC status) is turned
-// back into JSON (or an HTTP error with a JSON error body {code, message, details}).
+// and translated by the route table's transcoder, runs the table's interceptor chain
+// (RouteTable::chain()), and is sent to the method's backend with a deadline; the
+// response (or the gRPC status) is turned back into JSON (or an HTTP error with a JSON
+// error body {code, message, details}).
 //
 // Threads: `worker_threads` event loops (one boost::asio::io_context and thread each)
 // own the connections, which are spread over them round robin; nothing blocks on them.
@@ -99,9 +100,6 @@ class HttpServer {
     absl::Duration default_deadline = absl::InfiniteDuration();
     // Cross-origin requests: null answers no preflight and adds no CORS headers.
     std::shared_ptr<const CorsPolicy> cors;
-    // Run for every call (FrontEnd::kHttp); null or empty: no interceptors. Must outlive
-    // the server.
-    const InterceptorChain* interceptors = nullptr;
   };
 
   // Binds, starts the threads and returns the running server. `routes` must outlive the

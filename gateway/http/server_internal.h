@@ -127,7 +127,6 @@ class HttpServer::Impl {
     for (const std::string& h : options.exposed_response_metadata) {
       env_.exposed.insert(absl::AsciiStrToLower(h));
     }
-    env_.interceptors = options.interceptors;
     env_.cors = options.cors;
     env_.cq = &cq_;
     env_.backend_ops = &backend_ops_;
