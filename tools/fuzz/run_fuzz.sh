@@ -23,9 +23,11 @@
 # Include paths: the workspace root and proto/ (generated protobuf code). Protobuf
 # and Abseil are always linked.
 #
-# Under `bazel test` the files come from the test's runfiles and the work
-# directory is the test's TEST_TMPDIR; under `bazel run` from the runfiles too,
-# with a fresh work directory under /tmp that is kept (grown corpora, artifacts).
+# Under `bazel test` and `bazel run` the files come from the test's runfiles and
+# the work directory (objects, grown corpora, crash artifacts; its path is printed)
+# is the test's TEST_TMPDIR, which `bazel run` leaves in place. Run directly, the
+# files come from the current directory (the workspace root; generated code must
+# then exist there) and the work directory is a fresh one under /tmp.
 #
 # A crash stops the script with a non-zero status and lists the saved input; copy
 # it into the target's corpus directory so that it becomes a regression test of
@@ -67,7 +69,7 @@ if [[ -n "${TEST_SRCDIR:-}" ]]; then
   ROOT="${TEST_SRCDIR}/${TEST_WORKSPACE:-grpc_gateway}"
   WORK="${TEST_TMPDIR}/fuzz"
 else
-  ROOT="$(pwd)"  # bazel run starts in the runfiles' workspace directory
+  ROOT="$(pwd)"
   WORK="$(mktemp -d /tmp/fuzz.XXXXXX)"
 fi
 mkdir -p "${WORK}/obj"
