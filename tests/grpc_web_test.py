@@ -112,6 +112,19 @@ class GrpcWebTest(unittest.TestCase):
         self.assertEqual(reply.headers["content-type"], "application/grpc-web-text+proto")
         self.assertEqual(Shelf.FromString(reply.messages[0]).theme, "History")
 
+    def test_binary_request_with_accept_text_gets_a_text_response(self):
+        conn = http.client.HTTPConnection(*self.address.rsplit(":", 1), timeout=TIMEOUT)
+        self.addCleanup(conn.close)
+        conn.request("POST", GET_SHELF, body=frame(GetShelf(shelf=1).SerializeToString()),
+                     headers={"Content-Type": "application/grpc-web+proto",
+                              "Accept": "application/grpc-web-text"})
+        resp = conn.getresponse()
+        body = resp.read()
+        self.assertEqual(resp.getheader("content-type"), "application/grpc-web-text+proto")
+        frames = gw.FrameReader(text=True).feed(body)
+        self.assertEqual(Shelf.FromString(frames[0][1]).theme, "Fiction")
+        self.assertEqual(gw.parse_trailers(frames[1][1])["grpc-status"], "0")
+
     def test_text_request_in_several_padded_chunks(self):
         raw = frame(GetShelf(shelf=1).SerializeToString())
         body = base64.b64encode(raw[:4]) + base64.b64encode(raw[4:])

@@ -85,8 +85,13 @@ bool GrpcWebErrorHeaders(absl::string_view content_type, const absl::Status& sta
 void HttpCall::DispatchGrpcWeb(absl::string_view path, absl::string_view query,
                                grpc_web::GrpcWebType type) {
   grpc_web_ = true;
-  web_encoding_ = type.encoding;
   const HttpRequest& req = request_;
+  // The response is text when the request is, or when the client asks for it (PROTOCOL-WEB:
+  // "Accept: application/grpc-web-text").
+  web_encoding_ = type.encoding;
+  if (absl::StrContains(req.Header("accept"), "application/grpc-web-text")) {
+    web_encoding_ = grpc_web::Encoding::kText;
+  }
   if (!type.proto) {
     GrpcWebTrailersOnly(absl::UnimplementedError(
         absl::StrCat("content-type ", req.Header("content-type"),
