@@ -4,8 +4,10 @@ rejections, the route table and the Redis quota store (with a real redis-server 
 mid-test) are exact."""
 
 import http.client
+import os
 import re
 import signal
+import subprocess
 import time
 import unittest
 
@@ -14,6 +16,7 @@ import grpc
 import harness
 from grpc_proxy_test import Req, SERVICE, StatsReq, Stubs, TIMEOUT, gateway_config
 
+GATEWAYCTL = os.path.join(harness.ROOT, "tools/gatewayctl/gatewayctl")
 UNARY = SERVICE + "Unary"
 STATS = SERVICE + "Stats"
 STREAM = SERVICE + "ServerStream"
@@ -194,7 +197,9 @@ quotas:
 metrics_listener: {address: "127.0.0.1:0"}
 admin_listener: {address: "127.0.0.1:0"}
 """))
-        page = self.scrape(metrics_address(gw))
+        address = metrics_address(gw)
+        admin = re.search(r"admin listening on (\S+)", gw.output()).group(1)
+        page = self.scrape(address)
         self.assertEqual(page.types["gateway_registry_swaps_total"], "counter")
         self.assertEqual(page.get("gateway_registry_swaps_total"), 1)  # the start
         for op in ("register", "remove", "rollback"):
@@ -203,6 +208,33 @@ admin_listener: {address: "127.0.0.1:0"}
         self.assertLess(page.get("gateway_registry_last_swap_duration_seconds"), 10)
         self.assertGreater(page.get("gateway_registry_last_swap_timestamp_seconds"),
                            time.time() - 60)
+        # The config's service, and server reflection (routed to the admin server).
+        services = page.get("gateway_route_table_services")
+        methods = page.get("gateway_route_table_methods")
+        self.assertEqual(services, 2)
+
+        def ctl(*args):
+            r = subprocess.run([GATEWAYCTL, f"--admin={admin}", *args], capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        register = ("register", "bookstore.v1.Bookstore",
+                    f"--descriptor-set={harness.BOOKSTORE_SET}", "--backend=echo",
+                    "--owner=team-books")
+        ctl(*register, "--dry-run")
+        ctl(*register)
+        page = self.scrape(address)
+        self.assertEqual(page.get("gateway_registry_changes_total", operation="register"), 1)
+        self.assertEqual(page.get("gateway_registry_swaps_total"), 2)
+        self.assertEqual(page.get("gateway_route_table_services"), services + 1)
+        self.assertGreater(page.get("gateway_route_table_methods"), methods)
+        ctl("remove", "bookstore.v1.Bookstore", "--owner=team-books")
+        page = self.scrape(address)
+        self.assertEqual(page.get("gateway_registry_changes_total", operation="remove"), 1)
+        self.assertEqual(page.get("gateway_registry_changes_total", operation="rollback"), 0)
+        self.assertEqual(page.get("gateway_registry_swaps_total"), 3)
+        self.assertEqual(page.get("gateway_route_table_services"), services)
+        self.assertEqual(page.get("gateway_route_table_methods"), methods)
 
     def test_redis_failures_and_failure_decisions_are_counted(self):
         redis_proc, redis = harness.redis_server(self.ws)
