@@ -21,6 +21,10 @@
 // headers sent as trailing metadata; otherwise the interceptors' metadata is added and
 // their deadline (if earlier than the client's) is set on the backend call.
 //
+// With Options::metrics every call is counted (started, finished by status code, duration,
+// rejections by the interceptor chain; docs/config.md, "Metrics"): a method's series are
+// resolved once per route table and worker, then a call only adds to atomic cells.
+//
 // Thread-safety: Start/Shutdown from one thread; port() from any.
 //
 // Example:
@@ -85,6 +89,7 @@ class GrpcProxyServer {
   // joins the workers. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  // Internal: a worker thread and its queue; the metrics of calls (grpc_proxy.cc).
   class Worker;
   class CallMetrics;
 
