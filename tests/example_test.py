@@ -12,6 +12,7 @@ BACKEND = os.path.join(harness.ROOT, "examples/bookstore/bookstore_backend")
 DESCRIPTORS = os.path.join(harness.ROOT, "examples/bookstore/bookstore_proto.pb")
 CONFIG = os.path.join(harness.ROOT, "examples/bookstore/gateway.yaml")
 CLIENT = os.path.join(harness.ROOT, "examples/bookstore/client.py")
+WEB_CLIENT = os.path.join(harness.ROOT, "tools/grpcweb/grpc_web_client.py")
 
 
 class ExampleTest(unittest.TestCase):
@@ -43,6 +44,13 @@ class ExampleTest(unittest.TestCase):
                 capture_output=True, text=True, timeout=30)
             self.assertEqual(rest.returncode, 0, rest.stderr)
             self.assertEqual(json.loads(rest.stdout), {"id": "2", "theme": "History"})
+            # And over gRPC-Web, with the project's gRPC-Web client.
+            web = subprocess.run(
+                ["/usr/bin/python3", WEB_CLIENT, f"--address={harness.http_address(gw)}",
+                 f"--descriptor_set={DESCRIPTORS}", "--method=/bookstore.v1.Bookstore/GetShelf",
+                 '--json={"shelf": "2"}'], capture_output=True, text=True, timeout=30)
+            self.assertEqual(web.returncode, 0, web.stderr)
+            self.assertEqual(json.loads(web.stdout), {"id": "2", "theme": "History"})
             self.assertEqual(gw.stop(), 0)
         finally:
             ws.close()

@@ -71,6 +71,13 @@ echo "\$ curl http://127.0.0.1:$http_port/v1/shelves/1/books?page_size=2"
 curl -sS --max-time 10 "http://127.0.0.1:$http_port/v1/shelves/1/books?page_size=2"
 echo
 
+echo
+echo "== and over gRPC-Web (as a browser would call it) =="
+echo "\$ tools/grpcweb/grpc_web_client.py --address=127.0.0.1:$http_port --method=/bookstore.v1.Bookstore/GetShelf --json='{\"shelf\": \"1\"}' ..."
+/usr/bin/python3 tools/grpcweb/grpc_web_client.py --address="127.0.0.1:$http_port" \
+  --descriptor_set="$run/bookstore_proto.pb" --method=/bookstore.v1.Bookstore/GetShelf \
+  --json='{"shelf": "1"}'
+
 cat <<MSG
 
 Call it yourself over REST:
@@ -78,6 +85,11 @@ Call it yourself over REST:
   curl -X POST http://127.0.0.1:$http_port/v1/shelves/1/books -d '{"title": "Kindred", "author": "Octavia E. Butler"}'
   curl -X PATCH 'http://127.0.0.1:$http_port/v1/shelves/1/books/1?update_mask=title' -d '{"title": "New title"}'
   curl -N http://127.0.0.1:$http_port/v1/shelves/1/books:stream
+
+over gRPC-Web (binary, or --text for application/grpc-web-text):
+  /usr/bin/python3 $root/tools/grpcweb/grpc_web_client.py --address=127.0.0.1:$http_port \\
+      --descriptor_set=$run/bookstore_proto.pb --method=/bookstore.v1.Bookstore/ListBooks \\
+      --json='{"shelf": "1"}'
 
 or with any gRPC client (this one needs only python3-grpcio):
   /usr/bin/python3 $root/examples/bookstore/client.py --target=127.0.0.1:$gateway_port \\
