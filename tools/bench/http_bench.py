@@ -109,8 +109,10 @@ def run_wrk(url, connections, duration, work, body=None):
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         errors += sum(int(x) for x in m.groups())
-    p50 = to_us(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = to_us(re.search(r"99%\s+(\S+)", out).group(1))
+    # The distribution's own lines ("     50%    1.09ms"), not a "+/- Stdev" figure such as
+    # "97.50%" earlier in the output.
+    p50 = to_us(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = to_us(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     return calls, errors, p50, p99
 
 
