@@ -8,7 +8,8 @@
 // first, then the body, and more than max_header_count fields refused. The limits are
 // replicated here: the server's defaults (HttpServer::Options), and tight ones that small
 // inputs can exceed. Each input is parsed whole and again fed in small pieces, as a socket
-// delivers it; both must give the same request.
+// delivers it, and both again with the body streamed through a buffer_body parser as
+// client-streaming calls read it; all four must give the same request.
 //
 // Beast applies header_limit to the request line and to the header fields separately when
 // a whole head arrives in one read, so a head of up to about twice the limit gets through
@@ -70,71 +71,111 @@ void Fail(const char* what, absl::string_view detail) {
   std::abort();
 }
 
-// Feeds `input` to a parser in pieces of at most `piece` bytes, keeping unconsumed bytes in
-// front of the next piece as a connection's buffer does; at the end of the input, EOF.
-// The head is read first; more than max_header_count fields stop the request there.
-Parsed Parse(absl::string_view input, const Limits& limits, std::size_t piece) {
-  bhttp::request_parser<bhttp::string_body> parser;
-  parser.header_limit(limits.max_header_bytes);
-  parser.body_limit(limits.max_body_bytes);
-  Parsed out;
-  std::string buffer;
+// A connection's read side: the input arrives in pieces of at most `piece` bytes, and the
+// bytes a parser has not consumed stay in front of the next piece (as in the server's
+// flat_buffer).
+struct Source {
+  absl::string_view input;
+  std::size_t piece;
   std::size_t offset = 0;
+  std::string buffer;
   std::size_t consumed = 0;
-  bool head_checked = false;
-  while (!parser.is_done()) {
-    if (offset < input.size()) {
-      const std::size_t n = std::min(piece, input.size() - offset);
-      buffer.append(input.data() + offset, n);
-      offset += n;
-    }
-    bool progress = true;
-    while (progress && !buffer.empty() && !parser.is_done()) {
-      const std::size_t used =
-          parser.put(boost::asio::buffer(buffer.data(), buffer.size()), out.ec);
-      buffer.erase(0, used);
-      consumed += used;
-      progress = used > 0;
-      if (out.ec == bhttp::error::need_more) {
-        out.ec = {};
-        break;
-      }
-      if (out.ec) return out;
-      if (parser.is_header_done() && !head_checked) {
-        head_checked = true;
-        if (consumed > limits.max_header_bytes) {  // the parser stops right after the head
-          out.ec = bhttp::error::header_limit;
-          return out;
-        }
-        std::size_t count = 0;
-        for (auto it = parser.get().begin(); it != parser.get().end(); ++it) ++count;
-        if (count > limits.max_header_count) {
-          out.ec = bhttp::error::header_limit;  // answered 431 by the server
-          return out;
-        }
-      }
-    }
-    if (offset >= input.size() && !parser.is_done()) {
-      if (!parser.got_some()) {  // as beast::http::read: nothing came before the end
-        out.ec = bhttp::error::end_of_stream;
-        return out;
-      }
-      parser.put_eof(out.ec);
-      if (out.ec) return out;
-      if (!parser.is_done()) {
-        out.ec = bhttp::error::partial_message;
-        return out;
-      }
-    }
+
+  bool Read() {
+    if (offset >= input.size()) return false;
+    const std::size_t n = std::min(piece, input.size() - offset);
+    buffer.append(input.data() + offset, n);
+    offset += n;
+    return true;
   }
-  out.done = true;
-  const auto& req = parser.get();
-  out.method = std::string(SV(req.method_string()));
-  out.target = std::string(SV(req.target()));
+};
+
+// Puts the source's bytes to `parser` until the head is done (`head_only`) or the message
+// is, reading more when the parser needs it; at the end of the input, EOF as
+// beast::http::read gives it. `window` and `collect` run around each put (a buffer_body's
+// window). Returns false with out->ec set on an error.
+template <typename Parser, typename Window, typename Collect>
+bool Pump(Parser& parser, Source& src, bool head_only, Window window, Collect collect,
+          Parsed* out) {
+  bool need_more = src.buffer.empty();
+  while (!(head_only ? parser.is_header_done() : parser.is_done())) {
+    if (need_more && !src.Read()) {
+      if (!parser.got_some()) {
+        out->ec = bhttp::error::end_of_stream;
+        return false;
+      }
+      parser.put_eof(out->ec);
+      if (!out->ec && !parser.is_done()) out->ec = bhttp::error::partial_message;
+      return !out->ec;
+    }
+    window(parser);
+    const std::size_t used =
+        parser.put(boost::asio::buffer(src.buffer.data(), src.buffer.size()), out->ec);
+    collect(parser);
+    src.buffer.erase(0, used);
+    src.consumed += used;
+    need_more = out->ec == bhttp::error::need_more || (used == 0 && !out->ec);
+    if (out->ec == bhttp::error::need_more || out->ec == bhttp::error::need_buffer) {
+      out->ec = {};
+    }
+    if (out->ec) return false;
+  }
+  return true;
+}
+
+template <typename Request>
+void Fill(const Request& req, std::string body, Parsed* out) {
+  out->done = true;
+  out->method = std::string(SV(req.method_string()));
+  out->target = std::string(SV(req.target()));
   for (const auto& field : req) {
-    out.fields.emplace_back(std::string(SV(field.name_string())), std::string(SV(field.value())));
+    out->fields.emplace_back(std::string(SV(field.name_string())),
+                             std::string(SV(field.value())));
   }
-  out.body = req.body();
+  out->body = std::move(body);
+}
+
+// Reads one request from `input` delivered in pieces of at most `piece` bytes, as a
+// connection does: the head first (refused beyond max_header_bytes or max_header_count),
+// then the body whole (string_body), or, with `stream_body`, through a small window of a
+// buffer_body parser that takes over the head's parser (client-streaming calls).
+Parsed Parse(absl::string_view input, const Limits& limits, std::size_t piece,
+             bool stream_body) {
+  Parsed out;
+  Source src{input, piece};
+  const auto none = [](auto&) {};
+  bhttp::request_parser<bhttp::string_body> head;
+  head.header_limit(limits.max_header_bytes);
+  head.body_limit(limits.max_body_bytes);
+  if (!Pump(head, src, /*head_only=*/true, none, none, &out)) return out;
+  if (src.consumed > limits.max_header_bytes) {  // the parser stops right after the head
+    out.ec = bhttp::error::header_limit;
+    return out;
+  }
+  std::size_t count = 0;
+  for (auto it = head.get().begin(); it != head.get().end(); ++it) ++count;
+  if (count > limits.max_header_count) {
+    out.ec = bhttp::error::header_limit;  // answered 431 by the server
+    return out;
+  }
+  if (!stream_body || head.is_done()) {  // the server streams only a body still to come
+    if (!Pump(head, src, /*head_only=*/false, none, none, &out)) return out;
+    Fill(head.get(), head.get().body(), &out);
+    return out;
+  }
+  bhttp::request_parser<bhttp::buffer_body> body(std::move(head));
+  body.body_limit(limits.max_body_bytes);
+  char window[16];
+  std::string collected;
+  const auto open = [&window](auto& p) {
+    p.get().body().data = window;
+    p.get().body().size = sizeof(window);
+  };
+  const auto take = [&window, &collected](auto& p) {
+    collected.append(window, sizeof(window) - p.get().body().size);
+  };
+  if (!Pump(body, src, /*head_only=*/false, open, take, &out)) return out;
+  Fill(body.get(), std::move(collected), &out);
   return out;
 }
 
@@ -248,9 +289,14 @@ void CheckRequest(const Parsed& request) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view input(reinterpret_cast<const char*>(data), size);
   for (const Limits& limits : {kServerDefaults, kTight}) {
-    const Parsed whole = Parse(input, limits, input.size() + 1);
-    const Parsed pieces = Parse(input, limits, 7);
-    if (!SameRequest(whole, pieces)) Fail("parsed whole and in pieces differently", input);
+    const Parsed whole = Parse(input, limits, input.size() + 1, false);
+    if (!SameRequest(whole, Parse(input, limits, 7, false))) {
+      Fail("parsed whole and in pieces differently", input);
+    }
+    if (!SameRequest(whole, Parse(input, limits, input.size() + 1, true)) ||
+        !SameRequest(whole, Parse(input, limits, 7, true))) {
+      Fail("a streamed body differs from the whole body", input);
+    }
     if (whole.done) CheckRequest(whole);
   }
   return 0;

@@ -72,6 +72,7 @@ else
   ROOT="$(pwd)"
   WORK="$(mktemp -d /tmp/fuzz.XXXXXX)"
 fi
+rm -rf "${WORK}/obj"  # a work directory kept from an earlier run holds stale objects
 mkdir -p "${WORK}/obj"
 
 ABSL_LIBS="status statusor strings strings_internal str_format_internal cord cord_internal
