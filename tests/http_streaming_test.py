@@ -11,7 +11,9 @@ Real processes on loopback (gatewayd, the echo backend) and raw sockets; every w
 """
 
 import json
+import os
 import socket
+import subprocess
 import time
 import unittest
 
@@ -19,7 +21,7 @@ import harness
 
 TIMEOUT = 20
 ECHO = "/gateway.test.v1.Echo/"
-MAX_BODY = 65536
+MAX_BODY = 4 << 20
 
 
 def config(echo):
@@ -239,7 +241,7 @@ class StreamingRequestTest(unittest.TestCase):
         sock = self.connect()
         sock.sendall(b"POST " + ECHO.encode() + b"ClientStream HTTP/1.1\r\nHost: x\r\n"
                      b"Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n")
-        line = json.dumps({"payload": "eHh4" * 200, "tag": "inc-limit"}).encode() + b"\n"
+        line = json.dumps({"payload": "eHh4" * 2000, "tag": "inc-limit"}).encode() + b"\n"
         sent = 0
         try:
             while sent <= MAX_BODY + len(line):
@@ -251,6 +253,37 @@ class StreamingRequestTest(unittest.TestCase):
         self.assertIn(b"413", head, body)
         self.assertEqual(json.loads(body)["code"], 8)
         self.assertIn(b"Connection: close", head)
+
+    def test_large_streams_over_http11_and_h2c(self):
+        # Several times the HTTP/2 stream window (1 MiB) and the read buffers: the windows
+        # and reads must keep opening as the backend takes the messages.
+        line = json.dumps({"payload": "eHh4" * 4000}).encode() + b"\n"  # ~16 KB
+        count = (3 << 20) // len(line)
+        body_file = os.path.join(self.ws.dir, "large.ndjson")
+        with open(body_file, "wb") as f:
+            f.write(line * count)
+        for flags in (["--http1.1", "-H", "Transfer-Encoding: chunked"], ["--http1.1"],
+                      ["--http2-prior-knowledge"]):
+            result = subprocess.run(
+                ["curl", "-sS", "--max-time", str(TIMEOUT), *flags,
+                 "-H", "Content-Type: application/x-ndjson", "--data-binary", f"@{body_file}",
+                 f"http://{self.address}{ECHO}ClientStream"],
+                capture_output=True, timeout=TIMEOUT + 5)
+            self.assertEqual(result.returncode, 0, (flags, result.stderr))
+            self.assertEqual(json.loads(result.stdout)["index"], count, flags)
+
+    def test_streamed_body_over_the_limit_over_h2c(self):
+        line = json.dumps({"payload": "eHh4" * 4000}).encode() + b"\n"
+        body_file = os.path.join(self.ws.dir, "over.ndjson")
+        with open(body_file, "wb") as f:
+            f.write(line * ((MAX_BODY + (1 << 20)) // len(line)))
+        result = subprocess.run(
+            ["curl", "-sS", "-i", "--max-time", str(TIMEOUT), "--http2-prior-knowledge",
+             "-H", "Content-Type: application/x-ndjson", "--data-binary", f"@{body_file}",
+             f"http://{self.address}{ECHO}ClientStream"],
+            capture_output=True, timeout=TIMEOUT + 5)
+        self.assertTrue(result.stdout.startswith(b"HTTP/2 413"), (result.stdout, result.stderr))
+        self.assertEqual(json.loads(result.stdout.partition(b"\r\n\r\n")[2])["code"], 8)
 
     # --- a client that goes away cancels its backend call ---
 

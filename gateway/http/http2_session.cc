@@ -77,6 +77,7 @@ class Stream final : public CallSink, public BodyReader {
   // stream window not yet given back), END_STREAM seen, an error to report.
   bool body_streaming = false;
   bool body_ended = false;
+  bool reset_sent = false;
   std::string body_pending;
   std::size_t body_received = 0;
   absl::Status body_error;
@@ -189,12 +190,9 @@ class Http2Session final : public SessionBase {
       s->body_pending.clear();
     }
     s->body_callback = nullptr;
-    // Not from inside nghttp2's send: tell the client to stop sending (RFC 9113, 8.1).
-    asio::post(executor(), [self = Self(), id = s->id_] {
-      if (self->closed_ || self->Find(id) == nullptr) return;
-      nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
-      self->Flush();
-    });
+    // The rest of the body is read and dropped (OnDataChunk), so that the client can finish
+    // sending and read the response: some clients (curl) drop a response whose stream is
+    // reset while they upload, although RFC 9113 (8.1) allows it.
   }
 
   void DeliverBody(Stream* s) override {
@@ -450,6 +448,13 @@ class Http2Session final : public SessionBase {
       s->body_received += len;
       if (s->response_done || !s->body_error.ok()) {  // nobody reads it any more
         nghttp2_session_consume_stream(self->session_, stream_id, len);
+        // Dropped bytes are bounded too: past twice the limit the stream is reset.
+        if (s->response_done && !s->reset_sent &&
+            s->body_received > 2 * std::size_t{self->server_->options_.max_body_bytes}) {
+          s->reset_sent = true;
+          nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, stream_id,
+                                    NGHTTP2_NO_ERROR);
+        }
         return 0;
       }
       if (s->body_received > self->server_->options_.max_body_bytes) {
