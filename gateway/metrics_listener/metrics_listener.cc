@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -85,6 +86,7 @@ class MetricsListener::Impl {
   int connections_ = 0;
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_{ioc_};  // after an accept error (e.g. out of descriptors)
   std::thread thread_;
 };
 
@@ -165,12 +167,17 @@ class MetricsListener::Impl::Session : public std::enable_shared_from_this<Sessi
 void MetricsListener::Impl::Accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      if (connections_ >= options_.max_connections) {
-        socket.close(ec);  // over the limit: refuse by closing
-      } else {
-        std::make_shared<Session>(this, std::move(socket))->Read();
-      }
+    if (ec) {  // do not spin on an error that persists: try again a little later
+      retry_.expires_after(std::chrono::milliseconds(100));
+      retry_.async_wait([this](boost::system::error_code wait_ec) {
+        if (!wait_ec) Accept();
+      });
+      return;
+    }
+    if (connections_ >= options_.max_connections) {
+      socket.close(ec);  // over the limit: refuse by closing
+    } else {
+      std::make_shared<Session>(this, std::move(socket))->Read();
     }
     Accept();
   });
