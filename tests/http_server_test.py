@@ -491,6 +491,20 @@ class HttpLimitsTest(unittest.TestCase):
         self.assertEqual(status, 431)
         self.assertEqual(json.loads(raw)["code"], 8)
 
+    def test_limit_counts_the_request_line_and_headers_together(self):
+        # 700 bytes of request target plus 700 of headers, sent in one write: each part is
+        # under max_header_bytes (1024), the head is not.
+        target = b"/v1/shelves?pad=" + b"p" * 684
+        head = (b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"h" * 680
+                + b"\r\n\r\n")
+        self.assertGreater(len(head), 1024)
+        self.assertIn(b"431 Request Header Fields Too Large", self.exchange(head))
+        # Under the limit as a whole: served.
+        small = (b"GET /v1/shelves HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: "
+                 + b"h" * 880 + b"\r\n\r\n")
+        self.assertLess(len(small), 1024)
+        self.assertIn(b"200 OK", self.exchange(small))
+
     def test_too_many_headers_are_431(self):
         headers = {f"X-H{i}": "v" for i in range(30)}
         status, raw, _ = self.status_of("GET", "/v1/shelves", headers=headers)

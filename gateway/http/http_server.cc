@@ -195,7 +195,7 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     if (reset_timer) Lowest().expires_after(server_->header_read_timeout_);
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
-        [self = Self()](beast::error_code ec, std::size_t) { self->OnHead(ec); });
+        [self = Self()](beast::error_code ec, std::size_t n) { self->OnHead(ec, n); });
   }
 
   // Between keep-alive requests: waits up to idle_timeout for the next request's first
@@ -266,10 +266,17 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     WriteResponse(true);
   }
 
-  void OnHead(beast::error_code ec) {
+  // `head_bytes`: the size of the request line and header fields.
+  void OnHead(beast::error_code ec, std::size_t head_bytes) {
     BeginRequest();
     if (ec) {
       OnReadError(ec);
+      return;
+    }
+    // Beast checks header_limit against the request line and the fields separately, so a
+    // head that arrives in one read may be up to twice as large: check the whole.
+    if (head_bytes > server_->options_.max_header_bytes) {
+      OnReadError(bhttp::error::header_limit);
       return;
     }
     const auto& req = parser_->get();
