@@ -262,6 +262,7 @@ int Run(int argc, char** argv) {
     http_options.tls_cert_file = h.tls_cert_file;
     http_options.tls_key_file = h.tls_key_file;
     http_options.tls_client_ca_file = h.tls_client_ca_file;
+    http_options.metrics = metric_registry.get();
     http_options.cors = h.cors;
     http_options.worker_threads = h.worker_threads;
     http_options.max_body_bytes = h.max_body_bytes;

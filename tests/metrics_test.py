@@ -192,6 +192,63 @@ quotas:
         self.assertEqual(get(address, "/metrics/x")[0], 404)
         stubs.close()
 
+    def test_http_responses_durations_and_rejections_are_counted(self):
+        bookstore = harness.bookstore_backend(self.ws)
+        gw = self.ws.gatewayd(f"""
+grpc_listener: {{address: "127.0.0.1:0"}}
+http_listener: {{address: "127.0.0.1:0", worker_threads: 2}}
+metrics_listener: {{address: "127.0.0.1:0"}}
+descriptor_sets: ["{harness.BOOKSTORE_SET}"]
+backends: [{{name: bookstore, target: "ipv4:{bookstore.address}"}}]
+services: [{{name: bookstore.v1.Bookstore, backend: bookstore}}]
+quotas:
+  rules:
+    - {{name: two-lists, selectors: ["bookstore.v1.Bookstore.ListShelves"], key: GLOBAL,
+       requests: 2, per: 1h}}
+""")
+        address = metrics_address(gw)
+        host, port = harness.http_address(gw).rsplit(":", 1)
+
+        def status_of(path):
+            conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                return resp.status
+            finally:
+                conn.close()
+
+        statuses = [status_of("/v1/shelves") for _ in range(3)]
+        statuses += [status_of("/v1/shelves/1") for _ in range(2)]
+        statuses += [status_of("/v1/shelves/999"), status_of("/nope"), status_of("/nope")]
+        self.assertEqual(statuses, [200, 200, 429, 200, 200, 404, 404, 404])
+        # A request refused while it was read (malformed) counts under "unknown".
+        import socket
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            self.assertIn(b" 400 ", sock.recv(4096))
+
+        page = self.scrape(address)
+        responses = "gateway_http_responses_total"
+        lists = "/bookstore.v1.Bookstore/ListShelves"
+        get_shelf = "/bookstore.v1.Bookstore/GetShelf"
+        self.assertEqual(page.get(responses, method=lists, status="200"), 2)
+        self.assertEqual(page.get(responses, method=lists, status="429"), 1)
+        self.assertEqual(page.get(responses, method=get_shelf, status="200"), 2)
+        self.assertEqual(page.get(responses, method=get_shelf, status="404"), 1)
+        self.assertEqual(page.get(responses, method="unknown", status="404"), 2)
+        self.assertEqual(page.get(responses, method="unknown", status="400"), 1)
+        self.assertEqual(page.total(responses), 9)
+        self.assertEqual(page.get("gateway_interceptor_rejections_total", front_end="http",
+                                  code="RESOURCE_EXHAUSTED"), 1)
+        h = "gateway_http_request_duration_seconds"
+        self.assertEqual(page.get(h + "_count", method=lists), 3)
+        self.assertEqual(page.get(h + "_count", method=get_shelf), 3)
+        self.assertEqual(page.get(h + "_bucket", method=lists, le="+Inf"), 3)
+        self.assertGreater(page.get(h + "_sum", method=get_shelf), 0)
+        self.assertLess(page.get(h + "_sum", method=get_shelf), 3 * TIMEOUT)
+
     def test_registry_changes_and_swaps_are_counted(self):
         gw = self.ws.gatewayd(gateway_config(self.backend.address, """
 metrics_listener: {address: "127.0.0.1:0"}

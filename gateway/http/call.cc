@@ -46,6 +46,7 @@ void* HttpCall::Tag(Op op) {
 void HttpCall::Cancel() {
   if (cancelled_) return;
   cancelled_ = true;
+  if (sink_ != nullptr) CountResponse(0);
   sink_ = nullptr;
   sink_owner_.reset();
   if (client_ctx_ != nullptr) client_ctx_->TryCancel();
@@ -57,7 +58,14 @@ void HttpCall::Respond(int status, HeaderList headers, std::string body) {
   std::shared_ptr<void> owner = std::move(sink_owner_);
   sink_ = nullptr;
   for (auto& header : cors_headers_) headers.push_back(std::move(header));
+  CountResponse(status);
   sink->Respond(status, std::move(headers), std::move(body));
+}
+
+void HttpCall::CountResponse(int status) {
+  if (counted_ || env_->metrics == nullptr) return;
+  counted_ = true;
+  env_->metrics->SeriesFor(table_, route_)->Responded(status, absl::Now() - arrival_);
 }
 
 void HttpCall::SendError(int http_status, const absl::Status& status) {
@@ -79,11 +87,13 @@ void HttpCall::Reject(int http_status, const absl::Status& status) {
 }
 
 void HttpCall::Start(HttpRequest request) {
+  arrival_ = absl::Now();
   request_ = std::move(request);
   Dispatch();
 }
 
 bool HttpCall::StartStreaming(HttpRequest* head, BodyReader* body) {
+  arrival_ = absl::Now();
   if (head->method == "GET" || head->method == "HEAD" || head->method == "OPTIONS") return false;
   if (grpc_web::ParseContentType(head->Header("content-type")).has_value()) return false;
   absl::StatusOr<RequestTarget> target =
@@ -238,6 +248,7 @@ void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
 void HttpCall::OnIntercepted(absl::Status status) {
   if (cancelled_) return;
   if (!status.ok()) {
+    if (env_->metrics != nullptr) env_->metrics->Rejected(status);
     reject_headers_ = std::move(call_ctx_->response_headers);
     Reject(transcoder::HttpStatusFromCode(status.code()), status);
     return;
@@ -466,6 +477,7 @@ void HttpCall::OnBackendDone() {
     CallSink* sink = sink_;
     std::shared_ptr<void> owner = std::move(sink_owner_);
     sink_ = nullptr;
+    CountResponse(200);
     sink->Write(std::move(tail), /*last=*/true, [](bool) {});
     return;
   }

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
 #include "gateway/http/cors.h"
+#include "gateway/http/http_metrics.h"
 #include "gateway/http/grpc_web.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
@@ -51,6 +52,8 @@ struct CallEnv {
   grpc::CompletionQueue* cq = nullptr;
   // Backend operations started and not yet completed (for shutdown).
   std::atomic<int>* backend_ops = nullptr;
+  // Null: no metrics.
+  HttpMetrics* metrics = nullptr;
 };
 
 // A request as received (HTTP/1.1 or HTTP/2).
@@ -181,6 +184,8 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void AddExposedMetadata(HeaderList* headers);
 
   void SendError(int http_status, const absl::Status& status);
+  // Counts the response (once) with `status`; 0: the client went away first.
+  void CountResponse(int status);
   // A call refused before a response started: SendError for REST, a trailers-only
   // response for gRPC-Web.
   void Reject(int http_status, const absl::Status& status);
@@ -219,6 +224,8 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   bool has_response_ = false;
   bool cancelled_ = false;
   bool headers_sent_ = false;
+  absl::Time arrival_;
+  bool counted_ = false;
   std::unique_ptr<grpc::ClientContext> client_ctx_;
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_;
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;

@@ -230,6 +230,7 @@ void HttpCall::GrpcWebFinish() {
     CallSink* sink = sink_;
     std::shared_ptr<void> owner = std::move(sink_owner_);
     sink_ = nullptr;
+    CountResponse(200);
     sink->Write(trailer_frame(), /*last=*/true, [](bool) {});
     return;
   }

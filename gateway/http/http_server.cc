@@ -249,6 +249,7 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
 
   // An error found while reading: answered, then the connection is closed.
   void SendError(int status, const absl::Status& error) {
+    if (server_->env_.metrics != nullptr) server_->env_.metrics->unknown()->Refused(status);
     keep_alive_ = false;
     res_ = {};
     HeaderList grpc_web;

@@ -65,6 +65,7 @@
 #include "absl/time/time.h"
 #include "gateway/http/cors.h"
 #include "gateway/interceptor.h"
+#include "gateway/metrics/metrics.h"
 #include "gateway/route_table.h"
 #include "gateway/snapshot.h"
 
@@ -100,6 +101,9 @@ class HttpServer {
     absl::Duration default_deadline = absl::InfiniteDuration();
     // Cross-origin requests: null answers no preflight and adds no CORS headers.
     std::shared_ptr<const CorsPolicy> cors;
+    // Where the HTTP front end's metrics are kept (http_metrics.h); null: none. Must
+    // outlive the server.
+    metrics::MetricRegistry* metrics = nullptr;
   };
 
   // Binds, starts the threads and returns the running server. `routes` must outlive the

@@ -130,6 +130,10 @@ class HttpServer::Impl {
     env_.cors = options.cors;
     env_.cq = &cq_;
     env_.backend_ops = &backend_ops_;
+    if (options.metrics != nullptr) {
+      metrics_ = std::make_unique<HttpMetrics>(options.metrics);
+      env_.metrics = metrics_.get();
+    }
     header_read_timeout_ = ToSteady(options.header_read_timeout);
     idle_timeout_ = ToSteady(options.idle_timeout);
   }
@@ -141,6 +145,7 @@ class HttpServer::Impl {
 
   const Options options_;
   const Snapshot<RouteTable>* const routes_;
+  std::unique_ptr<HttpMetrics> metrics_;  // null without Options::metrics
   CallEnv env_;
   std::chrono::steady_clock::duration header_read_timeout_;
   std::chrono::steady_clock::duration idle_timeout_;

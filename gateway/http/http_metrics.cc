@@ -1,0 +1,82 @@
+#include "gateway/http/http_metrics.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace gateway::http {
+
+metrics::Counter* HttpMetrics::Series::ForStatus(int status) {
+  for (int i = 0; i < kSlots; ++i) {
+    int seen = slot_status_[i].load(std::memory_order_acquire);
+    if (seen == 0 &&
+        slot_status_[i].compare_exchange_strong(seen, status, std::memory_order_acq_rel)) {
+      metrics::Counter* c = responses_->Get({label_, absl::StrCat(status)});
+      slot_counter_[i].store(c, std::memory_order_release);
+      return c;
+    }
+    if (seen == status) {
+      // Another thread claimed the slot; its counter may not be stored yet.
+      metrics::Counter* c = slot_counter_[i].load(std::memory_order_acquire);
+      return c != nullptr ? c : responses_->Get({label_, absl::StrCat(status)});
+    }
+  }
+  return responses_->Get({label_, absl::StrCat(status)});
+}
+
+void HttpMetrics::Series::Responded(int status, absl::Duration elapsed) {
+  ForStatus(status == 0 ? 499 : status)->Increment();
+  duration_->ObserveDuration(elapsed);
+}
+
+HttpMetrics::HttpMetrics(metrics::MetricRegistry* registry)
+    : responses_(&registry->AddCounter(
+          "gateway_http_responses_total",
+          "Requests of the HTTP front end (REST and gRPC-Web) answered, by the gRPC method "
+          "they were routed to (\"unknown\" for none) and HTTP status (499: the client went "
+          "away first).",
+          {"method", "status"})),
+      duration_(&registry->AddHistogram(
+          "gateway_http_request_duration_seconds",
+          "Time from the arrival of an HTTP request to the end of its response, by method.",
+          {"method"}, metrics::LatencyBuckets())),
+      rejections_(&registry->AddCounter("gateway_interceptor_rejections_total",
+                                        "Calls rejected by the interceptor chain "
+                                        "(authentication, quotas, deadlines), by front end "
+                                        "and status code.",
+                                        {"front_end", "code"})),
+      unknown_(ForMethod("unknown")) {}
+
+HttpMetrics::Series* HttpMetrics::ForMethod(const std::string& label) {
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<Series>& s = by_method_[label];
+  if (s == nullptr) s.reset(new Series(label, responses_, duration_->Get({label})));
+  return s.get();
+}
+
+HttpMetrics::Series* HttpMetrics::SeriesFor(const std::shared_ptr<const RouteTable>& table,
+                                            const Route* route) {
+  if (route == nullptr) return unknown_;
+  // Per thread: the series of the routes of the last table this thread saw. The table is
+  // held, so a later table never reuses its address while cached.
+  struct Cache {
+    std::shared_ptr<const RouteTable> table;
+    const HttpMetrics* owner = nullptr;
+    absl::flat_hash_map<const Route*, Series*> series;
+  };
+  thread_local Cache cache;
+  if (cache.table != table || cache.owner != this) {
+    cache.series.clear();
+    cache.table = table;
+    cache.owner = this;
+  }
+  Series*& s = cache.series[route];
+  if (s == nullptr) s = ForMethod(route->path);
+  return s;
+}
+
+void HttpMetrics::Rejected(const absl::Status& status) {
+  rejections_->Get({"http", absl::StatusCodeToString(status.code())})->Increment();
+}
+
+}  // namespace gateway::http
