@@ -63,11 +63,7 @@ class GrpcProxyServer::CallMetrics {
                                           "Time from the arrival of a gRPC call to the "
                                           "status sent to the client, by method.",
                                           {"method"}, metrics::LatencyBuckets())),
-        rejections_(&registry->AddCounter("gateway_interceptor_rejections_total",
-                                          "Calls rejected by the interceptor chain "
-                                          "(authentication, quotas, deadlines), by front end "
-                                          "and status code.",
-                                          {"front_end", "code"})),
+        rejections_(&metrics::InterceptorRejections(*registry)),
         unknown_(ForMethod("unknown")) {}
 
   // Never null; stable for the life of this object.

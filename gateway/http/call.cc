@@ -86,6 +86,18 @@ void HttpCall::Reject(int http_status, const absl::Status& status) {
   }
 }
 
+absl::Status HttpCall::SetDeadline(absl::Time now) {
+  const absl::string_view timeout = request_.Header("grpc-timeout");
+  if (!timeout.empty()) {
+    absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
+    if (!d.ok()) return d.status();
+    deadline_ = now + *d;
+  } else if (env_->default_deadline != absl::InfiniteDuration()) {
+    deadline_ = now + env_->default_deadline;
+  }
+  return absl::OkStatus();
+}
+
 void HttpCall::Start(HttpRequest request) {
   arrival_ = absl::Now();
   request_ = std::move(request);
@@ -170,18 +182,10 @@ void HttpCall::Dispatch() {
                                     " cannot be called over HTTP")));
     return;
   }
-  // Deadline.
   const absl::Time now = absl::Now();
-  const absl::string_view timeout = req.Header("grpc-timeout");
-  if (!timeout.empty()) {
-    absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
-    if (!d.ok()) {
-      SendError(400, d.status());
-      return;
-    }
-    deadline_ = now + *d;
-  } else if (env_->default_deadline != absl::InfiniteDuration()) {
-    deadline_ = now + env_->default_deadline;
+  if (absl::Status status = SetDeadline(now); !status.ok()) {
+    SendError(400, status);
+    return;
   }
   // Metadata.
   for (const auto& [name, value] : req.headers) {

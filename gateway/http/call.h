@@ -194,6 +194,9 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void DispatchGrpcWeb(absl::string_view path, absl::string_view query,
                        grpc_web::GrpcWebType type);
   absl::Status GrpcWebMetadata();
+  // The deadline from the request's grpc-timeout, else the server's default (from `now`);
+  // INVALID_ARGUMENT for a malformed grpc-timeout.
+  absl::Status SetDeadline(absl::Time now);
   HeaderList GrpcWebHeaders(bool with_trailing);
   void GrpcWebTrailersOnly(const absl::Status& status);
   void GrpcWebSendMessage();

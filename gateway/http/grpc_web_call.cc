@@ -109,18 +109,10 @@ void HttpCall::DispatchGrpcWeb(absl::string_view path, absl::string_view query,
                      " cannot be called over gRPC-Web")));
     return;
   }
-  // Deadline.
   const absl::Time now = absl::Now();
-  const absl::string_view timeout = req.Header("grpc-timeout");
-  if (!timeout.empty()) {
-    absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
-    if (!d.ok()) {
-      GrpcWebTrailersOnly(d.status());
-      return;
-    }
-    deadline_ = now + *d;
-  } else if (env_->default_deadline != absl::InfiniteDuration()) {
-    deadline_ = now + env_->default_deadline;
+  if (absl::Status status = SetDeadline(now); !status.ok()) {
+    GrpcWebTrailersOnly(status);
+    return;
   }
   absl::Status status = GrpcWebMetadata();
   if (!status.ok()) {

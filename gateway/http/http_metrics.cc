@@ -40,11 +40,7 @@ HttpMetrics::HttpMetrics(metrics::MetricRegistry* registry)
           "gateway_http_request_duration_seconds",
           "Time from the arrival of an HTTP request to the end of its response, by method.",
           {"method"}, metrics::LatencyBuckets())),
-      rejections_(&registry->AddCounter("gateway_interceptor_rejections_total",
-                                        "Calls rejected by the interceptor chain "
-                                        "(authentication, quotas, deadlines), by front end "
-                                        "and status code.",
-                                        {"front_end", "code"})),
+      rejections_(&metrics::InterceptorRejections(*registry)),
       unknown_(ForMethod("unknown")) {}
 
 HttpMetrics::Series* HttpMetrics::ForMethod(const std::string& label) {

@@ -378,4 +378,11 @@ std::string FormatValue(double value) {
   return std::string(buffer, r.ptr);
 }
 
+Family<Counter>& InterceptorRejections(MetricRegistry& registry) {
+  return registry.AddCounter("gateway_interceptor_rejections_total",
+                             "Calls rejected by the interceptor chain (authentication, quotas, "
+                             "deadlines), by front end and status code.",
+                             {"front_end", "code"});
+}
+
 }  // namespace gateway::metrics

@@ -245,6 +245,10 @@ std::string EscapeHelp(absl::string_view help);
 // exactly, "+Inf", "-Inf", "NaN".
 std::string FormatValue(double value);
 
+// The family both front ends count interceptor rejections in,
+// gateway_interceptor_rejections_total{front_end, code} (registered on first use).
+Family<Counter>& InterceptorRejections(MetricRegistry& registry);
+
 }  // namespace gateway::metrics
 
 #endif  // GATEWAY_METRICS_METRICS_H_
