@@ -540,13 +540,7 @@ class GrpcWebTlsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.ws = harness.Workspace()
-        cls.cert = os.path.join(cls.ws.dir, "cert.pem")
-        cls.key = os.path.join(cls.ws.dir, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", cls.key, "-out",
-                        cls.cert, "-subj", "/CN=localhost", "-addext",
-                        "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1"],
-                       check=True, capture_output=True, timeout=30)
+        cls.cert, cls.key = harness.self_signed_certificate(cls.ws.dir)
         cls.bookstore = harness.bookstore_backend(cls.ws)
         cls.echo = cls.ws.echo_backend()
         tls = f"  tls: {{cert_file: {cls.cert}, key_file: {cls.key}}}\n"

@@ -139,6 +139,19 @@ def bookstore_backend(workspace, listen="127.0.0.1:0"):
     return workspace.start([BOOKSTORE_BACKEND, f"--listen={listen}"], "bookstore_backend")
 
 
+def self_signed_certificate(directory):
+    """A P-256 certificate for localhost and 127.0.0.1 with its key, made with the openssl
+    command line tool in `directory`; returns (cert path, key path)."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1"],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     import socket
