@@ -230,22 +230,19 @@ auth:
         with self.assertRaises((ssl.SSLError, ConnectionError)):
             get("/v1/shelves", cert=False)
         # HTTP/2 over TLS (ALPN h2) carries the identity too.
-        out = subprocess.run(
-            ["curl", "-sS", "--http2", "--max-time", "10", "--cacert", self.path("ca.pem"),
-             "--cert", self.path("client.pem"), "--key", self.path("client.key"),
-             "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
-             "--resolve", f"localhost:{port}:127.0.0.1",
-             f"https://localhost:{port}/v1/shelves"],
-            capture_output=True, text=True, timeout=30)
-        self.assertEqual(out.stdout, "2 200", out.stderr)
-        out = subprocess.run(
-            ["curl", "-sS", "--http2", "--max-time", "10", "--cacert", self.path("ca.pem"),
-             "--cert", self.path("client.pem"), "--key", self.path("client.key"),
-             "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
-             "--resolve", f"localhost:{port}:127.0.0.1",
-             f"https://localhost:{port}/v1/shelves/1"],
-            capture_output=True, text=True, timeout=30)
-        self.assertEqual(out.stdout, "2 403", out.stderr)
+        def h2_get(path):
+            out = subprocess.run(
+                ["curl", "-sS", "--http2", "--max-time", "10", "--cacert", self.path("ca.pem"),
+                 "--cert", self.path("client.pem"), "--key", self.path("client.key"),
+                 "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                 "--resolve", f"localhost:{port}:127.0.0.1", f"https://localhost:{port}{path}"],
+                capture_output=True, text=True, timeout=30)
+            return out.stdout, out.stderr
+
+        out, err = h2_get("/v1/shelves")
+        self.assertEqual(out, "2 200", err)
+        out, err = h2_get("/v1/shelves/1")
+        self.assertEqual(out, "2 403", err)
 
     def test_http_listener_client_ca_file_must_be_readable(self):
         bookstore = harness.bookstore_backend(self.ws)
