@@ -6,6 +6,17 @@
 
 namespace gateway {
 
+InterceptorChain::InterceptorChain(std::vector<std::shared_ptr<const Interceptor>> interceptors)
+    : interceptors_(std::move(interceptors)) {
+  std::vector<std::string> owned;
+  for (const auto& interceptor : interceptors_) {
+    for (std::string& name : interceptor->OwnedMetadata()) {
+      if (metadata::MetadataPolicy::Create({name}).ok()) owned.push_back(std::move(name));
+    }
+  }
+  metadata_policy_ = *metadata::MetadataPolicy::Create(owned);
+}
+
 void InterceptorChain::Run(CallContext* ctx,
                            std::function<void(CallContext*, absl::Status)> done) const {
   ctx->chain_ = this;

@@ -31,7 +31,7 @@
 //   ctx.method = route->method; ctx.path = "/pkg.Svc/Method"; ctx.rules = &route->rules; ...
 //   chain.Run(&ctx, [](CallContext* ctx, absl::Status status) {
 //     if (!status.ok()) { reject(status, ctx->response_headers); return; }
-//     forward(ctx->backend_metadata, ctx->backend_deadline);
+//     forward(client metadata + ctx->backend_metadata edits, ctx->backend_deadline);
 //   });
 
 #ifndef GATEWAY_INTERCEPTOR_H_
@@ -46,6 +46,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "gateway/metadata/metadata_policy.h"
 #include "google/protobuf/descriptor.h"
 
 namespace gateway {
@@ -89,8 +90,12 @@ struct CallContext {
   // Who is calling (a token subject, an API key id), for quotas and logs; empty if
   // anonymous.
   std::string caller_id;
-  // Metadata to send to the backend in addition to the request's own.
-  std::vector<std::pair<std::string, std::string>> backend_metadata;
+  // Changes to the metadata the backend gets (on top of the client's entries that the
+  // metadata policy forwards): Set() replaces the client's values of a key, Add() appends,
+  // Remove() drops a key. Keys lower case; an interceptor that sets a header should claim
+  // it (Interceptor::OwnedMetadata) so that a client's copy is never forwarded. Entries
+  // are checked against gRPC's rules before use (an invalid one fails the call: INTERNAL).
+  metadata::MetadataEdits backend_metadata;
   // The deadline to give the backend call (starts as client_deadline).
   absl::Time backend_deadline = absl::InfiniteFuture();
   // Headers for the HTTP response when the call is rejected (WWW-Authenticate,
@@ -147,6 +152,11 @@ class Interceptor {
 
  public:
 
+  // The request headers only this interceptor may set toward the backend (lower case):
+  // the front ends remove a client's copies of them on every call (see
+  // gateway/metadata/metadata_policy.h). Asked once, when the chain is built.
+  virtual std::vector<std::string> OwnedMetadata() const { return {}; }
+
   // Examines the call. kContinue: go on. kReject: stop with *status (an error, with a
   // message that tells the client what was wrong). kPending: the interceptor will call
   // ctx->Resume() later.
@@ -156,8 +166,9 @@ class Interceptor {
 class InterceptorChain {
  public:
   InterceptorChain() = default;
-  explicit InterceptorChain(std::vector<std::shared_ptr<const Interceptor>> interceptors)
-      : interceptors_(std::move(interceptors)) {}
+  // Builds the chain's metadata policy from what its interceptors own (a name that is not
+  // a valid text metadata key is left out: no interceptor can set it).
+  explicit InterceptorChain(std::vector<std::shared_ptr<const Interceptor>> interceptors);
 
   // Runs the interceptors in order; calls `done` exactly once with OK (the call may go
   // ahead) or the rejecting status. `ctx` must stay alive until `done` ran.
@@ -165,6 +176,9 @@ class InterceptorChain {
 
   // The rules of every interceptor for `method`.
   MethodRules Resolve(const google::protobuf::MethodDescriptor& method) const;
+
+  // What every front end forwards, drops and reserves for calls run through this chain.
+  const metadata::MetadataPolicy& metadata_policy() const { return metadata_policy_; }
 
   std::size_t size() const { return interceptors_.size(); }
   bool empty() const { return interceptors_.empty(); }
@@ -175,6 +189,7 @@ class InterceptorChain {
   void Continue(CallContext* ctx) const;
 
   std::vector<std::shared_ptr<const Interceptor>> interceptors_;
+  metadata::MetadataPolicy metadata_policy_;
 };
 
 }  // namespace gateway

@@ -12,7 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "gateway/grpc/metadata.h"
+#include "gateway/metadata/metadata_policy.h"
 #include "gateway/metrics/metrics.h"
 #include "grpc/grpc.h"
 #include "grpc/support/time.h"
@@ -314,6 +314,20 @@ class ProxyCall {
       return;
     }
     routes_ = table;  // keeps route_ valid for the life of the call
+    // What the client sent that goes on to the backend (the metadata policy), checked
+    // before anything else: gRPC core aborts the process on metadata that breaks its rules.
+    std::vector<metadata::Entry> client;
+    client.reserve(server_ctx_.client_metadata().size());
+    for (const auto& [key, value] : server_ctx_.client_metadata()) {
+      client.emplace_back(absl::string_view(key.data(), key.size()),
+                          absl::string_view(value.data(), value.size()));
+    }
+    const absl::Status forwarded = table->chain().metadata_policy().CollectClientMetadata(
+        metadata::Protocol::kGrpc, client, nullptr, &backend_metadata_);
+    if (!forwarded.ok()) {
+      FinishEarly(forwarded);
+      return;
+    }
     if (table->chain().empty()) {
       Admitted();
       return;
@@ -364,10 +378,20 @@ class ProxyCall {
     }
   }
 
+  // Ends the call with `status` before it reached the backend.
+  void FinishEarly(const absl::Status& status) {
+    CountFinished(static_cast<grpc::StatusCode>(status.raw_code()));
+    server_finishing_ = true;
+    server_stream_.Finish(grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                                       std::string(status.message())),
+                          Next(kServerFinish));
+  }
+
   void OnChainDone() {
     if (!chain_status_.ok()) {
       for (const auto& [key, value] : ctx_->response_headers) {
-        server_ctx_.AddTrailingMetadata(absl::AsciiStrToLower(key), value);
+        std::string k = absl::AsciiStrToLower(key);
+        if (metadata::CheckEntry(k, value).ok()) server_ctx_.AddTrailingMetadata(k, value);
       }
       if (metrics_ != nullptr) worker_->metrics()->Rejected(chain_status_.raw_code());
       CountFinished(static_cast<grpc::StatusCode>(chain_status_.raw_code()));
@@ -376,6 +400,12 @@ class ProxyCall {
           grpc::Status(static_cast<grpc::StatusCode>(chain_status_.code()),
                        std::string(chain_status_.message())),
           Next(kServerFinish));
+      return;
+    }
+    const absl::Status edited =
+        metadata::MetadataPolicy::ApplyEdits(ctx_->backend_metadata, &backend_metadata_);
+    if (!edited.ok()) {
+      FinishEarly(edited);
       return;
     }
     Admitted();
@@ -428,16 +458,9 @@ class ProxyCall {
   // notification of our own is needed for that).
   void PrepareClientContext() {
     client_ctx_ = grpc::ClientContext::FromServerContext(server_ctx_);
-    for (const auto& [key, value] : server_ctx_.client_metadata()) {
-      const absl::string_view k(key.data(), key.size());
-      if (IsForwardedHeader(k)) {
-        client_ctx_->AddMetadata(std::string(k), std::string(value.data(), value.size()));
-      }
-    }
+    // Checked by the metadata policy (Begin, OnChainDone).
+    for (const auto& [key, value] : backend_metadata_) client_ctx_->AddMetadata(key, value);
     if (ctx_ != nullptr) {
-      for (const auto& [key, value] : ctx_->backend_metadata) {
-        client_ctx_->AddMetadata(key, value);
-      }
       // Core takes the earlier of this and the client's own deadline.
       if (ctx_->backend_deadline != absl::InfiniteFuture()) {
         client_ctx_->set_deadline(absl::ToChronoTime(ctx_->backend_deadline));
@@ -448,20 +471,24 @@ class ProxyCall {
   void CopyInitialMetadata() {
     if (initial_metadata_copied_) return;
     initial_metadata_copied_ = true;
+    const metadata::MetadataPolicy& policy = routes_->chain().metadata_policy();
     for (const auto& [key, value] : client_ctx_->GetServerInitialMetadata()) {
       const absl::string_view k(key.data(), key.size());
-      if (IsForwardedHeader(k)) {
-        server_ctx_.AddInitialMetadata(std::string(k), std::string(value.data(), value.size()));
+      const absl::string_view v(value.data(), value.size());
+      if (policy.ForwardsToClient(k, v)) {
+        server_ctx_.AddInitialMetadata(std::string(k), std::string(v));
       }
     }
   }
 
   void FinishServer() {
     CopyInitialMetadata();
+    const metadata::MetadataPolicy& policy = routes_->chain().metadata_policy();
     for (const auto& [key, value] : client_ctx_->GetServerTrailingMetadata()) {
       const absl::string_view k(key.data(), key.size());
-      if (IsForwardedHeader(k)) {
-        server_ctx_.AddTrailingMetadata(std::string(k), std::string(value.data(), value.size()));
+      const absl::string_view v(value.data(), value.size());
+      if (policy.ForwardsToClient(k, v)) {
+        server_ctx_.AddTrailingMetadata(std::string(k), std::string(v));
       }
     }
     CountFinished(status_.error_code());
@@ -498,6 +525,9 @@ class ProxyCall {
   const Route* route_ = nullptr;
 
   std::unique_ptr<grpc::ClientContext> client_ctx_;
+  // What the backend call sends as metadata (the client's forwarded entries, then the
+  // interceptors' edits), every entry valid by gRPC's rules.
+  std::vector<metadata::OwnedEntry> backend_metadata_;
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> client_stream_;
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_call_;
 

@@ -8,6 +8,7 @@
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
 #include "gateway/http/request_checks.h"
+#include "gateway/metadata/metadata_policy.h"
 
 namespace gateway::http {
 
@@ -187,15 +188,12 @@ void HttpCall::Dispatch() {
     SendError(400, status);
     return;
   }
-  // Metadata.
-  for (const auto& [name, value] : req.headers) {
-    if (!env_->forwarded.contains(name)) continue;
-    if (!IsValidMetadataValue(value)) {
-      SendError(400, absl::InvalidArgumentError(absl::StrCat(
-                         "header ", name, ": value has bytes not allowed in metadata")));
-      return;
-    }
-    metadata_.emplace_back(name, value);
+  // Metadata (the listed headers only; see gateway/metadata/metadata_policy.h).
+  if (absl::Status status = table_->chain().metadata_policy().CollectClientMetadata(
+          metadata::Protocol::kRest, req.headers, &env_->forwarded, &metadata_);
+      !status.ok()) {
+    SendError(400, status);
+    return;
   }
   // The request message(s).
   const absl::string_view content_type = req.Header("content-type");
@@ -258,7 +256,12 @@ void HttpCall::OnIntercepted(absl::Status status) {
     return;
   }
   deadline_ = call_ctx_->backend_deadline;
-  for (auto& entry : call_ctx_->backend_metadata) metadata_.push_back(std::move(entry));
+  if (absl::Status edited =
+          metadata::MetadataPolicy::ApplyEdits(call_ctx_->backend_metadata, &metadata_);
+      !edited.ok()) {
+    Reject(500, edited);
+    return;
+  }
   StartBackend();
 }
 

@@ -14,37 +14,28 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "gateway/grpc/metadata.h"
 #include "gateway/http/call.h"
 #include "gateway/http/grpc_web.h"
 #include "gateway/http/request_checks.h"
+#include "gateway/metadata/metadata_policy.h"
 
 namespace gateway::http {
 namespace {
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
 
-// Request headers that belong to the browser or to this hop, never sent as metadata (on
-// top of what IsForwardedHeader leaves out: grpc-*, hop-by-hop, content-*, host, ...).
-bool IsBrowserHeader(absl::string_view name) {
-  return name == "origin" || name == "referer" || name == "cookie" || name == "accept" ||
-         name == "accept-language" || name == "cache-control" || name == "pragma" ||
-         name == "x-grpc-web" || name == "x-user-agent" || name == "trailer" ||
-         name == "proxy-authorization" || name == "http2-settings" ||
-         absl::StartsWith(name, "sec-") || absl::StartsWith(name, "access-control-");
-}
-
 // Backend metadata headed for the client, as (name, text value): "-bin" values in base64,
-// entries that could not be sent as an HTTP header left out.
-void AppendResponseMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
+// entries the metadata policy does not pass back left out.
+void AppendResponseMetadata(const metadata::MetadataPolicy& policy,
+                            const std::multimap<grpc::string_ref, grpc::string_ref>& md,
                             Metadata* out) {
   for (const auto& [key, value] : md) {
     const absl::string_view k(key.data(), key.size());
     const absl::string_view v(value.data(), value.size());
-    if (!grpc_web::IsValidMetadataKey(k) || !IsForwardedHeader(k)) continue;
-    if (absl::EndsWith(k, "-bin")) {
+    if (!policy.ForwardsToClient(k, v)) continue;
+    if (metadata::IsBinaryKey(k)) {
       out->emplace_back(std::string(k), absl::Base64Escape(v));
-    } else if (IsValidMetadataValue(v)) {
+    } else {
       out->emplace_back(std::string(k), std::string(v));
     }
   }
@@ -137,30 +128,12 @@ void HttpCall::DispatchGrpcWeb(absl::string_view path, absl::string_view query,
   RunInterceptors(now, query);
 }
 
-// Every request header that is neither gRPC's own, nor of this hop, nor the browser's, as
-// metadata (plus the configured forwarded headers); "-bin" values arrive in base64.
+// Every request header that is neither gRPC's own, nor of this hop, nor the browser's, nor
+// the gateway's, as metadata (plus the configured forwarded headers); "-bin" values arrive
+// in base64. The rules are the metadata policy's (gateway/metadata/metadata_policy.h).
 absl::Status HttpCall::GrpcWebMetadata() {
-  for (const auto& [name, value] : request_.headers) {
-    if (!env_->forwarded.contains(name) && (!IsForwardedHeader(name) || IsBrowserHeader(name))) {
-      continue;
-    }
-    if (!grpc_web::IsValidMetadataKey(name)) continue;
-    if (absl::EndsWith(name, "-bin")) {
-      std::string raw;
-      if (!absl::Base64Unescape(value, &raw)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("header ", name, ": binary metadata that is not base64"));
-      }
-      metadata_.emplace_back(name, std::move(raw));
-      continue;
-    }
-    if (!IsValidMetadataValue(value)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("header ", name, ": value has bytes not allowed in metadata"));
-    }
-    metadata_.emplace_back(name, value);
-  }
-  return absl::OkStatus();
+  return table_->chain().metadata_policy().CollectClientMetadata(
+      metadata::Protocol::kGrpcWeb, request_.headers, &env_->forwarded, &metadata_);
 }
 
 // The response headers: content type, the backend's initial metadata (and its trailing
@@ -171,9 +144,10 @@ HeaderList HttpCall::GrpcWebHeaders(bool with_trailing) {
   // client_ctx_ exists once the backend call started; this runs only after a read or the
   // end of that call, so its initial metadata has arrived (or never will).
   if (client_ctx_ != nullptr) {
-    AppendResponseMetadata(client_ctx_->GetServerInitialMetadata(), &headers);
+    const metadata::MetadataPolicy& policy = table_->chain().metadata_policy();
+    AppendResponseMetadata(policy, client_ctx_->GetServerInitialMetadata(), &headers);
     if (with_trailing && backend_done_) {
-      AppendResponseMetadata(client_ctx_->GetServerTrailingMetadata(), &headers);
+      AppendResponseMetadata(policy, client_ctx_->GetServerTrailingMetadata(), &headers);
     }
   }
   return headers;

@@ -21,6 +21,7 @@
 #include "gateway/config/config_loader.h"
 #include "gateway/interceptors/deadline_interceptor.h"
 #include "gateway/log.h"
+#include "gateway/metadata/metadata_policy.h"
 #include "gateway/interceptors/https_fetch.h"
 #include "gateway/interceptors/selector.h"
 #include "gateway/upstream.h"
@@ -232,6 +233,13 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
           absl::StrCat(key, ".jwks_refresh_interval: must be positive"));
     }
     p->forward_header = absl::AsciiStrToLower(c.forward_payload_header());
+    if (!p->forward_header.empty()) {
+      absl::Status name = metadata::MetadataPolicy::Create({p->forward_header}).status();
+      if (!name.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(key, ".forward_payload_header: ", name.message()));
+      }
+    }
     if (!c.jwks_file().empty()) {
       p->jwks_file = ResolvePath(base_dir, c.jwks_file());
       absl::Status loaded = Reload(*p);
@@ -444,9 +452,12 @@ absl::Status AuthInterceptor::Impl::Unauthenticated(CallContext* ctx, absl::stri
                                                     std::string message) const {
   std::string challenge = "Bearer realm=\"gateway\"";
   if (!error.empty()) {
+    // The message may quote token contents (an issuer, a key id): keep the header value
+    // valid metadata (printable ASCII) and a valid quoted string.
     std::string description = message;
     for (char& c : description) {
-      if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = '\'';
+      const unsigned char u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\' || u < 0x20 || u > 0x7e) c = '\'';
     }
     absl::StrAppend(&challenge, ", error=\"", error, "\", error_description=\"", description,
                     "\"");
@@ -464,7 +475,9 @@ absl::Status AuthInterceptor::Impl::Accept(const Rule& rule, const Provider& pro
   }
   ctx->caller_id = jwt.caller_id.empty() ? jwt.subject : jwt.caller_id;
   if (!provider.forward_header.empty()) {
-    ctx->backend_metadata.emplace_back(provider.forward_header, jwt.payload_base64url);
+    // Set, not add: the client's copy of the header (removed by the metadata policy as
+    // well) never goes along with the verified one.
+    ctx->backend_metadata.Set(provider.forward_header, jwt.payload_base64url);
   }
   return absl::OkStatus();
 }
