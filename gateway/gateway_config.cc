@@ -16,6 +16,7 @@
 #include "gateway/clock.h"
 #include "gateway/descriptor_sets.h"
 #include "gateway/interceptors/chain_builder.h"
+#include "gateway/metadata/metadata_policy.h"
 
 namespace gateway {
 namespace {
@@ -72,27 +73,14 @@ absl::Duration DurationOf(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
-// Headers that never become gRPC metadata: pseudo and hop-by-hop headers, and those gRPC
-// itself owns.
+// Headers that never become gRPC metadata, whatever the config says: those of HTTP and of
+// gRPC itself, and binary ones (the metadata policy, gateway/metadata/metadata_policy.h;
+// headers the gateway owns are checked once the interceptor chain is built).
 bool IsReservedHttpHeader(absl::string_view name) {
-  static constexpr absl::string_view kReserved[] = {
-      "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-      "upgrade", "te", "trailer", "content-type", "content-length", "user-agent",
-      "accept-encoding", "content-encoding", "expect"};
-  if (name.empty() || name[0] == ':' || absl::StartsWith(name, "grpc-")) return true;
-  for (absl::string_view r : kReserved) {
-    if (name == r) return true;
-  }
-  return false;
+  return metadata::IsProtocolHeader(name) || metadata::IsBinaryKey(name);
 }
 
-bool IsTokenName(absl::string_view name) {
-  if (name.empty()) return false;
-  for (char c : name) {
-    if (!(absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.')) return false;
-  }
-  return true;
-}
+bool IsTokenName(absl::string_view name) { return metadata::IsValidKey(name); }
 
 absl::Status CompileHttpListener(const config::v1::HttpListener& h, int cores,
                                  const std::string& base_dir, GatewayConfig::Http* out) {
@@ -355,6 +343,17 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
       BuildInterceptorChain(proto, base_dir, **pool, service_names, RealClock(), metrics);
   if (!chain.ok()) return chain.status();
   config->chain = *std::move(chain);
+  // A header the gateway sets itself (a JWT provider's forward_payload_header) is never
+  // taken from a client, so it cannot be listed as one to forward.
+  for (std::size_t i = 0; i < config->http.forwarded_request_headers.size(); ++i) {
+    const std::string& name = config->http.forwarded_request_headers[i];
+    if (config->chain->metadata_policy().IsOwned(name)) {
+      return Invalid(absl::StrCat("http_listener.forwarded_request_headers[", i, "]"),
+                     absl::StrCat("\"", name,
+                                  "\" is set by the gateway (auth.jwt_providers[]."
+                                  "forward_payload_header) and cannot be forwarded from clients"));
+    }
+  }
 
   absl::StatusOr<std::shared_ptr<const RouteTable>> routes =
       RouteTable::Create(*std::move(pool), std::move(bindings),

@@ -54,6 +54,49 @@ class Async : public Interceptor {
 
 using Result = Interceptor::Result;
 
+// Claims headers and sets one of them toward the backend.
+class Claimer : public Interceptor {
+ public:
+  absl::string_view name() const override { return "claimer"; }
+  std::shared_ptr<const void> Resolve(const google::protobuf::MethodDescriptor&) const override {
+    return nullptr;
+  }
+  std::vector<std::string> OwnedMetadata() const override {
+    return {"X-Verified-User", "not a name", "grpc-status"};
+  }
+  Result Intercept(CallContext* ctx, absl::Status*) const override {
+    ctx->backend_metadata.Set("x-verified-user", "alice");
+    ctx->backend_metadata.Remove("x-debug");
+    return Result::kContinue;
+  }
+};
+
+TEST(InterceptorChain, MetadataPolicyOwnsWhatItsInterceptorsClaim) {
+  InterceptorChain chain({std::make_shared<Claimer>()});
+  const metadata::MetadataPolicy& policy = chain.metadata_policy();
+  EXPECT_TRUE(policy.IsOwned("x-verified-user"));
+  EXPECT_FALSE(policy.IsOwned("not a name"));  // no interceptor could set it
+  EXPECT_FALSE(policy.IsOwned("x-other"));
+  EXPECT_TRUE(InterceptorChain().metadata_policy().owned().empty());
+}
+
+TEST(InterceptorChain, InterceptorEditsReplaceTheClientsMetadata) {
+  InterceptorChain chain({std::make_shared<Claimer>()});
+  const std::vector<metadata::Entry> client = {
+      {"x-verified-user", "forged"}, {"x-debug", "1"}, {"x-request-id", "r1"}};
+  std::vector<metadata::OwnedEntry> out;
+  ASSERT_TRUE(chain.metadata_policy()
+                  .CollectClientMetadata(metadata::Protocol::kGrpc, client, nullptr, &out)
+                  .ok());
+  CallContext ctx;
+  absl::Status result = absl::UnknownError("not run");
+  chain.Run(&ctx, [&](CallContext*, absl::Status s) { result = s; });
+  ASSERT_TRUE(result.ok());
+  ASSERT_TRUE(metadata::MetadataPolicy::ApplyEdits(ctx.backend_metadata, &out).ok());
+  EXPECT_THAT(out, ::testing::ElementsAre(::testing::Pair("x-request-id", "r1"),
+                                          ::testing::Pair("x-verified-user", "alice")));
+}
+
 TEST(InterceptorChain, EmptyChainAcceptsInlineAndKeepsTheClientDeadline) {
   InterceptorChain chain;
   CallContext ctx;

@@ -152,6 +152,14 @@ class AuthInterceptor::Impl {
   }
   Result Intercept(CallContext* ctx, absl::Status* status) const;
 
+  std::vector<std::string> ForwardHeaders() const {
+    std::vector<std::string> names;
+    for (const auto& p : providers_) {
+      if (!p->forward_header.empty()) names.push_back(p->forward_header);
+    }
+    return names;
+  }
+
  private:
   // Outcome of a verified token for `rule` (requirements, caller id, forwarding).
   absl::Status Accept(const Rule& rule, const Provider& provider, const auth::VerifiedJwt& jwt,
@@ -582,5 +590,7 @@ std::shared_ptr<const void> AuthInterceptor::Resolve(
 Interceptor::Result AuthInterceptor::Intercept(CallContext* ctx, absl::Status* status) const {
   return impl_->Intercept(ctx, status);
 }
+
+std::vector<std::string> AuthInterceptor::OwnedMetadata() const { return impl_->ForwardHeaders(); }
 
 }  // namespace gateway

@@ -2,7 +2,8 @@
 // specific auth rule: open, or a list of accepted credentials (bearer JWTs of named
 // providers, API keys, client certificate identities) plus the scopes and claims a token
 // must carry. Verified callers get `caller_id` (for quotas) and, if configured, the
-// token's payload forwarded to the backend.
+// token's payload forwarded to the backend (the header is the gateway's: whatever a client
+// sends under that name is removed, see gateway/metadata/metadata_policy.h).
 //
 // Outcomes: no rule for the method (when rules exist) -> PERMISSION_DENIED; no accepted
 // credential presented, or an invalid one -> UNAUTHENTICATED with a `www-authenticate`
@@ -55,6 +56,9 @@ class AuthInterceptor : public Interceptor {
   std::shared_ptr<const void> Resolve(
       const google::protobuf::MethodDescriptor& method) const override;
   Result Intercept(CallContext* ctx, absl::Status* status) const override;
+  // The providers' forward_payload_header names: only the gateway sets them (a client's
+  // copy never reaches a backend, on any front end, with or without a token).
+  std::vector<std::string> OwnedMetadata() const override;
 
   class Impl;
 
