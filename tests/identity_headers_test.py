@@ -208,6 +208,49 @@ class IdentityHeadersTest(unittest.TestCase):
         self.assertEqual(status, "OK")
         self.assertIn("x-any=1", metadata)
 
+    # --- one credential per call ---
+
+    def test_two_authorization_headers_are_refused_on_every_front_end(self):
+        other = self.key.token(jwt_util.claims(sub="mallory"))
+        cases = {
+            "two tokens": [("authorization", f"Bearer {self.token}"),
+                           ("authorization", f"Bearer {other}")],
+            "token and garbage": [("authorization", f"Bearer {self.token}"),
+                                  ("authorization", "Basic Zm9vOmJhcg==")],
+        }
+        for gateway_name, gateway in (("protected", self.protected), ("open", self.open)):
+            for front_end, call in gateway.front_ends().items():
+                for case, headers in cases.items():
+                    label = (gateway_name, front_end, case)
+                    with self.subTest(label=label):
+                        status, metadata, message = call(headers)
+                        self.assertIn(status, ("INVALID_ARGUMENT", 400), (label, metadata))
+                        self.assertIn("two Authorization headers were sent", message)
+                        self.assertNotIn(self.token, message)
+        # One header still works.
+        status, metadata, _ = self.protected.grpc([("authorization", f"Bearer {self.token}")])
+        self.assertEqual(status, "OK")
+        self.assertEqual(payload_values(metadata), [self.verified])
+
+    def test_api_key_header_sent_twice_is_refused(self):
+        for front_end, call in self.protected.front_ends().items():
+            with self.subTest(front_end=front_end):
+                status, _, message = call([("x-api-key", "s3cret-key"),
+                                           ("x-api-key", "other-key")])
+                self.assertIn(status, ("INVALID_ARGUMENT", 400), message)
+                self.assertIn("header x-api-key was sent 2 times", message)
+                self.assertNotIn("s3cret-key", message)
+        status, _, message = self.protected.rest([("X-Api-Key", "s3cret-key")])
+        self.assertEqual(status, 200, message)
+
+    def test_www_authenticate_names_the_ambiguity_on_rest(self):
+        body = json.dumps({"payload": ""}).encode()
+        resp, data = self.protected._post("application/json", body,
+                                          [("Authorization", "Bearer a"),
+                                           ("Authorization", "Bearer b")])
+        self.assertEqual(resp.status, 400, data)
+        self.assertIn('error="invalid_request"', resp.getheader("www-authenticate"))
+
     def test_forward_payload_header_cannot_be_listed_for_forwarding(self):
         text = gateway_config(self.backend.address, auth_config(
             "jwks.json", "api-keys.txt", "allow_unauthenticated: true").replace(

@@ -1,5 +1,6 @@
 #include "gateway/interceptors/auth_interceptor.h"
 
+#include <algorithm>
 #include <functional>
 #include <thread>
 #include <utility>
@@ -88,6 +89,15 @@ absl::StatusOr<std::string> Extract(const std::vector<Source>& sources, const Ca
   return std::string();
 }
 
+// How many times query parameter `name` appears in a raw query string.
+int CountQueryParameter(absl::string_view query, absl::string_view name) {
+  int n = 0;
+  for (absl::string_view pair : absl::StrSplit(query, '&')) {
+    if (pair.substr(0, pair.find('=')) == name) ++n;
+  }
+  return n;
+}
+
 }  // namespace
 
 std::string QueryParameter(absl::string_view query, absl::string_view name) {
@@ -174,9 +184,19 @@ class AuthInterceptor::Impl {
   void RefreshLoop();
   bool RefreshDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The headers and query parameters any credential is read from (lower case / as
+  // configured; Authorization always), each once: a call that sends one of them twice is
+  // refused.
+  void NoteCredentialSources(const std::vector<Source>& sources);
+  // INVALID_ARGUMENT (with a challenge) when the call carries a credential header or query
+  // parameter more than once: which one counts would be a guess.
+  absl::Status CheckUnambiguous(CallContext* ctx) const;
+
   std::vector<std::unique_ptr<Provider>> providers_;
   std::shared_ptr<const auth::ApiKeySet> api_keys_;
   std::vector<Source> api_key_sources_;
+  std::vector<std::string> credential_headers_;
+  std::vector<std::string> credential_parameters_;
   std::vector<std::unique_ptr<Rule>> rules_;
   SelectorMap<Rule> by_method_;
   bool has_rules_ = false;
@@ -191,6 +211,8 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
                                             const google::protobuf::DescriptorPool& pool,
                                             const std::vector<std::string>& services,
                                             SelectorCheck check) {
+  // Authorization is a credential whatever reads it (a provider, or the backend itself).
+  credential_headers_.push_back("authorization");
   absl::flat_hash_map<std::string, const Provider*> by_name;
   for (int i = 0; i < config.jwt_providers_size(); ++i) {
     const config::v1::JwtProvider& c = config.jwt_providers(i);
@@ -231,6 +253,7 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
         CompileSources(c.from(), absl::StrCat(key, ".from"), bearer);
     if (!sources.ok()) return sources.status();
     p->sources = *std::move(sources);
+    NoteCredentialSources(p->sources);
     p->refresh_interval =
         c.has_jwks_refresh_interval() ? ToDuration(c.jwks_refresh_interval()) : kDefaultRefresh;
     p->min_refresh_interval = c.has_jwks_min_refresh_interval()
@@ -294,6 +317,7 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
         CompileSources(k.from(), "auth.api_keys.from", header);
     if (!sources.ok()) return sources.status();
     api_key_sources_ = *std::move(sources);
+    NoteCredentialSources(api_key_sources_);
   }
 
   SelectorMap<Rule>::Builder builder;
@@ -474,6 +498,48 @@ absl::Status AuthInterceptor::Impl::Unauthenticated(CallContext* ctx, absl::stri
   return absl::UnauthenticatedError(std::move(message));
 }
 
+void AuthInterceptor::Impl::NoteCredentialSources(const std::vector<Source>& sources) {
+  for (const Source& s : sources) {
+    std::vector<std::string>& list = s.header.empty() ? credential_parameters_
+                                                       : credential_headers_;
+    const std::string& name = s.header.empty() ? s.query_parameter : s.header;
+    if (std::find(list.begin(), list.end(), name) == list.end()) list.push_back(name);
+  }
+}
+
+absl::Status AuthInterceptor::Impl::CheckUnambiguous(CallContext* ctx) const {
+  std::string problem;
+  for (const std::string& header : credential_headers_) {
+    int n = 0;
+    for (const auto& [key, value] : ctx->request_metadata) {
+      if (key == header) ++n;
+    }
+    if (n > 1) {
+      problem = header == "authorization"
+                    ? absl::StrCat(n == 2 ? "two" : absl::StrCat(n),
+                                   " Authorization headers were sent")
+                    : absl::StrCat("header ", header, " was sent ", n, " times");
+      break;
+    }
+  }
+  if (problem.empty() && !ctx->query.empty()) {
+    for (const std::string& parameter : credential_parameters_) {
+      const int n = CountQueryParameter(ctx->query, parameter);
+      if (n > 1) {
+        problem = absl::StrCat("query parameter ", parameter, " was sent ", n, " times");
+        break;
+      }
+    }
+  }
+  if (problem.empty()) return absl::OkStatus();
+  const std::string message =
+      absl::StrCat("ambiguous credentials: ", problem, "; send exactly one credential");
+  ctx->response_headers.emplace_back(
+      "www-authenticate", absl::StrCat("Bearer realm=\"gateway\", error=\"invalid_request\", "
+                                       "error_description=\"", message, "\""));
+  return absl::InvalidArgumentError(message);
+}
+
 absl::Status AuthInterceptor::Impl::Accept(const Rule& rule, const Provider& provider,
                                            const auth::VerifiedJwt& jwt,
                                            CallContext* ctx) const {
@@ -493,6 +559,11 @@ absl::Status AuthInterceptor::Impl::Accept(const Rule& rule, const Provider& pro
 Interceptor::Result AuthInterceptor::Impl::Intercept(CallContext* ctx,
                                                      absl::Status* status) const {
   if (!has_rules_) return Result::kContinue;
+  // Before any rule, open ones included: the backend may read the credential as well.
+  if (absl::Status unambiguous = CheckUnambiguous(ctx); !unambiguous.ok()) {
+    *status = std::move(unambiguous);
+    return Result::kReject;
+  }
   const Rule* rule = static_cast<const Rule*>(ctx->rule());
   if (rule == nullptr) {
     *status = absl::PermissionDeniedError(

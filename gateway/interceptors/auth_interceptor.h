@@ -5,7 +5,11 @@
 // token's payload forwarded to the backend (the header is the gateway's: whatever a client
 // sends under that name is removed, see gateway/metadata/metadata_policy.h).
 //
-// Outcomes: no rule for the method (when rules exist) -> PERMISSION_DENIED; no accepted
+// Outcomes: a credential header (Authorization, always; an API key header or any other
+// configured `from` header) or credential query parameter sent more than once -> INVALID_ARGUMENT ("two
+// Authorization headers were sent"), for every method once rules exist, open ones
+// included: which copy counts would be a guess, and the backend may read it too.
+// No rule for the method (when rules exist) -> PERMISSION_DENIED; no accepted
 // credential presented, or an invalid one -> UNAUTHENTICATED with a `www-authenticate`
 // response header; valid but lacking a scope, claim or identity -> PERMISSION_DENIED.
 // Messages say what was wrong (expired, wrong audience, unknown key id, ...) and never

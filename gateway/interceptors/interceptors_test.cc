@@ -343,6 +343,59 @@ INSTANTIATE_TEST_SUITE_P(
                  "deadlines.rules[0].selectors[1]: selector \"*\" is already used"}),
     [](const ::testing::TestParamInfo<BadChain>& info) { return info.param.name; });
 
+TEST(AuthInterceptor, RefusesACredentialSentTwiceOnEveryMethod) {
+  const std::string keys = absl::StrCat(std::getenv("TEST_TMPDIR"), "/dup-keys.txt");
+  {
+    FILE* f = std::fopen(keys.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("ci 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b\n", f);
+    std::fclose(f);
+  }
+  config::v1::Config config = Parse(absl::StrCat(R"(
+auth:
+  api_keys:
+    keys_file: ")", keys, R"("
+    from: [{header: X-Api-Key}, {query_parameter: key}]
+  rules:
+    - {selectors: ["gateway.test.v1.Echo.ServerStream"], providers: [api_key]}
+    - {selectors: ["gateway.test.v1.Echo.*"], allow_unauthenticated: true}
+)"));
+  absl::StatusOr<std::shared_ptr<const AuthInterceptor>> auth =
+      AuthInterceptor::Create(config.auth(), "/", *EchoPool(), kServices);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+
+  struct Case {
+    std::string method;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string query;
+    std::string refusal;  // empty: not refused as ambiguous
+  };
+  const std::vector<Case> cases = {
+      {"Unary", {{"authorization", "Bearer a"}, {"authorization", "Bearer b"}}, "",
+       "two Authorization headers were sent"},
+      {"ServerStream", {{"x-api-key", "a"}, {"x-api-key", "b"}}, "",
+       "header x-api-key was sent 2 times"},
+      {"ServerStream", {{"x-api-key", "a"}}, "key=b&key=c", "query parameter key was sent 2 times"},
+      {"Unary", {{"authorization", "Bearer a"}, {"x-api-key", "a"}}, "key=b", ""},
+  };
+  for (const Case& c : cases) {
+    CallContext ctx = Call(c.method);
+    for (const auto& [k, v] : c.headers) ctx.request_metadata.emplace_back(k, v);
+    ctx.query = c.query;
+    absl::Status status;
+    const Result result = RunAlone(*auth, &ctx, &status);
+    if (c.refusal.empty()) {
+      EXPECT_NE(status.code(), absl::StatusCode::kInvalidArgument) << status;
+      continue;
+    }
+    EXPECT_EQ(result, Result::kReject);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(c.refusal));
+    ASSERT_EQ(ctx.response_headers.size(), 1u);
+    EXPECT_THAT(ctx.response_headers[0].second, HasSubstr("error=\"invalid_request\""));
+  }
+}
+
 TEST(ChainBuilder, OrdersQuotasBeforeDeadlines) {
   config::v1::Config config = Parse(R"(
 quotas: {rules: [{name: a, selectors: ['*'], requests: 1, per: 1h}]}
