@@ -9,16 +9,18 @@
 // has taken the previous one, so a slow peer applies back-pressure instead of making the
 // gateway buffer. Unary calls use the backend's unary call path (one batch each way).
 //
-// What reaches the backend: the request metadata minus hop-by-hop and reserved headers
-// (`:*`, `grpc-*`, `te`, `content-type`, `user-agent`, `host`, `connection`, ...); the
-// client's deadline and cancellation (gRPC's call propagation). What comes back: initial
-// and trailing metadata (same filter), the status code, message and error details.
-// Errors of the gateway itself: UNIMPLEMENTED "method not found: /pkg.Svc/M" for a method
-// no route serves; the backend's own UNAVAILABLE when it cannot be reached.
+// What reaches the backend: the request metadata the metadata policy forwards (minus
+// hop-by-hop and reserved headers, `:*`, `grpc-*`, `te`, `content-type`, `host`, ..., and
+// the headers the gateway owns; gateway/metadata/metadata_policy.h), every entry checked
+// against gRPC's rules; the client's deadline and cancellation (gRPC's call propagation).
+// What comes back: initial and trailing metadata (same policy), the status code, message
+// and error details. Errors of the gateway itself: UNIMPLEMENTED "method not found:
+// /pkg.Svc/M" for a method no route serves; INVALID_ARGUMENT naming a forwarded header
+// whose value gRPC does not allow; the backend's own UNAVAILABLE when it cannot be reached.
 //
 // Before a call goes to its backend it runs the interceptor chain of the route table it was
 // routed by (authentication, quotas, deadlines; RouteTable::chain()): a rejection ends the call with the interceptor's status, its response
-// headers sent as trailing metadata; otherwise the interceptors' metadata is added and
+// headers sent as trailing metadata; otherwise the interceptors' metadata edits apply and
 // their deadline (if earlier than the client's) is set on the backend call.
 //
 // With Options::metrics every call is counted (started, finished by status code, duration,
