@@ -159,6 +159,7 @@ int Run(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // logrotate and `systemctl reload` send it; see below
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const absl::Time started = absl::Now();
@@ -319,8 +320,17 @@ int Run(int argc, char** argv) {
   }
   // --- end metrics listener ---
 
+  // SIGHUP would end the process by default; there is no config reload yet, so it is
+  // logged and ignored.
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) != 0 || signal_number == SIGHUP) {
+    if (signal_number == SIGHUP) {
+      LogLine(
+          "SIGHUP received: configuration reload is not supported; restart gatewayd to apply "
+          "a new config");
+    }
+    signal_number = 0;
+  }
   LogLine(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                    "; draining calls for up to ", absl::FormatDuration((*config)->shutdown_grace)));
   const absl::Time drain_deadline = absl::Now() + (*config)->shutdown_grace;
