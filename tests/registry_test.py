@@ -47,12 +47,14 @@ def echo_request(payload):
 
 class Gateway:
     def __init__(self, ws, bookstore, echo, registry_dir=None, name="gatewayd", redis=None,
-                 token_file=None, extra=""):
+                 token_file=None, extra="", admin_options=""):
         self.ws = ws
         store = (f'registry_redis: "{redis}"' if redis else
                  f'registry_directory: "{registry_dir}"')
         if token_file:
             store += f', token_file: "{token_file}"'
+        if admin_options:
+            store += f", {admin_options}"
         self.token_file = token_file
         self.config = f"""
 grpc_listener: {{address: "127.0.0.1:0"}}
@@ -215,6 +217,21 @@ class RegistryTest(unittest.TestCase):
         self.assertIn("rolled back as v3", out)
         self.assert_echo_serves("/v1/echo")
 
+    def test_identical_registration_is_a_no_op_that_says_so(self):
+        code, out = self.register_echo()
+        self.assertEqual(code, 0, out)
+        self.assertIn("registered v1", out)
+        files = sorted(os.listdir(self.registry_dir))
+        code, out = self.register_echo()
+        self.assertEqual(code, 0, out)
+        self.assertIn("gateway.test.v1.Echo: unchanged, v1 is already served", out)
+        self.assertNotIn("registered v2", out)
+        self.assertEqual(sorted(os.listdir(self.registry_dir)), files)
+        code, out = self.gw.ctl("show", "gateway.test.v1.Echo", "--versions")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(len(out.strip().splitlines()), 1, out)
+        self.assert_echo_serves()
+
     def test_remove_stops_serving(self):
         self.assertEqual(self.register_echo()[0], 0)
         code, out = self.gw.ctl("remove", "gateway.test.v1.Echo", "--owner=someone-else")
@@ -287,7 +304,8 @@ class RegistryTest(unittest.TestCase):
                                 f"--from-reflection={self.gw.grpc_address}", "--backend=echo",
                                 "--owner=platform-test")
         self.assertEqual(code, 0, out)
-        self.assertIn("no changes to the served routes", out)
+        # The same descriptors as the registered version: nothing to change.
+        self.assertIn("gateway.test.v1.Echo: unchanged, v1 is already served", out)
 
     def test_register_from_proto_sources_runs_protoc(self):
         source = os.path.join(harness.ROOT, "gateway/registry/testdata/echo_http_v1.proto")
@@ -319,6 +337,46 @@ class RegistryTest(unittest.TestCase):
                                     "--timeout=2", "list"], capture_output=True, text=True,
                                    timeout=30).returncode, ""
         self.assertEqual(code, 3)
+
+
+class HistoryLimitTest(unittest.TestCase):
+    """admin_listener.registry_history_limit: older versions are pruned, on disk too."""
+
+    def test_history_keeps_the_newest_versions(self):
+        ws = harness.Workspace()
+        self.addCleanup(ws.close)
+        bookstore = harness.bookstore_backend(ws)
+        echo = ws.echo_backend()
+        registry_dir = os.path.join(ws.dir, "registry")
+        gw = Gateway(ws, bookstore.address, echo.address, registry_dir=registry_dir,
+                     admin_options="registry_history_limit: 2")
+        # Five distinct registrations in a row (each differs from the current one).
+        for i in range(5):
+            code, out = gw.ctl("register", "gateway.test.v1.Echo",
+                               f"--descriptor-set={ECHO_HTTP_V1 if i % 2 == 0 else ECHO_HTTP_V2}",
+                               "--backend=echo", "--owner=platform-test", "--force")
+            self.assertEqual(code, 0, out)
+            self.assertIn(f"registered v{i + 1}", out)
+        code, out = gw.ctl("show", "gateway.test.v1.Echo", "--versions")
+        self.assertEqual(code, 0, out)
+        lines = out.strip().splitlines()
+        self.assertEqual([line.split()[0] for line in lines], ["v4", "v5"], out)
+        self.assertEqual(sorted(f for f in os.listdir(registry_dir) if "Echo" in f),
+                         ["gateway.test.v1.Echo@4.version", "gateway.test.v1.Echo@5.version"])
+        code, out = gw.ctl("rollback", "gateway.test.v1.Echo", "--to=1",
+                           "--owner=platform-test")
+        self.assertEqual(code, 1, out)
+        self.assertIn("version 1 was pruned from the history, which keeps the newest 2 "
+                      "versions (now v4 to v5)", out)
+        code, out = gw.ctl("rollback", "gateway.test.v1.Echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("rolled back as v6", out)
+        # A restart restores the pruned history.
+        self.assertEqual(gw.stop(), 0)
+        gw.start()
+        code, out = gw.ctl("show", "gateway.test.v1.Echo", "--versions")
+        self.assertEqual([line.split()[0] for line in out.strip().splitlines()], ["v5", "v6"],
+                         out)
 
 
 class AdminRestTest(unittest.TestCase):

@@ -1,5 +1,6 @@
 #include "gateway/registry/admin_service.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <set>
@@ -100,6 +101,10 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
         "admin_listener.token_file: required when the admin listener is not on loopback (",
         settings.address, ")"));
   }
+  if (a.registry_history_limit() > 0) {
+    settings.history_limit = static_cast<int>(std::min<uint32_t>(a.registry_history_limit(),
+                                                                 1 << 20));
+  }
   if (!a.registry_directory().empty()) {
     settings.registry_directory = ResolvePath(base_dir, a.registry_directory());
   }
@@ -174,6 +179,8 @@ grpc::Status RegistryService::Register(grpc::ServerContext* context,
   Fill(result->version, false, response->mutable_version());
   FillSummary(result->changes, response->mutable_changes());
   response->set_dry_run(result->dry_run);
+  response->set_unchanged(result->unchanged);
+  for (const std::string& w : result->warnings) response->add_warnings(w);
   return grpc::Status::OK;
 }
 
@@ -242,6 +249,7 @@ grpc::Status RegistryService::Rollback(grpc::ServerContext* context,
   Fill(result->version, false, response->mutable_version());
   FillSummary(result->changes, response->mutable_changes());
   response->set_dry_run(result->dry_run);
+  for (const std::string& w : result->warnings) response->add_warnings(w);
   return grpc::Status::OK;
 }
 
@@ -327,7 +335,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
       std::move(base), std::move(store),
       [routes](std::shared_ptr<const RouteTable> table) { routes->Publish(std::move(table)); },
-      problems);
+      problems, absl::Now, RegistryOptions{settings.history_limit});
   if (!registry.ok()) return registry.status();
   server->registry_ = *std::move(registry);
   server->live_registry_.store(server->registry_.get());

@@ -42,6 +42,7 @@ struct AdminSettings {
   std::string registry_directory;  // empty: not persisted in a directory
   std::string registry_redis;      // HOST:PORT; empty: no shared registry
   std::string registry_redis_prefix;
+  int history_limit = kDefaultHistoryLimit;  // versions kept per service
 };
 
 // The default admin address.

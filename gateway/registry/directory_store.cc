@@ -231,4 +231,13 @@ absl::Status DirectoryStore::Write(const ServiceVersion& version) const {
   return FsyncDirectory(directory_);
 }
 
+absl::Status DirectoryStore::Delete(const std::string& service, int64_t version) const {
+  const std::string path = absl::StrCat(directory_, "/", FileName(service, version));
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return Errno("cannot delete", path);
+  }
+  return FsyncDirectory(directory_);
+}
+
 }  // namespace gateway::registry

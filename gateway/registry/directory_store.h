@@ -54,6 +54,10 @@ class RegistryStore {
   // stored (for a shared store: another gateway took the number first), or the store's
   // error (nothing is left behind then).
   virtual absl::Status Write(const ServiceVersion& version) const = 0;
+
+  // Deletes version `version` of `service` (pruned from the history the registry keeps).
+  // A version that is not stored is no error. Returns the store's error otherwise.
+  virtual absl::Status Delete(const std::string& service, int64_t version) const = 0;
 };
 
 class DirectoryStore : public RegistryStore {
@@ -72,6 +76,10 @@ class DirectoryStore : public RegistryStore {
   // Writes `version` atomically. Returns ALREADY_EXISTS when that version is already
   // stored, or the file system's error naming the path (nothing is left behind then).
   absl::Status Write(const ServiceVersion& version) const override;
+
+  // Removes the version's file (and syncs the directory). A missing file is no error;
+  // otherwise the file system's error naming the path.
+  absl::Status Delete(const std::string& service, int64_t version) const override;
 
   // The file name of a version: "<service>@<version>.version".
   static std::string FileName(const std::string& service, int64_t version);

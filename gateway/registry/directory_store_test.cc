@@ -79,6 +79,19 @@ TEST(DirectoryStore, WritingAnExistingVersionIsRefused) {
   EXPECT_THAT(status.message(), HasSubstr("a.B@1.version already exists"));
 }
 
+TEST(DirectoryStore, DeleteRemovesTheVersionAndToleratesAMissingOne) {
+  DirectoryStore store(FreshDirectory("delete"));
+  ASSERT_TRUE(store.Open().ok());
+  ASSERT_TRUE(store.Write(Version("a.B", 1, "x")).ok());
+  ASSERT_TRUE(store.Write(Version("a.B", 2, "y")).ok());
+  ASSERT_TRUE(store.Delete("a.B", 1).ok());
+  EXPECT_TRUE(store.Delete("a.B", 1).ok());
+  absl::StatusOr<DirectoryStore::Loaded> loaded = store.Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->state.History("a.B").size(), 1u);
+  EXPECT_EQ(loaded->state.History("a.B")[0].version, 2);
+}
+
 TEST(DirectoryStore, TruncatedFileIsReportedAndTheOlderVersionServed) {
   DirectoryStore store(FreshDirectory("truncated"));
   ASSERT_TRUE(store.Open().ok());

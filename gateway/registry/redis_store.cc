@@ -147,6 +147,20 @@ absl::Status RedisStore::Write(const ServiceVersion& version) const {
   return absl::OkStatus();
 }
 
+absl::Status RedisStore::Delete(const std::string& service, int64_t version) const {
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  const std::string key = absl::StrCat(prefix_, ":v:", service, "@", version);
+  Reply del(static_cast<redisReply*>(redisCommand(context_, "DEL %b", key.data(), key.size())));
+  Reply rem(static_cast<redisReply*>(redisCommand(context_, "SREM %s:index %b", prefix_.c_str(),
+                                                  key.data(), key.size())));
+  if (del == nullptr || rem == nullptr || del->type == REDIS_REPLY_ERROR ||
+      rem->type == REDIS_REPLY_ERROR) {
+    return absl::UnavailableError(
+        absl::StrCat("registry redis ", address_, ": cannot delete ", key));
+  }
+  return absl::OkStatus();
+}
+
 RedisWatcher::RedisWatcher(std::string address, std::string prefix,
                            std::function<void()> on_change)
     : address_(std::move(address)),

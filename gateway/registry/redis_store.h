@@ -53,6 +53,9 @@ class RedisStore : public RegistryStore {
   // SET NX of the version, then index, counter and notice. ALREADY_EXISTS when another
   // gateway stored that version first ("retry": the registry reloads within a second).
   absl::Status Write(const ServiceVersion& version) const override;
+  // DEL of the version and SREM from the index (a version pruned from the history).
+  // UNAVAILABLE when Redis fails.
+  absl::Status Delete(const std::string& service, int64_t version) const override;
 
  private:
   absl::Status Connect() const;

@@ -6,6 +6,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gateway/descriptor_sets.h"
 #include "gateway/registry/compatibility.h"
 
@@ -57,13 +59,30 @@ std::vector<std::string> ServicesIn(const DescriptorPool& pool, const std::strin
   return out;
 }
 
+// The descriptor set in a canonical form: files ordered by name, without source info,
+// serialized deterministically. Empty when `bytes` does not parse.
+std::string CanonicalDescriptorSet(const std::string& bytes) {
+  google::protobuf::FileDescriptorSet set;
+  if (!set.ParseFromString(bytes)) return "";
+  for (auto& file : *set.mutable_file()) file.clear_source_code_info();
+  std::sort(set.mutable_file()->begin(), set.mutable_file()->end(),
+            [](const auto& a, const auto& b) { return a.name() < b.name(); });
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  set.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(BaseRoutes base,
                                                            std::unique_ptr<RegistryStore> store,
                                                            Publisher publish,
                                                            std::vector<std::string>* problems,
-                                                           Now now) {
+                                                           Now now, RegistryOptions options) {
   RegistryState loaded;
   if (store != nullptr) {
     absl::Status status = store->Open();
@@ -74,7 +93,8 @@ absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(BaseRoutes base,
     loaded = std::move(result->state);
   }
   std::unique_ptr<Registry> registry(
-      new Registry(std::move(base), std::move(store), std::move(publish), std::move(now)));
+      new Registry(std::move(base), std::move(store), std::move(publish), std::move(now),
+                   std::move(options)));
   absl::MutexLock lock(&registry->mu_);
   absl::Status status = registry->Restore(std::move(loaded), problems);
   if (!status.ok()) return status;
@@ -125,11 +145,30 @@ absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* p
     accepted = std::move(candidate);
     table = std::move(next);
   }
+  // A store may hold more than the history keeps (the limit was lowered); the store itself
+  // is pruned with the service's next change.
+  for (const std::string& name : accepted.Names()) {
+    accepted.Prune(name, static_cast<std::size_t>(std::max(options_.history_limit, 1)));
+  }
   state_ = std::move(accepted);
   routes_ = *table;
   if (publish_) publish_(*table);
   CountSwap(started);
   return absl::OkStatus();
+}
+
+void Registry::PruneHistory(const std::string& service, std::vector<std::string>* warnings) {
+  const std::vector<int64_t> dropped =
+      state_.Prune(service, static_cast<std::size_t>(std::max(options_.history_limit, 1)));
+  if (store_ == nullptr) return;
+  for (int64_t version : dropped) {
+    absl::Status status = store_->Delete(service, version);
+    if (!status.ok()) {
+      warnings->push_back(absl::StrCat("service ", service, " v", version,
+                                       " was pruned from the history but could not be deleted "
+                                       "from the store: ", status.message()));
+    }
+  }
 }
 
 void Registry::CountSwap(absl::Time started) {
@@ -210,6 +249,19 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   absl::MutexLock lock(&mu_);
   absl::Status status = CheckOwner(request.service, PackageOf(*service), request.owner);
   if (!status.ok()) return status;
+
+  if (const ServiceVersion* current = state_.Current(request.service);
+      current != nullptr && current->owner == request.owner &&
+      current->backend == request.backend &&
+      CanonicalDescriptorSet(current->descriptor_set) ==
+          CanonicalDescriptorSet(request.descriptor_set)) {
+    ChangeResult result;
+    result.version = *current;
+    result.version.descriptor_set.clear();
+    result.dry_run = request.dry_run;
+    result.unchanged = true;
+    return result;
+  }
 
   std::vector<std::string> breaking;
   if (const ServiceVersion* current = state_.Current(request.service)) {
@@ -297,6 +349,13 @@ absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int6
     }
   } else {
     target = state_.Find(service, to_version);
+    if (target == nullptr && to_version > 0 && to_version < history.front().version) {
+      return absl::NotFoundError(absl::StrCat(
+          "service ", service, " version ", to_version,
+          " was pruned from the history, which keeps the newest ",
+          std::max(options_.history_limit, 1), " versions (now v", history.front().version,
+          " to v", history.back().version, ")"));
+    }
     if (target == nullptr) {
       return absl::NotFoundError(
           absl::StrCat("service ", service, " has no version ", to_version));
@@ -350,6 +409,7 @@ absl::StatusOr<ChangeResult> Registry::Apply(RegistryState candidate,
   routes_ = *table;
   if (publish_) publish_(*std::move(table));
   CountSwap(started);
+  PruneHistory(version.service, &result.warnings);
   return result;
 }
 

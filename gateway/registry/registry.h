@@ -17,6 +17,11 @@
 //      calls already running keep the table they started with.
 // A dry run stops after step 5 and reports what would change.
 //
+// Registering the content that is already current (same descriptor set, compared
+// canonically, same owner and backend) changes nothing: no version, no write, no swap; the
+// result says `unchanged`. Each service keeps the newest `history_limit` versions; older
+// ones are pruned from memory and from the store after a change.
+//
 // Thread-safety: thread-safe; changes are serialized by one mutex (they are rare and
 // off the hot path; serving never takes it).
 //
@@ -59,6 +64,21 @@ struct ChangeResult {
   ServiceVersion version;  // the version written (or that would be written)
   ChangeSummary changes;
   bool dry_run = false;
+  // The request matched the current version: nothing was written or swapped, and
+  // `version` is the current one.
+  bool unchanged = false;
+  // Things the caller should know that did not stop the change, one per line.
+  std::vector<std::string> warnings;
+};
+
+// The number of versions per service the registry keeps unless told otherwise.
+inline constexpr int kDefaultHistoryLimit = 10;
+
+struct RegistryOptions {
+  // How many versions of each service are kept (the current one included); older ones
+  // are pruned after each change, from memory and from the store. Values below 1 count
+  // as 1.
+  int history_limit = kDefaultHistoryLimit;
 };
 
 class Registry {
@@ -73,7 +93,8 @@ class Registry {
   // or listed, or when the config's own services do not build.
   static absl::StatusOr<std::unique_ptr<Registry>> Create(
       BaseRoutes base, std::unique_ptr<RegistryStore> store, Publisher publish,
-      std::vector<std::string>* problems, Now now = absl::Now);
+      std::vector<std::string>* problems, Now now = absl::Now,
+      RegistryOptions options = RegistryOptions());
 
   // Reads the store again (another gateway changed the shared registry) and, when the
   // state differs, publishes the new complete table. Services that no longer validate are
@@ -90,6 +111,7 @@ class Registry {
   //   FAILED_PRECONDITION  breaking changes without force: "breaking changes (use force
   //                        to accept them):" then one change per line;
   //   UNAVAILABLE          the store could not write the version.
+  // An identical registration succeeds with `unchanged` set and changes nothing.
   absl::StatusOr<ChangeResult> Register(const RegisterRequest& request);
 
   // Stops serving `service` (records a removal version). NOT_FOUND when it is not served;
@@ -98,8 +120,9 @@ class Registry {
                                       bool dry_run);
 
   // Serves the content of version `to_version` (0: the one before the current) again, as
-  // a new version. NOT_FOUND for an unknown service or version; PERMISSION_DENIED for
-  // another owner; INVALID_ARGUMENT when the result does not validate.
+  // a new version. NOT_FOUND for an unknown service or version (naming the versions kept
+  // when `to_version` was pruned from the history); PERMISSION_DENIED for another owner;
+  // INVALID_ARGUMENT when the result does not validate.
   absl::StatusOr<ChangeResult> Rollback(const std::string& service, int64_t to_version,
                                         const std::string& owner, bool dry_run);
 
@@ -134,16 +157,23 @@ class Registry {
   Stats stats() const;
 
  private:
-  Registry(BaseRoutes base, std::unique_ptr<RegistryStore> store, Publisher publish, Now now)
+  Registry(BaseRoutes base, std::unique_ptr<RegistryStore> store, Publisher publish, Now now,
+           RegistryOptions options)
       : base_(std::move(base)),
         store_(std::move(store)),
         publish_(std::move(publish)),
-        now_(std::move(now)) {}
+        now_(std::move(now)),
+        options_(std::move(options)) {}
 
   // Validates `candidate` (which has `version` as its newest change), and unless dry_run
   // persists the version, makes the candidate current and publishes its table.
   absl::StatusOr<ChangeResult> Apply(RegistryState candidate, const ServiceVersion& version,
                                      std::vector<std::string> breaking, bool dry_run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Drops the versions of `service` beyond the history limit from state_ and the store;
+  // a store that fails to delete is reported in `warnings`.
+  void PruneHistory(const std::string& service, std::vector<std::string>* warnings)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Records a publication that started building at `started`.
@@ -160,6 +190,7 @@ class Registry {
   const std::unique_ptr<RegistryStore> store_;
   const Publisher publish_;
   const Now now_;
+  const RegistryOptions options_;
 
   mutable absl::Mutex mu_;
   RegistryState state_ ABSL_GUARDED_BY(mu_);

@@ -42,6 +42,19 @@ void RegistryState::Restore(ServiceVersion v) {
   history.insert(at, std::move(v));
 }
 
+std::vector<int64_t> RegistryState::Prune(const std::string& service, std::size_t keep) {
+  std::vector<int64_t> dropped;
+  auto it = services_.find(service);
+  if (it == services_.end()) return dropped;
+  std::vector<ServiceVersion>& history = it->second;
+  keep = std::max<std::size_t>(keep, 1);
+  if (history.size() <= keep) return dropped;
+  const std::size_t drop = history.size() - keep;
+  for (std::size_t i = 0; i < drop; ++i) dropped.push_back(history[i].version);
+  history.erase(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(drop));
+  return dropped;
+}
+
 std::vector<const ServiceVersion*> RegistryState::Served() const {
   std::vector<const ServiceVersion*> out;
   for (const auto& [name, history] : services_) {

@@ -15,6 +15,7 @@
 #ifndef GATEWAY_REGISTRY_REGISTRY_STATE_H_
 #define GATEWAY_REGISTRY_REGISTRY_STATE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -53,6 +54,11 @@ class RegistryState {
   // Adds `v` with the version number it carries (restoring a stored history). Versions of
   // a service may be inserted in any order; they are kept sorted.
   void Restore(ServiceVersion v);
+
+  // Drops the oldest versions of `service` so that at most `keep` remain (the current one
+  // always stays; `keep` below 1 counts as 1). Returns the version numbers dropped, oldest
+  // first. Numbering continues after the newest version, as before.
+  std::vector<int64_t> Prune(const std::string& service, std::size_t keep);
 
   // The services currently served (not removed), ordered by name.
   std::vector<const ServiceVersion*> Served() const;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -60,7 +61,7 @@ class RegistryTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(nullptr); }
 
-  void Start(std::unique_ptr<DirectoryStore> store) {
+  void Start(std::unique_ptr<DirectoryStore> store, RegistryOptions options = RegistryOptions()) {
     problems_.clear();
     absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
         Base(), std::move(store),
@@ -68,7 +69,7 @@ class RegistryTest : public ::testing::Test {
           published_ = std::move(t);
           ++publications_;
         },
-        &problems_, [this] { return now_; });
+        &problems_, [this] { return now_; }, options);
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = *std::move(registry);
   }
@@ -442,6 +443,96 @@ TEST_F(RegistryTest, StoredServiceThatNoLongerValidatesIsReportedAndNotServed) {
   EXPECT_THAT(registry_->List(), IsEmpty());
   EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
   EXPECT_EQ(registry_->Register(Library())->version.version, 2);
+}
+
+// --- Identical registrations and the history limit. ---
+
+int CountFiles(const std::string& dir) {
+  int n = 0;
+  for (const char* suffix : {"@1", "@2", "@3", "@4", "@5", "@6", "@7", "@8"}) {
+    n += ::access(absl::StrCat(dir, "/lib.v1.Library", suffix, ".version").c_str(), F_OK) == 0;
+  }
+  return n;
+}
+
+TEST_F(RegistryTest, IdenticalRegistrationIsANoOpThatSaysSo) {
+  const std::string dir = FreshDirectory("identical");
+  Start(std::make_unique<DirectoryStore>(dir));
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  const int publications = publications_;
+  const std::shared_ptr<const RouteTable> table = published_;
+
+  absl::StatusOr<ChangeResult> again = registry_->Register(Library());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->unchanged);
+  EXPECT_EQ(again->version.version, 1);
+  EXPECT_EQ(publications_, publications);  // no swap
+  EXPECT_EQ(published_, table);
+  EXPECT_EQ(registry_->Versions("lib.v1.Library")->size(), 1u);
+  EXPECT_EQ(CountFiles(dir), 1);  // nothing written
+  EXPECT_EQ(registry_->stats().registered, 1);
+
+  // The same content with source info and the files in another order is the same set.
+  google::protobuf::FileDescriptorSet set;
+  ASSERT_TRUE(set.ParseFromString(Library().descriptor_set));
+  std::reverse(set.mutable_file()->begin(), set.mutable_file()->end());
+  set.mutable_file(0)->mutable_source_code_info()->add_location()->add_path(4);
+  RegisterRequest reordered = Library();
+  reordered.descriptor_set = set.SerializeAsString();
+  ASSERT_NE(reordered.descriptor_set, Library().descriptor_set);
+  EXPECT_TRUE(registry_->Register(reordered)->unchanged);
+
+  // Another backend is a change.
+  RegisterRequest moved = Library();
+  moved.backend = "echo";
+  absl::StatusOr<ChangeResult> changed = registry_->Register(moved);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_FALSE(changed->unchanged);
+  EXPECT_EQ(changed->version.version, 2);
+  EXPECT_EQ(CountFiles(dir), 2);
+}
+
+TEST_F(RegistryTest, RegisteringAgainAfterARemovalIsAChange) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  ASSERT_TRUE(registry_->Remove("lib.v1.Library", "team-a", false).ok());
+  absl::StatusOr<ChangeResult> again = registry_->Register(Library());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->unchanged);
+  EXPECT_EQ(again->version.version, 3);
+}
+
+TEST_F(RegistryTest, HistoryKeepsTheNewestVersionsAndPrunesTheStore) {
+  const std::string dir = FreshDirectory("history");
+  Start(std::make_unique<DirectoryStore>(dir), RegistryOptions{3});
+  for (int i = 1; i <= 6; ++i) {
+    RegisterRequest r = Library(absl::StrCat("/v", i, "/books/{id}"));
+    r.force = true;
+    absl::StatusOr<ChangeResult> result = registry_->Register(r);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_THAT(result->warnings, IsEmpty());
+  }
+  std::vector<int64_t> kept;
+  absl::StatusOr<std::vector<ServiceVersion>> versions = registry_->Versions("lib.v1.Library");
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  for (const ServiceVersion& v : *versions) kept.push_back(v.version);
+  EXPECT_THAT(kept, ElementsAre(4, 5, 6));
+  EXPECT_EQ(CountFiles(dir), 3);
+  EXPECT_EQ(::access(absl::StrCat(dir, "/lib.v1.Library@3.version").c_str(), F_OK), -1);
+
+  EXPECT_EQ(registry_->Rollback("lib.v1.Library", 2, "team-a", false).status(),
+            absl::NotFoundError("service lib.v1.Library version 2 was pruned from the history, "
+                                "which keeps the newest 3 versions (now v4 to v6)"));
+  absl::StatusOr<ChangeResult> back = registry_->Rollback("lib.v1.Library", 5, "team-a", false);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->version.version, 7);
+
+  // A restart with a smaller limit keeps only the newest in memory.
+  registry_.reset();
+  Start(std::make_unique<DirectoryStore>(dir), RegistryOptions{2});
+  EXPECT_THAT(problems_, IsEmpty());
+  EXPECT_EQ(registry_->Versions("lib.v1.Library")->size(), 2u);
+  EXPECT_EQ(registry_->Get("lib.v1.Library")->version, 7);
+  EXPECT_TRUE(published_->transcoder().Match("GET", "/v5/books/1").ok());
 }
 
 }  // namespace

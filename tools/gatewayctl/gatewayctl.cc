@@ -238,6 +238,13 @@ void PrintChanges(const admin::v1::ChangeSummary& c) {
 
 void PrintVersionLine(const admin::v1::RegisterResponse& r, absl::string_view verb) {
   const admin::v1::ServiceVersion& v = r.version();
+  for (const std::string& w : r.warnings()) std::cerr << "gatewayctl: warning: " << w << "\n";
+  if (r.unchanged()) {
+    std::cout << v.service() << ": unchanged, v" << v.version()
+              << " is already served with this descriptor set, backend and owner "
+                 "(no new version)\n";
+    return;
+  }
   if (r.dry_run()) {
     std::cout << "dry run: " << v.service() << " would " << verb << " v" << v.version()
               << " (nothing changed)\n";
