@@ -259,11 +259,15 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
                              absl::Nanoseconds(proto.runtime().shutdown_grace().nanos());
   }
 
-  // Descriptor sets.
-  if (proto.descriptor_sets().empty()) {
+  // Descriptor sets. With an admin listener the gateway may start with nothing of its own
+  // and serve what is registered at run time; without one it would have nothing to serve.
+  const bool registers_at_run_time = proto.has_admin_listener();
+  if (proto.descriptor_sets().empty() && !registers_at_run_time) {
     return Invalid("descriptor_sets",
                    "required: at least one FileDescriptorSet file (protoc --include_imports "
-                   "--descriptor_set_out=FILE)");
+                   "--descriptor_set_out=FILE); without one and without an admin_listener "
+                   "the gateway has nothing to serve (add the files of your services here, "
+                   "or an admin_listener to serve services registered at run time)");
   }
   DescriptorSetBuilder descriptors;
   for (int i = 0; i < proto.descriptor_sets_size(); ++i) {
@@ -300,8 +304,11 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
   }
 
   // Services.
-  if (proto.services().empty()) {
-    return Invalid("services", "required: at least one {name, backend} entry");
+  if (proto.services().empty() && !registers_at_run_time) {
+    return Invalid("services",
+                   "required: at least one {name, backend} entry; without one and without an "
+                   "admin_listener the gateway has nothing to serve (add services, or an "
+                   "admin_listener to serve services registered at run time)");
   }
   std::vector<ServiceBinding> bindings;
   absl::flat_hash_set<std::string> bound;

@@ -84,6 +84,32 @@ TEST(CompileConfig, ResolvesDescriptorSetsRelativeToTheConfigDirectory) {
   EXPECT_TRUE(config.ok()) << config.status();
 }
 
+TEST(CompileConfig, WithAnAdminListenerNeedsNoServicesOfItsOwn) {
+  absl::StatusOr<std::shared_ptr<const GatewayConfig>> config = Compile(
+      "grpc_listener: {address: \"127.0.0.1:0\"}\n"
+      "descriptor_sets: []\nservices: []\n"
+      "backends: [{name: echo, target: \"dns:///127.0.0.1:1\"}]\n"
+      "admin_listener: {address: \"127.0.0.1:0\"}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->routes->size(), 0u);
+  EXPECT_TRUE((*config)->routes->services().empty());
+}
+
+TEST(CompileConfig, WithoutAnAdminListenerSaysWhyServicesAreRequired) {
+  absl::StatusOr<std::shared_ptr<const GatewayConfig>> config =
+      Compile("grpc_listener: {address: \"127.0.0.1:0\"}\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("nothing to serve (add the files of your services here, or an "
+                        "admin_listener to serve services registered at run time)"));
+  config = Compile(
+      "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("services: required: at least one {name, backend} entry; without "
+                        "one and without an admin_listener the gateway has nothing to serve"));
+}
+
 struct BadCase {
   const char* name;
   const char* text;
