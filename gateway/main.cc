@@ -275,6 +275,10 @@ int Run(int argc, char** argv) {
     http_options.allow_encoded_slashes = h.allow_encoded_slashes;
     http_options.forwarded_request_headers = h.forwarded_request_headers;
     http_options.exposed_response_metadata = h.exposed_response_metadata;
+    if (admin_settings->expose_on_public_listeners) {
+      // The admin API's 401 carries its challenge (RegistryService adds it).
+      http_options.exposed_response_metadata.push_back("www-authenticate");
+    }
     http_options.default_deadline = h.default_deadline;
     absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
         http::HttpServer::Start(http_options, &route_snapshot);
@@ -294,6 +298,10 @@ int Run(int argc, char** argv) {
     LogLine(absl::StrCat("admin listening on ",
                      BoundAddress(admin_settings->address, admin_server->port()), " (",
                      admin_server->registry().List().size(), " registered services)"));
+    if (admin_settings->expose_on_public_listeners) {
+      LogLine("admin API also routed on the public listeners (the token is required there "
+              "too)");
+    }
   }
 
   // --- metrics listener (optional) ---

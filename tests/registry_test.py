@@ -380,7 +380,8 @@ class HistoryLimitTest(unittest.TestCase):
 
 
 class AdminRestTest(unittest.TestCase):
-    """With a token, the admin API is also routed through the gateway's front ends."""
+    """With a token and expose_on_public_listeners, the admin API is also routed through the
+    gateway's front ends."""
 
     def test_admin_api_over_rest_through_the_gateway_requires_the_token(self):
         ws = harness.Workspace()
@@ -389,7 +390,8 @@ class AdminRestTest(unittest.TestCase):
         echo = ws.echo_backend()
         token_file = ws.write("admin.token", "s3cret-token\n")
         gw = Gateway(ws, bookstore.address, echo.address,
-                     registry_dir=os.path.join(ws.dir, "registry"), token_file=token_file)
+                     registry_dir=os.path.join(ws.dir, "registry"), token_file=token_file,
+                     admin_options="expose_on_public_listeners: true")
         code, out = gw.ctl("register", "gateway.test.v1.Echo", f"--descriptor-set={ECHO_HTTP_V1}",
                            "--backend=echo", "--owner=platform-test")
         self.assertEqual(code, 0, out)

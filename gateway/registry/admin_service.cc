@@ -105,6 +105,14 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
     settings.history_limit = static_cast<int>(std::min<uint32_t>(a.registry_history_limit(),
                                                                  1 << 20));
   }
+  if (a.expose_on_public_listeners()) {
+    if (settings.token.empty()) {
+      return absl::InvalidArgumentError(
+          "admin_listener.expose_on_public_listeners: requires token_file (the public "
+          "listeners would serve the admin API to anyone)");
+    }
+    settings.expose_on_public_listeners = true;
+  }
   if (!a.registry_directory().empty()) {
     settings.registry_directory = ResolvePath(base_dir, a.registry_directory());
   }
@@ -130,18 +138,22 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
 
 // --- RegistryService ---
 
-grpc::Status RegistryService::Authorize(const grpc::ServerContext& context) const {
+grpc::Status RegistryService::Authorize(grpc::ServerContext* context) const {
   if (registry_.load() == nullptr) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the registry is starting");
   }
   if (token_.empty()) return grpc::Status::OK;
-  auto it = context.client_metadata().find("authorization");
-  if (it == context.client_metadata().end()) {
+  // The challenge of RFC 6750; over REST it becomes the 401's www-authenticate header.
+  auto it = context->client_metadata().find("authorization");
+  if (it == context->client_metadata().end()) {
+    context->AddTrailingMetadata("www-authenticate", "Bearer realm=\"gatewayd-admin\"");
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "the admin API requires \"authorization: Bearer <token>\"");
   }
   const absl::string_view value(it->second.data(), it->second.size());
   if (!absl::StartsWith(value, "Bearer ") || !SameSecret(value.substr(7), token_)) {
+    context->AddTrailingMetadata("www-authenticate",
+                                 "Bearer realm=\"gatewayd-admin\", error=\"invalid_token\"");
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
   }
   return grpc::Status::OK;
@@ -166,7 +178,7 @@ void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
 grpc::Status RegistryService::Register(grpc::ServerContext* context,
                                        const admin::v1::RegisterRequest* request,
                                        admin::v1::RegisterResponse* response) {
-  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  if (grpc::Status s = Authorize(context); !s.ok()) return s;
   RegisterRequest r;
   r.service = request->service();
   r.owner = request->owner();
@@ -187,7 +199,7 @@ grpc::Status RegistryService::Register(grpc::ServerContext* context,
 grpc::Status RegistryService::ListServices(grpc::ServerContext* context,
                                            const admin::v1::ListServicesRequest*,
                                            admin::v1::ListServicesResponse* response) {
-  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  if (grpc::Status s = Authorize(context); !s.ok()) return s;
   for (const ServiceVersion& v : registry_.load()->List()) Fill(v, false, response->add_services());
   return grpc::Status::OK;
 }
@@ -195,7 +207,7 @@ grpc::Status RegistryService::ListServices(grpc::ServerContext* context,
 grpc::Status RegistryService::GetService(grpc::ServerContext* context,
                                          const admin::v1::GetServiceRequest* request,
                                          admin::v1::ServiceVersion* response) {
-  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  if (grpc::Status s = Authorize(context); !s.ok()) return s;
   absl::StatusOr<ServiceVersion> v = registry_.load()->Get(request->service());
   if (!v.ok()) return ToGrpc(v.status());
   Fill(*v, request->include_descriptor_set(), response);
@@ -205,7 +217,7 @@ grpc::Status RegistryService::GetService(grpc::ServerContext* context,
 grpc::Status RegistryService::RemoveService(grpc::ServerContext* context,
                                             const admin::v1::RemoveServiceRequest* request,
                                             admin::v1::RemoveServiceResponse* response) {
-  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  if (grpc::Status s = Authorize(context); !s.ok()) return s;
   if (request->owner().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "owner: required");
   }
@@ -221,7 +233,7 @@ grpc::Status RegistryService::RemoveService(grpc::ServerContext* context,
 grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
                                            const admin::v1::ListVersionsRequest* request,
                                            admin::v1::ListVersionsResponse* response) {
-  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  if (grpc::Status s = Authorize(context); !s.ok()) return s;
   absl::StatusOr<std::vector<ServiceVersion>> versions = registry_.load()->Versions(request->service());
   if (!versions.ok()) return ToGrpc(versions.status());
   for (const ServiceVersion& v : *versions) {
@@ -239,7 +251,7 @@ grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
 grpc::Status RegistryService::Rollback(grpc::ServerContext* context,
                                        const admin::v1::RollbackRequest* request,
                                        admin::v1::RegisterResponse* response) {
-  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  if (grpc::Status s = Authorize(context); !s.ok()) return s;
   if (request->owner().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "owner: required");
   }
@@ -260,12 +272,25 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     std::vector<std::string>* problems) {
   std::unique_ptr<AdminServer> server(new AdminServer());
   AdminServer* self = server.get();
+  // Linked in through the generated messages of both files.
+  const google::protobuf::DescriptorPool* generated =
+      google::protobuf::DescriptorPool::generated_pool();
+  (void)grpc::reflection::v1alpha::ServerReflectionRequest::descriptor();
+  (void)admin::v1::RegisterRequest::descriptor();
+  const google::protobuf::ServiceDescriptor* admin_api =
+      generated->FindServiceByName("gateway.admin.v1.Registry");
+  const google::protobuf::ServiceDescriptor* reflection_api =
+      generated->FindServiceByName(kReflectionService);
+  if (admin_api == nullptr || reflection_api == nullptr) {
+    return absl::InternalError("built-in service descriptor missing");
+  }
+  auto live_routes = [self]() -> std::shared_ptr<const RouteTable> {
+    Registry* registry = self->live_registry_.load();
+    return registry == nullptr ? nullptr : registry->routes();
+  };
   server->service_ = std::make_unique<RegistryService>(settings.token);
   server->reflection_ = std::make_unique<ReflectionService>(
-      [self]() -> std::shared_ptr<const RouteTable> {
-        Registry* registry = self->live_registry_.load();
-        return registry == nullptr ? nullptr : registry->routes();
-      });
+      live_routes, std::vector<const google::protobuf::ServiceDescriptor*>{admin_api});
   grpc::ServerBuilder builder;
   builder.AddListeningPort(settings.address, grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(server->service_.get());
@@ -275,6 +300,18 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("admin_listener.address: cannot listen on ", settings.address));
+  }
+  // The front ends' reflection: only what they route (the table), on loopback.
+  server->public_reflection_ = std::make_unique<ReflectionService>(live_routes);
+  int public_reflection_port = 0;
+  grpc::ServerBuilder public_builder;
+  public_builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                                  &public_reflection_port);
+  public_builder.RegisterService(server->public_reflection_.get());
+  server->public_reflection_server_ = public_builder.BuildAndStart();
+  if (server->public_reflection_server_ == nullptr || public_reflection_port == 0) {
+    return absl::UnavailableError(
+        "admin_listener: cannot listen on 127.0.0.1 for the front ends' server reflection");
   }
 
   BaseRoutes base;
@@ -292,37 +329,39 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   base.http_options = config.routes->transcoder().options();
   base.chain = config.routes->shared_chain();
 
-  // Served by this admin server, routed from the front ends: server reflection always, the
-  // admin API itself (gRPC and REST) only when a token protects it.
-  std::string host = settings.address.substr(0, settings.address.rfind(':'));
-  if (host.empty() || host == "0.0.0.0" || host == "localhost") host = "127.0.0.1";
-  if (host == "[::]") host = "[::1]";
-  config::v1::Backend admin;
-  admin.set_name("gatewayd-admin");
-  admin.set_target(absl::StrCat(absl::StartsWith(host, "[") ? "ipv6:" : "ipv4:", host, ":",
-                                server->port_));
-  absl::StatusOr<std::shared_ptr<Backend>> admin_backend =
-      Backend::Create(admin, config.proto.limits(), config.base_dir, "admin_listener");
-  if (!admin_backend.ok()) return admin_backend.status();
-  // Linked in through the generated messages of both files.
-  const google::protobuf::DescriptorPool* generated =
-      google::protobuf::DescriptorPool::generated_pool();
-  (void)grpc::reflection::v1alpha::ServerReflectionRequest::descriptor();
-  (void)admin::v1::RegisterRequest::descriptor();
-  std::vector<const google::protobuf::ServiceDescriptor*> builtin = {
-      generated->FindServiceByName(kReflectionService)};
-  if (!settings.token.empty()) {
-    builtin.push_back(generated->FindServiceByName("gateway.admin.v1.Registry"));
+  // Routed from the front ends: server reflection always (to the reflection server above),
+  // the admin API itself (gRPC and REST, to this admin server, which checks the token) only
+  // when the config exposes it.
+  std::vector<std::pair<const google::protobuf::ServiceDescriptor*, std::shared_ptr<Backend>>>
+      builtin;
+  config::v1::Backend reflection_target;
+  reflection_target.set_name("gatewayd-reflection");
+  reflection_target.set_target(absl::StrCat("ipv4:127.0.0.1:", public_reflection_port));
+  absl::StatusOr<std::shared_ptr<Backend>> reflection_backend = Backend::Create(
+      reflection_target, config.proto.limits(), config.base_dir, "admin_listener");
+  if (!reflection_backend.ok()) return reflection_backend.status();
+  builtin.emplace_back(reflection_api, *reflection_backend);
+  if (settings.expose_on_public_listeners) {
+    std::string host = settings.address.substr(0, settings.address.rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "localhost") host = "127.0.0.1";
+    if (host == "[::]") host = "[::1]";
+    config::v1::Backend admin;
+    admin.set_name("gatewayd-admin");
+    admin.set_target(absl::StrCat(absl::StartsWith(host, "[") ? "ipv6:" : "ipv4:", host, ":",
+                                  server->port_));
+    absl::StatusOr<std::shared_ptr<Backend>> admin_backend =
+        Backend::Create(admin, config.proto.limits(), config.base_dir, "admin_listener");
+    if (!admin_backend.ok()) return admin_backend.status();
+    builtin.emplace_back(admin_api, *admin_backend);
   }
-  for (const google::protobuf::ServiceDescriptor* service : builtin) {
-    if (service == nullptr) return absl::InternalError("built-in service descriptor missing");
+  for (const auto& [service, backend] : builtin) {
     bool bound = false;
     for (const ServiceBinding& b : base.services) bound |= b.service == service->full_name();
     if (bound) continue;
     base.descriptor_sets.push_back({DescriptorSetOf(service->file()),
                                     absl::StrCat("gatewayd (", service->full_name(), ")"),
                                     /*builtin=*/true});
-    base.services.push_back({service->full_name(), *admin_backend});
+    base.services.push_back({service->full_name(), backend});
   }
 
   std::unique_ptr<RegistryStore> store;
@@ -360,6 +399,11 @@ void AdminServer::Shutdown() {
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_.reset();
+  }
+  if (public_reflection_server_ != nullptr) {
+    public_reflection_server_->Shutdown(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(1));
+    public_reflection_server_.reset();
   }
 }
 

@@ -3,7 +3,12 @@
 //
 // The admin listener is loopback by default. Bound to any other address it requires a
 // bearer token (config `admin_listener.token_file`); when a token is configured every call
-// must carry `authorization: Bearer <token>`, or fails with UNAUTHENTICATED.
+// must carry `authorization: Bearer <token>`, or fails with UNAUTHENTICATED (with a
+// `www-authenticate: Bearer realm="gatewayd-admin"` challenge in the trailing metadata).
+//
+// The public front ends route server reflection to a reflection-only server of their own
+// (loopback, ephemeral port) that lists what they serve; the admin API is routed there only
+// with `admin_listener.expose_on_public_listeners` (the token is still required).
 //
 // Thread-safety: RegistryService is thread-safe (the Registry serializes changes);
 // AdminServer is started and shut down from one thread.
@@ -42,6 +47,7 @@ struct AdminSettings {
   std::string registry_directory;  // empty: not persisted in a directory
   std::string registry_redis;      // HOST:PORT; empty: no shared registry
   std::string registry_redis_prefix;
+  bool expose_on_public_listeners = false;  // route the admin API from the front ends
   int history_limit = kDefaultHistoryLimit;  // versions kept per service
 };
 
@@ -50,7 +56,7 @@ inline constexpr char kDefaultAdminAddress[] = "127.0.0.1:9901";
 
 // Validates `config.admin_listener` (which must be set). Returns INVALID_ARGUMENT naming
 // the key: a malformed address, a non-loopback address without token_file, an unreadable
-// or empty token file. Relative paths are resolved against `base_dir`.
+// or empty token file, expose_on_public_listeners without token_file. Relative paths are resolved against `base_dir`.
 absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& config,
                                                    const std::string& base_dir);
 
@@ -84,7 +90,9 @@ class RegistryService final : public admin::v1::Registry::Service {
                         admin::v1::RegisterResponse* response) override;
 
  private:
-  grpc::Status Authorize(const grpc::ServerContext& context) const;
+  // OK, or UNAVAILABLE while starting, or UNAUTHENTICATED (adding the www-authenticate
+  // challenge to `context`'s trailing metadata).
+  grpc::Status Authorize(grpc::ServerContext* context) const;
   void Fill(const ServiceVersion& v, bool with_descriptor_set, admin::v1::ServiceVersion* out) const;
 
   std::atomic<Registry*> registry_{nullptr};
@@ -95,11 +103,14 @@ class RegistryService final : public admin::v1::Registry::Service {
 class AdminServer {
  public:
   // Starts the admin gRPC server on settings.address (the admin API and server
-  // reflection), builds the registry over the config's services (restoring the registry
-  // directory, if any) plus grpc.reflection.v1alpha.ServerReflection routed to the admin
-  // server itself, and publishes the complete route table into `routes`. Problems met while restoring (skipped files, services that
-  // no longer validate) are appended to `problems`. Returns UNAVAILABLE when the address
-  // cannot be bound, or the registry's error.
+  // reflection listing the served services and the admin API) and the front ends'
+  // reflection server (loopback, ephemeral port), builds the registry over the config's
+  // services (restoring the registry store, if any) plus
+  // grpc.reflection.v1alpha.ServerReflection routed to the reflection server (and, with
+  // expose_on_public_listeners, gateway.admin.v1.Registry routed to the admin server), and
+  // publishes the complete route table into `routes`. Problems met while restoring
+  // (skipped files, services that no longer validate) are appended to `problems`. Returns
+  // UNAVAILABLE when an address cannot be bound, or the registry's error.
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const AdminSettings& settings,
                                                             const GatewayConfig& config,
                                                             Snapshot<RouteTable>* routes,
@@ -119,7 +130,9 @@ class AdminServer {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<RedisWatcher> watcher_;  // with registry_redis; declared after registry_
   std::unique_ptr<RegistryService> service_;
-  std::unique_ptr<ReflectionService> reflection_;
+  std::unique_ptr<ReflectionService> reflection_;         // on the admin listener
+  std::unique_ptr<ReflectionService> public_reflection_;  // routed from the front ends
+  std::unique_ptr<grpc::Server> public_reflection_server_;
   std::atomic<Registry*> live_registry_{nullptr};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

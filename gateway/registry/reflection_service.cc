@@ -32,7 +32,32 @@ void Error(grpc::StatusCode code, const std::string& message,
   response->mutable_error_response()->set_error_message(message);
 }
 
+void CollectFiles(const google::protobuf::FileDescriptor* file, std::set<std::string>* out) {
+  if (!out->insert(file->name()).second) return;
+  for (int i = 0; i < file->dependency_count(); ++i) CollectFiles(file->dependency(i), out);
+}
+
 }  // namespace
+
+ReflectionService::ReflectionService(
+    std::function<std::shared_ptr<const RouteTable>()> routes,
+    std::vector<const google::protobuf::ServiceDescriptor*> also_serves)
+    : routes_(std::move(routes)), also_serves_(std::move(also_serves)) {
+  for (const google::protobuf::ServiceDescriptor* s : also_serves_) {
+    CollectFiles(s->file(), &own_files_);
+  }
+}
+
+const google::protobuf::FileDescriptor* ReflectionService::FindFile(
+    const google::protobuf::DescriptorPool& pool, const std::string& name,
+    const std::string& symbol) const {
+  const google::protobuf::FileDescriptor* file =
+      name.empty() ? pool.FindFileContainingSymbol(symbol) : pool.FindFileByName(name);
+  if (file != nullptr || also_serves_.empty()) return file;
+  const google::protobuf::DescriptorPool* own = also_serves_.front()->file()->pool();
+  file = name.empty() ? own->FindFileContainingSymbol(symbol) : own->FindFileByName(name);
+  return file != nullptr && own_files_.count(file->name()) > 0 ? file : nullptr;
+}
 
 grpc::Status ReflectionService::ServerReflectionInfo(
     grpc::ServerContext*,
@@ -49,12 +74,18 @@ grpc::Status ReflectionService::ServerReflectionInfo(
     switch (request.message_request_case()) {
       case ServerReflectionRequest::kListServices: {
         auto* list = response.mutable_list_services_response();
-        for (const ServiceBinding& b : table->services()) list->add_service()->set_name(b.service);
+        std::set<std::string> listed;
+        for (const ServiceBinding& b : table->services()) {
+          if (listed.insert(b.service).second) list->add_service()->set_name(b.service);
+        }
+        for (const google::protobuf::ServiceDescriptor* s : also_serves_) {
+          if (listed.insert(s->full_name()).second) list->add_service()->set_name(s->full_name());
+        }
         break;
       }
       case ServerReflectionRequest::kFileByFilename: {
         const google::protobuf::FileDescriptor* file =
-            pool.FindFileByName(request.file_by_filename());
+            FindFile(pool, request.file_by_filename(), "");
         if (file == nullptr) {
           Error(grpc::StatusCode::NOT_FOUND,
                 absl::StrCat("file not found: ", request.file_by_filename()), &response);
@@ -65,7 +96,7 @@ grpc::Status ReflectionService::ServerReflectionInfo(
       }
       case ServerReflectionRequest::kFileContainingSymbol: {
         const google::protobuf::FileDescriptor* file =
-            pool.FindFileContainingSymbol(request.file_containing_symbol());
+            FindFile(pool, "", request.file_containing_symbol());
         if (file == nullptr) {
           Error(grpc::StatusCode::NOT_FOUND,
                 absl::StrCat("symbol not found: ", request.file_containing_symbol()),
