@@ -3,6 +3,7 @@ backends (the bookstore example from the config, the echo backend registered at 
 gatewayctl as the client, gRPC (grpcio) and REST (http.client) calls through the gateway.
 """
 
+import concurrent.futures
 import hashlib
 import http.client
 import json
@@ -38,6 +39,17 @@ def wait_for(process, pattern, timeout=20.0):
             raise RuntimeError(f"{process.name} exited:\n" + process.output())
         time.sleep(0.02)
     raise RuntimeError(f"{process.name} did not announce:\n" + process.output())
+
+
+_reflection_messages = {}
+
+
+def reflection_messages():
+    """The grpc.reflection.v1alpha messages (built once: a second build of the same file
+    into protobuf's pool is refused)."""
+    if not _reflection_messages:
+        _reflection_messages.update(harness.load_messages(REFLECTION_SET))
+    return _reflection_messages
 
 
 def echo_request(payload):
@@ -278,7 +290,7 @@ class RegistryTest(unittest.TestCase):
         self.assertIn("has no service no.such.Service", out)
 
     def test_server_reflection_through_the_gateway_lists_registered_services(self):
-        messages = harness.load_messages(REFLECTION_SET)
+        messages = reflection_messages()
         Request = messages["grpc.reflection.v1alpha.ServerReflectionRequest"]
         Response = messages["grpc.reflection.v1alpha.ServerReflectionResponse"]
         call = self.gw.channel.stream_stream(
@@ -337,6 +349,140 @@ class RegistryTest(unittest.TestCase):
                                     "--timeout=2", "list"], capture_output=True, text=True,
                                    timeout=30).returncode, ""
         self.assertEqual(code, 3)
+
+
+class PythonBackend:
+    """A Python grpcio backend of gateway.test.v1.Echo (echo_http_v1.proto, compiled with
+    protoc --python_out) that serves server reflection as the grpcio-reflection package does:
+    each file is FileDescriptor.CopyToProto of Python's default pool, which omits json_name."""
+
+    def __init__(self, ws):
+        out = os.path.join(ws.dir, "pygen")
+        os.makedirs(out, exist_ok=True)
+        # The .proto sources: in the runfiles under Bazel, else in the source tree.
+        root = harness.ROOT
+        if not os.path.exists(os.path.join(root, "gateway/registry/testdata/echo_http_v1.proto")):
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run(["protoc", f"-I{root}", f"-I{os.path.join(root, 'proto')}",
+                        f"--python_out={out}", "gateway/registry/testdata/echo_http_v1.proto",
+                        "google/api/annotations.proto", "google/api/http.proto"],
+                       check=True, capture_output=True, timeout=60)
+        sys.path.insert(0, out)
+        import importlib
+        echo_pb2 = importlib.import_module("gateway.registry.testdata.echo_http_v1_pb2")
+        from google.protobuf import descriptor_pb2, descriptor_pool
+        pool = descriptor_pool.Default()
+        messages = reflection_messages()
+        Request = messages["grpc.reflection.v1alpha.ServerReflectionRequest"]
+        Response = messages["grpc.reflection.v1alpha.ServerReflectionResponse"]
+
+        def file_response(response, file):
+            proto = descriptor_pb2.FileDescriptorProto()
+            file.CopyToProto(proto)
+            response.file_descriptor_response.file_descriptor_proto.append(
+                proto.SerializeToString())
+
+        def reflection(requests, context):
+            for request in requests:
+                response = Response(original_request=request)
+                which = request.WhichOneof("message_request")
+                try:
+                    if which == "file_by_filename":
+                        file_response(response, pool.FindFileByName(request.file_by_filename))
+                    elif which == "file_containing_symbol":
+                        file_response(response, pool.FindFileContainingSymbol(
+                            request.file_containing_symbol))
+                    elif which == "list_services":
+                        for name in ("gateway.test.v1.Echo",
+                                     "grpc.reflection.v1alpha.ServerReflection"):
+                            response.list_services_response.service.add(name=name)
+                    else:
+                        response.error_response.error_code = 12  # UNIMPLEMENTED
+                except KeyError:
+                    response.error_response.error_code = 5  # NOT_FOUND
+                    response.error_response.error_message = "not found"
+                yield response
+
+        def unary(request, context):
+            return echo_pb2.EchoResponse(payload=request.payload, index=7)
+
+        self.server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+        self.server.add_generic_rpc_handlers((
+            grpc.method_handlers_generic_handler("grpc.reflection.v1alpha.ServerReflection", {
+                "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                    reflection, request_deserializer=Request.FromString,
+                    response_serializer=lambda m: m.SerializeToString())}),
+            grpc.method_handlers_generic_handler("gateway.test.v1.Echo", {
+                "Unary": grpc.unary_unary_rpc_method_handler(
+                    unary, request_deserializer=echo_pb2.EchoRequest.FromString,
+                    response_serializer=lambda m: m.SerializeToString())}),
+        ))
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.address = f"127.0.0.1:{port}"
+
+    def stop(self):
+        self.server.stop(0)
+
+
+class SharedImportsTest(unittest.TestCase):
+    """Files shared with the config's descriptor sets (google/api/*.proto) are compared by
+    what matters to the wire and the mapping, not byte for byte."""
+
+    def test_register_from_reflection_of_a_python_backend(self):
+        ws = harness.Workspace()
+        self.addCleanup(ws.close)
+        backend = PythonBackend(ws)
+        self.addCleanup(backend.stop)
+        bookstore = harness.bookstore_backend(ws)
+        gw = Gateway(ws, bookstore.address, backend.address,
+                     registry_dir=os.path.join(ws.dir, "registry"))
+        code, out = gw.ctl("register", "gateway.test.v1.Echo",
+                           f"--from-reflection={backend.address}", "--backend=echo",
+                           "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("gateway.test.v1.Echo: registered v1", out)
+        self.assertIn("+ route POST /v1/echo -> gateway.test.v1.Echo.Unary", out)
+        status, body = gw.rest("POST", "/v1/echo", {"payload": "aGk="})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body), {"payload": "aGk=", "index": 7})
+        self.assertIn(b"py", gw.grpc_call("/gateway.test.v1.Echo/Unary", echo_request(b"py")))
+
+    def test_copy_of_annotations_with_an_extra_file_option_and_a_real_difference(self):
+        from google.protobuf import descriptor_pb2
+        ws = harness.Workspace()
+        self.addCleanup(ws.close)
+        bookstore = harness.bookstore_backend(ws)
+        echo = ws.echo_backend()
+        gw = Gateway(ws, bookstore.address, echo.address,
+                     registry_dir=os.path.join(ws.dir, "registry"))
+        fds = descriptor_pb2.FileDescriptorSet()
+        with open(ECHO_HTTP_V1, "rb") as f:
+            fds.ParseFromString(f.read())
+        for file in fds.file:
+            if file.name == "google/api/annotations.proto":
+                file.options.java_package = "com.example.annotations"
+                file.options.go_package = "example.com/annotations"
+        optioned = ws.write("optioned.pb", "")
+        with open(optioned, "wb") as f:
+            f.write(fds.SerializeToString())
+        code, out = gw.ctl("diff", "gateway.test.v1.Echo", f"--descriptor-set={optioned}",
+                           "--backend=echo", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertIn("+ route POST /v1/echo -> gateway.test.v1.Echo.Unary", out)
+        for file in fds.file:
+            if file.name == "google/api/http.proto":
+                rule = next(m for m in file.message_type if m.name == "HttpRule")
+                body = next(f for f in rule.field if f.name == "body")
+                body.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+        changed = ws.write("changed.pb", "")
+        with open(changed, "wb") as f:
+            f.write(fds.SerializeToString())
+        code, out = gw.ctl("register", "gateway.test.v1.Echo", f"--descriptor-set={changed}",
+                           "--backend=echo", "--owner=platform-test")
+        self.assertEqual(code, 1, out)
+        self.assertIn("google/api/http.proto: message google.api.HttpRule field 'body' (7): "
+                      "type bytes (service gateway.test.v1.Echo v1) vs string (", out)
 
 
 class HistoryLimitTest(unittest.TestCase):

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gateway/registry/compatibility.h"
 #include "google/protobuf/descriptor.pb.h"
 
 namespace gateway::registry {
@@ -44,13 +45,13 @@ using ::google::protobuf::DescriptorPool;
 using ::google::protobuf::FileDescriptorProto;
 
 struct FileEntry {
-  FileDescriptorProto proto;
-  std::string stripped;  // serialized without source info, to compare copies
+  FileDescriptorProto proto;  // without source info
   std::string origin;
 };
 
 // Adds the files of one serialized set to `files`; a file already in `base_files` or
-// `files` must be identical to it.
+// `files` must be equivalent to it (FileDifferences: what matters to the wire and the
+// mapping); the copy seen first is kept.
 absl::Status AddFiles(const std::string& bytes, const std::string& origin,
                       const std::map<std::string, FileEntry>& base_files,
                       std::map<std::string, FileEntry>* files, bool builtin = false) {
@@ -59,22 +60,22 @@ absl::Status AddFiles(const std::string& bytes, const std::string& origin,
     return absl::InvalidArgumentError(absl::StrCat(origin, ": not a FileDescriptorSet"));
   }
   for (FileDescriptorProto& file : *set.mutable_file()) {
-    FileDescriptorProto stripped = file;
-    stripped.clear_source_code_info();
-    std::string serialized = stripped.SerializeAsString();
+    file.clear_source_code_info();
     const FileEntry* existing = nullptr;
     if (auto it = base_files.find(file.name()); it != base_files.end()) existing = &it->second;
     if (auto it = files->find(file.name()); it != files->end()) existing = &it->second;
     if (existing != nullptr) {
-      if (existing->stripped != serialized && !builtin) {
-        return absl::InvalidArgumentError(absl::StrCat(origin, ": file \"", file.name(),
-                                                       "\" differs from the one in ",
-                                                       existing->origin));
+      if (builtin) continue;
+      std::vector<std::string> differences =
+          FileDifferences(file, origin, existing->proto, existing->origin);
+      if (!differences.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            origin, ": file \"", file.name(), "\" differs from the one in ", existing->origin,
+            ":\n", absl::StrJoin(differences, "\n")));
       }
       continue;
     }
     FileEntry& entry = (*files)[file.name()];
-    entry.stripped = std::move(serialized);
     entry.origin = origin;
     entry.proto = std::move(file);
   }

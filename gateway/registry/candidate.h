@@ -52,8 +52,10 @@ struct BaseRoutes {
 
 // Builds the route table for the config's services plus every served version of `state`,
 // over a pool layered on base.pool (which must be set). Returns INVALID_ARGUMENT when a
-// descriptor set does not parse, a file differs between two sets or from the config's
-// (naming both origins: "service pkg.S v2", the config file), an import is missing or a
+// descriptor set does not parse, a file differs between two sets or from the config's in
+// what matters to the wire or the mapping (naming both origins: "service pkg.S v2", the
+// config file, then each difference on a line of its own: see FileDifferences in
+// compatibility.h; the copy seen first is used), an import is missing or a
 // file does not build, a backend is unknown, or an HTTP rule is invalid or conflicts with
 // another (the transcoder's message, naming both methods and the path).
 absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRoutes& base,

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor.pb.h"
 
 namespace gateway::registry {
 
@@ -34,6 +35,23 @@ std::vector<std::string> BreakingChanges(const google::protobuf::ServiceDescript
 // additional_bindings: "GET /v1/shelves/{shelf}", "POST /v1/shelves body=shelf",
 // "CUSTOM(HEAD) /v1/x". Empty when the method has no rule.
 std::vector<std::string> HttpRuleTexts(const google::protobuf::MethodDescriptor& method);
+
+// The differences between two copies of one file (the same name in two descriptor sets)
+// that matter to the wire or to the HTTP/JSON mapping, one line each, e.g.
+//   google/api/http.proto: message google.api.HttpRule field 'body' (7): type bytes (set A)
+//   vs string (set B)
+// where `a_label` and `b_label` name the two copies. Compared: the package and syntax;
+// messages (fields by number: name, type, label, oneof, effective JSON name, default,
+// options such as packed or jstype), oneofs, enums and their values, extensions,
+// services and methods (request and response types, streaming, options such as
+// google.api.http). Not compared: source info, a json_name equal to the default one,
+// file options (java_package, go_package, ...), imports, reserved names and ranges, and
+// `deprecated` options. Empty when the copies are equivalent. At most `max_lines` lines;
+// a last line says how many more there are.
+std::vector<std::string> FileDifferences(const google::protobuf::FileDescriptorProto& a,
+                                         const std::string& a_label,
+                                         const google::protobuf::FileDescriptorProto& b,
+                                         const std::string& b_label, int max_lines = 10);
 
 // "unary", "client streaming", "server streaming" or "bidi streaming".
 std::string StreamingKind(const google::protobuf::MethodDescriptor& method);

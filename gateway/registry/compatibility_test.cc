@@ -6,6 +6,7 @@
 #include "absl/strings/str_replace.h"
 #include "gateway/descriptor_sets.h"
 #include "gateway/registry/test_descriptors.h"
+#include "google/api/http.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -190,6 +191,110 @@ TEST(HttpRuleTexts, ListsTheRuleThenAdditionalBindingsWithBodies) {
   EXPECT_THAT(HttpRuleTexts(*built.service->FindMethodByName("ListBooks")),
               ElementsAre("POST /v1/shelves/{shelf}/books body=*",
                           "GET /v1/books response_body=title"));
+}
+
+// --- Two copies of one shared file. ---
+
+// google/api/http.proto as protoc writes it into a descriptor set (with json_name).
+google::protobuf::FileDescriptorProto ProtocHttpProto() {
+  const google::protobuf::FileDescriptor* file = google::api::HttpRule::descriptor()->file();
+  google::protobuf::FileDescriptorProto proto;
+  file->CopyTo(&proto);
+  file->CopyJsonNameTo(&proto);
+  return proto;
+}
+
+// The same file as Python's descriptors (and its server reflection) give it: no json_name.
+google::protobuf::FileDescriptorProto PythonHttpProto() {
+  google::protobuf::FileDescriptorProto proto;
+  google::api::HttpRule::descriptor()->file()->CopyTo(&proto);
+  return proto;
+}
+
+google::protobuf::FieldDescriptorProto* FieldOf(google::protobuf::FileDescriptorProto* file,
+                                                const std::string& message,
+                                                const std::string& field) {
+  for (auto& m : *file->mutable_message_type()) {
+    if (m.name() != message) continue;
+    for (auto& f : *m.mutable_field()) {
+      if (f.name() == field) return &f;
+    }
+  }
+  ADD_FAILURE() << message << "." << field << " not found";
+  static google::protobuf::FieldDescriptorProto none;
+  return &none;
+}
+
+TEST(FileDifferences, CopyWithoutJsonNamesIsEquivalent) {
+  google::protobuf::FileDescriptorProto python = PythonHttpProto();
+  ASSERT_FALSE(FieldOf(&python, "HttpRule", "response_body")->has_json_name());
+  ASSERT_EQ(FieldOf(&python, "HttpRule", "response_body")->name(), "response_body");
+  EXPECT_THAT(FileDifferences(ProtocHttpProto(), "a.pb", python, "b.pb"), IsEmpty());
+}
+
+TEST(FileDifferences, FileOptionsAndSourceInfoAreCosmetic) {
+  google::protobuf::FileDescriptorProto copy = ProtocHttpProto();
+  copy.mutable_options()->set_java_package("com.example.api");
+  copy.mutable_options()->set_go_package("example.com/api");
+  copy.mutable_options()->set_cc_enable_arenas(false);
+  copy.mutable_source_code_info()->add_location()->add_path(4);
+  copy.add_dependency("google/protobuf/any.proto");
+  FieldOf(&copy, "HttpRule", "body")->mutable_options()->set_deprecated(true);
+  EXPECT_THAT(FileDifferences(ProtocHttpProto(), "a.pb", copy, "b.pb"), IsEmpty());
+}
+
+TEST(FileDifferences, ChangedFieldTypeIsNamedExactly) {
+  google::protobuf::FileDescriptorProto changed = PythonHttpProto();
+  FieldOf(&changed, "HttpRule", "body")->set_type(google::protobuf::FieldDescriptorProto::TYPE_BYTES);
+  EXPECT_THAT(FileDifferences(changed, "service x.v1.X v1", ProtocHttpProto(), "bookstore.pb"),
+              ElementsAre("google/api/http.proto: message google.api.HttpRule field 'body' (7): "
+                          "type bytes (service x.v1.X v1) vs string (bookstore.pb)"));
+}
+
+TEST(FileDifferences, EveryKindOfWireOrMappingChangeIsReported) {
+  const google::protobuf::FileDescriptorProto before = testing::FileFromText(kBookstoreV1);
+  google::protobuf::FileDescriptorProto after = before;
+  auto* book = after.mutable_message_type(0);
+  book->mutable_field(0)->set_number(9);                    // id: 1 -> 9
+  book->mutable_field(1)->set_json_name("bookTitle");        // a JSON name of its own
+  book->mutable_field(2)->set_label(google::protobuf::FieldDescriptorProto::LABEL_OPTIONAL);
+  book->add_oneof_decl()->set_name("kind");
+  book->mutable_field(3)->set_oneof_index(0);
+  after.mutable_enum_type(0)->mutable_value(1)->set_number(7);
+  auto* methods = after.mutable_service(0)->mutable_method();
+  methods->Mutable(0)->set_server_streaming(true);
+  *methods->Mutable(1)->mutable_options() = testing::FileFromText(R"pb(
+    name: "x.proto"
+    service { name: "S" method { name: "M" options { [google.api.http] { get: "/v2/books" } } } }
+  )pb").service(0).method(0).options();
+  EXPECT_THAT(
+      FileDifferences(before, "A", after, "B"),
+      ElementsAre(
+          "bookstore.proto: message bookstore.v1.Book field 'id' (1): only in A",
+          "bookstore.proto: message bookstore.v1.Book field 'title' (2): json_name title (A) vs "
+          "bookTitle (B)",
+          "bookstore.proto: message bookstore.v1.Book field 'tags' (3): label repeated (A) vs "
+          "optional (B)",
+          "bookstore.proto: message bookstore.v1.Book field 'genre' (4): oneof none (A) vs kind "
+          "(B)",
+          "bookstore.proto: message bookstore.v1.Book field 'id' (9): only in B",
+          "bookstore.proto: enum bookstore.v1.Genre value FICTION: number 1 (A) vs 7 (B)",
+          "bookstore.proto: method bookstore.v1.Bookstore.GetShelf: server streaming no (A) vs "
+          "yes (B)",
+          "bookstore.proto: method bookstore.v1.Bookstore.ListBooks: option google.api.http GET "
+          "/v1/shelves/{shelf}/books (A) vs GET /v2/books (B)"));
+}
+
+TEST(FileDifferences, LongListsAreCut) {
+  google::protobuf::FileDescriptorProto after = PythonHttpProto();
+  after.set_package("other.api");
+  for (auto& field : *after.mutable_message_type(1)->mutable_field()) {
+    field.set_type(google::protobuf::FieldDescriptorProto::TYPE_BYTES);
+  }
+  std::vector<std::string> lines = FileDifferences(ProtocHttpProto(), "A", after, "B", 3);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0], "google/api/http.proto: file: package google.api (A) vs other.api (B)");
+  EXPECT_THAT(lines[3], ::testing::MatchesRegex("\\(and [0-9]+ more differences\\)"));
 }
 
 }  // namespace

@@ -204,9 +204,64 @@ TEST_F(RegistryTest, FileDifferingBetweenTwoServicesIsRefusedNamingBoth) {
       testing::SimpleServiceFile("shop.v1", "Shop", "/v1/shop");
   file.set_name("lib.v1.proto");
   other.descriptor_set = testing::DescriptorSetOf({file});
+  const absl::Status status = RegisterStatus(other);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(status.message());
+  EXPECT_THAT(message,
+              ::testing::StartsWith("service shop.v1.Shop v1: file \"lib.v1.proto\" differs "
+                                    "from the one in service lib.v1.Library v1:\n"));
+  EXPECT_THAT(message,
+              HasSubstr("\nlib.v1.proto: file: package shop.v1 (service shop.v1.Shop v1) vs "
+                        "lib.v1 (service lib.v1.Library v1)"));
+}
+
+// A copy of a shared import as Python's descriptors give it (no json_name) and with file
+// options of its own is the same file.
+TEST_F(RegistryTest, SharedImportWithoutJsonNamesOrWithOtherFileOptionsIsAccepted) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  google::protobuf::FileDescriptorSet set;
+  ASSERT_TRUE(set.ParseFromString(SimpleServiceSet("shop.v1", "Shop", "/v1/shop/{id}")));
+  for (auto& file : *set.mutable_file()) {
+    for (auto& message : *file.mutable_message_type()) {
+      for (auto& field : *message.mutable_field()) field.clear_json_name();
+    }
+    if (file.name() == "google/api/annotations.proto") {
+      file.mutable_options()->set_java_package("com.example.annotations");
+    }
+  }
+  RegisterRequest shop;
+  shop.service = "shop.v1.Shop";
+  shop.owner = "team-b";
+  shop.backend = "echo";
+  shop.descriptor_set = set.SerializeAsString();
+  absl::StatusOr<ChangeResult> result = registry_->Register(shop);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(published_->transcoder().Match("GET", "/v1/shop/1").ok());
+
+  // A change that matters is refused, saying what differs.
+  for (auto& file : *set.mutable_file()) {
+    if (file.name() != "google/api/http.proto") continue;
+    for (auto& message : *file.mutable_message_type()) {
+      if (message.name() != "HttpRule") continue;
+      for (auto& field : *message.mutable_field()) {
+        if (field.name() == "body") field.set_type(google::protobuf::FieldDescriptorProto::TYPE_BYTES);
+      }
+    }
+  }
+  RegisterRequest other = shop;
+  other.service = "other.v1.Shop";
+  google::protobuf::FileDescriptorSet renamed = set;
+  for (auto& file : *renamed.mutable_file()) {
+    if (file.package() == "shop.v1") {
+      file = testing::SimpleServiceFile("other.v1", "Shop", "/v1/other/{id}");
+    }
+  }
+  other.descriptor_set = renamed.SerializeAsString();
   EXPECT_EQ(RegisterStatus(other),
-            absl::InvalidArgumentError("service shop.v1.Shop v1: file \"lib.v1.proto\" differs "
-                                       "from the one in service lib.v1.Library v1"));
+            absl::InvalidArgumentError(
+                "service other.v1.Shop v1: file \"google/api/http.proto\" differs from the one "
+                "in front.pb:\ngoogle/api/http.proto: message google.api.HttpRule field 'body' "
+                "(7): type bytes (service other.v1.Shop v1) vs string (front.pb)"));
 }
 
 TEST_F(RegistryTest, ChangingAServiceOfAnotherOwnerIsRefused) {
