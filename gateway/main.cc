@@ -280,6 +280,14 @@ int Run(int argc, char** argv) {
       http_options.exposed_response_metadata.push_back("www-authenticate");
     }
     http_options.default_deadline = h.default_deadline;
+    if (admin_server != nullptr) {
+      // A registry shared through Redis says when Redis is down and which state is served.
+      http_options.readiness = [admin = admin_server.get()](bool* ready, std::string* detail) {
+        const registry::RedisRegistryStatus::Report r = admin->Readiness();
+        if (!r.ready) *ready = false;
+        if (!r.detail.empty()) absl::StrAppend(detail, r.detail, "\n");
+      };
+    }
     absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
         http::HttpServer::Start(http_options, &route_snapshot);
     if (!started.ok()) {

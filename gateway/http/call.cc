@@ -601,7 +601,10 @@ void HttpCall::Ready() {
       absl::StrAppend(&text, "backend ", binding.backend->name(), " not connected\n");
     }
   }
+  std::string more;
+  if (env_->readiness) env_->readiness(&ready, &more);
   if (ready) text = "ready\n";
+  text += more;
   Respond(ready ? 200 : 503, {{"content-type", "text/plain"}}, std::move(text));
 }
 

@@ -54,6 +54,8 @@ struct CallEnv {
   std::atomic<int>* backend_ops = nullptr;
   // Null: no metrics.
   HttpMetrics* metrics = nullptr;
+  // More of /readyz (HttpServer::Options::readiness); null: none.
+  std::function<void(bool* ready, std::string* detail)> readiness;
 };
 
 // A request as received (HTTP/1.1 or HTTP/2).

@@ -36,7 +36,8 @@
 // allow the gRPC-Web headers and responses expose grpc-status / grpc-message.
 //
 // Also served: GET /healthz (200 while the process runs) and GET /readyz (200 when every
-// backend's channel is connected, 503 otherwise; asking connects idle channels).
+// backend's channel is connected and Options::readiness agrees, 503 otherwise, with a line
+// per problem; asking connects idle channels).
 //
 // Limits: request bodies over max_body_bytes get 413; request line + headers over
 // max_header_bytes or more than max_header_count fields get 431; a client that does not
@@ -57,6 +58,7 @@
 #define GATEWAY_HTTP_HTTP_SERVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,6 +106,10 @@ class HttpServer {
     // Where the HTTP front end's metrics are kept (http_metrics.h); null: none. Must
     // outlive the server.
     metrics::MetricRegistry* metrics = nullptr;
+    // More of /readyz (e.g. the registry's state): called on an event loop per request,
+    // must not block; sets *ready to false to answer 503, appends lines ending in "\n" to
+    // *detail. Null: backends only.
+    std::function<void(bool* ready, std::string* detail)> readiness;
   };
 
   // Binds, starts the threads and returns the running server. `routes` must outlive the

@@ -128,6 +128,7 @@ class HttpServer::Impl {
       env_.exposed.insert(absl::AsciiStrToLower(h));
     }
     env_.cors = options.cors;
+    env_.readiness = options.readiness;
     env_.cq = &cq_;
     env_.backend_ops = &backend_ops_;
     if (options.metrics != nullptr) {

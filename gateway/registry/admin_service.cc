@@ -116,6 +116,10 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
   if (!a.registry_directory().empty()) {
     settings.registry_directory = ResolvePath(base_dir, a.registry_directory());
   }
+  if (a.registry_redis().empty() && !a.registry_redis_cache_directory().empty()) {
+    return absl::InvalidArgumentError(
+        "admin_listener.registry_redis_cache_directory: only with registry_redis");
+  }
   if (!a.registry_redis().empty()) {
     if (!a.registry_directory().empty()) {
       return absl::InvalidArgumentError(
@@ -130,6 +134,10 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
           "admin_listener.registry_redis: \"", a.registry_redis(), "\" is not HOST:PORT"));
     }
     settings.registry_redis = a.registry_redis();
+    if (!a.registry_redis_cache_directory().empty()) {
+      settings.registry_redis_cache_directory =
+          ResolvePath(base_dir, a.registry_redis_cache_directory());
+    }
     settings.registry_redis_prefix =
         a.registry_redis_prefix().empty() ? kDefaultRedisPrefix : a.registry_redis_prefix();
   }
@@ -368,8 +376,11 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   if (!settings.registry_directory.empty()) {
     store = std::make_unique<DirectoryStore>(settings.registry_directory);
   } else if (!settings.registry_redis.empty()) {
+    server->redis_status_ = std::make_shared<RedisRegistryStatus>(settings.registry_redis);
     store = std::make_unique<RedisStore>(settings.registry_redis,
-                                         settings.registry_redis_prefix);
+                                         settings.registry_redis_prefix,
+                                         settings.registry_redis_cache_directory,
+                                         server->redis_status_);
   }
   absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
       std::move(base), std::move(store),
@@ -389,9 +400,15 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
           for (const std::string& p : reload_problems) {
             std::fprintf(stderr, "gatewayd: registry: %s\n", p.c_str());
           }
-        });
+        },
+        server->redis_status_);
   }
   return server;
+}
+
+RedisRegistryStatus::Report AdminServer::Readiness() const {
+  if (redis_status_ == nullptr) return {};
+  return redis_status_->Get();
 }
 
 void AdminServer::Shutdown() {

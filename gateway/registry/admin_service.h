@@ -48,6 +48,7 @@ struct AdminSettings {
   std::string registry_redis;      // HOST:PORT; empty: no shared registry
   std::string registry_redis_prefix;
   bool expose_on_public_listeners = false;  // route the admin API from the front ends
+  std::string registry_redis_cache_directory;  // empty: no cache of the Redis registry
   int history_limit = kDefaultHistoryLimit;  // versions kept per service
 };
 
@@ -121,6 +122,10 @@ class AdminServer {
   int port() const { return port_; }
   Registry& registry() { return *registry_; }
 
+  // The registry's part of /readyz (thread-safe): ready with an empty detail unless the
+  // registry is shared through Redis and Redis does not answer (see RedisRegistryStatus).
+  RedisRegistryStatus::Report Readiness() const;
+
   // Stops the admin server (calls in flight are cancelled after a short grace).
   void Shutdown();
 
@@ -129,6 +134,7 @@ class AdminServer {
 
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<RedisWatcher> watcher_;  // with registry_redis; declared after registry_
+  std::shared_ptr<RedisRegistryStatus> redis_status_;  // with registry_redis
   std::unique_ptr<RegistryService> service_;
   std::unique_ptr<ReflectionService> reflection_;         // on the admin listener
   std::unique_ptr<ReflectionService> public_reflection_;  // routed from the front ends

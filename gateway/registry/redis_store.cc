@@ -1,13 +1,23 @@
 #include "gateway/registry/redis_store.h"
 
+#include <dirent.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "gateway/config/config_loader.h"
+#include "gateway/log.h"
 
 namespace gateway::registry {
 namespace {
@@ -44,20 +54,101 @@ struct ReplyDeleter {
 };
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
-long long Counter(redisContext* c, const std::string& prefix) {
+// Reads <prefix>:counter (0 when unset) into *value; false when Redis did not answer.
+bool ReadCounter(redisContext* c, const std::string& prefix, long long* value) {
   Reply r(static_cast<redisReply*>(
       redisCommand(c, "GET %s:counter", prefix.c_str())));
-  long long value = 0;
-  if (r != nullptr && r->type == REDIS_REPLY_STRING) {
-    absl::SimpleAtoi(absl::string_view(r->str, r->len), &value);
+  if (r == nullptr || r->type == REDIS_REPLY_ERROR) return false;
+  *value = 0;
+  if (r->type == REDIS_REPLY_STRING) {
+    absl::SimpleAtoi(absl::string_view(r->str, r->len), value);
   }
-  return value;
+  return true;
+}
+
+std::string FormatUtc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+constexpr char kCacheVersions[] = "/versions";
+constexpr char kCacheSyncedAt[] = "/synced_at";
+
+// Writes `content` to `path` through a temporary file and a rename.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  const std::string temp = absl::StrCat(path, ".tmp");
+  std::FILE* f = std::fopen(temp.c_str(), "wb");
+  if (f == nullptr) return absl::UnavailableError(absl::StrCat("cannot write ", temp));
+  const bool written = std::fwrite(content.data(), 1, content.size(), f) == content.size();
+  const bool closed = std::fclose(f) == 0;
+  if (!written || !closed || std::rename(temp.c_str(), path.c_str()) != 0) {
+    ::unlink(temp.c_str());
+    return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-RedisStore::RedisStore(std::string address, std::string prefix)
-    : address_(std::move(address)), prefix_(std::move(prefix)) {}
+// --- RedisRegistryStatus ---
+
+void RedisRegistryStatus::Synced(absl::Time at) {
+  absl::MutexLock lock(&mu_);
+  available_ = true;
+  loaded_ = true;
+  from_cache_ = false;
+  state_from_ = at;
+}
+
+void RedisRegistryStatus::ServingCache(absl::Time from) {
+  absl::MutexLock lock(&mu_);
+  loaded_ = from != absl::InfinitePast();
+  from_cache_ = true;
+  state_from_ = from;
+}
+
+bool RedisRegistryStatus::Unavailable(const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  const bool was_available = available_;
+  available_ = false;
+  why_ = why;
+  return was_available;
+}
+
+bool RedisRegistryStatus::Available() {
+  absl::MutexLock lock(&mu_);
+  const bool was_available = available_;
+  available_ = true;
+  return !was_available;
+}
+
+RedisRegistryStatus::Report RedisRegistryStatus::Get() const {
+  absl::MutexLock lock(&mu_);
+  Report report;
+  if (available_ && !from_cache_) return report;  // the state served is Redis'
+  const std::string down =
+      available_ ? absl::StrCat("registry: redis ", address_,
+                                " answers again, loading the shared state")
+                 : absl::StrCat("registry: redis ", address_, " unavailable (", why_, ")");
+  if (!loaded_) {
+    report.ready = false;
+    report.detail = absl::StrCat(down, ", no cached state: registered services are not served");
+  } else if (from_cache_) {
+    report.detail = absl::StrCat(down, ", serving cached state from ", FormatUtc(state_from_));
+  } else {
+    report.detail =
+        absl::StrCat(down, ", serving the state loaded at ", FormatUtc(state_from_));
+  }
+  return report;
+}
+
+// --- RedisStore ---
+
+RedisStore::RedisStore(std::string address, std::string prefix, std::string cache_directory,
+                       std::shared_ptr<RedisRegistryStatus> status)
+    : address_(std::move(address)),
+      prefix_(std::move(prefix)),
+      cache_directory_(std::move(cache_directory)),
+      status_(std::move(status)) {}
 
 RedisStore::~RedisStore() {
   if (context_ != nullptr) redisFree(context_);
@@ -74,17 +165,109 @@ absl::Status RedisStore::Connect() const {
   return absl::OkStatus();
 }
 
-absl::Status RedisStore::Open() { return Connect(); }
+absl::Status RedisStore::Open() {
+  if (!cache_directory_.empty()) {
+    DirectoryStore versions(absl::StrCat(cache_directory_, kCacheVersions));
+    if (absl::Status s = versions.Open(); !s.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("registry cache ", cache_directory_, ": ", s.message()));
+    }
+  }
+  // A Redis that does not answer is not an error here: Load serves the cache.
+  (void)Connect();
+  return absl::OkStatus();
+}
+
+RegistryStore::Loaded RedisStore::LoadCache(const absl::Status& redis_error) const {
+  const std::string why(absl::StripPrefix(redis_error.message(),
+                                          absl::StrCat("registry redis ", address_, ": ")));
+  const std::string down = absl::StrCat("redis ", address_, " unavailable at start (", why, ")");
+  Loaded loaded;
+  absl::Time synced_at = absl::InfinitePast();
+  if (!cache_directory_.empty()) {
+    absl::StatusOr<std::string> text =
+        ReadFileToString(absl::StrCat(cache_directory_, kCacheSyncedAt));
+    int64_t seconds = 0;
+    if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &seconds)) {
+      DirectoryStore versions(absl::StrCat(cache_directory_, kCacheVersions));
+      absl::StatusOr<Loaded> cached = versions.Load();
+      if (cached.ok()) {
+        loaded = *std::move(cached);
+        synced_at = absl::FromUnixSeconds(seconds);
+      } else {
+        loaded.problems.push_back(absl::StrCat("registry cache ", cache_directory_, ": ",
+                                               cached.status().message()));
+      }
+    }
+  }
+  if (status_ != nullptr) {
+    status_->Unavailable(why);
+    status_->ServingCache(synced_at);
+  }
+  if (synced_at != absl::InfinitePast()) {
+    loaded.problems.push_back(absl::StrCat(
+        down, ": serving the cached state from ", FormatUtc(synced_at), " (",
+        cache_directory_, "); reconnecting in the background"));
+  } else {
+    loaded.problems.push_back(absl::StrCat(
+        down, ": no cached state",
+        cache_directory_.empty() ? " (admin_listener.registry_redis_cache_directory is not set)"
+                                 : absl::StrCat(" in ", cache_directory_),
+        ", registered services are not served until it answers; reconnecting in the "
+        "background"));
+  }
+  return loaded;
+}
+
+absl::Status RedisStore::SyncCache(const RegistryState& state) const {
+  if (cache_directory_.empty()) return absl::OkStatus();
+  const std::string dir = absl::StrCat(cache_directory_, kCacheVersions);
+  DirectoryStore versions(dir);
+  if (absl::Status s = versions.Open(); !s.ok()) return s;
+  std::set<std::string> wanted;
+  for (const std::string& service : state.Names()) {
+    for (const ServiceVersion& v : state.History(service)) {
+      wanted.insert(DirectoryStore::FileName(v.service, v.version));
+    }
+  }
+  std::set<std::string> present;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (struct dirent* entry = ::readdir(d)) {
+      const std::string name = entry->d_name;
+      if (name != "." && name != "..") present.insert(name);
+    }
+    ::closedir(d);
+  }
+  for (const std::string& name : present) {
+    if (wanted.count(name) == 0 && ::unlink(absl::StrCat(dir, "/", name).c_str()) != 0) {
+      return absl::UnavailableError(absl::StrCat("cannot remove ", dir, "/", name));
+    }
+  }
+  for (const std::string& service : state.Names()) {
+    for (const ServiceVersion& v : state.History(service)) {
+      if (present.count(DirectoryStore::FileName(v.service, v.version)) > 0) continue;
+      absl::Status s = versions.Write(v);
+      if (!s.ok() && !absl::IsAlreadyExists(s)) return s;
+    }
+  }
+  return WriteFileAtomically(absl::StrCat(cache_directory_, kCacheSyncedAt),
+                             absl::StrCat(absl::ToUnixSeconds(absl::Now()), "\n"));
+}
 
 absl::StatusOr<RegistryStore::Loaded> RedisStore::Load() const {
-  if (absl::Status s = Connect(); !s.ok()) return s;
+  if (absl::Status s = Connect(); !s.ok()) {
+    if (synced_) return s;
+    return LoadCache(s);
+  }
   Loaded loaded;
   Reply keys(static_cast<redisReply*>(
       redisCommand(context_, "SMEMBERS %s:index", prefix_.c_str())));
   if (keys == nullptr || keys->type != REDIS_REPLY_ARRAY) {
-    return absl::UnavailableError(absl::StrCat("registry redis ", address_,
-                                               ": cannot read the index: ",
-                                               keys == nullptr ? context_->errstr : "bad reply"));
+    absl::Status error = absl::UnavailableError(
+        absl::StrCat("registry redis ", address_, ": cannot read the index: ",
+                     keys == nullptr ? context_->errstr : "bad reply"));
+    if (synced_) return error;
+    return LoadCache(error);
   }
   const std::string key_prefix = absl::StrCat(prefix_, ":v:");
   for (size_t i = 0; i < keys->elements; ++i) {
@@ -112,10 +295,25 @@ absl::StatusOr<RegistryStore::Loaded> RedisStore::Load() const {
     }
     loaded.state.Restore(*std::move(v));
   }
+  synced_ = true;
+  if (status_ != nullptr) {
+    status_->Available();
+    status_->Synced(absl::Now());
+  }
+  if (absl::Status s = SyncCache(loaded.state); !s.ok()) {
+    loaded.problems.push_back(absl::StrCat("registry cache ", cache_directory_, ": ",
+                                           s.message(), " (the cache is stale)"));
+  }
   return loaded;
 }
 
 absl::Status RedisStore::Write(const ServiceVersion& version) const {
+  if (!synced_) {
+    return absl::UnavailableError(absl::StrCat(
+        "registry redis ", address_,
+        ": the shared registry has not been loaded since the start (this gateway serves "
+        "its cached state); changes need Redis, retry once it answers"));
+  }
   if (absl::Status s = Connect(); !s.ok()) return s;
   const std::string key = absl::StrCat(prefix_, ":v:", version.service, "@", version.version);
   const std::string content = EncodeVersionFile(version);
@@ -144,6 +342,14 @@ absl::Status RedisStore::Write(const ServiceVersion& version) const {
   }
   Reply published(static_cast<redisReply*>(
       redisCommand(context_, "PUBLISH %s:changes %lld", prefix_.c_str(), counter->integer)));
+  if (!cache_directory_.empty()) {
+    // Best effort: the next Load mirrors the whole state anyway.
+    absl::Status cached =
+        DirectoryStore(absl::StrCat(cache_directory_, kCacheVersions)).Write(version);
+    if (!cached.ok() && !absl::IsAlreadyExists(cached)) {
+      LogLine(absl::StrCat("registry cache ", cache_directory_, ": ", cached.message()));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -158,14 +364,20 @@ absl::Status RedisStore::Delete(const std::string& service, int64_t version) con
     return absl::UnavailableError(
         absl::StrCat("registry redis ", address_, ": cannot delete ", key));
   }
+  if (!cache_directory_.empty()) {
+    // Best effort: the next Load mirrors the whole state anyway.
+    (void)DirectoryStore(absl::StrCat(cache_directory_, kCacheVersions)).Delete(service, version);
+  }
   return absl::OkStatus();
 }
 
 RedisWatcher::RedisWatcher(std::string address, std::string prefix,
-                           std::function<void()> on_change)
+                           std::function<void()> on_change,
+                           std::shared_ptr<RedisRegistryStatus> status)
     : address_(std::move(address)),
       prefix_(std::move(prefix)),
       on_change_(std::move(on_change)),
+      status_(std::move(status)),
       thread_([this] { Run(); }) {}
 
 RedisWatcher::~RedisWatcher() {
@@ -174,32 +386,58 @@ RedisWatcher::~RedisWatcher() {
 }
 
 void RedisWatcher::Run() {
+  constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
+  constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
   long long seen = -1;
   redisContext* sub = nullptr;
   redisContext* poll_conn = nullptr;
   auto last_check = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  auto backoff = std::chrono::milliseconds(kFirstBackoff);
+  bool down = false;  // logged as unavailable
   while (!stop_.load()) {
     std::string error;
     if (poll_conn == nullptr || poll_conn->err) {
       if (poll_conn != nullptr) redisFree(poll_conn);
       poll_conn = ConnectTo(address_, &error);
     }
-    if (sub == nullptr || sub->err) {
+    if (poll_conn != nullptr && (sub == nullptr || sub->err)) {
       if (sub != nullptr) redisFree(sub);
       sub = ConnectTo(address_, &error);
       if (sub != nullptr) {
         Reply r(static_cast<redisReply*>(
             redisCommand(sub, "SUBSCRIBE %s:changes", prefix_.c_str())));
         if (r == nullptr) {
+          error = sub->errstr;
           redisFree(sub);
           sub = nullptr;
         }
       }
     }
     if (sub == nullptr || poll_conn == nullptr) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      // Redis does not answer: say so once, retry with backoff (stopping within 50 ms).
+      if (status_ != nullptr) status_->Unavailable(error);
+      if (!down) {
+        LogLine(absl::StrCat("registry: redis ", address_, " unavailable (", error,
+                             "); serving the last state seen, reconnecting with backoff (",
+                             kFirstBackoff.count(), " ms doubling to ", kMaxBackoff.count(),
+                             " ms)"));
+        down = true;
+      }
+      const auto until = std::chrono::steady_clock::now() + backoff;
+      while (!stop_.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
       continue;
     }
+    if (down) {
+      LogLine(absl::StrCat("registry: redis ", address_,
+                           " answers again; loading the shared state"));
+      down = false;
+      seen = -1;  // reload whatever the counter says
+    }
+    backoff = kFirstBackoff;
+    if (status_ != nullptr) status_->Available();
     bool changed = false;
     struct pollfd pfd = {sub->fd, POLLIN, 0};
     if (::poll(&pfd, 1, 200) > 0) {
@@ -214,7 +452,8 @@ void RedisWatcher::Run() {
     const auto now = std::chrono::steady_clock::now();
     if (changed || now - last_check >= std::chrono::seconds(1)) {
       last_check = now;
-      const long long counter = Counter(poll_conn, prefix_);
+      long long counter = 0;
+      if (!ReadCounter(poll_conn, prefix_, &counter)) continue;  // reconnects above
       if (counter != seen) {
         on_change_();  // also the first time: a change may predate the watcher
         seen = counter;
