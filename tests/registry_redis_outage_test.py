@@ -10,6 +10,7 @@ Every call carries a timeout; every wait is bounded.
 import os
 import signal
 import socket
+import subprocess
 import time
 import unittest
 
@@ -135,6 +136,31 @@ class RedisOutageTest(unittest.TestCase):
                 p.stop(signal.SIGTERM)
         d = self.gateway("gatewayd_d")
         self.assertEqual(d.rest("POST", "/v2/echo", {"payload": "aGk="})[0], 200)
+
+    def test_cache_follows_a_redis_that_was_emptied(self):
+        # Redis restarted without its data: version numbers start over, and the cache must
+        # hold the new content under the old file names.
+        redis = start_redis(self.ws, self.port)
+        a = self.gateway("gatewayd_a")
+        self.assertEqual(self.register(a, ECHO_HTTP_V1)[0], 0)
+        redis.stop(signal.SIGTERM)
+        for name in os.listdir(self.ws.dir):
+            if name.startswith("appendonly"):
+                subprocess.run(["rm", "-rf", os.path.join(self.ws.dir, name)], check=True,
+                               timeout=30)
+        redis = start_redis(self.ws, self.port)
+        other = self.gateway("gatewayd_other", cache=False)
+        code, out = self.register(other, ECHO_HTTP_V2)
+        self.assertEqual(code, 0, out)
+        self.assertIn("registered v1", out)
+        self.assertTrue(wait_until(
+            lambda: a.rest("POST", "/v2/echo", {"payload": "aGk="})[0] == 200),
+            a.process.output())
+        self.assertEqual(a.stop(), 0)
+        redis.stop(signal.SIGTERM)
+        b = self.gateway("gatewayd_b")
+        self.assertEqual(b.rest("POST", "/v2/echo", {"payload": "aGk="})[0], 200)
+        self.assertEqual(b.rest("POST", "/v1/echo", {"payload": "aGk="})[0], 404)
 
     def test_without_a_cache_it_starts_not_ready_and_converges(self):
         gw = self.gateway("gatewayd", cache=False)

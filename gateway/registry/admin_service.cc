@@ -400,6 +400,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
           for (const std::string& p : reload_problems) {
             std::fprintf(stderr, "gatewayd: registry: %s\n", p.c_str());
           }
+          return status.ok();
         },
         server->redis_status_);
   }

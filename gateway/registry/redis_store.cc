@@ -245,7 +245,16 @@ absl::Status RedisStore::SyncCache(const RegistryState& state) const {
   }
   for (const std::string& service : state.Names()) {
     for (const ServiceVersion& v : state.History(service)) {
-      if (present.count(DirectoryStore::FileName(v.service, v.version)) > 0) continue;
+      const std::string name = DirectoryStore::FileName(v.service, v.version);
+      if (present.count(name) > 0) {
+        // Same name, same content, unless Redis was emptied and numbering started over.
+        const std::string path = absl::StrCat(dir, "/", name);
+        absl::StatusOr<std::string> bytes = ReadFileToString(path);
+        if (bytes.ok() && *bytes == EncodeVersionFile(v)) continue;
+        if (::unlink(path.c_str()) != 0) {
+          return absl::UnavailableError(absl::StrCat("cannot remove ", path));
+        }
+      }
       absl::Status s = versions.Write(v);
       if (!s.ok() && !absl::IsAlreadyExists(s)) return s;
     }
@@ -262,6 +271,11 @@ absl::StatusOr<RegistryStore::Loaded> RedisStore::Load() const {
   Loaded loaded;
   Reply keys(static_cast<redisReply*>(
       redisCommand(context_, "SMEMBERS %s:index", prefix_.c_str())));
+  if (keys == nullptr && Connect().ok()) {
+    // The connection died since its last use (e.g. Redis restarted): once more on a new one.
+    keys.reset(static_cast<redisReply*>(
+        redisCommand(context_, "SMEMBERS %s:index", prefix_.c_str())));
+  }
   if (keys == nullptr || keys->type != REDIS_REPLY_ARRAY) {
     absl::Status error = absl::UnavailableError(
         absl::StrCat("registry redis ", address_, ": cannot read the index: ",
@@ -372,7 +386,7 @@ absl::Status RedisStore::Delete(const std::string& service, int64_t version) con
 }
 
 RedisWatcher::RedisWatcher(std::string address, std::string prefix,
-                           std::function<void()> on_change,
+                           std::function<bool()> on_change,
                            std::shared_ptr<RedisRegistryStatus> status)
     : address_(std::move(address)),
       prefix_(std::move(prefix)),
@@ -454,10 +468,9 @@ void RedisWatcher::Run() {
       last_check = now;
       long long counter = 0;
       if (!ReadCounter(poll_conn, prefix_, &counter)) continue;  // reconnects above
-      if (counter != seen) {
-        on_change_();  // also the first time: a change may predate the watcher
-        seen = counter;
-      }
+      // Also the first time: a change may predate the watcher. A failed reload is tried
+      // again at the next check.
+      if (counter != seen && on_change_()) seen = counter;
     }
   }
   if (sub != nullptr) redisFree(sub);

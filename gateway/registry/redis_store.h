@@ -32,8 +32,8 @@
 //   auto status = std::make_shared<RedisRegistryStatus>("127.0.0.1:6379");
 //   auto store = std::make_unique<RedisStore>("127.0.0.1:6379", "gatewayd:registry",
 //                                             "/var/cache/gatewayd/registry", status);
-//   RedisWatcher watcher("127.0.0.1:6379", "gatewayd:registry", [&] { registry->Reload(&p); },
-//                        status);
+//   RedisWatcher watcher("127.0.0.1:6379", "gatewayd:registry",
+//                        [&] { return registry->Reload(&p).ok(); }, status);
 //   RedisRegistryStatus::Report r = status->Get();  // for /readyz
 
 #ifndef GATEWAY_REGISTRY_REDIS_STORE_H_
@@ -132,9 +132,10 @@ class RedisStore : public RegistryStore {
 
 class RedisWatcher {
  public:
-  // `status` (may be null) is told when Redis stops and starts answering; the changes are
-  // logged.
-  RedisWatcher(std::string address, std::string prefix, std::function<void()> on_change,
+  // `on_change` returns true when it reloaded (false: it is called again at the next
+  // check, about a second later). `status` (may be null) is told when Redis stops and
+  // starts answering; the changes are logged.
+  RedisWatcher(std::string address, std::string prefix, std::function<bool()> on_change,
                std::shared_ptr<RedisRegistryStatus> status = nullptr);
   ~RedisWatcher();  // stops the thread (within about a second)
 
@@ -143,7 +144,7 @@ class RedisWatcher {
 
   const std::string address_;
   const std::string prefix_;
-  const std::function<void()> on_change_;
+  const std::function<bool()> on_change_;
   const std::shared_ptr<RedisRegistryStatus> status_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
