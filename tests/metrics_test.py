@@ -275,9 +275,10 @@ admin_listener: {address: "127.0.0.1:0"}
                                text=True, timeout=60)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+        # The echo backend does not serve the bookstore: registered anyway (--force).
         register = ("register", "bookstore.v1.Bookstore",
                     f"--descriptor-set={harness.BOOKSTORE_SET}", "--backend=echo",
-                    "--owner=team-books")
+                    "--owner=team-books", "--force")
         ctl(*register, "--dry-run")
         ctl(*register)
         page = self.scrape(address)

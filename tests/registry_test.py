@@ -485,6 +485,96 @@ class SharedImportsTest(unittest.TestCase):
                       "type bytes (service gateway.test.v1.Echo v1) vs string (", out)
 
 
+def _varint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def _field(number, text):
+    data = text.encode()
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def echo_variant(ws, file_name, service="Echo", post="/v1/echo"):
+    """echo_http_v1_proto.pb with the service renamed and Unary bound to POST `post` (body
+    "*"), written to the workspace."""
+    from google.protobuf import descriptor_pb2
+    fds = descriptor_pb2.FileDescriptorSet()
+    with open(ECHO_HTTP_V1, "rb") as f:
+        fds.ParseFromString(f.read())
+    # google.api.http (72295728) = HttpRule{post (4), body (7)}.
+    rule = _field(4, post) + _field(7, "*")
+    option = _varint(72295728 << 3 | 2) + _varint(len(rule)) + rule
+    for file in fds.file:
+        if file.package == "gateway.test.v1":
+            file.service[0].name = service
+            file.service[0].method[0].options.Clear()
+            file.service[0].method[0].options.MergeFromString(option)
+    path = ws.write(file_name, "")
+    with open(path, "wb") as f:
+        f.write(fds.SerializeToString())
+    return path
+
+
+class RegistrationChecksTest(unittest.TestCase):
+    """At registration the backend is asked whether it serves the service (the echo backend
+    serves server reflection), and a route overlapping another service's is refused unless
+    forced."""
+
+    def setUp(self):
+        self.ws = harness.Workspace()
+        self.addCleanup(self.ws.close)
+        bookstore = harness.bookstore_backend(self.ws)
+        echo = self.ws.echo_backend()
+        self.gw = Gateway(self.ws, bookstore.address, echo.address,
+                          registry_dir=os.path.join(self.ws.dir, "registry"))
+
+    def test_service_the_backend_does_not_serve_is_refused_unless_forced(self):
+        absent = echo_variant(self.ws, "absent.pb", service="Absent", post="/v1/absent")
+        args = ["register", "gateway.test.v1.Absent", f"--descriptor-set={absent}",
+                "--backend=echo", "--owner=platform-test"]
+        code, out = self.gw.ctl(*args)
+        self.assertEqual(code, 1, out)
+        self.assertIn('backend "echo" does not serve gateway.test.v1.Absent (its server '
+                      'reflection lists: gateway.test.v1.Echo', out)
+        self.assertEqual(self.gw.rest("POST", "/v1/absent", {"payload": "aGk="})[0], 404)
+        code, out = self.gw.ctl(*args, "--force")
+        self.assertEqual(code, 0, out)
+        self.assertIn("gateway.test.v1.Absent: registered v1", out)
+        self.assertIn('gatewayctl: warning: backend "echo" does not serve '
+                      'gateway.test.v1.Absent', out)
+        # The service the backend does serve (same file name) registers without a word.
+        code, out = self.gw.ctl("remove", "gateway.test.v1.Absent", "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        code, out = self.gw.ctl("register", "gateway.test.v1.Echo",
+                                f"--descriptor-set={ECHO_HTTP_V1}", "--backend=echo",
+                                "--owner=platform-test")
+        self.assertEqual(code, 0, out)
+        self.assertNotIn("warning", out)
+
+    def test_route_overlapping_another_service_is_refused_unless_forced(self):
+        catch_all = echo_variant(self.ws, "catch_all.pb", post="/v1/*")
+        args = ["register", "gateway.test.v1.Echo", f"--descriptor-set={catch_all}",
+                "--backend=echo", "--owner=platform-test"]
+        code, out = self.gw.ctl(*args)
+        self.assertEqual(code, 1, out)
+        self.assertIn("new routes of gateway.test.v1.Echo overlap routes of another service", out)
+        self.assertIn("POST /v1/* -> gateway.test.v1.Echo.Unary overlaps POST /v1/shelves -> "
+                      "bookstore.v1.Bookstore.", out)
+        self.assertIn("(service bookstore.v1.Bookstore)", out)
+        code, out = self.gw.ctl(*args, "--force")
+        self.assertEqual(code, 0, out)
+        self.assertIn("gatewayctl: warning: route overlap: POST /v1/* -> "
+                      "gateway.test.v1.Echo.Unary overlaps POST /v1/shelves", out)
+        # The bookstore keeps its exact route; other paths under /v1/ reach the echo service.
+        self.assertEqual(self.gw.rest("POST", "/v1/shelves", {"theme": "x"})[0], 200)
+        status, body = self.gw.rest("POST", "/v1/anything", {"payload": "aGk="})
+        self.assertEqual(status, 200, body)
+
+
 class HistoryLimitTest(unittest.TestCase):
     """admin_listener.registry_history_limit: older versions are pruned, on disk too."""
 

@@ -20,6 +20,9 @@
 namespace gateway::registry {
 namespace {
 
+// How long a registration waits for the backend to say whether it serves the service.
+constexpr absl::Duration kBackendCheckTimeout = absl::Seconds(2);
+
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
@@ -59,6 +62,17 @@ std::string DescriptorSetOf(const google::protobuf::FileDescriptor* file) {
       };
   add(file);
   return set.SerializeAsString();
+}
+
+// The registry's options: the history limit, and a backend check bounded by
+// kBackendCheckTimeout (Register runs on the admin server's threads, never a front end's).
+RegistryOptions RegistryOptionsFor(const AdminSettings& settings) {
+  RegistryOptions options;
+  options.history_limit = settings.history_limit;
+  options.check_backend = [](const Backend& backend, const std::string& service) {
+    return CheckBackendServes(*backend.channel(), service, kBackendCheckTimeout);
+  };
+  return options;
 }
 
 }  // namespace
@@ -385,7 +399,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
       std::move(base), std::move(store),
       [routes](std::shared_ptr<const RouteTable> table) { routes->Publish(std::move(table)); },
-      problems, absl::Now, RegistryOptions{settings.history_limit});
+      problems, absl::Now, RegistryOptionsFor(settings));
   if (!registry.ok()) return registry.status();
   server->registry_ = *std::move(registry);
   server->live_registry_.store(server->registry_.get());

@@ -170,16 +170,70 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
   return RouteTable::Create(std::move(pool), std::move(bindings), base.http_options, base.chain);
 }
 
+namespace {
+
+// "GET /v1/x/{id} -> pkg.S.M"
+std::string RouteText(const transcoder::MethodPlan& plan) {
+  // rule_text is `get "/v1/x"`: keep the path between the quotes.
+  const std::string& rule = plan.rule_text;
+  const std::size_t open = rule.find('"');
+  const std::size_t close = rule.rfind('"');
+  const std::string path =
+      open != std::string::npos && close > open ? rule.substr(open + 1, close - open - 1) : rule;
+  return absl::StrCat(plan.http_method, " ", path, " -> ", plan.method->full_name());
+}
+
+using Segment = transcoder::HttpTemplate::Segment;
+
+// Whether a[i..] and b[j..] can match the same segments ("**" is only ever last).
+bool SegmentsOverlap(const std::vector<Segment>& a, std::size_t i, const std::vector<Segment>& b,
+                     std::size_t j) {
+  for (;; ++i, ++j) {
+    const bool a_rest = i < a.size() && a[i].kind == Segment::Kind::kMultiWildcard;
+    const bool b_rest = j < b.size() && b[j].kind == Segment::Kind::kMultiWildcard;
+    if (a_rest || b_rest) return true;  // "**" takes whatever the other has left
+    if (i == a.size() || j == b.size()) return i == a.size() && j == b.size();
+    if (a[i].kind == Segment::Kind::kLiteral && b[j].kind == Segment::Kind::kLiteral &&
+        a[i].literal != b[j].literal) {
+      return false;
+    }
+  }
+}
+
+bool EndsWithWildcard(const transcoder::HttpTemplate& t) {
+  return !t.segments.empty() && t.segments.back().kind != Segment::Kind::kLiteral;
+}
+
+}  // namespace
+
 std::vector<std::string> HttpRoutes(const RouteTable& table) {
   std::vector<std::string> out;
-  for (const auto& plan : table.transcoder().routes().plans()) {
-    // rule_text is `get "/v1/x"`: keep the path between the quotes.
-    const std::string& rule = plan->rule_text;
-    const std::size_t open = rule.find('"');
-    const std::size_t close = rule.rfind('"');
-    const std::string path =
-        open != std::string::npos && close > open ? rule.substr(open + 1, close - open - 1) : rule;
-    out.push_back(absl::StrCat(plan->http_method, " ", path, " -> ", plan->method->full_name()));
+  for (const auto& plan : table.transcoder().routes().plans()) out.push_back(RouteText(*plan));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool TemplatesOverlap(const transcoder::HttpTemplate& a, const transcoder::HttpTemplate& b) {
+  if (a.verb != b.verb) {
+    // "/v1/*" also matches "/v1/x:verb" (the whole segment), "/v1/x:verb" never "/v1/x".
+    const transcoder::HttpTemplate& plain = a.verb.empty() ? a : b;
+    if (!plain.verb.empty() || !EndsWithWildcard(plain)) return false;
+  }
+  return SegmentsOverlap(a.segments, 0, b.segments, 0);
+}
+
+std::vector<std::string> OverlappingRoutes(const RouteTable& table, const std::string& service) {
+  std::vector<std::string> out;
+  const auto& plans = table.transcoder().routes().plans();
+  for (const auto& mine : plans) {
+    if (mine->method->service()->full_name() != service) continue;
+    for (const auto& other : plans) {
+      const std::string& other_service = other->method->service()->full_name();
+      if (other_service == service || other->http_method != mine->http_method) continue;
+      if (!TemplatesOverlap(mine->path_template, other->path_template)) continue;
+      out.push_back(absl::StrCat(RouteText(*mine), " overlaps ", RouteText(*other),
+                                 " (service ", other_service, ")"));
+    }
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -83,6 +83,20 @@ ChangeSummary Summarize(const RouteTable* before, const RouteTable& after);
 // The HTTP routes of a table, "GET /v1/x/{id} -> pkg.S.M", sorted.
 std::vector<std::string> HttpRoutes(const RouteTable& table);
 
+// True when some request path matches both templates: every segment pair can match the
+// same text ("*" one segment, "**" the rest) and the verbs agree (a template without a
+// verb that ends with a wildcard also matches "x:verb", as the path matcher retries such
+// paths without the verb). HTTP methods are not compared here.
+bool TemplatesOverlap(const transcoder::HttpTemplate& a, const transcoder::HttpTemplate& b);
+
+// The HTTP routes of `service` in `table` that overlap a route of another service (the same
+// HTTP method, TemplatesOverlap), one line per pair, sorted:
+//   "GET /v1/{name=**} -> lib.v1.Library.Get overlaps GET /v1/shelves/{shelf} ->
+//   bookstore.v1.Bookstore.GetShelf (service bookstore.v1.Bookstore)"
+// Such a route takes requests that the other service's clients mean for it (or for paths
+// it does not serve) whenever the other route does not match exactly.
+std::vector<std::string> OverlappingRoutes(const RouteTable& table, const std::string& service);
+
 }  // namespace gateway::registry
 
 #endif  // GATEWAY_REGISTRY_CANDIDATE_H_

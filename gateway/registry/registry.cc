@@ -1,6 +1,7 @@
 #include "gateway/registry/registry.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -246,6 +247,34 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
         defined.empty() ? "no service" : absl::StrJoin(defined, ", "), ")"));
   }
 
+  // Ownership first (cheap, and the more basic refusal); the backend is asked without the
+  // lock held, as it may take its time (bounded by the check); ownership is checked again
+  // below since another change may have happened meanwhile.
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Status status = CheckOwner(request.service, PackageOf(*service), request.owner);
+    if (!status.ok()) return status;
+  }
+  std::vector<std::string> warnings;
+  if (options_.check_backend) {
+    const ServiceCheck check =
+        options_.check_backend(*base_.backends.at(request.backend), request.service);
+    if (check.verdict == ServiceCheck::kNotServed) {
+      if (!request.force && !request.dry_run) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "backend \"", request.backend, "\" does not serve ", request.service, " (",
+            check.detail, "); register it with the backend that serves it, or force it "
+            "(gatewayctl --force)"));
+      }
+      warnings.push_back(absl::StrCat("backend \"", request.backend, "\" does not serve ",
+                                      request.service, " (", check.detail, ")"));
+    } else if (check.verdict == ServiceCheck::kUnknown) {
+      warnings.push_back(absl::StrCat("backend \"", request.backend,
+                                      "\" could not be asked whether it serves ",
+                                      request.service, ": ", check.detail));
+    }
+  }
+
   absl::MutexLock lock(&mu_);
   absl::Status status = CheckOwner(request.service, PackageOf(*service), request.owner);
   if (!status.ok()) return status;
@@ -260,6 +289,7 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
     result.version.descriptor_set.clear();
     result.dry_run = request.dry_run;
     result.unchanged = true;
+    result.warnings = std::move(warnings);
     return result;
   }
 
@@ -285,8 +315,33 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   version.registered_at = now_();
   RegistryState candidate = state_;
   version.version = candidate.Append(version);
-  absl::StatusOr<ChangeResult> result =
-      Apply(std::move(candidate), version, std::move(breaking), request.dry_run);
+  // Routes overlapping another service's: only those this change adds count (one accepted
+  // earlier with force is not asked about again).
+  std::set<std::string> known_overlaps;
+  if (routes_ != nullptr) {
+    for (std::string& o : OverlappingRoutes(*routes_, request.service)) {
+      known_overlaps.insert(std::move(o));
+    }
+  }
+  auto check_overlaps = [&](const RouteTable& table, ChangeResult* result) -> absl::Status {
+    std::vector<std::string> overlaps;
+    for (std::string& o : OverlappingRoutes(table, request.service)) {
+      if (known_overlaps.count(o) == 0) overlaps.push_back(std::move(o));
+    }
+    if (!overlaps.empty() && !request.force && !request.dry_run) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "new routes of ", request.service, " overlap routes of another service (requests "
+          "meant for one could reach the other; force to accept, gatewayctl --force):\n",
+          absl::StrJoin(overlaps, "\n")));
+    }
+    for (const std::string& o : overlaps) {
+      result->warnings.push_back(absl::StrCat("route overlap: ", o));
+    }
+    for (std::string& w : warnings) result->warnings.push_back(std::move(w));
+    return absl::OkStatus();
+  };
+  absl::StatusOr<ChangeResult> result = Apply(std::move(candidate), version, std::move(breaking),
+                                              request.dry_run, check_overlaps);
   if (result.ok() && !request.dry_run) ++stats_.registered;
   return result;
 }
@@ -390,7 +445,8 @@ absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int6
 
 absl::StatusOr<ChangeResult> Registry::Apply(RegistryState candidate,
                                              const ServiceVersion& version,
-                                             std::vector<std::string> breaking, bool dry_run) {
+                                             std::vector<std::string> breaking, bool dry_run,
+                                             const TableCheck& check) {
   const absl::Time started = absl::Now();
   absl::StatusOr<std::shared_ptr<const RouteTable>> table = BuildRouteTable(base_, candidate);
   if (!table.ok()) return table.status();
@@ -400,6 +456,9 @@ absl::StatusOr<ChangeResult> Registry::Apply(RegistryState candidate,
   result.changes = Summarize(routes_.get(), **table);
   result.changes.breaking_changes = std::move(breaking);
   result.dry_run = dry_run;
+  if (check) {
+    if (absl::Status status = check(**table, &result); !status.ok()) return status;
+  }
   if (dry_run) return result;
   if (store_ != nullptr) {
     absl::Status status = store_->Write(version);

@@ -9,9 +9,13 @@
 //   3. ownership: a service belongs to the owner that registered it first, a package to
 //      the owner of its first service; services of the gateway config belong to nobody;
 //   4. compatibility with the registered version (compatibility.h): breaking changes are
-//      refused unless forced;
+//      refused unless forced; with a backend check (RegistryOptions), the backend is asked
+//      whether it serves the service (backend_check.h): refused unless forced when it says
+//      no, a warning when it cannot be asked;
 //   5. the whole candidate route table builds (every HTTP rule valid, no conflict with
-//      any other service, no file differing between two services' sets);
+//      any other service, no file differing between two services' sets), and no new HTTP
+//      route of the service overlaps a route of another service (same method, a path both
+//      match: candidate.h OverlappingRoutes) unless forced;
 //   6. with a store, the new version is written (atomically) before it is served;
 //   7. the new table is handed to the publisher (e.g. Snapshot<RouteTable>::Publish);
 //      calls already running keep the table they started with.
@@ -44,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "gateway/registry/backend_check.h"
 #include "gateway/registry/candidate.h"
 #include "gateway/registry/directory_store.h"
 #include "gateway/registry/registry_state.h"
@@ -79,6 +84,11 @@ struct RegistryOptions {
   // are pruned after each change, from memory and from the store. Values below 1 count
   // as 1.
   int history_limit = kDefaultHistoryLimit;
+
+  // Asks `backend` whether it serves `service` (e.g. CheckBackendServes with a bounded
+  // timeout); called by Register without the registry's lock held, on the caller's thread.
+  // Null: backends are not asked.
+  std::function<ServiceCheck(const Backend& backend, const std::string& service)> check_backend;
 };
 
 class Registry {
@@ -109,7 +119,9 @@ class Registry {
   //   PERMISSION_DENIED    the service or its package belongs to another owner or to the
   //                        gateway config;
   //   FAILED_PRECONDITION  breaking changes without force: "breaking changes (use force
-  //                        to accept them):" then one change per line;
+  //                        to accept them):" then one change per line; without force, a
+  //                        backend that says it does not serve the service, or a new
+  //                        route overlapping another service's (one pair per line);
   //   UNAVAILABLE          the store could not write the version.
   // An identical registration succeeds with `unchanged` set and changes nothing.
   absl::StatusOr<ChangeResult> Register(const RegisterRequest& request);
@@ -167,8 +179,11 @@ class Registry {
 
   // Validates `candidate` (which has `version` as its newest change), and unless dry_run
   // persists the version, makes the candidate current and publishes its table.
+  // `check`, when set, may refuse the built table (or add warnings) before it is persisted.
+  using TableCheck = std::function<absl::Status(const RouteTable& table, ChangeResult* result)>;
   absl::StatusOr<ChangeResult> Apply(RegistryState candidate, const ServiceVersion& version,
-                                     std::vector<std::string> breaking, bool dry_run)
+                                     std::vector<std::string> breaking, bool dry_run,
+                                     const TableCheck& check = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Drops the versions of `service` beyond the history limit from state_ and the store;

@@ -590,5 +590,96 @@ TEST_F(RegistryTest, HistoryKeepsTheNewestVersionsAndPrunesTheStore) {
   EXPECT_TRUE(published_->transcoder().Match("GET", "/v5/books/1").ok());
 }
 
+// --- Routes overlapping another service's, and backends that do not serve the service. ---
+
+TEST_F(RegistryTest, CatchAllRouteOverAnotherServiceIsRefusedUnlessForced) {
+  RegisterRequest r = Library("/v1/{name=**}");
+  EXPECT_EQ(RegisterStatus(r),
+            absl::FailedPreconditionError(
+                "new routes of lib.v1.Library overlap routes of another service (requests meant "
+                "for one could reach the other; force to accept, gatewayctl --force):\n"
+                "GET /v1/{name=**} -> lib.v1.Library.Get overlaps GET /v1/front/{id} -> "
+                "config.v1.Front.Get (service config.v1.Front)"));
+  EXPECT_EQ(registry_->Versions("lib.v1.Library").status().code(), absl::StatusCode::kNotFound);
+
+  r.dry_run = true;
+  absl::StatusOr<ChangeResult> dry = registry_->Register(r);
+  ASSERT_TRUE(dry.ok()) << dry.status();
+  EXPECT_THAT(dry->warnings, ElementsAre(HasSubstr("route overlap: GET /v1/{name=**}")));
+
+  r.dry_run = false;
+  r.force = true;
+  absl::StatusOr<ChangeResult> forced = registry_->Register(r);
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_THAT(forced->warnings,
+              ElementsAre("route overlap: GET /v1/{name=**} -> lib.v1.Library.Get overlaps GET "
+                          "/v1/front/{id} -> config.v1.Front.Get (service config.v1.Front)"));
+  // The exact route still wins for the config's service.
+  EXPECT_EQ(published_->transcoder().Match("GET", "/v1/front/7")->plan->method->full_name(),
+            "config.v1.Front.Get");
+
+  // A later version keeping the accepted overlap is not asked about again...
+  RegisterRequest moved = Library("/v1/{name=**}");
+  moved.backend = "echo";
+  EXPECT_TRUE(registry_->Register(moved).ok());
+  // ...and another service may not add a route under the catch-all.
+  RegisterRequest shop;
+  shop.service = "shop.v1.Shop";
+  shop.owner = "team-b";
+  shop.backend = "echo";
+  shop.descriptor_set = SimpleServiceSet("shop.v1", "Shop", "/v1/shop/{id}");
+  const absl::Status status = RegisterStatus(shop);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("GET /v1/shop/{id} -> shop.v1.Shop.Get overlaps GET /v1/{name=**} -> "
+                        "lib.v1.Library.Get (service lib.v1.Library)"));
+}
+
+TEST_F(RegistryTest, RoutesUnderOtherPrefixesDoNotOverlap) {
+  absl::StatusOr<ChangeResult> result = registry_->Register(Library("/v1/books/{id}"));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->warnings, IsEmpty());
+}
+
+TEST_F(RegistryTest, BackendThatDoesNotServeTheServiceIsRefusedUnlessForced) {
+  int checks = 0;
+  RegistryOptions options;
+  options.check_backend = [&checks](const Backend& backend, const std::string& service) {
+    ++checks;
+    ServiceCheck check;
+    if (backend.name() == "books") {
+      check.verdict = ServiceCheck::kNotServed;
+      check.detail = "its server reflection lists: other.v1.Other";
+    } else {
+      check.detail = "it serves neither server reflection nor grpc.health.v1";
+    }
+    return check;
+  };
+  Start(nullptr, options);
+  EXPECT_EQ(RegisterStatus(Library()),
+            absl::FailedPreconditionError(
+                "backend \"books\" does not serve lib.v1.Library (its server reflection lists: "
+                "other.v1.Other); register it with the backend that serves it, or force it "
+                "(gatewayctl --force)"));
+  EXPECT_EQ(checks, 1);
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
+
+  RegisterRequest forced = Library();
+  forced.force = true;
+  absl::StatusOr<ChangeResult> result = registry_->Register(forced);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->warnings,
+              ElementsAre("backend \"books\" does not serve lib.v1.Library (its server "
+                          "reflection lists: other.v1.Other)"));
+
+  RegisterRequest unknown = Library();
+  unknown.backend = "echo";
+  result = registry_->Register(unknown);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->warnings,
+              ElementsAre("backend \"echo\" could not be asked whether it serves lib.v1.Library: "
+                          "it serves neither server reflection nor grpc.health.v1"));
+}
+
 }  // namespace
 }  // namespace gateway::registry
