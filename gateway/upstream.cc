@@ -2,9 +2,13 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gateway/config/config_loader.h"
+#include "gateway/log.h"
 #include "grpc/grpc.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -35,6 +39,72 @@ int MaxMessageBytes(const config::v1::Limits& limits) {
 std::string ResolvePath(const std::string& base_dir, const std::string& path) {
   if (base_dir.empty() || absl::StartsWith(path, "/")) return path;
   return absl::StrCat(base_dir, "/", path);
+}
+
+std::string DescribeTransportFailure(absl::string_view core_message) {
+  const std::string m = absl::AsciiStrToLower(core_message);
+  auto has = [&m](absl::string_view word) { return absl::StrContains(m, word); };
+  // Most specific first: a TLS failure reads "failed to connect to all addresses; last
+  // error: ...: Ssl handshake failed: ...".
+  if (has("dns resolution") || has("name resolution") || has("resolver") ||
+      has("domain name not found")) {
+    return "name resolution failed";
+  }
+  if (has("handshake") || has("ssl") || has("tls") || has("certificate") || has("alpn")) {
+    return "TLS handshake failed";
+  }
+  if (has("failed to connect") || has("connection refused") || has("connect failed")) {
+    return "failed to connect";
+  }
+  if (has("socket closed") || has("connection reset") || has("broken pipe") ||
+      has("goaway") || has("rst_stream") || has("stream removed") || has("keepalive") ||
+      has("end of tcp stream") || has("endpoint read failed") || has("eof")) {
+    return "connection lost";
+  }
+  return "transport failure";
+}
+
+grpc::Status Backend::ClientStatus(const grpc::ClientContext& context,
+                                   const grpc::Status& status, absl::string_view method) const {
+  if (status.ok()) return status;
+  switch (status.error_code()) {
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return status;
+    default:
+      break;
+  }
+  const std::string debug = context.debug_error_string();
+  // See the header: core marks a status that came in the peer's trailers, and a status the
+  // front end set in place of the call's own is not in core's record of the call.
+  if (absl::StrContains(debug, "Error received from peer") ||
+      !absl::StrContains(debug, status.error_message())) {
+    return status;
+  }
+  const std::string what = DescribeTransportFailure(status.error_message());
+  // The address stays in the log: at most one line per second per backend.
+  const int64_t now = absl::ToUnixNanos(absl::Now());
+  int64_t last = last_log_ns_.load(std::memory_order_relaxed);
+  if (now - last >= 1'000'000'000 &&
+      last_log_ns_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    const int64_t left_out = unlogged_.exchange(0, std::memory_order_relaxed);
+    LogLine(absl::StrCat("backend \"", name_, "\" (target ", target_, "): ", method, ": ",
+                         what, ": ",
+                         absl::StatusCodeToString(
+                             static_cast<absl::StatusCode>(status.error_code())),
+                         ": ", status.error_message(),
+                         left_out > 0 ? absl::StrCat(" (", left_out,
+                                                     " more such failures not logged)")
+                                      : ""));
+  } else {
+    unlogged_.fetch_add(1, std::memory_order_relaxed);
+  }
+  const std::string message =
+      status.error_code() == grpc::StatusCode::UNAVAILABLE
+          ? absl::StrCat("backend \"", name_, "\" is unavailable: ", what)
+          : absl::StrCat("backend \"", name_, "\" failed: ", what);
+  return grpc::Status(status.error_code(), message);
 }
 
 Backend::Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel)

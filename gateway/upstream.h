@@ -9,16 +9,23 @@
 //   absl::StatusOr<std::shared_ptr<Backend>> backend =
 //       Backend::Create(config.backends(0), config.limits(), "/etc/gatewayd");
 //   auto call = (*backend)->stub().PrepareCall(&context, "/pkg.Svc/Method", cq);
+//   ...
+//   // Once the call ended with `status` (what its Finish() wrote):
+//   grpc::Status for_client = (*backend)->ClientStatus(context, status, "/pkg.Svc/Method");
 
 #ifndef GATEWAY_UPSTREAM_H_
 #define GATEWAY_UPSTREAM_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "gateway/config/v1/config.pb.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/generic/generic_stub.h"
 
 namespace gateway {
@@ -39,6 +46,31 @@ class Backend {
   grpc::GenericStub& stub() const { return *stub_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
+  // What the client is told of a call to this backend (on `method`, e.g. "/pkg.Svc/M") that
+  // ended with `status`, the status the call's Finish() wrote into `context`'s call. Used
+  // by every front end (REST, gRPC-Web, gRPC), so a transport failure reads the same on all.
+  //
+  // The rule: gRPC core writes "Error received from peer <address>" into the call's
+  // debug_error_string() exactly when the status arrived from the other side in the
+  // response's trailers (grpc-status), i.e. when the backend (or a proxy in front of it)
+  // answered; any other status was made by gRPC core itself: connection refused, name
+  // resolution, TLS handshake, connection lost, a bad HTTP/2 response. Then:
+  //  - OK, and a status the backend sent: returned untouched, whatever its code and text.
+  //  - A status gRPC core made with code DEADLINE_EXCEEDED, CANCELLED or RESOURCE_EXHAUSTED
+  //    (the deadline, a cancellation, a message over the size limit; core's text for these
+  //    names no address): returned untouched.
+  //  - Any other status gRPC core made: the same code with a message that names the backend
+  //    by its config name and what failed, never its address, e.g.
+  //      backend "bookstore" is unavailable: failed to connect
+  //    (UNAVAILABLE; other codes read 'backend "bookstore" failed: connection lost'); core's
+  //    full text, address included, goes to the gateway's log, at most one line per second
+  //    per backend (the next line says how many were left out).
+  // A status the front end set itself in place of the call's (e.g. after cancelling a call
+  // whose response it could not read) is not the call's own: its message is not in
+  // debug_error_string(), and it is returned untouched. Thread-safe.
+  grpc::Status ClientStatus(const grpc::ClientContext& context, const grpc::Status& status,
+                            absl::string_view method) const;
+
  private:
   Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel);
 
@@ -46,7 +78,17 @@ class Backend {
   std::string target_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::GenericStub> stub_;
+  // ClientStatus's log limit: when the last line was written (absl::Now in ns), and the
+  // lines left out since.
+  mutable std::atomic<int64_t> last_log_ns_{0};
+  mutable std::atomic<int64_t> unlogged_{0};
 };
+
+// What failed, in a few words, for a status that gRPC core made for a call that did not
+// reach its backend or lost it: "failed to connect", "name resolution failed",
+// "TLS handshake failed", "connection lost" or "transport failure". `core_message` is
+// core's text (it may name addresses; the result never does).
+std::string DescribeTransportFailure(absl::string_view core_message);
 
 // The message size limit in effect for `limits` (its default when unset).
 int MaxMessageBytes(const config::v1::Limits& limits);

@@ -264,11 +264,10 @@ class ProxyCall {
         client_stream_->Read(&down_, Next(kClientRead));
         break;
       case kClientFinish:
-        backend_done_ = true;
-        FinishServer();
-        break;
       case kUnaryFinish:
         backend_done_ = true;
+        // A transport failure names the backend, not its address (Backend::ClientStatus).
+        status_ = route_->backend->ClientStatus(*client_ctx_, status_, server_ctx_.method());
         FinishServer();
         break;
       case kClientStart:

@@ -423,6 +423,8 @@ void HttpCall::OnBackend(Op op, bool ok) {
   switch (op) {
     case kUnaryFinish:
       backend_done_ = true;
+      // A transport failure names the backend, not its address (Backend::ClientStatus).
+      status_ = route_->backend->ClientStatus(*client_ctx_, status_, route_->path);
       has_response_ = status_.ok();
       break;
     case kStart:
@@ -458,6 +460,7 @@ void HttpCall::OnBackend(Op op, bool ok) {
       break;
     case kFinish:
       backend_done_ = true;
+      status_ = route_->backend->ClientStatus(*client_ctx_, status_, route_->path);
       break;
     case kOpCount:
       break;
