@@ -208,15 +208,17 @@ class RegistryTest(unittest.TestCase):
         self.assertEqual(self.register_echo()[0], 0)
         code, out = self.gw.ctl("diff", "gateway.test.v1.Echo", f"--descriptor-set={ECHO_HTTP_V2}",
                                 "--backend=echo", "--owner=platform-test")
-        self.assertEqual(code, 0, out)
-        self.assertIn("dry run: gateway.test.v1.Echo would become v2 (nothing changed)", out)
+        self.assertEqual(code, 5, out)  # breaking changes
+        self.assertIn("dry run (the gateway was not changed): gateway.test.v1.Echo would "
+                      "become v2", out)
         self.assertIn("+ route POST /v2/echo -> gateway.test.v1.Echo.Unary", out)
         self.assertIn("- route POST /v1/echo -> gateway.test.v1.Echo.Unary", out)
         self.assertIn("! gateway.test.v1.Echo.Unary: http rule changed POST /v1/echo body=* -> "
                       "POST /v2/echo body=*", out)
         code, out = self.register_echo(ECHO_HTTP_V2)
         self.assertEqual(code, 1, out)
-        self.assertIn("breaking changes (use force to accept them):\n"
+        self.assertIn('breaking changes (to accept them: gatewayctl --force, or "force": true '
+                      "in the admin API request):\n"
                       "gateway.test.v1.Echo.Unary: http rule changed POST /v1/echo body=* -> "
                       "POST /v2/echo body=*", out)
         self.assert_echo_serves("/v1/echo")
@@ -326,7 +328,8 @@ class RegistryTest(unittest.TestCase):
                                 f"--proto-path={os.path.join(harness.ROOT, 'proto')}",
                                 "--backend=echo", "--owner=platform-test")
         self.assertEqual(code, 0, out)
-        self.assertIn("dry run: gateway.test.v1.Echo would become v1 (nothing changed)", out)
+        self.assertIn("dry run (the gateway was not changed): gateway.test.v1.Echo would "
+                      "become v1", out)
         self.assertIn("+ route POST /v1/echo -> gateway.test.v1.Echo.Unary", out)
 
     def test_refusals_have_clear_messages_and_exit_codes(self):

@@ -18,6 +18,11 @@ namespace {
 using ::google::protobuf::DescriptorPool;
 using ::google::protobuf::ServiceDescriptor;
 
+// How a caller accepts what a refusal names, as each client spells it: the flag of
+// gatewayctl, the field of the REST admin API's JSON body (RegisterRequest.force).
+constexpr char kForceHint[] =
+    "gatewayctl --force, or \"force\": true in the admin API request";
+
 // A full protobuf name: dot-separated identifiers.
 bool IsFullName(const std::string& name) {
   if (name.empty() || name.front() == '.' || name.back() == '.') return false;
@@ -263,8 +268,8 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
       if (!request.force && !request.dry_run) {
         return absl::FailedPreconditionError(absl::StrCat(
             "backend \"", request.backend, "\" does not serve ", request.service, " (",
-            check.detail, "); register it with the backend that serves it, or force it "
-            "(gatewayctl --force)"));
+            check.detail, "); register it with the backend that serves it, or force it (",
+            kForceHint, ")"));
       }
       warnings.push_back(absl::StrCat("backend \"", request.backend, "\" does not serve ",
                                       request.service, " (", check.detail, ")"));
@@ -303,7 +308,7 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
     if (old_service != nullptr) breaking = BreakingChanges(*old_service, *service);
     if (!breaking.empty() && !request.force && !request.dry_run) {
       return absl::FailedPreconditionError(
-          absl::StrCat("breaking changes (use force to accept them):\n",
+          absl::StrCat("breaking changes (to accept them: ", kForceHint, "):\n",
                        absl::StrJoin(breaking, "\n")));
     }
   }
@@ -331,7 +336,7 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
     if (!overlaps.empty() && !request.force && !request.dry_run) {
       return absl::FailedPreconditionError(absl::StrCat(
           "new routes of ", request.service, " overlap routes of another service (requests "
-          "meant for one could reach the other; force to accept, gatewayctl --force):\n",
+          "meant for one could reach the other; to accept them: ", kForceHint, "):\n",
           absl::StrJoin(overlaps, "\n")));
     }
     for (const std::string& o : overlaps) {

@@ -118,8 +118,9 @@ class Registry {
   //                        conflicting HTTP rule (naming both methods and the path);
   //   PERMISSION_DENIED    the service or its package belongs to another owner or to the
   //                        gateway config;
-  //   FAILED_PRECONDITION  breaking changes without force: "breaking changes (use force
-  //                        to accept them):" then one change per line; without force, a
+  //   FAILED_PRECONDITION  breaking changes without force: "breaking changes (to accept
+  //                        them: gatewayctl --force, or "force": true in the admin API
+  //                        request):" then one change per line; without force, a
   //                        backend that says it does not serve the service, or a new
   //                        route overlapping another service's (one pair per line);
   //   UNAVAILABLE          the store could not write the version.

@@ -303,7 +303,8 @@ TEST_F(RegistryTest, BreakingChangeIsRefusedWithoutForceListingEachChange) {
   ASSERT_TRUE(registry_->Register(Library()).ok());
   EXPECT_EQ(RegisterStatus(Library("/v2/books/{id}")),
             absl::FailedPreconditionError(
-                "breaking changes (use force to accept them):\n"
+                "breaking changes (to accept them: gatewayctl --force, or \"force\": true in "
+                "the admin API request):\n"
                 "lib.v1.Library.Get: http rule changed GET /v1/books/{id} -> GET /v2/books/{id}"));
   EXPECT_EQ(registry_->Get("lib.v1.Library")->version, 1);
 }
@@ -597,7 +598,8 @@ TEST_F(RegistryTest, CatchAllRouteOverAnotherServiceIsRefusedUnlessForced) {
   EXPECT_EQ(RegisterStatus(r),
             absl::FailedPreconditionError(
                 "new routes of lib.v1.Library overlap routes of another service (requests meant "
-                "for one could reach the other; force to accept, gatewayctl --force):\n"
+                "for one could reach the other; to accept them: gatewayctl --force, or "
+                "\"force\": true in the admin API request):\n"
                 "GET /v1/{name=**} -> lib.v1.Library.Get overlaps GET /v1/front/{id} -> "
                 "config.v1.Front.Get (service config.v1.Front)"));
   EXPECT_EQ(registry_->Versions("lib.v1.Library").status().code(), absl::StatusCode::kNotFound);
@@ -660,7 +662,7 @@ TEST_F(RegistryTest, BackendThatDoesNotServeTheServiceIsRefusedUnlessForced) {
             absl::FailedPreconditionError(
                 "backend \"books\" does not serve lib.v1.Library (its server reflection lists: "
                 "other.v1.Other); register it with the backend that serves it, or force it "
-                "(gatewayctl --force)"));
+                "(gatewayctl --force, or \"force\": true in the admin API request)"));
   EXPECT_EQ(checks, 1);
   EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
 

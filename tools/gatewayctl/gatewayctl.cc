@@ -4,13 +4,16 @@
 // Exit codes: 0 done; 1 the gateway refused the change (the message says why: invalid
 // descriptors, conflicting routes, breaking changes, another owner, unknown service);
 // 2 usage error or unreadable local file; 3 the gateway cannot be reached; 4 the admin
-// token is missing or wrong.
+// token is missing or wrong; 5 `diff` (or `register --dry-run`) found breaking changes
+// that registering would need --force for (a CI job gates on it).
 
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -25,6 +28,7 @@
 #include "absl/time/time.h"
 #include "gateway/admin/v1/registry.grpc.pb.h"
 #include "gateway/config/config_loader.h"
+#include "tools/gatewayctl/embedded_protos.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -40,8 +44,11 @@ commands:
            | --from-reflection=HOST:PORT) [--proto-path=DIR]... [--force] [--dry-run]
       register SERVICE, or a new version of it; breaking changes need --force;
       --from-reflection asks a backend with gRPC server reflection for the descriptors
-  diff SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...)
-      what registering would change (services, methods, routes, breaking changes)
+  diff SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...
+       | --from-reflection=HOST:PORT) [--proto-path=DIR]... [--force]
+      what registering would change (services, methods, routes, breaking changes);
+      exits 5 when there are breaking changes (unless --force), 0 when the change is
+      compatible or there is none
   list                          the registered services
   show SERVICE [--versions]     one service (and its version history)
   remove SERVICE --owner=TEAM [--dry-run]
@@ -53,8 +60,13 @@ options:
   --token-file=PATH   a file holding the admin bearer token (or $GATEWAYCTL_TOKEN)
   --timeout=SECONDS   per call (default 30)
 
+--proto compiles with protoc: imports are looked up in each --proto-path (default: the
+current directory), then in gatewayctl's own copies of google/api/{annotations,http,
+httpbody}.proto and google/rpc/status.proto, then in /usr/include.
+
 exit codes: 0 done, 1 refused by the gateway, 2 usage or local file error,
-            3 gateway unreachable, 4 missing or wrong admin token
+            3 gateway unreachable, 4 missing or wrong admin token,
+            5 breaking changes found by diff or register --dry-run (without --force)
 )";
 
 constexpr int kOk = 0;
@@ -62,6 +74,7 @@ constexpr int kRefused = 1;
 constexpr int kUsageError = 2;
 constexpr int kUnreachable = 3;
 constexpr int kUnauthenticated = 4;
+constexpr int kBreaking = 5;
 
 struct Args {
   std::string admin = "127.0.0.1:9901";
@@ -93,7 +106,25 @@ std::string Quote(const std::string& s) {
   return out + "'";
 }
 
-// Runs protoc to build a descriptor set with every import.
+// Writes the embedded google/api and google/rpc protos under `dir` (their import paths).
+bool WriteEmbeddedProtos(const std::string& dir) {
+  for (const EmbeddedProto& file : EmbeddedProtos()) {
+    const std::filesystem::path path = std::filesystem::path(dir) / std::string(file.path);
+    std::error_code error;
+    std::filesystem::create_directories(path.parent_path(), error);
+    std::ofstream stream(path, std::ios::binary);
+    stream << file.content;
+    if (error || !stream.good()) {
+      std::cerr << "gatewayctl: cannot write " << path.string() << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+// Runs protoc to build a descriptor set with every import. Imports are looked up in the
+// --proto-path directories (default "."), then in the embedded google/api and google/rpc
+// protos, then in /usr/include (google/protobuf/*.proto).
 int CompileProtos(const Args& args, std::string* out) {
   std::string protoc = "protoc";
   if (std::system("command -v protoc >/dev/null 2>&1") != 0) {
@@ -108,21 +139,26 @@ int CompileProtos(const Args& args, std::string* out) {
     return kUsageError;
   }
   const std::string set_path = absl::StrCat(dir_template, "/set.pb");
+  const std::string embedded_dir = absl::StrCat(dir_template, "/embedded");
+  if (!WriteEmbeddedProtos(embedded_dir)) {
+    std::filesystem::remove_all(dir_template);
+    return kUsageError;
+  }
   std::string command = absl::StrCat(protoc, " --include_imports --descriptor_set_out=",
                                      Quote(set_path));
   std::vector<std::string> paths = args.proto_paths;
   if (paths.empty()) paths.push_back(".");
   for (const std::string& p : paths) absl::StrAppend(&command, " -I", Quote(p));
-  absl::StrAppend(&command, " -I/usr/include");
+  absl::StrAppend(&command, " -I", Quote(embedded_dir), " -I/usr/include");
   for (const std::string& f : args.protos) absl::StrAppend(&command, " ", Quote(f));
   const int rc = std::system(command.c_str());
   if (rc != 0) {
     std::cerr << "gatewayctl: protoc failed (" << command << ")\n";
-    std::system(absl::StrCat("rm -rf ", Quote(dir_template)).c_str());
+    std::filesystem::remove_all(dir_template);
     return kUsageError;
   }
   absl::StatusOr<std::string> bytes = ReadFileToString(set_path);
-  std::system(absl::StrCat("rm -rf ", Quote(dir_template)).c_str());
+  std::filesystem::remove_all(dir_template);
   if (!bytes.ok()) {
     std::cerr << "gatewayctl: " << bytes.status().message() << "\n";
     return kUsageError;
@@ -246,8 +282,8 @@ void PrintVersionLine(const admin::v1::RegisterResponse& r, absl::string_view ve
     return;
   }
   if (r.dry_run()) {
-    std::cout << "dry run: " << v.service() << " would " << verb << " v" << v.version()
-              << " (nothing changed)\n";
+    std::cout << "dry run (the gateway was not changed): " << v.service() << " would "
+              << verb << " v" << v.version() << "\n";
   } else {
     std::cout << v.service() << ": " << verb << " v" << v.version() << " (backend "
               << v.backend() << ", owner " << v.owner() << ")\n";
@@ -316,6 +352,12 @@ int Register(const Args& args, Client& client, bool dry_run) {
   grpc::Status status = client.stub().Register(&context, request, &response);
   if (!status.ok()) return Fail(dry_run ? "diff refused" : "register refused", status);
   PrintVersionLine(response, dry_run ? "become" : "registered");
+  const int breaking = response.changes().breaking_changes_size();
+  if (dry_run && breaking > 0 && !args.force) {
+    std::cerr << "gatewayctl: " << breaking << " breaking change" << (breaking == 1 ? "" : "s")
+              << ": registering this needs --force (exit code " << kBreaking << ")\n";
+    return kBreaking;
+  }
   return kOk;
 }
 
@@ -388,7 +430,8 @@ int Remove(const Args& args, Client& client) {
   grpc::Status status = client.stub().RemoveService(&context, request, &response);
   if (!status.ok()) return Fail("remove refused", status);
   if (response.dry_run()) {
-    std::cout << "dry run: " << request.service() << " would be removed (nothing changed)\n";
+    std::cout << "dry run (the gateway was not changed): " << request.service()
+              << " would be removed\n";
   } else {
     std::cout << request.service() << ": removed (recorded as v" << response.version().version()
               << ")\n";
