@@ -363,7 +363,7 @@ int Run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   // Debian's Abseil checks every mutex acquisition for lock-order cycles unless told not
-  // to; that costs CPU on every call (see DESIGN.md). Tests keep it on.
+  // to; that costs CPU on every call (see docs/architecture.md). Tests keep it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return gateway::Run(argc, argv);
 }

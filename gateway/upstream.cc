@@ -132,7 +132,7 @@ absl::StatusOr<std::shared_ptr<Backend>> Backend::Create(const config::v1::Backe
   args.SetLoadBalancingPolicyName(
       config.load_balancing() == config::v1::Backend::PICK_FIRST ? "pick_first"
                                                                   : "round_robin");
-  // Each of these costs CPU on every call (measured; see DESIGN.md); the gateway does not
+  // Each of these costs CPU on every call (measured; see docs/architecture.md); the gateway does not
   // retry on its own, and flow-control windows are large enough without BDP probing.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);

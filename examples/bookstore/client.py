@@ -26,8 +26,13 @@ def main():
     args = parser.parse_args()
 
     fds = descriptor_pb2.FileDescriptorSet()
-    with open(args.descriptor_set, "rb") as f:
-        fds.ParseFromString(f.read())
+    try:
+        with open(args.descriptor_set, "rb") as f:
+            fds.ParseFromString(f.read())
+    except OSError as e:
+        parser.error(f"--descriptor_set: cannot read {args.descriptor_set}: {e.strerror} "
+                     "(bazel build //examples/bookstore:bookstore_proto.pb makes "
+                     "bazel-bin/examples/bookstore/bookstore_proto.pb)")
     m = message_factory.GetMessages(fds.file)
     FieldMask = m["google.protobuf.FieldMask"]
     Empty = m["google.protobuf.Empty"]

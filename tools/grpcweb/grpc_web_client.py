@@ -231,8 +231,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     fds = descriptor_pb2.FileDescriptorSet()
-    with open(args.descriptor_set, "rb") as f:
-        fds.ParseFromString(f.read())
+    try:
+        with open(args.descriptor_set, "rb") as f:
+            fds.ParseFromString(f.read())
+    except OSError as e:
+        parser.error(f"--descriptor_set: cannot read {args.descriptor_set}: {e.strerror} "
+                     "(build it with protoc --include_imports --descriptor_set_out, or "
+                     "bazel build the target that makes it)")
     pool = descriptor_pool.DescriptorPool()
     for file in fds.file:
         pool.Add(file)
