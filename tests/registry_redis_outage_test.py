@@ -106,7 +106,7 @@ class RedisOutageTest(unittest.TestCase):
         wait_until(lambda: self.readyz(b)[0] == 200)
         status, body = self.readyz(b)
         self.assertEqual(status, 200, body)
-        self.assertIn(f"registry: redis {self.redis_address} unavailable (", body)
+        self.assertIn(f"degraded: registry: redis {self.redis_address} unavailable (", body)
         self.assertIn("serving cached state from ", body)
         # Changes need Redis.
         code, out = self.register(b, ECHO_HTTP_V2, "--force")

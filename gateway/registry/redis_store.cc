@@ -125,10 +125,12 @@ RedisRegistryStatus::Report RedisRegistryStatus::Get() const {
   absl::MutexLock lock(&mu_);
   Report report;
   if (available_ && !from_cache_) return report;  // the state served is Redis'
-  const std::string down =
-      available_ ? absl::StrCat("registry: redis ", address_,
-                                " answers again, loading the shared state")
-                 : absl::StrCat("registry: redis ", address_, " unavailable (", why_, ")");
+  // "degraded": the gateway serves, but a state Redis has not confirmed (monitoring can
+  // match the word); a gateway with nothing to serve is simply not ready.
+  const std::string down = absl::StrCat(
+      loaded_ ? "degraded: " : "", "registry: redis ", address_,
+      available_ ? " answers again, loading the shared state"
+                 : absl::StrCat(" unavailable (", why_, ")"));
   if (!loaded_) {
     report.ready = false;
     report.detail = absl::StrCat(down, ", no cached state: registered services are not served");

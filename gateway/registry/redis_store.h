@@ -78,8 +78,9 @@ class RedisRegistryStatus {
     bool ready = true;   // false: no state of the registry is served at all
     std::string detail;  // empty when all is well; else one line without "\n"
   };
-  // E.g. {true, "registry: redis 127.0.0.1:6379 unavailable (Connection refused), serving
-  // cached state from 2026-12-05T16:20:00Z"}.
+  // E.g. {true, "degraded: registry: redis 127.0.0.1:6379 unavailable (Connection refused),
+  // serving cached state from 2026-12-05T16:20:00Z"}; {false, "registry: redis ...
+  // unavailable (...), no cached state: registered services are not served"}.
   Report Get() const;
 
  private:

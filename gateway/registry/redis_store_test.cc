@@ -18,6 +18,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
+using ::testing::StartsWith;
 
 std::string FreshDirectory(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
@@ -73,8 +74,8 @@ TEST(RedisStore, RedisDownAtStartServesTheCacheAndRefusesWrites) {
                                              "2025-12-05T16:00:00Z ("));
   const RedisRegistryStatus::Report report = status->Get();
   EXPECT_TRUE(report.ready);
-  EXPECT_THAT(report.detail, HasSubstr(absl::StrCat("registry: redis ", address,
-                                                    " unavailable (")));
+  EXPECT_THAT(report.detail, StartsWith(absl::StrCat("degraded: registry: redis ", address,
+                                                     " unavailable (")));
   EXPECT_THAT(report.detail, HasSubstr("serving cached state from 2025-12-05T16:00:00Z"));
 
   absl::Status write = store.Write(Version("bookstore.v1.Bookstore", 3));
@@ -97,6 +98,7 @@ TEST(RedisStore, RedisDownWithoutACacheStartsEmptyAndNotReady) {
   const RedisRegistryStatus::Report report = status->Get();
   EXPECT_FALSE(report.ready);
   EXPECT_THAT(report.detail, HasSubstr("no cached state: registered services are not served"));
+  EXPECT_THAT(report.detail, StartsWith("registry: redis "));  // not ready, not "degraded"
 }
 
 TEST(RedisRegistryStatus, SaysWhichStateIsServed) {
@@ -109,15 +111,15 @@ TEST(RedisRegistryStatus, SaysWhichStateIsServed) {
   EXPECT_FALSE(status.Unavailable("Connection refused"));
   EXPECT_TRUE(status.Get().ready);
   EXPECT_EQ(status.Get().detail,
-            "registry: redis 127.0.0.1:6379 unavailable (Connection refused), serving the "
-            "state loaded at 2025-12-05T16:00:00Z");
+            "degraded: registry: redis 127.0.0.1:6379 unavailable (Connection refused), "
+            "serving the state loaded at 2025-12-05T16:00:00Z");
   EXPECT_TRUE(status.Available());
   EXPECT_EQ(status.Get().detail, "");
   status.ServingCache(absl::FromUnixSeconds(1764950400));
   status.Available();
   EXPECT_EQ(status.Get().detail,
-            "registry: redis 127.0.0.1:6379 answers again, loading the shared state, serving "
-            "cached state from 2025-12-05T16:00:00Z");
+            "degraded: registry: redis 127.0.0.1:6379 answers again, loading the shared "
+            "state, serving cached state from 2025-12-05T16:00:00Z");
 }
 
 }  // namespace
