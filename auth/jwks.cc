@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "auth/jose_util.h"
 
 namespace gateway::auth {
@@ -433,8 +434,11 @@ absl::StatusOr<std::shared_ptr<const KeySet>> ParseJwks(absl::string_view json,
   }
   auto set = std::shared_ptr<KeySet>(new KeySet());
   for (int i = 0; i < list.size(); ++i) {
+    // A key the gateway cannot use (malformed, too weak, off its curve, not for
+    // signatures, of an unknown type) is skipped; the others stay usable.
     if (list[i].kind_case() != google::protobuf::Value::kStructValue) {
-      return absl::InvalidArgumentError(absl::StrCat("keys[", i, "] is not an object"));
+      set->skipped_.push_back(absl::StrCat("keys[", i, "]: not a JSON object"));
+      continue;
     }
     const google::protobuf::Struct& jwk = list[i].struct_value();
     std::string kid;
@@ -444,11 +448,8 @@ absl::StatusOr<std::shared_ptr<const KeySet>> ParseJwks(absl::string_view json,
     }
     std::string skip_reason;
     absl::StatusOr<std::unique_ptr<const Jwk>> key = JwkBuilder::Build(jwk, options, &skip_reason);
-    if (!key.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(KeyContext(i, kid), ": ", key.status().message()));
-    }
-    if (*key == nullptr) {
+    if (!key.ok()) skip_reason = std::string(key.status().message());
+    if (!key.ok() || *key == nullptr) {
       set->skipped_.push_back(absl::StrCat(KeyContext(i, kid), ": ", skip_reason));
       continue;
     }
@@ -457,8 +458,7 @@ absl::StatusOr<std::shared_ptr<const KeySet>> ParseJwks(absl::string_view json,
   if (set->keys_.empty()) {
     std::string message = "JWKS document has no usable signing keys";
     if (!set->skipped_.empty()) {
-      absl::StrAppend(&message, " (", set->skipped_.size(), " skipped; first: ",
-                      set->skipped_.front(), ")");
+      absl::StrAppend(&message, " (skipped ", absl::StrJoin(set->skipped_, "; "), ")");
     }
     return absl::InvalidArgumentError(message);
   }

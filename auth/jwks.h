@@ -27,12 +27,17 @@
 //     "kty": "oct"  with "k"               (at least 32 bytes)
 //   and optionally "kid" (string), "alg" (one of jwa.h's names, which must fit
 //   the key type and curve), "use" (string).
-// Keys whose "use" is not "sig", whose kty is unknown, or whose curve is not a
-// signature curve we support (X25519, Ed448, secp256k1, ...) are skipped and
-// listed in KeySet::skipped(). A key of a supported type with a bad or
-// missing parameter fails the whole document, naming the key's index and kid.
-// Private-key members ("d", "p", ...) are ignored. Duplicate JSON keys in an
-// object are rejected. A document must yield at least one usable key.
+// Every key that cannot be used is skipped and listed, with the reason, in
+// KeySet::skipped(); the document's other keys stay usable. Skipped are keys
+// whose "use" is not "sig", whose kty or "alg" is unknown, whose curve is not a
+// signature curve we support (X25519, Ed448, secp256k1, ...), and keys with a
+// bad or missing parameter (an RSA modulus below min_rsa_bits, an EC point off
+// its curve, an "alg" that does not fit the key, an entry that is not an
+// object). A skipped key is never used, even when a usable key has its kid.
+// Private-key members ("d", "p", ...) are ignored. A document that is not a
+// JSON object with a "keys" array (or repeats a JSON key in an object, or is
+// over the size limits) fails as a whole, and so does one that yields no
+// usable key: the error lists why each key was skipped.
 #ifndef GATEWAY_AUTH_JWKS_H_
 #define GATEWAY_AUTH_JWKS_H_
 
@@ -130,8 +135,10 @@ class KeySet {
 };
 
 // Parses a JWKS document (grammar above). Returns INVALID_ARGUMENT naming the
-// problem, e.g. `keys[1] (kid "a"): EC point is not on curve P-256` or
-// `keys[0] (kid "old"): RSA modulus has 1024 bits, at least 2048 required`.
+// problem, e.g. `JWKS "keys" is not an array`, or, when no key is usable,
+// `JWKS document has no usable signing keys (skipped keys[0] (kid "old"): RSA
+// modulus has 1024 bits, at least 2048 required; keys[1] (kid "a"): EC point
+// is not on curve P-256)`. The caller reports KeySet::skipped() (e.g. logs it).
 absl::StatusOr<std::shared_ptr<const KeySet>> ParseJwks(absl::string_view json,
                                                         const JwksOptions& options = {});
 

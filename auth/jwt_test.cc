@@ -588,6 +588,42 @@ TEST_F(JwtVerifierTest, RotationRetiresOldKeysAndKeepsLastGoodSetOnError) {
   EXPECT_TRUE(IsUnknownKeyId(result.status()));
 }
 
+TEST_F(JwtVerifierTest, KeysSkippedFromTheJwksNeverVerify) {
+  const TestKey weak = TestKey::Rsa(1024, "weak");
+  const TestKey off = TestKey::Ec("P-256", "off");
+  // "off" is published with a point that is not on P-256.
+  std::string off_jwk = off.PublicJwk();
+  const size_t y = off_jwk.find("\"y\":\"") + 5;
+  off_jwk[y] = off_jwk[y] == 'A' ? 'B' : 'A';
+  // A 1024-bit key under the kid of a good key, and an encryption key.
+  const TestKey weak_rsa = TestKey::Rsa(1024, "rsa");
+  const TestKey enc = TestKey::Rsa(2048, "enc");
+  ASSERT_TRUE(holder_->Replace(MakeJwks({weak.PublicJwk(), off_jwk, weak_rsa.PublicJwk(),
+                                         enc.PublicJwk(R"("use":"enc")"),
+                                         keys_.rsa.PublicJwk(), keys_.ec256.PublicJwk()}))
+                  .ok());
+  ASSERT_EQ(holder_->Current().keys->skipped().size(), 4u);
+
+  auto rs = Verify(
+      MintToken(keys_.rsa, Algorithm::kRS256, Header(Algorithm::kRS256, "rsa"), Claims()));
+  EXPECT_TRUE(rs.ok()) << rs.status();
+  auto es = Verify(
+      MintToken(keys_.ec256, Algorithm::kES256, Header(Algorithm::kES256, "ec256"), Claims()));
+  EXPECT_TRUE(es.ok()) << es.status();
+
+  ExpectRejected(MintToken(weak, Algorithm::kRS256, Header(Algorithm::kRS256, "weak"), Claims()),
+                 "unknown key id \"weak\"");
+  ExpectRejected(MintToken(off, Algorithm::kES256, Header(Algorithm::kES256, "off"), Claims()),
+                 "unknown key id \"off\"");
+  ExpectRejected(MintToken(enc, Algorithm::kRS256, Header(Algorithm::kRS256, "enc"), Claims()),
+                 "unknown key id \"enc\"");
+  ExpectRejected(
+      MintToken(weak_rsa, Algorithm::kRS256, Header(Algorithm::kRS256, "rsa"), Claims()),
+      "bad signature");
+  ExpectRejected(MintToken(weak, Algorithm::kRS256, R"({"alg":"RS256"})", Claims()),
+                 "bad signature");
+}
+
 TEST_F(JwtVerifierTest, CachedTokenIsReturnedUntilExpiry) {
   const std::string token =
       MintToken(keys_.rsa, Algorithm::kRS256, Header(Algorithm::kRS256, "rsa"), Claims());

@@ -4,6 +4,7 @@ and closed methods, caller ids feeding quotas."""
 
 import base64
 import json
+import subprocess
 import time
 import unittest
 
@@ -165,6 +166,73 @@ quotas:
                             metadata=self.bearer(unknown))
         self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
         self.assertIn('unknown key id "k9"', err.details())
+
+
+class JwksFileWithUnusableKeysTest(unittest.TestCase):
+    """A jwks_file that also holds keys the gateway cannot use: it starts, logs each skipped
+    key once, verifies tokens of the good key and refuses tokens naming a skipped one."""
+
+    def test_gateway_starts_and_skips_the_unusable_keys(self):
+        ws = harness.Workspace()
+        self.addCleanup(ws.close)
+        good = jwt_util.RsaKey("good")
+        weak = jwt_util.RsaKey("weak", bits=1024)
+        enc = dict(jwt_util.RsaKey("enc").jwk(), use="enc")
+        enc.pop("alg")
+        off_curve = {"kty": "EC", "crv": "P-256", "kid": "off",
+                     "x": jwt_util.b64url(b"\x01" * 32), "y": jwt_util.b64url(b"\x02" * 32)}
+        jwks_file = ws.write("jwks.json", json.dumps(
+            {"keys": [weak.jwk(), off_curve, enc, good.jwk()]}))
+        backend = ws.echo_backend()
+        extra = f"""
+auth:
+  jwt_providers:
+    - name: idp
+      issuer: https://idp.test
+      audiences: [bookstore]
+      algorithms: [RS256]
+      jwks_file: "{jwks_file}"
+  rules:
+    - selectors: ["gateway.test.v1.Echo.Unary"]
+      providers: [idp]
+"""
+        gateway = ws.gatewayd(gateway_config(backend.address, extra))
+        stubs = Stubs(gateway.address)
+        self.addCleanup(stubs.close)
+        token = good.token(jwt_util.claims())
+        stubs.unary(Req(payload=b"ok"), timeout=TIMEOUT,
+                    metadata=[("authorization", f"Bearer {token}")])
+        for key, kid in ((weak, "weak"), (good, "off"), (good, "enc")):
+            code, err = code_of(stubs.unary, Req(), timeout=TIMEOUT,
+                                metadata=[("authorization",
+                                           f"Bearer {key.token(jwt_util.claims(), kid=kid)}")])
+            self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED, kid)
+            self.assertIn(f'unknown key id "{kid}"', err.details())
+        log = gateway.output()
+        for line in ('keys[0] (kid "weak"): RSA modulus has 1024 bits, at least 2048 required',
+                     'keys[1] (kid "off"): EC point is not on curve P-256',
+                     'keys[2] (kid "enc"): use "enc" is not "sig"'):
+            self.assertEqual(log.count("jwt provider idp: JWKS key skipped, not used: " + line),
+                             1, log)
+        self.assertNotIn('kid "good"', log)
+
+    def test_jwks_file_of_only_unusable_keys_is_refused_with_the_reasons(self):
+        ws = harness.Workspace()
+        self.addCleanup(ws.close)
+        weak = jwt_util.RsaKey("weak", bits=1024)
+        jwks_file = ws.write("jwks.json", jwt_util.jwks(weak).decode())
+        config = ws.write("gw.yaml", gateway_config("127.0.0.1:1", f"""
+auth:
+  jwt_providers:
+    - name: idp
+      issuer: https://idp.test
+      jwks_file: "{jwks_file}"
+"""))
+        result = subprocess.run([harness.GATEWAYD, f"--config={config}", "--check-config"],
+                                capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn('no usable signing keys (skipped keys[0] (kid "weak"): RSA modulus has '
+                      '1024 bits, at least 2048 required)', result.stderr + result.stdout)
 
 
 if __name__ == "__main__":

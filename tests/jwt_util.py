@@ -23,9 +23,9 @@ def _uint(n):
 
 
 class RsaKey:
-    def __init__(self, kid):
+    def __init__(self, kid, bits=2048):
         self.kid = kid
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
     def jwk(self):
         pub = self.key.public_key().public_numbers()

@@ -411,7 +411,15 @@ absl::Status AuthInterceptor::Impl::Reload(Provider& p) {
       p.jwks_file.empty() ? HttpsGet(p.jwks_uri, p.ca_file, kFetchTimeout)
                           : ReadFileToString(p.jwks_file);
   if (!document.ok()) return document.status();
-  return p.keys->Replace(*document);
+  const uint64_t generation = p.keys->generation();
+  if (absl::Status replaced = p.keys->Replace(*document); !replaced.ok()) return replaced;
+  if (p.keys->generation() != generation) {
+    // Keys the gateway cannot use are left out of the set; say so once per new document.
+    for (const std::string& skipped : p.keys->Current().keys->skipped()) {
+      LogLine(absl::StrCat("jwt provider ", p.name, ": JWKS key skipped, not used: ", skipped));
+    }
+  }
+  return absl::OkStatus();
 }
 
 bool AuthInterceptor::Impl::RefreshDue() const {
