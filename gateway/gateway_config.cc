@@ -340,6 +340,15 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
   if (proto.has_http_listener()) {
     status = CompileHttpListener(proto.http_listener(), cores, base_dir, &config->http);
     if (!status.ok()) return status;
+    if (!proto.deadlines().http_timeout_header().empty()) {
+      std::string name = absl::AsciiStrToLower(proto.deadlines().http_timeout_header());
+      if (!IsTokenName(name) || IsReservedHttpHeader(name)) {
+        return Invalid("deadlines.http_timeout_header",
+                       absl::StrCat("\"", name, "\" is not a header name the gateway can read "
+                                    "(reserved names such as grpc-timeout are refused)"));
+      }
+      config->http.timeout_header = std::move(name);
+    }
     config->has_http = true;
   }
   // Interceptors (auth, quotas, deadlines), checked against the served methods; the route

@@ -64,6 +64,8 @@ struct GatewayConfig {
     std::vector<std::string> exposed_response_metadata;
     // InfiniteDuration when unset.
     absl::Duration default_deadline = absl::InfiniteDuration();
+    // deadlines.http_timeout_header, lower case.
+    std::string timeout_header = "x-request-timeout";
     // PEM files, resolved against base_dir; empty without TLS.
     std::string tls_cert_file;
     std::string tls_key_file;

@@ -71,6 +71,20 @@ TEST(CompileConfig, BuildsRoutesForEveryMethodWithItsKind) {
   EXPECT_GE((*config)->worker_threads, 1);
 }
 
+TEST(CompileConfig, TimeoutHeaderIsLowerCasedAndReservedNamesAreRefused) {
+  const std::string http = "http_listener: {address: \"127.0.0.1:0\"}\n";
+  absl::StatusOr<std::shared_ptr<const GatewayConfig>> config = Compile(kGood + http);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->http.timeout_header, "x-request-timeout");
+  config = Compile(kGood + http + "deadlines: {http_timeout_header: X-Call-Timeout}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->http.timeout_header, "x-call-timeout");
+  config = Compile(kGood + http + "deadlines: {http_timeout_header: grpc-timeout}\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("deadlines.http_timeout_header"));
+}
+
 TEST(CompileConfig, ResolvesDescriptorSetsRelativeToTheConfigDirectory) {
   std::ifstream in(EchoSetPath(), std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -280,6 +280,7 @@ int Run(int argc, char** argv) {
       http_options.exposed_response_metadata.push_back("www-authenticate");
     }
     http_options.default_deadline = h.default_deadline;
+    http_options.timeout_header = h.timeout_header;
     if (admin_server != nullptr) {
       // A registry shared through Redis says when Redis is down and which state is served.
       http_options.readiness = [admin = admin_server.get()](bool* ready, std::string* detail) {

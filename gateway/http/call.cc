@@ -1,5 +1,6 @@
 #include "gateway/http/call.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -88,12 +89,27 @@ void HttpCall::Reject(int http_status, const absl::Status& status) {
 }
 
 absl::Status HttpCall::SetDeadline(absl::Time now) {
+  // The client's own deadline: grpc-timeout, or the timeout header (the earlier of the two
+  // when both are sent).
   const absl::string_view timeout = request_.Header("grpc-timeout");
   if (!timeout.empty()) {
     absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
     if (!d.ok()) return d.status();
-    deadline_ = now + *d;
-  } else if (env_->default_deadline != absl::InfiniteDuration()) {
+    client_deadline_ = now + *d;
+  }
+  if (!env_->timeout_header.empty()) {
+    const absl::string_view value = request_.Header(env_->timeout_header);
+    if (!value.empty()) {
+      absl::StatusOr<absl::Duration> d = ParseHttpTimeout(env_->timeout_header, value);
+      if (!d.ok()) return d.status();
+      client_deadline_ = std::min(client_deadline_, now + *d);
+    }
+  }
+  deadline_ = client_deadline_;
+  // The listener's default is not the client's: a deadline rule's default_timeout still
+  // applies (the earlier one wins; see the deadline interceptor).
+  if (deadline_ == absl::InfiniteFuture() &&
+      env_->default_deadline != absl::InfiniteDuration()) {
     deadline_ = now + env_->default_deadline;
   }
   return absl::OkStatus();
@@ -236,7 +252,7 @@ void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
   ctx.query = query;
   ctx.peer_address = req.peer;
   ctx.peer_identity = req.peer_identity;
-  ctx.client_deadline = deadline_;
+  ctx.client_deadline = client_deadline_;
   ctx.backend_deadline = deadline_;
   ctx.arrival = now;
   chain->Run(&ctx, [self = shared_from_this()](CallContext*, absl::Status status) {

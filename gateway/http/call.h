@@ -46,6 +46,9 @@ struct CallEnv {
   uint32_t max_body_bytes = 4 << 20;
   bool allow_encoded_slashes = false;
   absl::Duration default_deadline = absl::InfiniteDuration();
+  // The header REST and gRPC-Web clients may set their timeout with, besides grpc-timeout
+  // (deadlines.http_timeout_header, lower case); empty: none.
+  std::string timeout_header = "x-request-timeout";
   absl::flat_hash_set<std::string> forwarded;  // lower case
   absl::flat_hash_set<std::string> exposed;    // lower case
   std::shared_ptr<const CorsPolicy> cors;  // null: no CORS headers, no preflight answers
@@ -196,8 +199,9 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void DispatchGrpcWeb(absl::string_view path, absl::string_view query,
                        grpc_web::GrpcWebType type);
   absl::Status GrpcWebMetadata();
-  // The deadline from the request's grpc-timeout, else the server's default (from `now`);
-  // INVALID_ARGUMENT for a malformed grpc-timeout.
+  // The client's deadline from the request's grpc-timeout or timeout header (the earlier
+  // when both), else the server's default (from `now`); INVALID_ARGUMENT naming the header
+  // for a malformed value.
   absl::Status SetDeadline(absl::Time now);
   HeaderList GrpcWebHeaders(bool with_trailing);
   void GrpcWebTrailersOnly(const absl::Status& status);
@@ -215,6 +219,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   const Route* route_ = nullptr;
   transcoder::RouteMatch match_;
   absl::Time deadline_ = absl::InfiniteFuture();
+  absl::Time client_deadline_ = absl::InfiniteFuture();  // what the client asked for
   HeaderList metadata_;
   std::vector<std::string> messages_;
   std::size_t next_message_ = 0;

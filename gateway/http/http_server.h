@@ -101,6 +101,8 @@ class HttpServer {
     std::vector<std::string> exposed_response_metadata;
     // The deadline of calls without grpc-timeout.
     absl::Duration default_deadline = absl::InfiniteDuration();
+    // The timeout header besides grpc-timeout (lower case; empty: none).
+    std::string timeout_header = "x-request-timeout";
     // Cross-origin requests: null answers no preflight and adds no CORS headers.
     std::shared_ptr<const CorsPolicy> cors;
     // Where the HTTP front end's metrics are kept (http_metrics.h); null: none. Must

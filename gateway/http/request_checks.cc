@@ -118,6 +118,33 @@ absl::StatusOr<absl::Duration> ParseGrpcTimeout(absl::string_view value) {
   }
 }
 
+absl::StatusOr<absl::Duration> ParseHttpTimeout(absl::string_view header,
+                                                absl::string_view value) {
+  auto invalid = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        header, " \"", absl::CEscape(value.substr(0, 64)),
+        "\" is not a duration such as 2.5s, 250ms or 1m30s (units h, m, s, ms, us, ns)"));
+  };
+  if (value.empty() || value.size() > 32) return invalid();
+  // The grammar's characters only (absl::ParseDuration also takes signs, "inf" and a bare
+  // "0"), and a unit after the last number.
+  for (char c : value) {
+    if (!absl::ascii_isdigit(c) && c != '.' && !absl::ascii_islower(c)) return invalid();
+  }
+  if (!absl::ascii_islower(value.back()) || !absl::ascii_isdigit(value.front())) {
+    return invalid();
+  }
+  for (size_t i = 0; i < value.size(); ++i) {  // a fraction has digits on both sides
+    if (value[i] == '.' && !absl::ascii_isdigit(value[i + 1])) return invalid();
+  }
+  absl::Duration d;
+  if (!absl::ParseDuration(value, &d) || d < absl::ZeroDuration() ||
+      d == absl::InfiniteDuration()) {
+    return invalid();
+  }
+  return d;
+}
+
 bool IsValidMetadataValue(absl::string_view value) {
   for (char c : value) {
     const unsigned char u = static_cast<unsigned char>(c);

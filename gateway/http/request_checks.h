@@ -40,6 +40,16 @@ absl::StatusOr<RequestTarget> CheckRequestTarget(absl::string_view target,
 // INVALID_ARGUMENT for anything else.
 absl::StatusOr<absl::Duration> ParseGrpcTimeout(absl::string_view value);
 
+// Parses the value of the REST timeout header (deadlines.http_timeout_header, named
+// `header` in errors): a duration in the form absl::ParseDuration reads, restricted to
+//   timeout = 1*( number unit )        ; e.g. "2.5s", "250ms", "1m30s"
+//   number  = 1*DIGIT [ "." 1*DIGIT ]
+//   unit    = "h" / "m" / "s" / "ms" / "us" / "ns"
+// at most 32 characters, not negative, not infinite; "0s" is allowed (already expired).
+// Returns INVALID_ARGUMENT naming the header and the value for anything else.
+absl::StatusOr<absl::Duration> ParseHttpTimeout(absl::string_view header,
+                                                absl::string_view value);
+
 // True when `value` may be sent as the value of (non-binary) gRPC metadata: printable
 // ASCII and spaces only (so no CR, LF or NUL can reach the backend).
 bool IsValidMetadataValue(absl::string_view value);

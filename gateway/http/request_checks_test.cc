@@ -76,6 +76,26 @@ TEST(ParseGrpcTimeout, ParsesEveryUnit) {
   EXPECT_EQ(*ParseGrpcTimeout("99999999n"), absl::Nanoseconds(99999999));
 }
 
+TEST(ParseHttpTimeout, ParsesDurations) {
+  EXPECT_EQ(*ParseHttpTimeout("x-request-timeout", "1.5s"), absl::Milliseconds(1500));
+  EXPECT_EQ(*ParseHttpTimeout("x-request-timeout", "250ms"), absl::Milliseconds(250));
+  EXPECT_EQ(*ParseHttpTimeout("x-request-timeout", "1m30s"), absl::Seconds(90));
+  EXPECT_EQ(*ParseHttpTimeout("x-request-timeout", "2h"), absl::Hours(2));
+  EXPECT_EQ(*ParseHttpTimeout("x-request-timeout", "10us"), absl::Microseconds(10));
+  EXPECT_EQ(*ParseHttpTimeout("x-request-timeout", "0s"), absl::ZeroDuration());
+}
+
+TEST(ParseHttpTimeout, RejectsWhatIsNotADurationNamingTheHeader) {
+  for (absl::string_view bad : {"", "1", "1.5", "-1s", "+1s", "inf", "s", "1.s", "1 s", "1S",
+                                "soon", "1d", "1.5s;", "1s.", "1..5s", "99999999999999999999h",
+                                "123456789012345678901234567890123s"}) {
+    absl::StatusOr<absl::Duration> d = ParseHttpTimeout("x-request-timeout", bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(d.status().message(), HasSubstr("x-request-timeout \""));
+  }
+}
+
 TEST(ParseGrpcTimeout, RejectsMalformedValues) {
   EXPECT_THAT(ParseGrpcTimeout("").status().message(), HasSubstr("1-8 digits"));
   EXPECT_THAT(ParseGrpcTimeout("S").status().message(), HasSubstr("1-8 digits"));
