@@ -10,7 +10,7 @@ PACKAGES=(
   libboost-dev libnghttp2-dev libhiredis-dev
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev llvm
-  python3 python3-grpcio python3-protobuf python3-cryptography python3-h2 curl openssl redis-server
+  python3 python3-grpcio python3-protobuf python3-cryptography python3-h2 python3-yaml curl openssl redis-server
   nghttp2-client
   nginx-light wrk
 )
