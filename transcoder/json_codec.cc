@@ -112,6 +112,7 @@ struct JsonCodec::MessageInfo {
     bool map = false;
     bool packable = false;
     bool in_oneof = false;  // real or synthetic (proto3 optional) oneof
+    int oneof = -1;         // index of the real oneof among the message's; -1 if none
     const MessageInfo* message = nullptr;  // message fields and map entries
     char tag[5] = {};                      // encoded tag with the field's wire type
     uint8_t tag_size = 0;
@@ -125,6 +126,7 @@ struct JsonCodec::MessageInfo {
   absl::flat_hash_map<std::string, int> by_name;  // json and proto names
   std::vector<int> by_number;                     // dense, -1 when absent
   absl::flat_hash_map<int, int> by_large_number;
+  int real_oneofs = 0;  // real (not synthetic) oneofs; Field::oneof is below this
 
   int IndexOf(int number) const {
     if (number >= 0 && number < static_cast<int>(by_number.size())) return by_number[number];
@@ -162,6 +164,10 @@ JsonCodec::JsonCodec(const google::protobuf::DescriptorPool& pool,
       f.map = fd->is_map();
       f.packable = fd->is_packable();
       f.in_oneof = fd->containing_oneof() != nullptr;
+      if (const google::protobuf::OneofDescriptor* o = fd->real_containing_oneof()) {
+        f.oneof = o->index();
+        info->real_oneofs = std::max(info->real_oneofs, o->index() + 1);
+      }
       f.tag_size = static_cast<uint8_t>(EncodeVarint(
           (static_cast<uint64_t>(f.number) << 3) | static_cast<uint32_t>(f.wire_type), f.tag));
       AppendJsonString(fd->json_name(), &f.json_key);
@@ -256,6 +262,14 @@ class Parser {
       path += f->name();
     }
     return absl::InvalidArgumentError(absl::StrCat("(", path, "): ", what));
+  }
+
+  absl::Status OneofConflict(const MessageInfo::Field& first,
+                             const MessageInfo::Field& second) const {
+    return Error(absl::StrCat("fields '", first.fd->name(), "' and '", second.fd->name(),
+                              "' are both members of oneof '",
+                              first.fd->real_containing_oneof()->name(),
+                              "'; set at most one"));
   }
 
   // Malformed JSON, as opposed to JSON that does not fit the message.
@@ -767,6 +781,9 @@ class Parser {
       return absl::OkStatus();
     }
     absl::InlinedVector<bool, 64> seen(m.fields.size(), false);
+    // The member (field index) that set each real oneof, -1 while unset. A
+    // member given as null sets nothing, as in protobuf's JSON parser.
+    absl::InlinedVector<int, 4> oneof_member(m.real_oneofs, -1);
     while (true) {
       absl::string_view key;
       Ws();
@@ -788,9 +805,15 @@ class Parser {
         if (absl::Status s = SkipJsonValue(in_, &pos_, RemainingDepth()); !s.ok()) return s;
       } else {
         const Field& f = m.fields[it->second];
+        const size_t size_before = out->size();
         path_.push_back(f.fd);
         if (absl::Status s = FieldValue(f, out); !s.ok()) return s;
         path_.pop_back();
+        if (f.oneof >= 0 && out->size() != size_before) {
+          int& member = oneof_member[f.oneof];
+          if (member >= 0) return OneofConflict(m.fields[member], f);
+          member = it->second;
+        }
       }
       Ws();
       if (Consume(',')) continue;

@@ -113,6 +113,8 @@ INSTANTIATE_TEST_SUITE_P(
         JsonCase{"Book", R"({"note":"s"})"},
         JsonCase{"Book", R"({"ebookUrl":"u"})"},
         JsonCase{"Book", R"({"paperWeight":7})"},
+        JsonCase{"Book", R"({"ebookUrl":null,"paperWeight":7})"},
+        JsonCase{"Book", R"({"paperWeight":7,"ebookUrl":null,"title":"t"})"},
         JsonCase{"Book", R"({"title":"\u00e9\n\t\"\\\/\ud83d\ude00"})"},
         JsonCase{"Book", R"({"extra":{"@type":"type.googleapis.com/gateway.transcoder.testing.Author","name":"a"}})"},
         JsonCase{"Book", R"({"extra":{"@type":"type.googleapis.com/google.protobuf.Timestamp","value":"2024-01-01T00:00:00Z"}})"},
@@ -126,6 +128,21 @@ INSTANTIATE_TEST_SUITE_P(
                  R"("any":{"@type":"type.googleapis.com/google.protobuf.Struct","value":{"a":1}}})"},
         JsonCase{"EchoRequest", R"({"value":null,"list":[null,true]})"},
         JsonCase{"ListBooksResponse", R"({"books":[{"id":"1"},{"title":"x"}],"nextPageToken":"n"})"}));
+
+// Protobuf's converter refuses two members of one oneof too; a member given as
+// null does not count (differential cases above).
+TEST_F(JsonCodecTest, TwoMembersOfOneOneofAreRefusedLikeProtobuf) {
+  const google::protobuf::Descriptor* d = Type("Book");
+  for (const char* json : {R"({"ebookUrl":"u","paperWeight":1})",
+                           R"({"paperWeight":0,"ebook_url":""})"}) {
+    std::string ours;
+    std::string theirs;
+    EXPECT_FALSE(codec_.JsonToProto(d, json, JsonParseConfig(), &ours).ok()) << json;
+    EXPECT_FALSE(
+        google::protobuf::util::JsonToBinaryString(&resolver_, TypeUrl(d), json, &theirs).ok())
+        << json;
+  }
+}
 
 struct ErrorCase {
   std::string json;
@@ -150,6 +167,12 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{R"({"author":{"nope":1}})",
                   "(author): unknown field \"nope\" in gateway.transcoder.testing.Author"},
         ErrorCase{R"({"title":5})", "(title): \"5\" is not a string"},
+        ErrorCase{R"({"ebookUrl":"u","paperWeight":1})",
+                  "(): fields 'ebook_url' and 'paper_weight' are both members of oneof "
+                  "'format'; set at most one"},
+        ErrorCase{R"({"paperWeight":0,"title":"t","ebookUrl":""})",
+                  "(): fields 'paper_weight' and 'ebook_url' are both members of oneof "
+                  "'format'; set at most one"},
         ErrorCase{R"({"inStock":"true"})", "(in_stock): \"true\" is not a valid bool"},
         ErrorCase{R"({"pages":2147483648})",
                   "(pages): \"2147483648\" is out of range for int32"},

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/types/span.h"
 #include "transcoder/field_text.h"
 #include "transcoder/json_scan.h"
 #include "transcoder/percent_encoding.h"
@@ -66,7 +67,58 @@ void CollectMaskPaths(const Descriptor* d, absl::string_view json,
   });
 }
 
+// Where a field path was set from, for error messages: "query parameter 'a.b'".
+std::string Source(absl::string_view kind, const FieldPath& path) {
+  std::string out = absl::StrCat(kind, " '");
+  for (size_t i = 0; i < path.size(); ++i) absl::StrAppend(&out, i ? "." : "", path[i]->name());
+  out.push_back('\'');
+  return out;
+}
+
 }  // namespace
+
+// Which member of each oneof the request has set so far, to refuse a second
+// member of the same oneof (protobuf's JSON mapping refuses it too). Costs
+// nothing for fields outside oneofs.
+class RequestTranslator::OneofMembers {
+ public:
+  // Records that `path` is set (each of its components is then set in its
+  // message); `kind` says by what ("query parameter", "path variable").
+  absl::Status Note(const FieldPath& path, absl::string_view kind) {
+    for (size_t i = 0; i < path.size(); ++i) {
+      const google::protobuf::OneofDescriptor* oneof = path[i]->real_containing_oneof();
+      if (oneof == nullptr) continue;
+      const absl::Span<const FieldDescriptor* const> prefix(path.data(), i);
+      bool known = false;
+      for (const Member& m : members_) {
+        if (m.oneof != oneof || absl::Span<const FieldDescriptor* const>(m.path.data(), i) != prefix) {
+          continue;
+        }
+        if (m.path[i] != path[i]) {
+          std::string name;
+          for (size_t j = 0; j < i; ++j) absl::StrAppend(&name, path[j]->name(), ".");
+          absl::StrAppend(&name, oneof->name());
+          return Invalid(absl::StrCat(m.source, " and ", Source(kind, path),
+                                      " set two members of oneof '", name, "' ('",
+                                      m.path[i]->name(), "' and '", path[i]->name(),
+                                      "'); set at most one"));
+        }
+        known = true;
+        break;
+      }
+      if (!known) members_.push_back(Member{oneof, path, Source(kind, path)});
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Member {
+    const google::protobuf::OneofDescriptor* oneof;
+    FieldPath path;  // path[i] is the member, where i is the depth of `oneof`
+    std::string source;
+  };
+  std::vector<Member> members_;
+};
 
 RequestTranslator::RequestTranslator(const RouteSet& routes) : routes_(routes) {
   std::vector<const Descriptor*> roots;
@@ -158,7 +210,8 @@ absl::Status RequestTranslator::AppendBody(const MethodPlan& plan, absl::string_
 absl::Status RequestTranslator::AppendQuery(const MethodPlan& plan,
                                             absl::string_view query,
                                             const RequestOptions& options,
-                                            bool* mask_given, std::string* out) const {
+                                            bool* mask_given, OneofMembers* members,
+                                            std::string* out) const {
   const Descriptor* input = plan.method->input_type();
   PercentDecodeMode mode = options.query_plus_as_space
                                ? PercentDecodeMode::kQueryPlusAsSpace
@@ -227,6 +280,7 @@ absl::Status RequestTranslator::AppendQuery(const MethodPlan& plan,
       return Invalid(absl::StrCat("invalid value for query parameter ", QuoteForError(key), ": ",
                                   s.message()));
     }
+    if (absl::Status s = members->Note(path, "query parameter"); !s.ok()) return s;
     if (path.size() == 1 && leaf == plan.update_mask_field) *mask_given = true;
     out->append(WrapInPath(path, std::move(leaf_bytes)));
   }
@@ -263,9 +317,15 @@ absl::StatusOr<std::string> RequestTranslator::TranslatePathAndQuery(
     const RequestOptions& options) const {
   std::string out;
   bool mask_given = false;
-  if (absl::Status s = AppendQuery(*match.plan, query, options, &mask_given, &out);
+  OneofMembers members;
+  if (absl::Status s = AppendQuery(*match.plan, query, options, &mask_given, &members, &out);
       !s.ok()) {
     return s;
+  }
+  for (size_t i = 0; i < match.plan->path_fields.size() && i < match.bindings.size(); ++i) {
+    if (absl::Status s = members.Note(match.plan->path_fields[i], "path variable"); !s.ok()) {
+      return s;
+    }
   }
   if (absl::Status s = AppendPathBindings(match, options, &out); !s.ok()) return s;
   return out;
@@ -278,9 +338,20 @@ absl::StatusOr<std::string> RequestTranslator::Translate(
   // Query first, to know whether it sets the update mask.
   std::string query_bytes;
   bool mask_given = false;
-  if (absl::Status s = AppendQuery(plan, query, options, &mask_given, &query_bytes);
+  OneofMembers members;
+  if (absl::Status s = AppendQuery(plan, query, options, &mask_given, &members, &query_bytes);
       !s.ok()) {
     return s;
+  }
+  for (size_t i = 0; i < plan.path_fields.size() && i < match.bindings.size(); ++i) {
+    if (absl::Status s = members.Note(plan.path_fields[i], "path variable"); !s.ok()) return s;
+  }
+  if (plan.body_kind == MethodPlan::BodyKind::kField && plan.body_field->real_containing_oneof()) {
+    size_t start = 0;
+    SkipJsonWhitespace(body, &start);
+    if (start < body.size() || plan.body_is_http_body) {
+      if (absl::Status s = members.Note({plan.body_field}, "body field"); !s.ok()) return s;
+    }
   }
   std::string out;
   if (absl::Status s = AppendBody(plan, body, content_type, options, mask_given, &out);

@@ -97,6 +97,9 @@ class RequestTranslator {
       const RequestOptions& options) const;
 
  private:
+  // Members of oneofs set by query parameters, path variables and a body field.
+  class OneofMembers;
+
   absl::Status JsonToBinary(const google::protobuf::Descriptor* type,
                             absl::string_view json, const RequestOptions& options,
                             std::string* out) const;
@@ -105,7 +108,7 @@ class RequestTranslator {
                           bool mask_given, std::string* out) const;
   absl::Status AppendQuery(const MethodPlan& plan, absl::string_view query,
                            const RequestOptions& options, bool* mask_given,
-                           std::string* out) const;
+                           OneofMembers* members, std::string* out) const;
 
   const RouteSet& routes_;
   std::unique_ptr<CachedTypeResolver> resolver_;
