@@ -925,8 +925,10 @@ class HttpCorsTest(unittest.TestCase):
         self.assertEqual(resp.getheader("access-control-allow-origin"),
                          "https://pr-7.preview.example.com")
         self.assertEqual(resp.getheader("access-control-allow-methods"), "GET, POST")
+        # The configured headers, then the CORS-safelisted ones.
         self.assertEqual(resp.getheader("access-control-allow-headers"),
-                         "content-type, x-request-id")
+                         "content-type, x-request-id, accept, accept-language, "
+                         "content-language, range")
         self.assertEqual(resp.getheader("access-control-max-age"), "600")
         self.assertEqual(resp.getheader("access-control-allow-credentials"), "true")
 

@@ -157,11 +157,11 @@ void HttpCall::Dispatch() {
       HeaderList headers;
       // The preflight of a gRPC method path may be for a gRPC-Web call.
       const bool grpc_path = table_->Find(target->path) != nullptr;
-      if (!env_->cors->Preflight(origin, preflight_method,
-                                 req.Header("access-control-request-headers"), &headers,
-                                 grpc_path)) {
-        SendError(403, absl::PermissionDeniedError(
-                           "CORS preflight refused: origin, method or headers not allowed"));
+      if (absl::Status refused = env_->cors->Preflight(
+              origin, preflight_method, req.Header("access-control-request-headers"),
+              &headers, grpc_path);
+          !refused.ok()) {
+        SendError(403, refused);  // the message says what was refused
         return;
       }
       Respond(204, std::move(headers), "");

@@ -1,6 +1,7 @@
 #include "gateway/http/cors.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -43,12 +44,20 @@ absl::StatusOr<std::shared_ptr<const CorsPolicy>> CorsPolicy::Create(const CorsO
     p->methods_.insert(m);
   }
   p->methods_text_ = absl::StrJoin(methods, ", ");
+  // Configured first, then the safelisted ones, each once.
   std::vector<std::string> headers;
-  for (const std::string& h : o.allowed_headers) {
-    headers.push_back(absl::AsciiStrToLower(h));
-    p->headers_.insert(headers.back());
+  auto add = [&](std::string name) {
+    if (p->headers_.insert(name).second) headers.push_back(std::move(name));
+  };
+  for (const std::string& h : o.allowed_headers) add(absl::AsciiStrToLower(h));
+  for (absl::string_view h : absl::StrSplit(kSafelistedRequestHeaders, ", ")) {
+    add(std::string(h));
   }
   p->headers_text_ = absl::StrJoin(headers, ", ");
+  for (absl::string_view h : absl::StrSplit(kGrpcWebRequestHeaders, ", ")) {
+    if (!p->headers_.contains(h)) headers.push_back(std::string(h));
+  }
+  p->grpc_web_headers_text_ = absl::StrJoin(headers, ", ");
   p->exposed_text_ = absl::StrJoin(o.exposed_headers, ", ");
   if (o.max_age > absl::ZeroDuration()) {
     p->max_age_text_ = absl::StrCat(absl::ToInt64Seconds(o.max_age));
@@ -70,6 +79,8 @@ bool CorsPolicy::AllowsOrigin(absl::string_view origin) const {
 const char CorsPolicy::kGrpcWebRequestHeaders[] =
     "content-type, x-grpc-web, x-user-agent, grpc-timeout";
 const char CorsPolicy::kGrpcWebExposedHeaders[] = "grpc-status, grpc-message";
+const char CorsPolicy::kSafelistedRequestHeaders[] =
+    "accept, accept-language, content-language, content-type, range";
 
 namespace {
 
@@ -80,30 +91,38 @@ bool IsGrpcWebRequestHeader(absl::string_view name) {
 
 }  // namespace
 
-bool CorsPolicy::Preflight(absl::string_view origin, absl::string_view request_method,
-                           absl::string_view request_headers, Headers* out,
-                           bool grpc_web) const {
-  if (!AllowsOrigin(origin) || !methods_.contains(request_method)) return false;
+absl::Status CorsPolicy::Preflight(absl::string_view origin, absl::string_view request_method,
+                                   absl::string_view request_headers, Headers* out,
+                                   bool grpc_web) const {
+  // Client text in the message is cut short and escaped.
+  auto quoted = [](absl::string_view text) {
+    return absl::StrCat("\"", absl::CEscape(text.substr(0, 100)), "\"");
+  };
+  if (!AllowsOrigin(origin)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("CORS preflight refused: origin ", quoted(origin), " is not allowed"));
+  }
+  if (!methods_.contains(request_method)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("CORS preflight refused: method ", quoted(request_method),
+                     " is not allowed (allowed: ", methods_text_, ")"));
+  }
   for (absl::string_view h : absl::StrSplit(request_headers, ',', absl::SkipWhitespace())) {
     const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(h));
     if (name.empty() || headers_.contains(name)) continue;
     if (grpc_web && IsGrpcWebRequestHeader(name)) continue;
-    return false;
+    return absl::PermissionDeniedError(absl::StrCat(
+        "CORS preflight refused: header ", quoted(name), " is not allowed (allowed: ",
+        grpc_web ? grpc_web_headers_text_ : headers_text_, ")"));
   }
   out->emplace_back("access-control-allow-origin", any_origin_ ? "*" : std::string(origin));
   out->emplace_back("access-control-allow-methods", methods_text_);
-  if (grpc_web) {
-    out->emplace_back("access-control-allow-headers",
-                      headers_text_.empty()
-                          ? std::string(kGrpcWebRequestHeaders)
-                          : absl::StrCat(headers_text_, ", ", kGrpcWebRequestHeaders));
-  } else if (!headers_text_.empty()) {
-    out->emplace_back("access-control-allow-headers", headers_text_);
-  }
+  out->emplace_back("access-control-allow-headers",
+                    grpc_web ? grpc_web_headers_text_ : headers_text_);
   if (!max_age_text_.empty()) out->emplace_back("access-control-max-age", max_age_text_);
   if (allow_credentials_) out->emplace_back("access-control-allow-credentials", "true");
   out->emplace_back("vary", "Origin");
-  return true;
+  return absl::OkStatus();
 }
 
 void CorsPolicy::AddResponseHeaders(absl::string_view origin, Headers* out,

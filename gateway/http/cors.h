@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -48,14 +49,17 @@ class CorsPolicy {
   // True when `origin` (the Origin header) is allowed.
   bool AllowsOrigin(absl::string_view origin) const;
 
-  // The headers of the answer to a preflight (OPTIONS with Access-Control-Request-Method):
-  // false (and no headers) when the origin, the method or one of the requested headers
-  // (comma-separated `request_headers`) is not allowed. With `grpc_web` (a preflight of a
-  // gRPC method path), the headers gRPC-Web clients send (kGrpcWebRequestHeaders) are
-  // allowed in addition to the configured ones.
-  bool Preflight(absl::string_view origin, absl::string_view request_method,
-                 absl::string_view request_headers, Headers* out,
-                 bool grpc_web = false) const;
+  // Checks a preflight (OPTIONS with Access-Control-Request-Method) and fills `out` with
+  // the headers of its answer. Allowed request headers (comma-separated `request_headers`):
+  // the CORS-safelisted ones (kSafelistedRequestHeaders; content-type whatever its value),
+  // the configured ones, and with `grpc_web` (a preflight of a gRPC method path) the headers
+  // gRPC-Web clients send (kGrpcWebRequestHeaders). Returns OK, or PERMISSION_DENIED (and
+  // no headers) saying what was refused: 'CORS preflight refused: origin "..." is not
+  // allowed', '... method "DELETE" is not allowed (allowed: GET, POST)' or '... header
+  // "x-secret" is not allowed (allowed: accept, ...)'.
+  absl::Status Preflight(absl::string_view origin, absl::string_view request_method,
+                         absl::string_view request_headers, Headers* out,
+                         bool grpc_web = false) const;
 
   // Adds the headers of an actual response to an allowed `origin`. With `grpc_web`, the
   // status headers of trailers-only responses (kGrpcWebExposedHeaders) are exposed in
@@ -64,6 +68,9 @@ class CorsPolicy {
 
   // "content-type, x-grpc-web, x-user-agent, grpc-timeout".
   static const char kGrpcWebRequestHeaders[];
+  // "accept, accept-language, content-language, content-type, range": the Fetch standard's
+  // CORS-safelisted request headers, allowed without configuration.
+  static const char kSafelistedRequestHeaders[];
   // "grpc-status, grpc-message".
   static const char kGrpcWebExposedHeaders[];
 
@@ -74,9 +81,10 @@ class CorsPolicy {
   absl::flat_hash_set<std::string> origins_;
   std::vector<std::unique_ptr<RE2>> patterns_;
   absl::flat_hash_set<std::string> methods_;
-  absl::flat_hash_set<std::string> headers_;  // lower case
+  absl::flat_hash_set<std::string> headers_;  // lower case: configured and safelisted
   std::string methods_text_;
-  std::string headers_text_;
+  std::string headers_text_;           // headers_ as Access-Control-Allow-Headers
+  std::string grpc_web_headers_text_;  // the same plus the gRPC-Web headers
   std::string exposed_text_;
   std::string max_age_text_;
   bool allow_credentials_ = false;

@@ -8,6 +8,7 @@ namespace {
 
 using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Pair;
 
 std::shared_ptr<const CorsPolicy> Policy(CorsOptions o) {
@@ -39,16 +40,59 @@ TEST(CorsPolicy, PreflightChecksMethodAndHeaders) {
   o.allow_credentials = true;
   auto p = Policy(o);
   CorsPolicy::Headers h;
-  ASSERT_TRUE(p->Preflight("https://app.example.com", "POST", "content-type, X-Request-Id", &h));
+  ASSERT_TRUE(
+      p->Preflight("https://app.example.com", "POST", "content-type, X-Request-Id", &h).ok());
   EXPECT_THAT(h, Contains(Pair("access-control-allow-origin", "https://app.example.com")));
   EXPECT_THAT(h, Contains(Pair("access-control-allow-methods", "GET, POST")));
-  EXPECT_THAT(h, Contains(Pair("access-control-allow-headers", "content-type, x-request-id")));
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-headers",
+                               "content-type, x-request-id, accept, accept-language, "
+                               "content-language, range")));
   EXPECT_THAT(h, Contains(Pair("access-control-max-age", "600")));
   EXPECT_THAT(h, Contains(Pair("access-control-allow-credentials", "true")));
   h.clear();
-  EXPECT_FALSE(p->Preflight("https://app.example.com", "DELETE", "", &h));
-  EXPECT_FALSE(p->Preflight("https://app.example.com", "GET", "authorization", &h));
-  EXPECT_FALSE(p->Preflight("https://evil.net", "GET", "", &h));
+  EXPECT_FALSE(p->Preflight("https://app.example.com", "DELETE", "", &h).ok());
+  EXPECT_FALSE(p->Preflight("https://app.example.com", "GET", "authorization", &h).ok());
+  EXPECT_FALSE(p->Preflight("https://evil.net", "GET", "", &h).ok());
+  EXPECT_TRUE(h.empty());
+}
+
+TEST(CorsPolicy, SafelistedHeadersAndContentTypeNeedNoConfig) {
+  CorsOptions o;
+  o.allowed_origins = {"https://app.example.com"};
+  auto p = Policy(o);
+  CorsPolicy::Headers h;
+  // What a browser sends before a JSON POST (content-type is not safelisted for
+  // application/json, so it is listed in the preflight).
+  ASSERT_TRUE(p->Preflight("https://app.example.com", "POST",
+                           "Content-Type, accept, Accept-Language, content-language, range", &h)
+                  .ok());
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-headers",
+                               "accept, accept-language, content-language, content-type, "
+                               "range")));
+}
+
+TEST(CorsPolicy, RefusalSaysWhatWasRefused) {
+  CorsOptions o;
+  o.allowed_origins = {"https://app.example.com"};
+  o.allowed_methods = {"GET", "POST"};
+  o.allowed_headers = {"x-request-id"};
+  auto p = Policy(o);
+  CorsPolicy::Headers h;
+  absl::Status s = p->Preflight("https://evil.net", "GET", "", &h);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(s.message(), "CORS preflight refused: origin \"https://evil.net\" is not allowed");
+  s = p->Preflight("https://app.example.com", "DELETE", "", &h);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(s.message(),
+            "CORS preflight refused: method \"DELETE\" is not allowed (allowed: GET, POST)");
+  s = p->Preflight("https://app.example.com", "POST", "content-type, X-Secret", &h);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(s.message(), HasSubstr("CORS preflight refused: header \"x-secret\" is not "
+                                     "allowed (allowed: x-request-id, accept,"));
+  // Client text is escaped and cut short.
+  s = p->Preflight(std::string(300, 'a') + "\n", "GET", "", &h);
+  EXPECT_THAT(s.message(), Not(HasSubstr("\n")));
+  EXPECT_LT(s.message().size(), 200u);
   EXPECT_TRUE(h.empty());
 }
 
@@ -72,13 +116,15 @@ TEST(CorsPolicy, GrpcWebPreflightAllowsTheGrpcWebHeaders) {
   auto p = Policy(o);
   CorsPolicy::Headers h;
   const char* kRequested = "content-type,x-grpc-web,x-user-agent,grpc-timeout,authorization";
-  EXPECT_FALSE(p->Preflight("https://app.example", "POST", kRequested, &h));
-  EXPECT_TRUE(p->Preflight("https://app.example", "POST", kRequested, &h, /*grpc_web=*/true));
+  EXPECT_FALSE(p->Preflight("https://app.example", "POST", kRequested, &h).ok());
+  EXPECT_TRUE(
+      p->Preflight("https://app.example", "POST", kRequested, &h, /*grpc_web=*/true).ok());
   EXPECT_THAT(h, Contains(Pair("access-control-allow-headers",
-                               "authorization, content-type, x-grpc-web, x-user-agent, "
-                               "grpc-timeout")));
+                               "authorization, accept, accept-language, content-language, "
+                               "content-type, range, x-grpc-web, x-user-agent, grpc-timeout")));
   h.clear();
-  EXPECT_FALSE(p->Preflight("https://app.example", "POST", "x-grpc-web, cookie", &h, true));
+  EXPECT_FALSE(
+      p->Preflight("https://app.example", "POST", "x-grpc-web, cookie", &h, true).ok());
   EXPECT_TRUE(h.empty());
 }
 

@@ -270,7 +270,7 @@ void CheckRequest(const Parsed& request) {
   const bool allowed = cors.AllowsOrigin(origin);
   for (const bool grpc_web : {false, true}) {
     CorsPolicy::Headers headers;
-    if (cors.Preflight(origin, preflight_method, preflight_headers, &headers, grpc_web)) {
+    if (cors.Preflight(origin, preflight_method, preflight_headers, &headers, grpc_web).ok()) {
       if (!allowed) Fail("preflight answered for an origin that is not allowed", origin);
       CheckCorsHeaders(headers, origin);
     } else if (!headers.empty()) {
