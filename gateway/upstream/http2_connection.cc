@@ -1,0 +1,742 @@
+#include "gateway/upstream/http2_connection.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace gateway::upstream {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  return absl::ToChronoNanoseconds(std::max(d, absl::ZeroDuration()));
+}
+
+nghttp2_nv MakeNv(absl::string_view name, absl::string_view value) {
+  nghttp2_nv nv;
+  nv.name = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
+  nv.namelen = name.size();
+  nv.value = reinterpret_cast<uint8_t*>(const_cast<char*>(value.data()));
+  nv.valuelen = value.size();
+  nv.flags = NGHTTP2_NV_FLAG_NONE;
+  return nv;
+}
+
+absl::Status UnavailableFor(const Endpoint& e, absl::string_view what) {
+  return absl::UnavailableError(absl::StrCat("upstream ", e.ToString(), ": ", what));
+}
+
+}  // namespace
+
+Endpoint Endpoint::Tcp(std::string host, uint16_t port) {
+  Endpoint e;
+  e.authority = absl::StrCat(host.find(':') != std::string::npos ? "[" + host + "]" : host,
+                             ":", port);
+  e.host = std::move(host);
+  e.port = port;
+  return e;
+}
+
+Endpoint Endpoint::Unix(std::string path) {
+  Endpoint e;
+  e.unix_path = std::move(path);
+  e.authority = "localhost";
+  return e;
+}
+
+std::string Endpoint::ToString() const {
+  if (!unix_path.empty()) return absl::StrCat("unix:", unix_path);
+  return authority;
+}
+
+// The byte stream under the HTTP/2 session: TCP or a unix socket.
+class Http2Connection::Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual void Connect(std::function<void(boost::system::error_code)> done) = 0;
+  virtual void ReadSome(asio::mutable_buffer buf,
+                        std::function<void(boost::system::error_code, size_t)> done) = 0;
+  virtual void Write(asio::const_buffer buf,
+                     std::function<void(boost::system::error_code, size_t)> done) = 0;
+  virtual void Close() = 0;
+};
+
+namespace {
+template <typename Socket, typename EndpointT>
+class BasicTransport final : public Http2Connection::Transport {
+ public:
+  BasicTransport(asio::io_context& io, EndpointT ep) : socket_(io), ep_(std::move(ep)) {}
+  void Connect(std::function<void(boost::system::error_code)> done) override {
+    socket_.async_connect(ep_, std::move(done));
+  }
+  void ReadSome(asio::mutable_buffer buf,
+                std::function<void(boost::system::error_code, size_t)> done) override {
+    socket_.async_read_some(buf, std::move(done));
+  }
+  void Write(asio::const_buffer buf,
+             std::function<void(boost::system::error_code, size_t)> done) override {
+    asio::async_write(socket_, buf, std::move(done));
+  }
+  void Close() override {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+  Socket& socket() { return socket_; }
+
+ private:
+  Socket socket_;
+  EndpointT ep_;
+};
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Http2Connection
+
+std::shared_ptr<Http2Connection> Http2Connection::Create(asio::io_context& io, Endpoint endpoint,
+                                                         ConnectionOptions options) {
+  return std::shared_ptr<Http2Connection>(
+      new Http2Connection(io, std::move(endpoint), std::move(options)));
+}
+
+Http2Connection::Http2Connection(asio::io_context& io, Endpoint endpoint,
+                                 ConnectionOptions options)
+    : io_(io),
+      endpoint_(std::move(endpoint)),
+      options_(std::move(options)),
+      connect_timer_(io),
+      keepalive_timer_(io),
+      read_buffer_(16 << 10) {}
+
+Http2Connection::~Http2Connection() {
+  if (transport_) transport_->Close();
+  if (session_ != nullptr) nghttp2_session_del(session_);
+}
+
+void Http2Connection::InitSession() {
+  nghttp2_session_callbacks* callbacks;
+  nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &OnFrameRecv);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, &OnHeader);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &OnDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &OnStreamClose);
+  nghttp2_option* option;
+  nghttp2_option_new(&option);
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  nghttp2_option_set_max_settings(option, 32);
+  nghttp2_option_set_peer_max_concurrent_streams(option, 100);
+  nghttp2_session_client_new2(&session_, callbacks, this, option);
+  nghttp2_option_del(option);
+  nghttp2_session_callbacks_del(callbacks);
+
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(options_.stream_window)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64u << 10},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 3);
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        options_.connection_window);
+}
+
+void Http2Connection::Connect(std::function<void(absl::Status)> done) {
+  if (done) {
+    if (state_ == State::kReady || state_ == State::kDraining) {
+      asio::post(io_, [done = std::move(done)] { done(absl::OkStatus()); });
+      return;
+    }
+    if (state_ == State::kClosed) {
+      asio::post(io_, [done = std::move(done), s = close_reason_] { done(s); });
+      return;
+    }
+    connect_waiters_.push_back(std::move(done));
+  }
+  if (state_ != State::kIdle) return;
+  state_ = State::kConnecting;
+  InitSession();
+  if (!endpoint_.unix_path.empty()) {
+    transport_ = std::make_unique<BasicTransport<asio::local::stream_protocol::socket,
+                                                 asio::local::stream_protocol::endpoint>>(
+        io_, asio::local::stream_protocol::endpoint(endpoint_.unix_path));
+  } else {
+    boost::system::error_code ec;
+    const auto addr = asio::ip::make_address(endpoint_.host, ec);
+    if (ec) {
+      Fail(UnavailableFor(endpoint_, absl::StrCat("'", endpoint_.host,
+                                                  "' is not an IP address")));
+      return;
+    }
+    transport_ = std::make_unique<BasicTransport<asio::ip::tcp::socket, asio::ip::tcp::endpoint>>(
+        io_, asio::ip::tcp::endpoint(addr, endpoint_.port));
+  }
+  connect_timer_.expires_after(ToChrono(options_.connect_timeout));
+  connect_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->state_ != State::kConnecting) return;
+    self->Fail(UnavailableFor(self->endpoint_,
+                              absl::StrCat("connect timed out after ",
+                                           absl::FormatDuration(self->options_.connect_timeout))));
+  });
+  transport_->Connect([self = shared_from_this()](boost::system::error_code ec) {
+    if (self->state_ != State::kConnecting) return;
+    if (ec) {
+      self->Fail(UnavailableFor(self->endpoint_, absl::StrCat("connect failed: ", ec.message())));
+      return;
+    }
+    self->OnConnected();
+  });
+}
+
+void Http2Connection::OnConnected() {
+  socket_connected_ = true;
+  DoRead();
+  Flush();
+}
+
+void Http2Connection::FinishConnect(absl::Status status) {
+  connect_timer_.cancel();
+  auto waiters = std::move(connect_waiters_);
+  connect_waiters_.clear();
+  for (auto& w : waiters) w(status);
+}
+
+bool Http2Connection::CanTakeStream() const {
+  if (state_ == State::kDraining || state_ == State::kClosed) return false;
+  return streams_.size() < peer_max_concurrent_streams();
+}
+
+uint32_t Http2Connection::peer_max_concurrent_streams() const {
+  if (session_ == nullptr) return 100;
+  return nghttp2_session_get_remote_settings(session_,
+                                             NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+void Http2Connection::Fail(absl::Status status) {
+  if (state_ == State::kClosed) return;
+  const bool connecting = state_ == State::kConnecting || state_ == State::kIdle;
+  const bool before_settings = !peer_settings_seen_;
+  state_ = State::kClosed;
+  close_reason_ = status;
+  connect_timer_.cancel();
+  keepalive_timer_.cancel();
+  if (transport_) transport_->Close();
+  if (connecting) FinishConnect(status);
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, stream] : streams) {
+    // Nothing reached a backend that never completed the HTTP/2 handshake.
+    stream->EndLocally(status, before_settings || stream->unprocessed_, 0);
+  }
+}
+
+void Http2Connection::Close() {
+  if (state_ == State::kClosed) return;
+  if (session_ != nullptr && state_ != State::kIdle) {
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+    // Best effort: the GOAWAY goes out if the socket takes it now.
+    Flush();
+  }
+  Fail(absl::CancelledError(absl::StrCat("upstream ", endpoint_.ToString(),
+                                         ": connection closed by the gateway")));
+}
+
+void Http2Connection::DoRead() {
+  transport_->ReadSome(
+      asio::buffer(read_buffer_),
+      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        if (self->state_ == State::kClosed) return;
+        if (ec) {
+          self->Fail(UnavailableFor(self->endpoint_,
+                                    ec == asio::error::eof
+                                        ? std::string("the backend closed the connection")
+                                        : absl::StrCat("read failed: ", ec.message())));
+          return;
+        }
+        const ssize_t rv = nghttp2_session_mem_recv(self->session_, self->read_buffer_.data(), n);
+        if (self->state_ == State::kClosed) return;
+        if (rv < 0) {
+          self->Fail(UnavailableFor(self->endpoint_,
+                                    absl::StrCat("HTTP/2 protocol error from the backend: ",
+                                                 nghttp2_strerror(static_cast<int>(rv)))));
+          return;
+        }
+        self->Flush();
+        if (self->state_ == State::kClosed) return;
+        if (!nghttp2_session_want_read(self->session_) &&
+            !nghttp2_session_want_write(self->session_)) {
+          self->Fail(UnavailableFor(self->endpoint_, "the HTTP/2 session ended"));
+          return;
+        }
+        self->DoRead();
+      });
+}
+
+void Http2Connection::Flush() {
+  if (writing_ || session_ == nullptr || transport_ == nullptr) return;
+  if (state_ == State::kClosed || state_ == State::kIdle) return;
+  // Before the socket is connected nothing can be written; OnConnected flushes.
+  if (state_ == State::kConnecting && !socket_connected_) return;
+  write_buffer_.clear();
+  while (write_buffer_.size() < (64 << 10)) {
+    const uint8_t* data;
+    const ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      Fail(UnavailableFor(endpoint_, absl::StrCat("HTTP/2 send failed: ",
+                                                  nghttp2_strerror(static_cast<int>(n)))));
+      return;
+    }
+    if (n == 0) break;
+    write_buffer_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+  if (write_buffer_.empty()) return;
+  writing_ = true;
+  transport_->Write(asio::buffer(write_buffer_),
+                    [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                      self->writing_ = false;
+                      if (self->state_ == State::kClosed) return;
+                      if (ec) {
+                        self->Fail(UnavailableFor(self->endpoint_,
+                                                  absl::StrCat("write failed: ", ec.message())));
+                        return;
+                      }
+                      self->Flush();
+                    });
+}
+
+void Http2Connection::ArmKeepalive() {
+  if (options_.keepalive_interval <= absl::ZeroDuration()) return;
+  keepalive_timer_.expires_after(ToChrono(ping_outstanding_ ? options_.keepalive_timeout
+                                                            : options_.keepalive_interval));
+  keepalive_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->state_ == State::kClosed) return;
+    if (self->ping_outstanding_) {
+      self->Fail(UnavailableFor(
+          self->endpoint_, absl::StrCat("keepalive PING not answered within ",
+                                        absl::FormatDuration(self->options_.keepalive_timeout))));
+      return;
+    }
+    self->ping_outstanding_ = true;
+    nghttp2_submit_ping(self->session_, NGHTTP2_FLAG_NONE, nullptr);
+    self->Flush();
+    self->ArmKeepalive();
+  });
+}
+
+absl::StatusOr<std::shared_ptr<GrpcStream>> Http2Connection::StartStream(
+    CallSpec spec, GrpcStreamCallbacks callbacks) {
+  if (state_ == State::kDraining || state_ == State::kClosed) {
+    return UnavailableFor(endpoint_, state_ == State::kDraining
+                                         ? "the connection is draining (GOAWAY received)"
+                                         : "the connection is closed");
+  }
+  for (const auto& [name, value] : spec.metadata) {
+    if (name.empty() || name[0] == ':' ||
+        !nghttp2_check_header_name(reinterpret_cast<const uint8_t*>(name.data()),
+                                   name.size()) ||
+        name != absl::AsciiStrToLower(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metadata name '", absl::CHexEscape(name), "' is not a valid header name"));
+    }
+    if (!nghttp2_check_header_value(reinterpret_cast<const uint8_t*>(value.data()),
+                                    value.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metadata '", name, "' has a value that is not a valid header value"));
+    }
+  }
+  if (spec.path.empty() || spec.path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("call path '", absl::CHexEscape(spec.path), "' does not start with '/'"));
+  }
+  if (state_ == State::kIdle) Connect();
+  if (state_ == State::kClosed) return close_reason_;
+
+  auto stream = std::shared_ptr<GrpcStream>(
+      new GrpcStream(shared_from_this(), std::move(spec), std::move(callbacks)));
+  GrpcStream& s = *stream;
+
+  std::string timeout;
+  if (s.spec_.deadline != absl::InfiniteFuture()) {
+    auto t = EncodeGrpcTimeout(s.spec_.deadline - options_.now());
+    if (!t.ok()) {
+      s.EndLocally(t.status(), /*unprocessed=*/false, 0);
+      return stream;
+    }
+    timeout = *std::move(t);
+  }
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(8 + s.spec_.metadata.size());
+  nva.push_back(MakeNv(":method", "POST"));
+  nva.push_back(MakeNv(":scheme", "http"));
+  nva.push_back(MakeNv(":path", s.spec_.path));
+  nva.push_back(MakeNv(":authority", endpoint_.authority));
+  nva.push_back(MakeNv("content-type", "application/grpc"));
+  nva.push_back(MakeNv("te", "trailers"));
+  if (!timeout.empty()) nva.push_back(MakeNv("grpc-timeout", timeout));
+  for (const auto& [name, value] : s.spec_.metadata) nva.push_back(MakeNv(name, value));
+
+  nghttp2_data_provider provider;
+  provider.source.ptr = &s;
+  provider.read_callback = &GrpcStream::ReadRequestData;
+  const int32_t id =
+      nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &provider, &s);
+  if (id < 0) {
+    return UnavailableFor(endpoint_, absl::StrCat("cannot start a stream: ",
+                                                  nghttp2_strerror(id)));
+  }
+  s.stream_id_ = id;
+  streams_[id] = stream;
+  if (s.spec_.deadline != absl::InfiniteFuture()) {
+    s.deadline_timer_.expires_after(ToChrono(s.spec_.deadline - options_.now()));
+    s.deadline_timer_.async_wait([weak = stream->weak_from_this()](boost::system::error_code ec) {
+      auto st = weak.lock();
+      if (ec || !st || st->done_ || st->closed_) return;
+      st->EndLocally(absl::DeadlineExceededError("the call's deadline passed"), false,
+                     NGHTTP2_CANCEL);
+    });
+  }
+  Flush();
+  return stream;
+}
+
+// nghttp2 callbacks ---------------------------------------------------------------------
+
+int Http2Connection::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
+                                 void* user_data) {
+  auto* self = static_cast<Http2Connection*>(user_data);
+  switch (frame->hd.type) {
+    case NGHTTP2_SETTINGS:
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && !self->peer_settings_seen_) {
+        self->peer_settings_seen_ = true;
+        if (self->state_ == State::kConnecting) {
+          self->state_ = State::kReady;
+          self->FinishConnect(absl::OkStatus());
+          self->ArmKeepalive();
+        }
+      }
+      break;
+    case NGHTTP2_PING:
+      if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+        self->ping_outstanding_ = false;
+        self->ArmKeepalive();
+      }
+      break;
+    case NGHTTP2_GOAWAY: {
+      if (self->state_ != State::kClosed) self->state_ = State::kDraining;
+      const int32_t last = frame->goaway.last_stream_id;
+      for (auto& [id, stream] : self->streams_) {
+        if (id > last) stream->unprocessed_ = true;
+      }
+      break;
+    }
+    case NGHTTP2_HEADERS: {
+      auto* stream = static_cast<GrpcStream*>(
+          nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+      if (stream != nullptr) {
+        stream->OnHeadersEnd((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return 0;
+}
+
+int Http2Connection::OnHeader(nghttp2_session* session, const nghttp2_frame* frame,
+                              const uint8_t* name, size_t namelen, const uint8_t* value,
+                              size_t valuelen, uint8_t, void*) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  auto* stream = static_cast<GrpcStream*>(
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  if (stream != nullptr) {
+    stream->OnHeader(absl::string_view(reinterpret_cast<const char*>(name), namelen),
+                     absl::string_view(reinterpret_cast<const char*>(value), valuelen));
+  }
+  return 0;
+}
+
+int Http2Connection::OnDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id,
+                                 const uint8_t* data, size_t len, void* user_data) {
+  auto* stream =
+      static_cast<GrpcStream*>(nghttp2_session_get_stream_user_data(session, stream_id));
+  if (stream == nullptr) {
+    // A stream we gave up on: give the bytes back to the connection window.
+    nghttp2_session_consume_connection(session, len);
+    return 0;
+  }
+  stream->OnData(data, len);
+  return 0;
+}
+
+int Http2Connection::OnStreamClose(nghttp2_session* session, int32_t stream_id,
+                                   uint32_t error_code, void* user_data) {
+  auto* self = static_cast<Http2Connection*>(user_data);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return 0;
+  std::shared_ptr<GrpcStream> stream = std::move(it->second);
+  self->streams_.erase(it);
+  nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
+  stream->OnClose(error_code);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// GrpcStream
+
+GrpcStream::GrpcStream(std::shared_ptr<Http2Connection> conn, CallSpec spec,
+                       GrpcStreamCallbacks cb)
+    : conn_(std::move(conn)),
+      spec_(std::move(spec)),
+      cb_(std::move(cb)),
+      deadline_timer_(conn_->io_),
+      deframer_(conn_->options_.max_message_size) {}
+
+GrpcStream::~GrpcStream() = default;
+
+absl::Status GrpcStream::Write(absl::string_view message) {
+  if (writes_done_) return absl::FailedPreconditionError("Write() after WritesDone()");
+  if (closed_ || done_) return absl::FailedPreconditionError("Write() after the call ended");
+  if (out_offset_ == out_.size()) {
+    out_.clear();
+    out_offset_ = 0;
+  }
+  AppendGrpcFrame(message, &out_);
+  if (data_deferred_ && stream_id_ > 0) {
+    data_deferred_ = false;
+    nghttp2_session_resume_data(conn_->session_, stream_id_);
+  }
+  conn_->Flush();
+  return absl::OkStatus();
+}
+
+void GrpcStream::WritesDone() {
+  if (writes_done_ || closed_ || done_) return;
+  writes_done_ = true;
+  if (data_deferred_ && stream_id_ > 0) {
+    data_deferred_ = false;
+    nghttp2_session_resume_data(conn_->session_, stream_id_);
+  }
+  conn_->Flush();
+}
+
+ssize_t GrpcStream::ReadRequestData(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                                    uint32_t* data_flags, nghttp2_data_source* source, void*) {
+  auto* s = static_cast<GrpcStream*>(source->ptr);
+  const size_t n = std::min(length, s->out_.size() - s->out_offset_);
+  std::memcpy(buf, s->out_.data() + s->out_offset_, n);
+  s->out_offset_ += n;
+  if (s->out_offset_ == s->out_.size()) {
+    s->out_.clear();
+    s->out_offset_ = 0;
+    if (s->writes_done_) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (n == 0) {
+      s->data_deferred_ = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+void GrpcStream::OnHeader(absl::string_view name, absl::string_view value) {
+  auto& list = headers_seen_ ? trailers_ : headers_;
+  if (!headers_seen_ && name == ":status") {
+    int code = 0;
+    if (absl::SimpleAtoi(value, &code)) http_status_ = code;
+    return;
+  }
+  list.emplace_back(std::string(name), std::string(value));
+}
+
+void GrpcStream::OnHeadersEnd(bool end_stream) {
+  if (headers_seen_) return;  // trailers: handled at close
+  if (http_status_ >= 100 && http_status_ < 200) {
+    headers_.clear();  // an informational response; the real one follows
+    return;
+  }
+  headers_seen_ = true;
+  if (end_stream) {
+    // Trailers-only: the one header block is the trailers.
+    trailers_ = std::move(headers_);
+    headers_.clear();
+    return;
+  }
+  if (http_status_ == 200 && cb_.on_headers && !done_) cb_.on_headers(headers_);
+}
+
+void GrpcStream::OnData(const uint8_t* data, size_t len) {
+  if (done_) {
+    nghttp2_session_consume(conn_->session_, stream_id_, len);
+    return;
+  }
+  unconsumed_ += len;
+  absl::Status s = deframer_.Feed(absl::string_view(reinterpret_cast<const char*>(data), len));
+  if (!s.ok()) {
+    EndLocally(std::move(s), false, NGHTTP2_CANCEL);
+    return;
+  }
+  ReturnWindow();
+  if (deframer_.HasMessage()) SchedulePump();
+}
+
+void GrpcStream::ReturnWindow() {
+  // Bytes go back to the windows only while the consumer waits and nothing complete is
+  // queued: a consumer that holds a message stops the backend after one window.
+  if (unconsumed_ == 0 || closed_ || stream_id_ <= 0) return;
+  if (!wants_message_ || deframer_.HasMessage()) return;
+  nghttp2_session_consume(conn_->session_, stream_id_, unconsumed_);
+  unconsumed_ = 0;
+  conn_->Flush();
+}
+
+void GrpcStream::RequestNext() {
+  if (done_) return;
+  wants_message_ = true;
+  SchedulePump();
+}
+
+void GrpcStream::Cancel() {
+  if (done_ || result_.has_value()) return;
+  EndLocally(absl::CancelledError("the call was cancelled by the gateway"), false,
+             NGHTTP2_CANCEL);
+}
+
+void GrpcStream::OnClose(uint32_t error_code) {
+  closed_ = true;
+  deadline_timer_.cancel();
+  if (result_.has_value()) {
+    SchedulePump();
+    return;
+  }
+  CallResult r;
+  r.unprocessed = unprocessed_;
+  if (error_code != NGHTTP2_NO_ERROR) {
+    if (error_code == NGHTTP2_REFUSED_STREAM || unprocessed_) {
+      r.unprocessed = true;
+      r.status = absl::UnavailableError(absl::StrCat(
+          "upstream ", conn_->endpoint_.ToString(), ": the backend did not process the call (",
+          nghttp2_http2_strerror(error_code), ")"));
+    } else if (error_code == NGHTTP2_CANCEL) {
+      r.status = absl::CancelledError(
+          absl::StrCat("upstream ", conn_->endpoint_.ToString(), ": the backend cancelled the call"));
+    } else {
+      r.status = absl::InternalError(absl::StrCat("upstream ", conn_->endpoint_.ToString(),
+                                                  ": the backend reset the stream (",
+                                                  nghttp2_http2_strerror(error_code), ")"));
+    }
+    result_ = std::move(r);
+    SchedulePump();
+    return;
+  }
+  const std::string* grpc_status = nullptr;
+  const std::string* grpc_message = nullptr;
+  const std::string* details = nullptr;
+  for (const auto& [k, v] : trailers_) {
+    if (k == "grpc-status") grpc_status = &v;
+    if (k == "grpc-message") grpc_message = &v;
+    if (k == "grpc-status-details-bin") details = &v;
+  }
+  int code = -1;
+  if (http_status_ != 200 && grpc_status == nullptr) {
+    r.status = absl::Status(GrpcCodeForHttpStatus(http_status_),
+                            absl::StrCat("upstream ", conn_->endpoint_.ToString(),
+                                         ": the backend answered HTTP status ", http_status_));
+  } else if (grpc_status == nullptr) {
+    r.status = absl::InternalError(absl::StrCat(
+        "upstream ", conn_->endpoint_.ToString(), ": the response ended without grpc-status"));
+  } else if (!absl::SimpleAtoi(*grpc_status, &code) || code < 0 || code > 16) {
+    r.status = absl::InternalError(absl::StrCat("upstream ", conn_->endpoint_.ToString(),
+                                                ": invalid grpc-status '",
+                                                absl::CHexEscape(*grpc_status), "'"));
+  } else {
+    absl::Status framing = deframer_.CheckComplete();
+    if (!framing.ok()) {
+      r.status = absl::InternalError(absl::StrCat("upstream ", conn_->endpoint_.ToString(),
+                                                  ": ", framing.message()));
+    } else {
+      r.status = absl::Status(static_cast<absl::StatusCode>(code),
+                              grpc_message ? PercentDecodeGrpcMessage(*grpc_message) : "");
+      if (details != nullptr) {
+        std::string raw;
+        if (absl::Base64Unescape(*details, &raw)) r.details_bin = std::move(raw);
+      }
+    }
+  }
+  r.trailers = std::move(trailers_);
+  result_ = std::move(r);
+  SchedulePump();
+}
+
+void GrpcStream::EndLocally(absl::Status status, bool unprocessed, uint32_t rst_code) {
+  if (result_.has_value() || done_) return;
+  CallResult r;
+  r.status = std::move(status);
+  r.unprocessed = unprocessed;
+  result_ = std::move(r);
+  deadline_timer_.cancel();
+  if (!closed_ && stream_id_ > 0 && conn_->session_ != nullptr &&
+      conn_->state_ != Http2Connection::State::kClosed) {
+    // Undelivered bytes go back to the connection window; the stream's no longer matters.
+    if (unconsumed_ > 0) nghttp2_session_consume_connection(conn_->session_, unconsumed_);
+    unconsumed_ = 0;
+    if (rst_code != 0) {
+      nghttp2_submit_rst_stream(conn_->session_, NGHTTP2_FLAG_NONE, stream_id_, rst_code);
+    }
+    conn_->Flush();
+  }
+  // Messages not yet delivered are dropped: the call has failed.
+  while (deframer_.Next()) {
+  }
+  SchedulePump();
+}
+
+void GrpcStream::SchedulePump() {
+  if (pump_scheduled_ || done_) return;
+  pump_scheduled_ = true;
+  asio::post(conn_->io_, [self = shared_from_this()] {
+    self->pump_scheduled_ = false;
+    self->Pump();
+  });
+}
+
+void GrpcStream::Pump() {
+  if (done_) return;
+  if (wants_message_ && deframer_.HasMessage()) {
+    wants_message_ = false;
+    std::string m = *deframer_.Next();
+    if (cb_.on_message) {
+      cb_.on_message(std::move(m));
+    } else {
+      wants_message_ = true;  // nobody reads: keep draining
+    }
+    if (done_) return;
+    if (wants_message_) SchedulePump();
+    ReturnWindow();
+    return;
+  }
+  if (wants_message_) ReturnWindow();
+  if (result_.has_value() && !deframer_.HasMessage()) {
+    done_ = true;
+    deadline_timer_.cancel();
+    CallResult r = std::move(*result_);
+    auto on_done = std::move(cb_.on_done);
+    cb_ = GrpcStreamCallbacks();
+    if (on_done) on_done(r);
+  }
+}
+
+}  // namespace gateway::upstream
