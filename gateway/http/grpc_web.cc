@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "gateway/metadata/metadata_policy.h"
 
 namespace gateway::http::grpc_web {
 namespace {
@@ -188,7 +189,7 @@ std::string TrailerBlock(int code, absl::string_view message,
     absl::StrAppend(&block, "grpc-message: ", PercentEncodeMessage(message), "\r\n");
   }
   for (const auto& [key, value] : metadata) {
-    if (!IsValidMetadataKey(key) || absl::StartsWith(key, "grpc-")) continue;
+    if (!gateway::metadata::IsValidKey(key) || absl::StartsWith(key, "grpc-")) continue;
     if (absl::EndsWith(key, "-bin")) {
       absl::StrAppend(&block, key, ": ", absl::Base64Escape(value), "\r\n");
     } else if (IsPrintable(value)) {
@@ -234,17 +235,6 @@ std::string PercentDecodeMessage(absl::string_view encoded) {
     }
   }
   return out;
-}
-
-bool IsValidMetadataKey(absl::string_view key) {
-  if (key.empty()) return false;
-  for (char c : key) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' ||
-          c == '.')) {
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace gateway::http::grpc_web

@@ -116,9 +116,6 @@ std::string PercentEncodeMessage(absl::string_view message);
 // Decodes a percent-encoded grpc-message value; malformed escapes are kept as they are.
 std::string PercentDecodeMessage(absl::string_view encoded);
 
-// True when `key` is a valid gRPC metadata key: 1*( "0"-"9" / "a"-"z" / "_" / "-" / "." ).
-bool IsValidMetadataKey(absl::string_view key);
-
 }  // namespace gateway::http::grpc_web
 
 #endif  // GATEWAY_HTTP_GRPC_WEB_H_

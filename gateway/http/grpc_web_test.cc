@@ -202,13 +202,6 @@ TEST(GrpcWebTrailers, PercentEncodingRoundTrips) {
   EXPECT_EQ(PercentDecodeMessage("%zz%4"), "%zz%4");
 }
 
-TEST(GrpcWebMetadata, ValidKeys) {
-  EXPECT_TRUE(IsValidMetadataKey("x-user_id.v2"));
-  EXPECT_FALSE(IsValidMetadataKey(""));
-  EXPECT_FALSE(IsValidMetadataKey("X-User"));
-  EXPECT_FALSE(IsValidMetadataKey("x user"));
-  EXPECT_FALSE(IsValidMetadataKey(":path"));
-}
 
 }  // namespace
 }  // namespace gateway::http::grpc_web
