@@ -162,14 +162,17 @@ def free_port():
     return port
 
 
-def redis_server(ws, port=None, timeout=20.0):
-    """Starts a throwaway redis-server on 127.0.0.1 (no persistence); returns (process,
-    "127.0.0.1:PORT") once it answers PING."""
+def redis_server(ws, port=None, timeout=20.0, persistent=False):
+    """Starts a redis-server on 127.0.0.1; returns (process, "127.0.0.1:PORT") once it
+    answers PING. Throwaway by default; `persistent` keeps an append-only file in ws.dir,
+    fsynced on every write, so a restart on the same port restores what was stored."""
     import socket
     port = port or free_port()
-    p = ws.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                  "--save", "", "--appendonly", "no", "--daemonize", "no",
-                  "--dir", ws.dir], "redis", announce=False)
+    persistence = (["--appendonly", "yes", "--appendfsync", "always"] if persistent
+                   else ["--appendonly", "no"])
+    p = ws.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+                 + persistence + ["--daemonize", "no", "--dir", ws.dir], "redis",
+                 announce=False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

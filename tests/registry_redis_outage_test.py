@@ -9,7 +9,6 @@ Every call carries a timeout; every wait is bounded.
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import unittest
@@ -24,24 +23,9 @@ WAIT = 20  # seconds; the bound of every wait for a state below
 
 
 def start_redis(ws, port):
-    """redis-server on 127.0.0.1:`port` keeping an append-only file in ws.dir (a restart on
-    the same port restores what was stored); returns the process once it answers PING."""
-    p = ws.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-                  "--dir", ws.dir], "redis", announce=False)
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return p
-        except OSError:
-            pass
-        if not p.alive():
-            break
-        time.sleep(0.05)
-    raise RuntimeError("redis-server did not start:\n" + p.output())
+    """A persistent redis-server on 127.0.0.1:`port` (a restart on the same port restores
+    what was stored); returns the process once it answers PING."""
+    return harness.redis_server(ws, port=port, timeout=WAIT, persistent=True)[0]
 
 
 def wait_until(predicate, timeout=WAIT):
