@@ -247,6 +247,9 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
   if (proto.limits().max_message_bytes() != 0 && proto.limits().max_message_bytes() < 1024) {
     return Invalid("limits.max_message_bytes", "must be at least 1024");
   }
+  if (proto.limits().max_metadata_bytes() != 0 && proto.limits().max_metadata_bytes() < 1024) {
+    return Invalid("limits.max_metadata_bytes", "must be at least 1024");
+  }
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   config->worker_threads =
       proto.runtime().worker_threads() == 0 ? cores : proto.runtime().worker_threads();

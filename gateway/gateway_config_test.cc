@@ -227,7 +227,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"TinyMessageLimit",
                 "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
                 "limits: {max_message_bytes: 10}\n",
-                "limits.max_message_bytes: must be at least 1024"}),
+                "limits.max_message_bytes: must be at least 1024"},
+        BadCase{"TinyMetadataLimit",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "limits: {max_metadata_bytes: 100}\n",
+                "limits.max_metadata_bytes: must be at least 1024"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
 
 TEST(DirName, SplitsPaths) {

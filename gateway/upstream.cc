@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "gateway/config/config_loader.h"
 #include "gateway/log.h"
+#include "gateway/metadata/metadata_policy.h"
 #include "grpc/grpc.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -30,6 +31,11 @@ absl::StatusOr<std::string> ReadTlsFile(const std::string& base_dir, const std::
 }
 
 }  // namespace
+
+size_t MaxMetadataBytes(const config::v1::Limits& limits) {
+  return limits.max_metadata_bytes() == 0 ? metadata::kDefaultMaxMetadataBytes
+                                          : limits.max_metadata_bytes();
+}
 
 int MaxMessageBytes(const config::v1::Limits& limits) {
   if (limits.max_message_bytes() == 0) return kDefaultMaxMessageBytes;
@@ -107,11 +113,13 @@ grpc::Status Backend::ClientStatus(const grpc::ClientContext& context,
   return grpc::Status(status.error_code(), message);
 }
 
-Backend::Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel)
+Backend::Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel,
+                 size_t max_metadata_bytes)
     : name_(std::move(name)),
       target_(std::move(target)),
       channel_(std::move(channel)),
-      stub_(std::make_unique<grpc::GenericStub>(channel_)) {}
+      stub_(std::make_unique<grpc::GenericStub>(channel_)),
+      max_metadata_bytes_(max_metadata_bytes) {}
 
 absl::StatusOr<std::shared_ptr<Backend>> Backend::Create(const config::v1::Backend& config,
                                                          const config::v1::Limits& limits,
@@ -175,7 +183,8 @@ absl::StatusOr<std::shared_ptr<Backend>> Backend::Create(const config::v1::Backe
     return absl::InvalidArgumentError(
         absl::StrCat(path, ".target: cannot create a channel for \"", config.target(), "\""));
   }
-  return std::shared_ptr<Backend>(new Backend(config.name(), config.target(), channel));
+  return std::shared_ptr<Backend>(
+      new Backend(config.name(), config.target(), channel, MaxMetadataBytes(limits)));
 }
 
 }  // namespace gateway

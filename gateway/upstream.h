@@ -17,6 +17,7 @@
 #define GATEWAY_UPSTREAM_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,6 +46,9 @@ class Backend {
   const std::string& target() const { return target_; }
   grpc::GenericStub& stub() const { return *stub_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  // The most request metadata a call to this backend may carry (limits.max_metadata_bytes;
+  // see metadata::CheckMetadataSize).
+  size_t max_metadata_bytes() const { return max_metadata_bytes_; }
 
   // What the client is told of a call to this backend (on `method`, e.g. "/pkg.Svc/M") that
   // ended with `status`, the status the call's Finish() wrote into `context`'s call. Used
@@ -72,12 +76,14 @@ class Backend {
                             absl::string_view method) const;
 
  private:
-  Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel);
+  Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel,
+          size_t max_metadata_bytes);
 
   std::string name_;
   std::string target_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::GenericStub> stub_;
+  size_t max_metadata_bytes_;
   // ClientStatus's log limit: when the last line was written (absl::Now in ns), and the
   // lines left out since.
   mutable std::atomic<int64_t> last_log_ns_{0};
@@ -92,6 +98,9 @@ std::string DescribeTransportFailure(absl::string_view core_message);
 
 // The message size limit in effect for `limits` (its default when unset).
 int MaxMessageBytes(const config::v1::Limits& limits);
+
+// The request metadata size limit in effect for `limits` (its default when unset).
+size_t MaxMetadataBytes(const config::v1::Limits& limits);
 
 // Resolves `path` against `base_dir` unless it is absolute or base_dir is empty.
 std::string ResolvePath(const std::string& base_dir, const std::string& path);

@@ -28,7 +28,7 @@ from grpc_proxy_test import Req, Resp, Stubs, gateway_config
 
 TIMEOUT = 10  # seconds; the bound of any single request below
 UNARY = "/gateway.test.v1.Echo/Unary"
-OK, INVALID_ARGUMENT = "0", "3"
+OK, INVALID_ARGUMENT, RESOURCE_EXHAUSTED = "0", "3", "8"
 
 
 def grpc_frame(message):
@@ -130,7 +130,8 @@ def http1_request(address, head, body=b"", timeout=TIMEOUT):
 
 # (name, value, what the gateway must do with it): "drop" = the call succeeds and the
 # backend never sees the name; "refuse" = INVALID_ARGUMENT naming the header; "answer" =
-# any answer (the transport itself may refuse it).
+# any answer (the transport itself may refuse it); "too large" = RESOURCE_EXHAUSTED naming
+# limits.max_metadata_bytes (the backend never sees the call).
 HOSTILE = [
     (b"X-Upper", b"1", "drop"),
     (b"x-sp ace", b"1", "drop"),
@@ -142,7 +143,7 @@ HOSTILE = [
     (b"x-del", b"a\x7fb", "refuse"),
     (b"x-empty", b"", "pass"),
     (b"x-data-bin", b"!!!not base64", "answer"),
-    (b"x-long", b"a" * 20000, "answer"),
+    (b"x-long", b"a" * 20000, "too large"),
     (b"x-medium", b"b" * 4000, "pass"),
 ]
 
@@ -198,6 +199,10 @@ http_listener:
                     self.assertEqual(status, INVALID_ARGUMENT, (reply.headers, reply.trailers))
                     self.assertIn(f"header {name.decode()}", reply.grpc_message())
                     continue
+                if expect == "too large":
+                    self.assertEqual(status, RESOURCE_EXHAUSTED, (reply.headers, reply.trailers))
+                    self.assertIn("limits.max_metadata_bytes", reply.grpc_message())
+                    continue
                 self.assertEqual(status, OK, (reply.headers, reply.trailers))
                 seen = Resp.FromString(reply.data[5:]).metadata
                 self.assertIn("x-seen=yes", seen)
@@ -213,6 +218,37 @@ http_listener:
         reply = h2_request(self.gateway.address, self.grpc_headers([(b"X-Upper", b"1")]),
                            grpc_frame(Req(payload=b"u")))
         self.assertEqual(reply.grpc_status(), OK, (reply.headers, reply.trailers))
+        self.assert_alive_and_serving()
+
+    def test_oversized_metadata_never_reaches_the_backend_connection(self):
+        # A backend's gRPC closes its connection (every call on it) when a header block is
+        # over its limit; the gateway refuses such a call itself, so a call in flight to the
+        # same backend lives through it.
+        stubs = Stubs(self.gateway.address)
+        try:
+            slow = stubs.unary.future(Req(payload=b"slow", sleep_ms=1500), timeout=TIMEOUT)
+            time.sleep(0.3)
+            big = b"z" * 10000
+            reply = h2_request(self.gateway.address,
+                               self.grpc_headers([(b"x-big", big)]),
+                               grpc_frame(Req(payload=b"g")))
+            self.assertEqual(reply.grpc_status(), RESOURCE_EXHAUSTED,
+                             (reply.headers, reply.trailers))
+            self.assertIn("largest header is x-big", reply.grpc_message())
+            web = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", UNARY.encode()),
+                   (b":authority", b"gateway"),
+                   (b"content-type", b"application/grpc-web+proto"), (b"x-big", big)]
+            reply = h2_request(self.http, web, grpc_frame(Req(payload=b"w")))
+            self.assertEqual(reply.grpc_status(), RESOURCE_EXHAUSTED,
+                             (reply.headers, reply.trailers))
+            status, _, body = http1_request(
+                self.http, b"POST " + UNARY.encode() + b" HTTP/1.1\r\nHost: gateway\r\n"
+                b"Content-Type: application/json\r\nX-Tenant: " + big, self.rest_body())
+            self.assertEqual(status, 431, body[:300])
+            self.assertIn(b"limits.max_metadata_bytes", body)
+            self.assertEqual(slow.result().payload, b"slow")
+        finally:
+            stubs.close()
         self.assert_alive_and_serving()
 
     def test_grpcio_client_binary_metadata_still_passes(self):

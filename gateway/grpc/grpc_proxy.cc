@@ -412,6 +412,12 @@ class ProxyCall {
 
   // The call may go to its backend.
   void Admitted() {
+    if (absl::Status size = metadata::CheckMetadataSize(backend_metadata_,
+                                                        route_->backend->max_metadata_bytes());
+        !size.ok()) {
+      FinishEarly(size);
+      return;
+    }
     if (route_->kind == CallKind::kUnary) {
       server_stream_.Read(&up_, Next(kServerRead));
       return;

@@ -324,6 +324,12 @@ absl::Status HttpCall::SplitClientStream(absl::string_view query,
 }
 
 void HttpCall::StartBackend() {
+  if (absl::Status size =
+          metadata::CheckMetadataSize(metadata_, route_->backend->max_metadata_bytes());
+      !size.ok()) {
+    Reject(431, size);
+    return;
+  }
   if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
     Reject(504, absl::DeadlineExceededError("deadline exceeded before the call started"));
     return;

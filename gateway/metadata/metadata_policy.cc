@@ -187,6 +187,31 @@ absl::Status MetadataPolicy::ApplyEdits(const MetadataEdits& edits,
   return absl::OkStatus();
 }
 
+size_t MetadataSize(absl::Span<const OwnedEntry> entries) {
+  size_t total = 0;
+  for (const auto& [key, value] : entries) {
+    const size_t value_bytes = IsBinaryKey(key) ? (value.size() + 2) / 3 * 4 : value.size();
+    total += key.size() + value_bytes + 32;
+  }
+  return total;
+}
+
+absl::Status CheckMetadataSize(absl::Span<const OwnedEntry> entries, size_t limit) {
+  const size_t total = MetadataSize(entries);
+  if (total <= limit) return absl::OkStatus();
+  const OwnedEntry* largest = nullptr;
+  for (const OwnedEntry& e : entries) {
+    if (largest == nullptr ||
+        e.first.size() + e.second.size() > largest->first.size() + largest->second.size()) {
+      largest = &e;
+    }
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "request metadata is ", total, " bytes, more than limits.max_metadata_bytes (", limit,
+      "); the largest header is ", largest->first, " (",
+      MetadataSize(absl::MakeConstSpan(largest, 1)), " bytes)"));
+}
+
 absl::Status MetadataPolicy::CollectRequestMetadata(
     Protocol protocol, absl::Span<const Entry> client,
     const absl::flat_hash_set<std::string>* http_forwarded, const MetadataEdits* edits,

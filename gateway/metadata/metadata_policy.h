@@ -25,6 +25,11 @@
 //   5. Interceptors then set, replace, add or remove entries (MetadataEdits); an entry they
 //      add that breaks the rules, or is a protocol header, refuses the call with INTERNAL
 //      naming it.
+//   6. The whole (client's entries and the interceptors') is held to a size limit
+//      (limits.max_metadata_bytes; CheckMetadataSize): a backend's gRPC refuses a header
+//      block over its own limit (8 KiB by default) by closing the connection that every
+//      other call to it shares, so the gateway refuses such a call itself, with
+//      RESOURCE_EXHAUSTED (HTTP 431), before it reaches the backend.
 // Backend metadata headed for the client passes when it is not a protocol header and meets
 // the rules; anything else is dropped.
 //
@@ -40,6 +45,7 @@
 #ifndef GATEWAY_METADATA_METADATA_POLICY_H_
 #define GATEWAY_METADATA_METADATA_POLICY_H_
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -84,6 +90,21 @@ bool IsProtocolHeader(absl::string_view key);
 bool IsBrowserHeader(absl::string_view key);
 
 enum class Protocol { kGrpc, kGrpcWeb, kRest };
+
+// --- Size ---
+
+// The default of limits.max_metadata_bytes: gRPC's default limit for a received header
+// block is 8 KiB, and the request's own headers (:path, :authority, content-type, te,
+// user-agent, grpc-timeout, ...) take up to about 1 KiB of it.
+inline constexpr size_t kDefaultMaxMetadataBytes = 7 * 1024;
+
+// The size of `entries` as HTTP/2 counts a header list (SETTINGS_MAX_HEADER_LIST_SIZE,
+// RFC 9113 section 6.5.2) and gRPC counts its metadata: per entry the name, the value and
+// 32 bytes; a binary value as the base64 text it travels as.
+size_t MetadataSize(absl::Span<const OwnedEntry> entries);
+// RESOURCE_EXHAUSTED when MetadataSize(entries) is over `limit`, saying how large the
+// metadata is, the limit (limits.max_metadata_bytes) and the largest entry's name.
+absl::Status CheckMetadataSize(absl::Span<const OwnedEntry> entries, size_t limit);
 
 // Changes the interceptors of one call make to the metadata its backend gets. Keys are
 // lower case. Not thread-safe (one call's interceptors run one at a time).

@@ -23,6 +23,23 @@ TEST(IsValidKey, FollowsGrpcRules) {
   }
 }
 
+TEST(MetadataSize, CountsNameValueAnd32PerEntryBinaryAsBase64) {
+  const std::vector<OwnedEntry> entries = {{"x-a", "12345"}, {"x-b-bin", "\x01\x02\x03\x04"}};
+  // 3 + 5 + 32, then 7 + 8 (4 bytes as base64, padded) + 32.
+  EXPECT_EQ(MetadataSize(entries), 40u + 47u);
+  EXPECT_EQ(MetadataSize({}), 0u);
+}
+
+TEST(CheckMetadataSize, RefusesOverTheLimitNamingItAndTheLargestHeader) {
+  const std::vector<OwnedEntry> entries = {{"x-small", "1"}, {"x-big", std::string(100, 'a')}};
+  const size_t size = MetadataSize(entries);
+  EXPECT_TRUE(CheckMetadataSize(entries, size).ok());
+  absl::Status over = CheckMetadataSize(entries, size - 1);
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(over.message(), HasSubstr("limits.max_metadata_bytes"));
+  EXPECT_THAT(over.message(), HasSubstr("largest header is x-big (137 bytes)"));
+}
+
 TEST(IsValidTextValue, PrintableAsciiOnly) {
   EXPECT_TRUE(IsValidTextValue(""));
   EXPECT_TRUE(IsValidTextValue("Bearer abc.def ~!"));
