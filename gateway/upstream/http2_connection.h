@@ -61,7 +61,20 @@ struct Endpoint {
   std::string ToString() const;
 };
 
+// TLS to the endpoint, with ALPN "h2". Certificates are PEM text (the caller reads files).
+struct ClientTlsOptions {
+  bool enabled = false;
+  std::string ca_pem;           // empty: the system's default roots
+  std::string cert_chain_pem;   // client certificate for mutual TLS (with private_key_pem)
+  std::string private_key_pem;
+  // The name sent as SNI and checked against the certificate; empty: the endpoint's
+  // authority host.
+  std::string server_name;
+};
+
 struct ConnectionOptions {
+  // TLS (off: h2c with prior knowledge).
+  ClientTlsOptions tls;
   // TCP connect plus the SETTINGS exchange must finish within this.
   absl::Duration connect_timeout = absl::Seconds(5);
   // A PING every `keepalive_interval` (zero: off); no ACK within `keepalive_timeout`
