@@ -533,6 +533,18 @@ void GrpcStream::WritesDone() {
   conn_->Flush();
 }
 
+void GrpcStream::NotifyWhenDrained() {
+  if (done_) return;
+  if (pending_write_bytes() > 0) {
+    notify_drained_ = true;
+    return;
+  }
+  boost::asio::post(conn_->io_, [weak = weak_from_this()] {
+    auto st = weak.lock();
+    if (st && !st->done_ && st->cb_.on_drained) st->cb_.on_drained();
+  });
+}
+
 ssize_t GrpcStream::ReadRequestData(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
                                     uint32_t* data_flags, nghttp2_data_source* source, void*) {
   auto* s = static_cast<GrpcStream*>(source->ptr);
@@ -542,6 +554,13 @@ ssize_t GrpcStream::ReadRequestData(nghttp2_session*, int32_t, uint8_t* buf, siz
   if (s->out_offset_ == s->out_.size()) {
     s->out_.clear();
     s->out_offset_ = 0;
+    if (s->notify_drained_ && n > 0) {
+      s->notify_drained_ = false;
+      boost::asio::post(s->conn_->io_, [weak = s->weak_from_this()] {
+        auto st = weak.lock();
+        if (st && !st->done_ && st->cb_.on_drained) st->cb_.on_drained();
+      });
+    }
     if (s->writes_done_) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     } else if (n == 0) {

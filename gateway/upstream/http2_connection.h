@@ -121,6 +121,9 @@ struct GrpcStreamCallbacks {
   std::function<void(const std::vector<std::pair<std::string, std::string>>&)> on_headers;
   // One response message (prefix removed). The next comes after RequestNext().
   std::function<void(std::string)> on_message;
+  // After NotifyWhenDrained(): every queued request byte was taken by HTTP/2 flow control
+  // (posted, never called inside a stream method).
+  std::function<void()> on_drained;
   // The end of the call, exactly once, after the last on_message. The stream is inert
   // afterwards.
   std::function<void(const CallResult&)> on_done;
@@ -215,6 +218,8 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   void WritesDone();
   // The consumer is ready for the next response message.
   void RequestNext();
+  // Runs on_drained once when pending_write_bytes() is (or becomes) zero.
+  void NotifyWhenDrained();
   // Ends the call with CANCELLED (RST_STREAM CANCEL to the backend). No-op once ended.
   void Cancel();
 
@@ -248,6 +253,7 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   size_t out_offset_ = 0;
   bool writes_done_ = false;
   bool data_deferred_ = false;
+  bool notify_drained_ = false;
   // Response side.
   bool headers_seen_ = false;
   int http_status_ = 0;
