@@ -265,7 +265,9 @@ void Http2Connection::DoRead() {
                                         : absl::StrCat("read failed: ", ec.message())));
           return;
         }
+        self->in_recv_ = true;
         const ssize_t rv = nghttp2_session_mem_recv(self->session_, self->read_buffer_.data(), n);
+        self->in_recv_ = false;
         if (self->state_ == State::kClosed) return;
         if (rv < 0) {
           self->Fail(UnavailableFor(self->endpoint_,
@@ -285,7 +287,8 @@ void Http2Connection::DoRead() {
 }
 
 void Http2Connection::Flush() {
-  if (writing_ || session_ == nullptr || transport_ == nullptr) return;
+  // Inside nghttp2_session_mem_recv (its callbacks) nothing is sent: DoRead flushes after.
+  if (writing_ || in_recv_ || session_ == nullptr || transport_ == nullptr) return;
   if (state_ == State::kClosed || state_ == State::kIdle) return;
   // Before the socket is connected nothing can be written; OnConnected flushes.
   if (state_ == State::kConnecting && !socket_connected_) return;
@@ -598,7 +601,8 @@ void GrpcStream::OnHeadersEnd(bool end_stream) {
 }
 
 void GrpcStream::OnData(const uint8_t* data, size_t len) {
-  if (done_) {
+  if (done_ || result_.has_value()) {
+    // The call already ended locally (the RST_STREAM may not be out yet): nobody reads.
     nghttp2_session_consume(conn_->session_, stream_id_, len);
     return;
   }
@@ -629,7 +633,18 @@ void GrpcStream::RequestNext() {
 }
 
 void GrpcStream::Cancel() {
-  if (done_ || result_.has_value()) return;
+  if (done_) return;
+  if (result_.has_value()) {
+    // The call ended (at the backend or locally) but its consumer has not taken every
+    // message: those are dropped and the consumer learns that it cancelled.
+    if (result_->status.ok()) {
+      result_->status = absl::CancelledError("the call was cancelled by the gateway");
+    }
+    while (deframer_.Next()) {
+    }
+    SchedulePump();
+    return;
+  }
   EndLocally(absl::CancelledError("the call was cancelled by the gateway"), false,
              NGHTTP2_CANCEL);
 }
@@ -637,6 +652,13 @@ void GrpcStream::Cancel() {
 void GrpcStream::OnClose(uint32_t error_code) {
   closed_ = true;
   deadline_timer_.cancel();
+  // Bytes received but not yet given back stay buffered for the consumer, but the HTTP/2
+  // stream is gone: they go back to the connection window now, or every stream that ends
+  // with unread data would shrink it for good and finally stall the connection.
+  if (unconsumed_ > 0) {
+    nghttp2_session_consume_connection(conn_->session_, unconsumed_);
+    unconsumed_ = 0;
+  }
   if (result_.has_value()) {
     SchedulePump();
     return;

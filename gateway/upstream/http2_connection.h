@@ -195,6 +195,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   boost::asio::steady_timer keepalive_timer_;
   bool ping_outstanding_ = false;
   bool writing_ = false;
+  bool in_recv_ = false;  // inside nghttp2_session_mem_recv
   bool peer_settings_seen_ = false;
   bool socket_connected_ = false;
   std::string write_buffer_;

@@ -384,6 +384,67 @@ TEST_F(UpstreamTest, MessageOverTheLimitIsResourceExhausted) {
   EXPECT_TRUE(out2.result->status.ok()) << out2.result->status;
 }
 
+TEST_F(UpstreamTest, UnreadBytesOfClosedStreamsGoBackToTheConnectionWindow) {
+  // A connection window of 64 KiB (the HTTP/2 minimum) and streams that each leave about
+  // 40 KiB received but unread when they end: without giving those bytes back, the second
+  // or third stream would already stall the connection.
+  ConnectionOptions options;
+  options.connection_window = 65535;
+  auto conn = Connect(options);
+  EchoRequest req;
+  req.set_payload(std::string(20 << 10, 'u'));
+  req.set_count(3);
+  for (int i = 0; i < 8; ++i) {
+    std::shared_ptr<GrpcStream> stream;
+    int got = 0;
+    std::optional<CallResult> result;
+    GrpcStreamCallbacks cb;
+    cb.on_message = [&](std::string) { ++got; };  // holds: never RequestNext()
+    cb.on_done = [&](const CallResult& r) { result = r; };
+    stream = *conn->StartStream({"/gateway.test.v1.Echo/ServerStream"}, std::move(cb));
+    ASSERT_TRUE(stream->Write(Req(req)).ok());
+    stream->WritesDone();
+    // The backend finishes the stream (all 60 KiB fit the stream window) while the consumer
+    // holds the first message.
+    ASSERT_TRUE(RunUntil([&] { return got == 1 && conn->active_streams() == 0; }))
+        << "stream " << i << " did not finish at the backend";
+    EXPECT_FALSE(result.has_value());
+    stream->Cancel();
+    ASSERT_TRUE(RunUntil([&] { return result.has_value(); }));
+    EXPECT_EQ(result->status.code(), absl::StatusCode::kCancelled) << result->status;
+    EXPECT_EQ(got, 1);
+  }
+  // Streams cancelled while the backend is still sending, with unread data.
+  for (int i = 0; i < 4; ++i) {
+    std::shared_ptr<GrpcStream> stream;
+    int got = 0;
+    std::optional<CallResult> result;
+    GrpcStreamCallbacks cb;
+    cb.on_message = [&](std::string) { ++got; };
+    cb.on_done = [&](const CallResult& r) { result = r; };
+    EchoRequest many = req;
+    many.set_count(50);
+    stream = *conn->StartStream({"/gateway.test.v1.Echo/ServerStream"}, std::move(cb));
+    ASSERT_TRUE(stream->Write(Req(many)).ok());
+    stream->WritesDone();
+    ASSERT_TRUE(RunUntil([&] { return got == 1; }));
+    RunFor(absl::Milliseconds(50));
+    stream->Cancel();
+    ASSERT_TRUE(RunUntil([&] { return result.has_value(); }));
+    EXPECT_EQ(result->status.code(), absl::StatusCode::kCancelled) << result->status;
+  }
+  // A normal call on the same connection still completes.
+  Outcome out;
+  std::shared_ptr<GrpcStream> stream;
+  stream = *conn->StartStream({"/gateway.test.v1.Echo/ServerStream"}, Collect(&out, &stream));
+  ASSERT_TRUE(stream->Write(Req(req)).ok());
+  stream->WritesDone();
+  ASSERT_TRUE(RunUntil([&] { return out.result.has_value(); }, absl::Seconds(5)))
+      << "the connection stalled: its window was not given back";
+  EXPECT_TRUE(out.result->status.ok()) << out.result->status;
+  EXPECT_EQ(out.messages.size(), 3u);
+}
+
 TEST_F(UpstreamTest, InvalidMetadataIsRejected) {
   auto conn = Connect();
   GrpcStreamCallbacks cb;
