@@ -30,6 +30,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -126,11 +127,13 @@ class EndpointState {
 
   // Calls in flight on this endpoint, all workers (least request reads it).
   std::atomic<int64_t> active_requests{0};
-  // Outlier detection state (see OutlierDetector in cluster.cc).
+  // Outlier detection state (Cluster::RecordOutcome in cluster.cc).
   std::atomic<uint32_t> consecutive_failures{0};
   std::atomic<uint32_t> ejections{0};          // times ejected so far
   std::atomic<int64_t> ejected_until_ns{0};    // absl::ToUnixNanos
-  // Counters for metrics.
+  // Counters for metrics. Cluster::RecordOutcome counts requests_total (every outcome
+  // recorded, kLocal included) and connect_failures_total (kConnectFailure); the ejections
+  // it makes count in ejections_total.
   std::atomic<uint64_t> requests_total{0};
   std::atomic<uint64_t> connect_failures_total{0};
   std::atomic<uint64_t> ejections_total{0};
@@ -162,11 +165,26 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   // INVALID_ARGUMENT naming `options.name` for a malformed target or weights that do not
   // match the target's addresses. Static and unix targets have their endpoints at once; a
   // dns target has none until Start() resolved it.
+  //
+  // Target grammar (the port is required everywhere, 1..65535):
+  //   "ipv4:" A.B.C.D ":" port *("," A.B.C.D ":" port)
+  //   "ipv6:" "[" v6 "]:" port *("," "[" v6 "]:" port)
+  //   "unix:" path            "unix:///abs" and "unix:/abs" both mean "/abs"
+  //   "dns:" ["//" "/"] host ":" port, or bare host ":" port (the same)
+  // A dns target whose host is an IPv4 literal or a bracketed IPv6 literal has that one
+  // address at once (no resolution; it may have one weight). Endpoints resolved from a
+  // name send that "host:port" as their :authority.
+  // Also INVALID_ARGUMENT naming the option for: a zero dns_refresh_interval, health check
+  // interval or timeout, a zero healthy/unhealthy threshold, consecutive_failures of zero or
+  // max_ejection_percent above 100.
   static absl::StatusOr<std::shared_ptr<Cluster>> Create(ClusterOptions options);
+  // Stops the background work if Start() ran and Stop() did not.
   ~Cluster();
 
   // Starts the background work on `control` (resolution, health checks). Stop() ends it;
-  // both are called once, from any thread.
+  // both are called once, from any thread. Stop() returns when the background work has
+  // ended (it waits for the control thread unless called on it); the cluster may be
+  // destroyed right after. `control` must outlive the cluster's Stop().
   void Start(UpstreamControl& control);
   void Stop();
 
@@ -181,7 +199,14 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   // Why there are no endpoints (DNS failure ...); OK otherwise.
   absl::Status resolution_status() const;
 
-  // Records a call's outcome on `endpoint` (outlier detection; thread-safe).
+  // Records a call's outcome on `endpoint` (outlier detection; thread-safe). With
+  // outlier detection enabled, kConnectFailure, kReset and kUnavailable add one to the
+  // endpoint's consecutive failures, kSuccess sets them to zero, kLocal changes nothing.
+  // At consecutive_failures the endpoint is ejected until now + min(base_ejection_time x
+  // ejections, max_ejection_time) (and its count restarts), unless that would put more
+  // than max_ejection_percent of endpoints() out at once while another is already out
+  // (then the count stays and the next failure tries again). Failures of an endpoint that
+  // is already ejected neither count nor extend its ejection. Each ejection logs one line.
   void RecordOutcome(EndpointState& endpoint, EndpointOutcome outcome, absl::Time now);
 
   // Circuit breakers: each Try* returns false (and counts an overflow) when the limit is
@@ -205,8 +230,23 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   std::atomic<uint64_t> overflows_total{0};
 
  private:
+  friend class ClusterTestPeer;  // cluster_test.cc
   explicit Cluster(ClusterOptions options);
+  // Publishes a new endpoint set: an address already present keeps its EndpointState
+  // object (health, ejection, counters); the version increases when the set of addresses
+  // changed. Clears resolution_status().
   void SetEndpoints(EndpointSet endpoints);
+  void SetResolutionError(absl::Status status);
+  bool TryAcquire(std::atomic<int64_t>& counter, uint32_t limit);
+  // DNS on the control thread. OnResolved publishes an answer (or records the failure)
+  // and returns when to resolve again.
+  void Resolve();
+  absl::Duration OnResolved(const boost::system::error_code& ec,
+                            const boost::asio::ip::tcp::resolver::results_type& results);
+
+  // A dns target that needs resolving (empty for static, unix and IP literal targets).
+  std::string dns_host_;
+  uint16_t dns_port_ = 0;
 
   const ClusterOptions options_;
   mutable absl::Mutex mu_;
