@@ -9,7 +9,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -63,11 +67,13 @@ std::string Endpoint::ToString() const {
   return authority;
 }
 
-// The byte stream under the HTTP/2 session: TCP or a unix socket.
+// The byte stream under the HTTP/2 session: TCP or a unix socket, plain or with TLS.
 class Http2Connection::Transport {
  public:
   virtual ~Transport() = default;
-  virtual void Connect(std::function<void(boost::system::error_code)> done) = 0;
+  // Connects (and for TLS completes the handshake); `done` gets OK or what failed, without
+  // the endpoint's name.
+  virtual void Connect(std::function<void(absl::Status)> done) = 0;
   virtual void ReadSome(asio::mutable_buffer buf,
                         std::function<void(boost::system::error_code, size_t)> done) = 0;
   virtual void Write(asio::const_buffer buf,
@@ -80,8 +86,11 @@ template <typename Socket, typename EndpointT>
 class BasicTransport final : public Http2Connection::Transport {
  public:
   BasicTransport(asio::io_context& io, EndpointT ep) : socket_(io), ep_(std::move(ep)) {}
-  void Connect(std::function<void(boost::system::error_code)> done) override {
-    socket_.async_connect(ep_, std::move(done));
+  void Connect(std::function<void(absl::Status)> done) override {
+    socket_.async_connect(ep_, [done = std::move(done)](boost::system::error_code ec) {
+      done(ec ? absl::UnavailableError(absl::StrCat("connect failed: ", ec.message()))
+              : absl::OkStatus());
+    });
   }
   void ReadSome(asio::mutable_buffer buf,
                 std::function<void(boost::system::error_code, size_t)> done) override {
@@ -101,6 +110,156 @@ class BasicTransport final : public Http2Connection::Transport {
   Socket socket_;
   EndpointT ep_;
 };
+// The text of OpenSSL's most recent error on this thread (cleared), or `fallback`.
+std::string OpenSslError(absl::string_view fallback) {
+  const unsigned long e = ERR_peek_last_error();
+  ERR_clear_error();
+  if (e == 0) return std::string(fallback);
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof(buf));
+  return buf;
+}
+
+// The host part of an authority ("host:port", "[v6]:port", "host").
+std::string AuthorityHost(absl::string_view authority) {
+  if (!authority.empty() && authority[0] == '[') {
+    const size_t close = authority.find(']');
+    if (close != absl::string_view::npos) return std::string(authority.substr(1, close - 1));
+  }
+  const size_t colon = authority.rfind(':');
+  if (colon != absl::string_view::npos && authority.find(':') == colon) {
+    return std::string(authority.substr(0, colon));
+  }
+  return std::string(authority);
+}
+
+// TLS over TCP: verifies the backend's certificate against `server_name` (a DNS name, or an
+// IP address checked against the certificate's IP subjectAltNames), offers only ALPN "h2"
+// and refuses a backend that does not select it.
+class TlsTransport final : public Http2Connection::Transport {
+ public:
+  // Builds the TLS context: INVALID_ARGUMENT naming the option that holds bad PEM.
+  static absl::StatusOr<std::unique_ptr<TlsTransport>> Create(asio::io_context& io,
+                                                              asio::ip::tcp::endpoint ep,
+                                                              const ClientTlsOptions& options,
+                                                              std::string server_name) {
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    boost::system::error_code ec;
+    if (!options.ca_pem.empty()) {
+      ctx.add_certificate_authority(asio::buffer(options.ca_pem), ec);
+      if (ec) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "tls.ca_pem holds no valid PEM certificate: ", OpenSslError(ec.message())));
+      }
+    } else {
+      ctx.set_default_verify_paths(ec);
+      if (ec) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the system's default CA certificates cannot be loaded: ", ec.message()));
+      }
+    }
+    if (options.cert_chain_pem.empty() != options.private_key_pem.empty()) {
+      return absl::InvalidArgumentError(
+          "tls.cert_chain_pem and tls.private_key_pem must be given together");
+    }
+    if (!options.cert_chain_pem.empty()) {
+      ctx.use_certificate_chain(asio::buffer(options.cert_chain_pem), ec);
+      if (ec) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "tls.cert_chain_pem is not a valid PEM certificate chain: ",
+            OpenSslError(ec.message())));
+      }
+      ctx.use_private_key(asio::buffer(options.private_key_pem), asio::ssl::context::pem, ec);
+      if (ec) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "tls.private_key_pem is not a valid PEM private key (or does not match the "
+            "certificate): ",
+            OpenSslError(ec.message())));
+      }
+    }
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    return std::unique_ptr<TlsTransport>(
+        new TlsTransport(io, std::move(ctx), std::move(ep), std::move(server_name)));
+  }
+
+  void Connect(std::function<void(absl::Status)> done) override {
+    SSL* ssl = stream_.native_handle();
+    boost::system::error_code ec;
+    const auto ip = asio::ip::make_address(server_name_, ec);
+    if (!ec) {
+      // An IP address: no SNI (RFC 6066), checked against the IP subjectAltNames.
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name_.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl, server_name_.c_str());
+      SSL_set1_host(ssl, server_name_.c_str());
+    }
+    static constexpr unsigned char kAlpn[] = {2, 'h', '2'};
+    SSL_set_alpn_protos(ssl, kAlpn, sizeof(kAlpn));
+    stream_.lowest_layer().async_connect(
+        ep_, [this, done = std::move(done)](boost::system::error_code ec) mutable {
+          if (ec) {
+            done(absl::UnavailableError(absl::StrCat("connect failed: ", ec.message())));
+            return;
+          }
+          stream_.async_handshake(
+              asio::ssl::stream_base::client,
+              [this, done = std::move(done)](boost::system::error_code ec) {
+                done(HandshakeResult(ec));
+              });
+        });
+  }
+  void ReadSome(asio::mutable_buffer buf,
+                std::function<void(boost::system::error_code, size_t)> done) override {
+    stream_.async_read_some(buf, std::move(done));
+  }
+  void Write(asio::const_buffer buf,
+             std::function<void(boost::system::error_code, size_t)> done) override {
+    asio::async_write(stream_, buf, std::move(done));
+  }
+  void Close() override {
+    boost::system::error_code ignored;
+    stream_.lowest_layer().close(ignored);
+  }
+
+ private:
+  TlsTransport(asio::io_context& io, asio::ssl::context ctx, asio::ip::tcp::endpoint ep,
+               std::string server_name)
+      : ctx_(std::move(ctx)), stream_(io, ctx_), ep_(std::move(ep)),
+        server_name_(std::move(server_name)) {}
+
+  absl::Status HandshakeResult(boost::system::error_code ec) {
+    SSL* ssl = stream_.native_handle();
+    if (ec) {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify != X509_V_OK) {
+        return absl::UnavailableError(absl::StrCat(
+            "TLS handshake failed: the backend's certificate was not accepted for '",
+            server_name_, "': ", X509_verify_cert_error_string(verify)));
+      }
+      return absl::UnavailableError(
+          absl::StrCat("TLS handshake failed: ", OpenSslError(ec.message())));
+    }
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+    const absl::string_view selected(reinterpret_cast<const char*>(alpn), alpn_len);
+    if (selected != "h2") {
+      return absl::UnavailableError(absl::StrCat(
+          "the backend did not negotiate HTTP/2 over TLS (ALPN offered \"h2\", ",
+          selected.empty() ? std::string("none selected")
+                           : absl::StrCat("selected \"", absl::CHexEscape(selected), "\""),
+          ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  asio::ssl::context ctx_;
+  asio::ssl::stream<asio::ip::tcp::socket> stream_;
+  asio::ip::tcp::endpoint ep_;
+  std::string server_name_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -167,6 +326,10 @@ void Http2Connection::Connect(std::function<void(absl::Status)> done) {
   if (state_ != State::kIdle) return;
   state_ = State::kConnecting;
   InitSession();
+  if (!endpoint_.unix_path.empty() && options_.tls.enabled) {
+    Fail(UnavailableFor(endpoint_, "TLS over a unix socket is not supported"));
+    return;
+  }
   if (!endpoint_.unix_path.empty()) {
     transport_ = std::make_unique<BasicTransport<asio::local::stream_protocol::socket,
                                                  asio::local::stream_protocol::endpoint>>(
@@ -179,8 +342,22 @@ void Http2Connection::Connect(std::function<void(absl::Status)> done) {
                                                   "' is not an IP address")));
       return;
     }
-    transport_ = std::make_unique<BasicTransport<asio::ip::tcp::socket, asio::ip::tcp::endpoint>>(
-        io_, asio::ip::tcp::endpoint(addr, endpoint_.port));
+    const asio::ip::tcp::endpoint tcp_ep(addr, endpoint_.port);
+    if (options_.tls.enabled) {
+      auto tls = TlsTransport::Create(
+          io_, tcp_ep, options_.tls,
+          options_.tls.server_name.empty() ? AuthorityHost(endpoint_.authority)
+                                           : options_.tls.server_name);
+      if (!tls.ok()) {
+        Fail(UnavailableFor(endpoint_, absl::StrCat("TLS setup: ", tls.status().message())));
+        return;
+      }
+      transport_ = *std::move(tls);
+    } else {
+      transport_ =
+          std::make_unique<BasicTransport<asio::ip::tcp::socket, asio::ip::tcp::endpoint>>(
+              io_, tcp_ep);
+    }
   }
   connect_timer_.expires_after(ToChrono(options_.connect_timeout));
   connect_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
@@ -190,10 +367,10 @@ void Http2Connection::Connect(std::function<void(absl::Status)> done) {
                               absl::StrCat("connect timed out after ",
                                            absl::FormatDuration(self->options_.connect_timeout))));
   });
-  transport_->Connect([self = shared_from_this()](boost::system::error_code ec) {
+  transport_->Connect([self = shared_from_this()](absl::Status status) {
     if (self->state_ != State::kConnecting) return;
-    if (ec) {
-      self->Fail(UnavailableFor(self->endpoint_, absl::StrCat("connect failed: ", ec.message())));
+    if (!status.ok()) {
+      self->Fail(UnavailableFor(self->endpoint_, status.message()));
       return;
     }
     self->OnConnected();
@@ -383,7 +560,7 @@ absl::StatusOr<std::shared_ptr<GrpcStream>> Http2Connection::StartStream(
   std::vector<nghttp2_nv> nva;
   nva.reserve(8 + s.spec_.metadata.size());
   nva.push_back(MakeNv(":method", "POST"));
-  nva.push_back(MakeNv(":scheme", "http"));
+  nva.push_back(MakeNv(":scheme", options_.tls.enabled ? "https" : "http"));
   nva.push_back(MakeNv(":path", s.spec_.path));
   nva.push_back(MakeNv(":authority", endpoint_.authority));
   nva.push_back(MakeNv("content-type", "application/grpc"));
