@@ -304,7 +304,8 @@ void Http2Connection::InitSession() {
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(options_.stream_window)},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64u << 10},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       static_cast<uint32_t>(std::min<size_t>(options_.max_header_list_bytes, UINT32_MAX))},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 3);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
@@ -446,6 +447,20 @@ void Http2Connection::DoRead() {
         const ssize_t rv = nghttp2_session_mem_recv(self->session_, self->read_buffer_.data(), n);
         self->in_recv_ = false;
         if (self->state_ == State::kClosed) return;
+        // The first frame of an HTTP/2 server is SETTINGS; anything else is not HTTP/2.
+        auto not_http2 = [&] {
+          return UnavailableFor(
+              self->endpoint_,
+              absl::StrCat("the backend does not speak HTTP/2 (it answered '",
+                           absl::CHexEscape(absl::string_view(
+                               reinterpret_cast<const char*>(self->read_buffer_.data()),
+                               std::min<size_t>(n, 24))),
+                           "' instead of a SETTINGS frame)"));
+        };
+        if (rv < 0 && !self->peer_settings_seen_) {
+          self->Fail(not_http2());
+          return;
+        }
         if (rv < 0) {
           self->Fail(UnavailableFor(self->endpoint_,
                                     absl::StrCat("HTTP/2 protocol error from the backend: ",
@@ -456,7 +471,9 @@ void Http2Connection::DoRead() {
         if (self->state_ == State::kClosed) return;
         if (!nghttp2_session_want_read(self->session_) &&
             !nghttp2_session_want_write(self->session_)) {
-          self->Fail(UnavailableFor(self->endpoint_, "the HTTP/2 session ended"));
+          self->Fail(self->peer_settings_seen_
+                         ? UnavailableFor(self->endpoint_, "the HTTP/2 session ended")
+                         : not_http2());
           return;
         }
         self->DoRead();
@@ -752,6 +769,20 @@ ssize_t GrpcStream::ReadRequestData(nghttp2_session*, int32_t, uint8_t* buf, siz
 }
 
 void GrpcStream::OnHeader(absl::string_view name, absl::string_view value) {
+  if (result_.has_value()) return;  // ended locally: the rest of the block is ignored
+  header_block_bytes_ += name.size() + value.size() + 32;
+  const size_t limit = conn_->options_.max_header_list_bytes;
+  if (header_block_bytes_ > limit) {
+    EndLocally(absl::ResourceExhaustedError(absl::StrCat(
+                   "upstream ", conn_->endpoint_.ToString(), ": the response ",
+                   headers_seen_ ? "trailers" : "headers", " exceed ", limit,
+                   " bytes (max_header_list_bytes) at header '",
+                   absl::CHexEscape(name.substr(0, 64)), "'")),
+               false, NGHTTP2_CANCEL);
+    headers_.clear();
+    trailers_.clear();
+    return;
+  }
   auto& list = headers_seen_ ? trailers_ : headers_;
   if (!headers_seen_ && name == ":status") {
     int code = 0;
@@ -762,6 +793,8 @@ void GrpcStream::OnHeader(absl::string_view name, absl::string_view value) {
 }
 
 void GrpcStream::OnHeadersEnd(bool end_stream) {
+  header_block_bytes_ = 0;
+  if (result_.has_value()) return;
   if (headers_seen_) return;  // trailers: handled at close
   if (http_status_ >= 100 && http_status_ < 200) {
     headers_.clear();  // an informational response; the real one follows

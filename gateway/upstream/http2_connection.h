@@ -86,6 +86,12 @@ struct ConnectionOptions {
   int32_t connection_window = 16 << 20;
   // Largest response message accepted; larger ones end the call with RESOURCE_EXHAUSTED.
   size_t max_message_size = 4 << 20;
+  // Largest response header block (headers or trailers) accepted, counted as RFC 9113
+  // does (name + value + 32 per field) and advertised as SETTINGS_MAX_HEADER_LIST_SIZE.
+  // A larger one ends that call with RESOURCE_EXHAUSTED (RST_STREAM CANCEL); the
+  // connection stays up. (nghttp2 itself only refuses a single field over 64 KiB, and that
+  // fails the whole connection.)
+  size_t max_header_list_bytes = 64 << 10;
   // Clock for deadlines (grpc-timeout); tests may inject one.
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -260,6 +266,7 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   int http_status_ = 0;
   std::vector<std::pair<std::string, std::string>> headers_;
   std::vector<std::pair<std::string, std::string>> trailers_;
+  size_t header_block_bytes_ = 0;  // of the header block being received
   GrpcDeframer deframer_;
   size_t unconsumed_ = 0;
   bool wants_message_ = true;
