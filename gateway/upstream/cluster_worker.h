@@ -32,8 +32,15 @@
 
 namespace gateway::upstream {
 
+struct ClusterWorkerImpl;  // cluster_worker.cc
+struct PooledConnection;   // cluster_worker.cc
+
 // A connection that may take one new stream now, on an endpoint the balancer chose. Finish
-// exactly once (the destructor finishes with kLocal if it was not).
+// exactly once (the destructor finishes with kLocal if it was not). While it is held, the
+// call counts in the endpoint's and the cluster's active_requests (max_requests) and in the
+// worker's count of streams on `connection`. Move-only; a moved-from or finished Lease is
+// empty (Finish does nothing). Finish and the destructor run on the worker's thread (a
+// Lease may outlive its ClusterWorker).
 class Lease {
  public:
   Lease() = default;
@@ -41,15 +48,18 @@ class Lease {
   Lease& operator=(Lease&&) noexcept;
   ~Lease();
 
-  // Counts the call's end on the endpoint (active requests, outlier detection).
+  // Counts the call's end on the endpoint (active requests, outlier detection through
+  // Cluster::RecordOutcome) and lets waiting calls of the worker use the freed stream.
   void Finish(EndpointOutcome outcome);
 
   std::shared_ptr<Http2Connection> connection;
   std::shared_ptr<EndpointState> endpoint;
 
  private:
-  friend class ClusterWorker;
+  friend struct ClusterWorkerImpl;
   std::shared_ptr<Cluster> cluster_;
+  std::shared_ptr<PooledConnection> slot_;
+  std::weak_ptr<ClusterWorkerImpl> worker_;
 };
 
 struct PickOptions {
@@ -72,6 +82,18 @@ class ClusterWorker {
   // endpoints (with the resolution error), none reachable, circuit breaker overflow
   // (max_pending_requests), connect failure of the chosen endpoint; DEADLINE_EXCEEDED if
   // `deadline` passes while waiting.
+  //
+  // A call that cannot have a stream at once waits (and counts as a pending request of
+  // the cluster): for a connection being opened, or for a stream of a full connection to
+  // be freed (a Lease finished), or for the end of the chosen endpoint's reconnect
+  // backoff. When every pending slot is taken, Acquire answers at once with the overflow.
+  // A connect failure fails the calls waiting for that connection with
+  // 'backend "NAME": failed to connect' (the address goes to the log, rate-limited) and
+  // puts the endpoint in reconnect backoff in this worker; after the backoff the worker
+  // reconnects on its own, so a restarted backend is used again within about
+  // reconnect_backoff_max. A connection the backend closed or sent GOAWAY on takes no new
+  // calls and is replaced in the background. If the worker is destroyed, calls still
+  // waiting get UNAVAILABLE ('backend "NAME": the worker stopped').
   void Acquire(const PickOptions& pick, absl::Time deadline,
                std::function<void(absl::StatusOr<Lease>)> done);
 
@@ -79,10 +101,10 @@ class ClusterWorker {
   boost::asio::io_context& io() { return io_; }
 
  private:
-  struct Impl;  // pools, balancer, waiters (cluster_worker.cc)
   boost::asio::io_context& io_;
   std::shared_ptr<Cluster> cluster_;
-  std::unique_ptr<Impl> impl_;
+  // Pools, balancer, waiters (cluster_worker.cc); shared with timers and Leases by weak_ptr.
+  std::shared_ptr<ClusterWorkerImpl> impl_;
 };
 
 }  // namespace gateway::upstream
