@@ -291,7 +291,9 @@ struct ClusterWorkerImpl : std::enable_shared_from_this<ClusterWorkerImpl> {
     const bool in_pool =
         p != nullptr && std::find(p->conns.begin(), p->conns.end(), slot) != p->conns.end();
     std::vector<Delivery> out;
-    if (status.ok() && slot->conn->state() == Http2Connection::State::kReady) {
+    // Connected; it may already be draining (GOAWAY right away): then the waiters look
+    // for another connection, and the endpoint is not penalized.
+    if (status.ok() && slot->conn->state() != Http2Connection::State::kClosed) {
       slot->connected = true;
       std::vector<uint64_t> assigned = std::move(slot->assigned);
       slot->assigned.clear();
@@ -321,7 +323,15 @@ struct ClusterWorkerImpl : std::enable_shared_from_this<ClusterWorkerImpl> {
     }
     if (p != nullptr && !stopped) {
       const absl::Time now = absl::Now();
-      cluster->RecordOutcome(*p->state, EndpointOutcome::kConnectFailure, now);
+      if (!out.empty()) {
+        // Calls failed: one failure for outlier detection (it counts connect_failures_total).
+        cluster->RecordOutcome(*p->state, EndpointOutcome::kConnectFailure, now);
+      } else {
+        // A reconnect in the background that no call waited for: counted, but not an
+        // outcome of a call, so a long outage does not keep the endpoint ejected after
+        // it came back.
+        p->state->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
+      }
       LogFailure(*p, status, StartBackoff(*p), now);
     }
     Run(out);

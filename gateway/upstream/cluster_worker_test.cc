@@ -372,7 +372,12 @@ TEST_F(ClusterWorkerTest, SecondConnectionOpensBeyondMaxConcurrentStreams) {
 
 TEST_F(ClusterWorkerTest, StoppedBackendGoesToBackoffAndRestartedOneIsFoundAgain) {
   StartBackends(3);
-  MakeWorker(Options(LbPolicy::kRoundRobin));  // backoff 50 ms .. 400 ms
+  ClusterOptions o = Options(LbPolicy::kRoundRobin);  // backoff 50 ms .. 400 ms
+  // Outlier detection on (as by default): the failed reconnects in the background while
+  // the backend is down are not call failures and do not keep it ejected.
+  o.outlier_detection = OutlierDetectionOptions();
+  o.outlier_detection.consecutive_failures = 2;
+  MakeWorker(o);
   Sequential(9);
   EXPECT_EQ(Counts(), (std::vector<int>{3, 3, 3}));
   backends_[1]->Stop();
@@ -382,6 +387,7 @@ TEST_F(ClusterWorkerTest, StoppedBackendGoesToBackoffAndRestartedOneIsFoundAgain
   EXPECT_EQ(Counts()[0] + Counts()[2], 36);
   auto endpoints = cluster_->endpoints();
   EXPECT_GT((*endpoints)[1]->connect_failures_total.load(), 0u);
+  EXPECT_EQ((*endpoints)[1]->ejections_total.load(), 0u);
   // Let the backoff grow to its cap, then restart the backend on its port.
   RunFor(absl::Seconds(2));
   backends_[1]->Start();
