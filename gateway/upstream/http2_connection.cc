@@ -186,7 +186,7 @@ class TlsTransport final : public Http2Connection::Transport {
   void Connect(std::function<void(absl::Status)> done) override {
     SSL* ssl = stream_.native_handle();
     boost::system::error_code ec;
-    const auto ip = asio::ip::make_address(server_name_, ec);
+    asio::ip::make_address(server_name_, ec);
     if (!ec) {
       // An IP address: no SNI (RFC 6066), checked against the IP subjectAltNames.
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name_.c_str());

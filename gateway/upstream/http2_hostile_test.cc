@@ -174,6 +174,8 @@ class Peer {
     WriteHeaders(stream_id, HeaderBlock({{"grpc-status", grpc_status}}), true);
   }
 
+  int fd() const { return fd_; }
+
   bool answer_pings = true;
   std::string client_settings;
 
@@ -475,6 +477,109 @@ TEST_F(HostileTest, UnansweredKeepaliveFailsTheConnectionAndItsCalls) {
   EXPECT_TRUE(absl::StrContains(call.result->status.message(), "keepalive"))
       << call.result->status;
   EXPECT_EQ(conn->state(), Http2Connection::State::kClosed);
+}
+
+TEST_F(HostileTest, PeerClosingTheSocketFailsEveryCall) {
+  RawServer server([](Peer& peer) {
+    if (!peer.ReadPreface()) return;
+    peer.WriteSettings();
+    if (!peer.ReadUntil(kHeaders, 1) || !peer.ReadUntil(kHeaders, 3)) return;
+    peer.WriteResponseHeaders(1);
+    peer.WriteMessage(1, "partial");
+    shutdown(peer.fd(), SHUT_RDWR);
+  });
+  auto conn = Connect(server);
+  Call a, b;
+  Start(*conn, &a);
+  Start(*conn, &b);
+  ASSERT_TRUE(RunUntil([&] { return a.result.has_value() && b.result.has_value(); }));
+  for (const Call* c : {&a, &b}) {
+    EXPECT_EQ(c->result->status.code(), absl::StatusCode::kUnavailable) << c->result->status;
+    EXPECT_TRUE(absl::StrContains(c->result->status.message(), "closed the connection"))
+        << c->result->status;
+    EXPECT_FALSE(c->result->unprocessed);  // the backend had seen both
+  }
+  EXPECT_EQ(conn->state(), Http2Connection::State::kClosed);
+  EXPECT_EQ(conn->active_streams(), 0u);
+  EXPECT_EQ(conn->close_reason().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(conn->StartStream({"/pkg.Svc/Method"}, {}).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+// Close() from on_headers runs inside nghttp2's processing of a read that still holds frames
+// for that call and another one.
+TEST_F(HostileTest, CloseInsideOnHeadersWithFramesStillBuffered) {
+  RawServer server([](Peer& peer) {
+    if (!peer.ReadPreface()) return;
+    peer.WriteSettings();
+    if (!peer.ReadUntil(kHeaders, 1) || !peer.ReadUntil(kHeaders, 3)) return;
+    std::string framed;
+    AppendGrpcFrame("one", &framed);
+    std::string all =
+        EncodeFrame(kHeaders, kEndHeaders, 1,
+                    HeaderBlock({{":status", "200"}, {"content-type", "application/grpc"}})) +
+        EncodeFrame(kData, 0, 1, framed) +
+        EncodeFrame(kHeaders, kEndHeaders | kEndStream, 1, HeaderBlock({{"grpc-status", "0"}})) +
+        EncodeFrame(kHeaders, kEndHeaders, 3,
+                    HeaderBlock({{":status", "200"}, {"content-type", "application/grpc"}})) +
+        EncodeFrame(kData, 0, 3, framed);
+    peer.Write(all);  // one write: the client reads it at once
+  });
+  auto conn = Connect(server);
+  Call a, b;
+  GrpcStreamCallbacks cb;
+  int headers_seen = 0;
+  cb.on_headers = [&](const auto&) {
+    ++headers_seen;
+    conn->Close();
+    conn->Close();  // twice is harmless
+  };
+  cb.on_message = [&](std::string m) { a.messages.push_back(std::move(m)); };
+  cb.on_done = [&](const CallResult& r) { a.result = r; };
+  a.stream = *conn->StartStream({"/pkg.Svc/Method"}, std::move(cb));
+  a.stream->WritesDone();
+  Start(*conn, &b);
+  ASSERT_TRUE(RunUntil([&] { return a.result.has_value() && b.result.has_value(); }));
+  EXPECT_EQ(headers_seen, 1);
+  EXPECT_EQ(a.result->status.code(), absl::StatusCode::kCancelled) << a.result->status;
+  EXPECT_TRUE(a.messages.empty());
+  EXPECT_EQ(b.result->status.code(), absl::StatusCode::kCancelled) << b.result->status;
+  EXPECT_TRUE(b.messages.empty());
+  EXPECT_EQ(conn->state(), Http2Connection::State::kClosed);
+  RunFor(absl::Milliseconds(50));  // nothing else runs for the ended calls
+}
+
+// Close() and dropping the last handle of the connection from on_done of one call while
+// another is open.
+TEST_F(HostileTest, CloseAndReleaseInsideOnDone) {
+  RawServer server([](Peer& peer) {
+    if (!peer.ReadPreface()) return;
+    peer.WriteSettings();
+    if (!peer.ReadUntil(kHeaders, 1) || !peer.ReadUntil(kHeaders, 3)) return;
+    peer.WriteResponseHeaders(1);
+    peer.WriteMessage(1, "one");
+    peer.WriteTrailers(1);
+  });
+  auto conn = Connect(server);
+  std::weak_ptr<Http2Connection> weak = conn;
+  Call b;
+  std::optional<CallResult> a_result;
+  GrpcStreamCallbacks cb;
+  cb.on_done = [&](const CallResult& r) {
+    a_result = r;
+    conn->Close();
+    conn.reset();
+  };
+  auto a = *conn->StartStream({"/pkg.Svc/Method"}, std::move(cb));
+  a->WritesDone();
+  Start(*conn, &b);
+  ASSERT_TRUE(RunUntil([&] { return a_result.has_value() && b.result.has_value(); }));
+  EXPECT_TRUE(a_result->status.ok()) << a_result->status;
+  EXPECT_EQ(b.result->status.code(), absl::StatusCode::kCancelled) << b.result->status;
+  a.reset();
+  b.stream.reset();
+  RunFor(absl::Milliseconds(50));
+  EXPECT_TRUE(weak.expired()) << "the connection outlived every handle";
 }
 
 }  // namespace
