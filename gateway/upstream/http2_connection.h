@@ -227,7 +227,9 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   void RequestNext();
   // Runs on_drained once when pending_write_bytes() is (or becomes) zero.
   void NotifyWhenDrained();
-  // Ends the call with CANCELLED (RST_STREAM CANCEL to the backend). No-op once ended.
+  // Ends the call with CANCELLED (RST_STREAM CANCEL to the backend while its stream is
+  // open). Messages not yet handed to on_message are dropped, also when the backend had
+  // already finished the call. No-op once ended (on_done ran).
   void Cancel();
 
   int32_t stream_id() const { return stream_id_; }
