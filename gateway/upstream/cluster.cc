@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gateway/log.h"
+#include "gateway/upstream/health_checker.h"
 
 namespace gateway::upstream {
 
@@ -232,6 +233,7 @@ struct Cluster::Background {
   asio::io_context* io = nullptr;
   std::unique_ptr<asio::ip::tcp::resolver> resolver;
   std::unique_ptr<asio::steady_timer> timer;
+  std::shared_ptr<HealthChecker> health;  // null unless health checks are enabled
   bool stopped = false;
   std::atomic<bool> stop_called{false};
 };
@@ -323,10 +325,15 @@ void Cluster::Start(UpstreamControl& control) {
     bg.resolver = std::make_unique<asio::ip::tcp::resolver>(*bg.io);
     bg.timer = std::make_unique<asio::steady_timer>(*bg.io);
   }
+  if (options_.health_check.enabled) {
+    bg.health = std::make_shared<HealthChecker>(*bg.io, options_.name, options_.health_check,
+                                                options_.connection);
+  }
   std::weak_ptr<Cluster> weak = weak_from_this();
   asio::post(*bg.io, [weak] {
     std::shared_ptr<Cluster> self = weak.lock();
     if (!self || self->background_->stopped) return;
+    if (self->background_->health) self->background_->health->Update(*self->endpoints());
     if (!self->dns_host_.empty()) self->Resolve();
   });
 }
@@ -382,6 +389,7 @@ absl::Duration Cluster::OnResolved(const boost::system::error_code& ec,
         absl::StrAppend(&list, list.empty() ? "" : ", ", e->endpoint().host);
       }
       LogLine(absl::StrCat(Quoted(name()), ": ", dns_host_, " resolved to ", list));
+      if (background_ && background_->health) background_->health->Update(*endpoints());
     }
   }
   return next;
@@ -394,8 +402,10 @@ void Cluster::Stop() {
     bg.stopped = true;
     if (bg.timer) bg.timer->cancel();
     if (bg.resolver) bg.resolver->cancel();
+    if (bg.health) bg.health->Stop();
     bg.timer.reset();
     bg.resolver.reset();
+    bg.health.reset();
   };
   if (bg.io->get_executor().running_in_this_thread()) {
     stop();

@@ -45,7 +45,9 @@ namespace gateway::upstream {
 
 enum class LbPolicy { kRoundRobin, kLeastRequest, kPickFirst };
 
-// Active health checks: grpc.health.v1.Health/Check on every endpoint.
+// Active health checks: grpc.health.v1.Health/Check on every endpoint (health_checker.h).
+// An endpoint is healthy until a check says otherwise; its first check runs as soon as it
+// is known and decides alone, later verdicts need the thresholds.
 struct HealthCheckOptions {
   bool enabled = false;
   std::string service;  // HealthCheckRequest.service ("" = the server as a whole)
