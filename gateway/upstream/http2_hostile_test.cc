@@ -582,5 +582,49 @@ TEST_F(HostileTest, CloseAndReleaseInsideOnDone) {
   EXPECT_TRUE(weak.expired()) << "the connection outlived every handle";
 }
 
+// A backend resets a stream while the consumer holds unread messages: those bytes go back to
+// the connection window (the WINDOW_UPDATE on stream 0 covers every byte sent).
+TEST_F(HostileTest, ResetStreamGivesItsUnreadBytesBackToTheConnection) {
+  std::atomic<uint32_t> returned{0};
+  std::atomic<bool> reset_sent{false};
+  constexpr uint32_t kSent = 4 * (5 + 12000);
+  RawServer server([&](Peer& peer) {
+    if (!peer.ReadPreface()) return;
+    peer.WriteSettings();
+    if (!peer.ReadUntil(kHeaders, 1)) return;
+    peer.WriteResponseHeaders(1);
+    for (int i = 0; i < 4; ++i) peer.WriteMessage(1, std::string(12000, 'a' + i));
+    // Let the client read the data before the reset.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    peer.Write(EncodeFrame(kRstStream, 0, 1, Be32(8 /* CANCEL */)));
+    reset_sent = true;
+    while (returned < kSent) {
+      auto f = peer.ReadUntil(kWindowUpdate);
+      if (!f) return;
+      if (f->stream_id != 0 || f->payload.size() != 4) continue;
+      returned += ((uint8_t(f->payload[0]) & 0x7f) << 24) | (uint8_t(f->payload[1]) << 16) |
+                  (uint8_t(f->payload[2]) << 8) | uint8_t(f->payload[3]);
+    }
+  });
+  ConnectionOptions options;
+  options.connection_window = 65535;
+  auto conn = Connect(server, options);
+  std::optional<CallResult> result;
+  int got = 0;
+  GrpcStreamCallbacks cb;
+  cb.on_message = [&](std::string) { ++got; };  // holds after the first message
+  cb.on_done = [&](const CallResult& r) { result = r; };
+  auto stream = *conn->StartStream({"/pkg.Svc/Method"}, std::move(cb));
+  stream->WritesDone();
+  ASSERT_TRUE(RunUntil([&] { return reset_sent.load() && conn->active_streams() == 0; }));
+  ASSERT_TRUE(RunUntil([&] { return returned.load() >= kSent; }))
+      << "only " << returned.load() << " of " << kSent << " bytes returned";
+  EXPECT_EQ(returned.load(), kSent);
+  EXPECT_EQ(got, 1);
+  stream->Cancel();
+  ASSERT_TRUE(RunUntil([&] { return result.has_value(); }));
+  EXPECT_EQ(result->status.code(), absl::StatusCode::kCancelled) << result->status;
+}
+
 }  // namespace
 }  // namespace gateway::upstream
