@@ -315,6 +315,46 @@ TEST(ClusterHealthCheck, StartedClusterChecksItsEndpoints) {
   c.reset();
 }
 
+TEST(ClusterHealthCheck, EndpointsFoundByDnsAreChecked) {
+  Backend bad(/*health_service=*/false);
+  UpstreamControl control;
+  ClusterOptions o;
+  o.name = "shelves";
+  o.target = absl::StrCat("localhost:", bad.port());
+  o.health_check = MakeChecks(absl::Seconds(30), 1, 1);
+  auto c = Cluster::Create(o).value();
+  EXPECT_TRUE(c->endpoints()->empty());
+  c->Start(control);
+  // Every address of localhost (127.0.0.1, perhaps ::1) gets a check, and fails it.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto eps = c->endpoints();
+        return !eps->empty() && std::none_of(eps->begin(), eps->end(),
+                                             [](const auto& e) { return e->healthy(); });
+      },
+      absl::Seconds(10)));
+  c->Stop();
+}
+
+TEST(ClusterHealthCheck, DroppedWithoutStopWhileChecking) {
+  // Accepts TCP connections and never answers: the checks stay in flight.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor silent(
+      io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  UpstreamControl control;
+  for (int i = 0; i < 10; ++i) {
+    ClusterOptions o;
+    o.name = "shelves";
+    o.target = absl::StrCat("ipv4:127.0.0.1:", silent.local_endpoint().port());
+    o.health_check = MakeChecks(absl::Milliseconds(1), 1, 1);
+    o.health_check.timeout = absl::Milliseconds(20);
+    auto c = Cluster::Create(o).value();
+    c->Start(control);
+    std::this_thread::sleep_for(std::chrono::milliseconds(i * 5));
+    c.reset();  // ~Cluster stops the checks
+  }
+}
+
 TEST(ClusterHealthCheck, DisabledChecksLeaveEndpointsHealthy) {
   Backend bad(false);
   UpstreamControl control;
