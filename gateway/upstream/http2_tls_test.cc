@@ -274,5 +274,31 @@ TEST_F(TlsTest, BackendWithoutAlpnH2IsUnavailable) {
   server_thread.join();
 }
 
+// A server that accepts TCP but never answers the ClientHello: connect_timeout covers the
+// handshake, and closing the socket under the pending handshake is safe.
+TEST_F(TlsTest, SilentServerTimesOutTheHandshake) {
+  namespace asio = boost::asio;
+  asio::io_context server_io;
+  asio::ip::tcp::acceptor acceptor(server_io, {asio::ip::make_address("127.0.0.1"), 0});
+  port_ = acceptor.local_endpoint().port();
+  ClientTlsOptions tls;
+  tls.enabled = true;
+  tls.ca_pem = TestPki().ca;
+  ConnectionOptions options;
+  options.tls = tls;
+  options.connect_timeout = absl::Milliseconds(300);
+  auto conn = Http2Connection::Create(io_, Endpoint::Tcp("127.0.0.1", port_), options);
+  std::optional<absl::Status> connected;
+  const absl::Time start = absl::Now();
+  conn->Connect([&](absl::Status s) { connected = s; });
+  ASSERT_TRUE(RunUntil([&] { return connected.has_value(); }));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(connected->code(), absl::StatusCode::kUnavailable) << *connected;
+  EXPECT_TRUE(absl::StrContains(connected->message(), "connect timed out")) << *connected;
+  EXPECT_EQ(conn->state(), Http2Connection::State::kClosed);
+  io_.restart();
+  io_.run_for(std::chrono::milliseconds(50));  // the aborted handshake's handler runs
+}
+
 }  // namespace
 }  // namespace gateway::upstream
