@@ -47,10 +47,10 @@ absl::Status CheckListenAddress(const std::string& address, absl::string_view ke
   return absl::OkStatus();
 }
 
-// Accepts gRPC target URIs with the schemes gRPC C++ resolves, or a bare HOST:PORT.
+// Accepts the target URIs both gRPC C++ and the gateway's own upstream resolve, or a bare
+// HOST:PORT.
 absl::Status CheckTarget(const std::string& target, absl::string_view key) {
-  static constexpr absl::string_view kSchemes[] = {"dns:", "ipv4:", "ipv6:", "unix:",
-                                                   "unix-abstract:"};
+  static constexpr absl::string_view kSchemes[] = {"dns:", "ipv4:", "ipv6:", "unix:"};
   for (absl::string_view scheme : kSchemes) {
     if (absl::StartsWith(target, scheme)) {
       if (target.size() == scheme.size()) {

@@ -187,6 +187,35 @@ INSTANTIATE_TEST_SUITE_P(
                 "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
                 "backends: [{name: a, target: \"http://x:1\"}]\n",
                 "backends[0].target: \"http://x:1\": unsupported scheme"},
+        BadCase{"ZeroWeight",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "backends: [{name: a, target: \"ipv4:127.0.0.1:1\", weights: [0]}]\n",
+                "backends[0].weights[0]: must be 1 to 1000"},
+        BadCase{"WeightsDoNotMatchAddresses",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "backends: [{name: a, target: \"ipv4:127.0.0.1:1\", weights: [1, 2]}]\n",
+                "backends[0]: "},
+        BadCase{"KeepaliveWithoutInterval",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "backends: [{name: a, target: \"x:1\", keepalive: {timeout: 1s}}]\n",
+                "backends[0].keepalive.interval: required, at least 1s"},
+        BadCase{"EjectionCapBelowBase",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "backends: [{name: a, target: \"x:1\", outlier_detection: "
+                "{base_ejection_time: 10s, max_ejection_time: 1s}}]\n",
+                "backends[0].outlier_detection.max_ejection_time: at least base_ejection_time"},
+        BadCase{"RetryOneAttempt",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "retries: {rules: [{selectors: [\"*\"], max_attempts: 1}]}\n",
+                "retries.rules[0].max_attempts: 2 to 10"},
+        BadCase{"RetryUnknownCode",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "retries: {rules: [{selectors: [\"*\"], max_attempts: 3, retry_on: [NOPE]}]}\n",
+                "retries.rules[0].retry_on[0]: \"NOPE\" is not a gRPC status code name"},
+        BadCase{"RetryNoSelectors",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "retries: {rules: [{max_attempts: 3}]}\n",
+                "retries.rules[0].selectors: at least one"},
         BadCase{"DuplicateBackend",
                 "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
                 "backends: [{name: a, target: \"x:1\"}, {name: a, target: \"y:1\"}]\n",

@@ -47,6 +47,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gateway/metadata/metadata_policy.h"
+#include "gateway/upstream/retry_policy.h"
 #include "google/protobuf/descriptor.h"
 
 namespace gateway {
@@ -98,6 +99,10 @@ struct CallContext {
   metadata::MetadataEdits backend_metadata;
   // The deadline to give the backend call (starts as client_deadline).
   absl::Time backend_deadline = absl::InfiniteFuture();
+  // When the backend call is tried again (the retry interceptor sets it from
+  // `retries.rules`); null: only calls the backend did not process are. Used by the HTTP
+  // front end's upstream; the gRPC front end does not retry yet.
+  const upstream::RetryPolicy* retry_policy = nullptr;
   // Headers for the HTTP response when the call is rejected (WWW-Authenticate,
   // Retry-After, RateLimit-*). gRPC front ends send them as trailing metadata.
   std::vector<std::pair<std::string, std::string>> response_headers;

@@ -25,6 +25,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "gateway/config/v1/config.pb.h"
+#include "gateway/upstream/cluster.h"
+#include "gateway/upstream/http2_connection.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -33,6 +35,7 @@ namespace gateway {
 
 class Backend {
  public:
+  ~Backend();  // stops the cluster's background work
   // Creates the channel for `config` (does not connect yet: gRPC connects on first use and
   // reconnects by itself). Relative TLS file paths are resolved against `base_dir`.
   // Returns INVALID_ARGUMENT naming the field when the config is incomplete or a TLS file
@@ -46,6 +49,11 @@ class Backend {
   const std::string& target() const { return target_; }
   grpc::GenericStub& stub() const { return *stub_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  // The backend's endpoints and their state, for the gateway's own upstream (the HTTP
+  // front end's workers reach it through upstream::ClusterWorker). Never null.
+  const std::shared_ptr<upstream::Cluster>& cluster() const { return cluster_; }
+  // Whether /readyz waits for this backend (backends[].required, default true).
+  bool required() const { return required_; }
   // The most request metadata a call to this backend may carry (limits.max_metadata_bytes;
   // see metadata::CheckMetadataSize).
   size_t max_metadata_bytes() const { return max_metadata_bytes_; }
@@ -74,10 +82,23 @@ class Backend {
   // debug_error_string(), and it is returned untouched. Thread-safe.
   grpc::Status ClientStatus(const grpc::ClientContext& context, const grpc::Status& status,
                             absl::string_view method) const;
+  // The same rule for a call through the gateway's own upstream (upstream::BackendCall): a
+  // status with grpc-status in the response came from the backend and is returned as it
+  // is; DEADLINE_EXCEEDED, CANCELLED and RESOURCE_EXHAUSTED as they are; a status the
+  // cluster made ('backend "NAME": ...') as it is; any other (the connection or the
+  // stream failed) gets a message naming the backend and what failed, and its text, with
+  // the endpoint's address, goes to the log (rate-limited as above).
+  absl::Status UpstreamClientStatus(const upstream::CallResult& result,
+                                    absl::string_view method) const;
 
  private:
   Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel,
           size_t max_metadata_bytes);
+  void LogFailure(absl::string_view method, absl::string_view what, absl::StatusCode code,
+                  absl::string_view text) const;
+
+  std::shared_ptr<upstream::Cluster> cluster_;
+  bool required_ = true;
 
   std::string name_;
   std::string target_;
@@ -101,6 +122,15 @@ int MaxMessageBytes(const config::v1::Limits& limits);
 
 // The request metadata size limit in effect for `limits` (its default when unset).
 size_t MaxMetadataBytes(const config::v1::Limits& limits);
+
+// The cluster options of a backend's config entry (defaults applied), without its TLS
+// files (Create reads them). INVALID_ARGUMENT naming the key (`path`.connect_timeout ...).
+absl::StatusOr<upstream::ClusterOptions> ClusterOptionsFor(const config::v1::Backend& config,
+                                                          const config::v1::Limits& limits,
+                                                          const std::string& path);
+
+// The process's thread for the clusters' background work (DNS, health checks).
+upstream::UpstreamControl& DefaultUpstreamControl();
 
 // Resolves `path` against `base_dir` unless it is absolute or base_dir is empty.
 std::string ResolvePath(const std::string& base_dir, const std::string& path);

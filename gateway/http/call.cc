@@ -19,31 +19,7 @@ namespace {
 constexpr absl::string_view kJson = "application/json";
 }  // namespace
 
-void HttpCall::OpTag::Complete(bool ok) {
-  std::shared_ptr<HttpCall> self = std::move(keep);
-  const Op o = op;
-  // The call may be gone as soon as the event is posted: read what is needed first.
-  std::atomic<int>* ops = call->env_->backend_ops;
-  const boost::asio::io_context::executor_type executor = call->executor_;
-  asio::post(executor, [self = std::move(self), o, ok] { self->OnBackend(o, ok); });
-  ops->fetch_sub(1, std::memory_order_relaxed);
-}
-
 HttpCall::~HttpCall() = default;
-
-void* HttpCall::Tag(Op op) {
-  if (tags_ == nullptr) {
-    tags_ = std::make_unique<OpTag[]>(kOpCount);
-    for (int i = 0; i < kOpCount; ++i) {
-      tags_[i].call = this;
-      tags_[i].op = static_cast<Op>(i);
-    }
-  }
-  ++pending_ops_;
-  env_->backend_ops->fetch_add(1, std::memory_order_relaxed);
-  tags_[op].keep = shared_from_this();
-  return static_cast<CqTag*>(&tags_[op]);
-}
 
 void HttpCall::Cancel() {
   if (cancelled_) return;
@@ -51,7 +27,7 @@ void HttpCall::Cancel() {
   if (sink_ != nullptr) CountResponse(0);
   sink_ = nullptr;
   sink_owner_.reset();
-  if (client_ctx_ != nullptr) client_ctx_->TryCancel();
+  if (backend_ != nullptr) backend_->Cancel();
 }
 
 void HttpCall::Respond(int status, HeaderList headers, std::string body) {
@@ -334,38 +310,87 @@ void HttpCall::StartBackend() {
     Reject(504, absl::DeadlineExceededError("deadline exceeded before the call started"));
     return;
   }
-  client_ctx_ = std::make_unique<grpc::ClientContext>();
-  if (deadline_ != absl::InfiniteFuture()) {
-    client_ctx_->set_deadline(absl::ToChronoTime(deadline_));
-  }
-  for (const auto& [key, value] : metadata_) client_ctx_->AddMetadata(key, value);
-  grpc::GenericStub& stub = route_->backend->stub();
-  if (route_->kind == CallKind::kUnary) {
-    grpc::Slice slice(messages_[0]);
-    request_buf_ = grpc::ByteBuffer(&slice, 1);
-    unary_ = stub.PrepareUnaryCall(client_ctx_.get(), route_->path, request_buf_, env_->cq);
-    unary_->StartCall();
-    unary_->Finish(&response_buf_, &status_, Tag(kUnaryFinish));
+  upstream::BackendCall::Spec spec;
+  spec.path = route_->path;
+  spec.deadline = deadline_;
+  spec.metadata = std::move(metadata_);
+  if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
+  upstream::BackendCall::Callbacks cb;
+  std::weak_ptr<HttpCall> weak = weak_from_this();
+  cb.on_headers = [weak](const upstream::Headers& headers) {
+    if (auto self = weak.lock()) self->response_headers_ = headers;
+  };
+  cb.on_message = [weak](std::string message) {
+    if (auto self = weak.lock()) self->OnBackendMessage(std::move(message));
+  };
+  cb.on_writable = [weak] {
+    if (auto self = weak.lock()) {
+      if (!self->cancelled_ && !self->backend_done_) self->WriteNextMessage();
+    }
+  };
+  // The call holds itself until its end: on_done keeps the HttpCall alive.
+  cb.on_done = [self = shared_from_this()](const upstream::CallResult& result) {
+    self->OnBackendFinished(result);
+  };
+  if (route_->kind == CallKind::kServerStreaming) framer_.emplace(stream_format_);
+  backend_ = upstream::BackendCall::Start(upstreams_->For(route_->backend->cluster()),
+                                          std::move(spec), std::move(cb));
+  if (route_->kind == CallKind::kClientStreaming) {
+    // Not inline: this may run inside StartStreaming(), before the connection is ready to
+    // serve the body reads that the first message may need.
+    asio::post(executor_, [self = shared_from_this()] {
+      if (!self->cancelled_ && !self->backend_done_) self->WriteNextMessage();
+    });
     return;
   }
-  if (route_->kind == CallKind::kServerStreaming) framer_.emplace(stream_format_);
-  call_ = stub.PrepareCall(client_ctx_.get(), route_->path, env_->cq);
-  call_->StartCall(Tag(kStart));
+  backend_->Write(std::move(messages_[0]));
+  backend_->WritesDone();
 }
 
+// The next request message of a client stream (each after the backend took the one
+// before: BackendCall's on_writable), or the end of the stream.
 void HttpCall::WriteNextMessage() {
   if (body_ != nullptr) {
     PumpBody();
     return;
   }
   if (next_message_ >= messages_.size()) {
-    call_->WritesDone(Tag(kWritesDone));
+    backend_->WritesDone();
     return;
   }
-  grpc::Slice slice(messages_[next_message_]);
-  request_buf_ = grpc::ByteBuffer(&slice, 1);
+  backend_->Write(std::move(messages_[next_message_]));
   ++next_message_;
-  call_->Write(request_buf_, Tag(kWrite));
+}
+
+void HttpCall::OnBackendMessage(std::string message) {
+  if (route_->kind == CallKind::kServerStreaming) {
+    SendStreamMessage(std::move(message));
+    return;
+  }
+  if (has_response_) {
+    // gRPC allows one response message here: a second one is the backend's error.
+    stream_error_ = absl::InternalError(
+        absl::StrCat("the backend sent more than one response message to ",
+                     CallKindName(route_->kind), " method ", route_->path));
+    stream_error_http_ = 502;
+    backend_->Cancel();
+    return;
+  }
+  has_response_ = true;
+  response_ = std::move(message);
+  backend_->RequestNext();  // to see the trailers (and a second message, if any)
+}
+
+void HttpCall::OnBackendFinished(const upstream::CallResult& result) {
+  backend_done_ = true;
+  status_ = status_override_.ok()
+                ? route_->backend->UpstreamClientStatus(result, route_->path)
+                : status_override_;
+  status_details_ = result.details_bin;
+  response_trailers_ = result.trailers;
+  if (!status_.ok()) has_response_ = false;
+  OnBackendDone();
+  backend_.reset();
 }
 
 // Sends the next complete message of a body that is still arriving, or asks for more of the
@@ -391,9 +416,7 @@ void HttpCall::PumpBody() {
       }
       message->append(stream_common_);
       ++messages_sent_;
-      grpc::Slice slice(*message);
-      request_buf_ = grpc::ByteBuffer(&slice, 1);
-      call_->Write(request_buf_, Tag(kWrite));
+      backend_->Write(*std::move(message));
       return;
     }
     if (!body_done_) {
@@ -407,7 +430,7 @@ void HttpCall::PumpBody() {
       return;
     }
     if (stream_finished_) {
-      call_->WritesDone(Tag(kWritesDone));
+      backend_->WritesDone();
       return;
     }
     absl::Status status = stream_reader_->Finish();
@@ -437,57 +460,7 @@ void HttpCall::OnBody(absl::Status status, std::string data, bool last) {
 // backend): the backend call is cancelled, and the client gets the error once it ended.
 void HttpCall::FailStream(absl::Status status) {
   stream_error_ = std::move(status);
-  client_ctx_->TryCancel();
-}
-
-void HttpCall::OnBackend(Op op, bool ok) {
-  --pending_ops_;
-  switch (op) {
-    case kUnaryFinish:
-      backend_done_ = true;
-      // A transport failure names the backend, not its address (Backend::ClientStatus).
-      status_ = route_->backend->ClientStatus(*client_ctx_, status_, route_->path);
-      has_response_ = status_.ok();
-      break;
-    case kStart:
-      if (!ok || cancelled_) {
-        call_->Finish(&status_, Tag(kFinish));
-        break;
-      }
-      call_->Read(&response_buf_, Tag(kRead));
-      if (route_->kind == CallKind::kServerStreaming) {
-        grpc::Slice slice(messages_[0]);
-        request_buf_ = grpc::ByteBuffer(&slice, 1);
-        call_->WriteLast(request_buf_, grpc::WriteOptions(), Tag(kWrite));
-      } else {
-        WriteNextMessage();
-      }
-      break;
-    case kWrite:
-      if (ok && route_->kind == CallKind::kClientStreaming) WriteNextMessage();
-      break;
-    case kWritesDone:
-      break;
-    case kRead:
-      if (!ok) {
-        call_->Finish(&status_, Tag(kFinish));
-        break;
-      }
-      if (route_->kind == CallKind::kServerStreaming) {
-        SendStreamMessage();
-      } else {
-        has_response_ = true;  // the single response of a client stream
-        call_->Finish(&status_, Tag(kFinish));
-      }
-      break;
-    case kFinish:
-      backend_done_ = true;
-      status_ = route_->backend->ClientStatus(*client_ctx_, status_, route_->path);
-      break;
-    case kOpCount:
-      break;
-  }
-  if (backend_done_ && pending_ops_ == 0) OnBackendDone();
+  backend_->Cancel();
 }
 
 void HttpCall::OnBackendDone() {
@@ -517,7 +490,7 @@ void HttpCall::OnBackendDone() {
     HeaderList headers;
     headers.emplace_back("content-type", std::string(kJson));
     AddExposedMetadata(&headers);
-    Respond(transcoder::HttpStatusFromGrpcStatus(status_.error_code()), std::move(headers),
+    Respond(transcoder::HttpStatusFromCode(status_.code()), std::move(headers),
             BackendErrorBody());
     return;
   }
@@ -533,10 +506,8 @@ void HttpCall::OnBackendDone() {
     SendError(500, absl::InternalError("the backend sent no response message"));
     return;
   }
-  grpc::Slice slice;
-  response_buf_.DumpToSingleSlice(&slice);
-  absl::StatusOr<transcoder::HttpResponseBody> out = tc.TranslateResponse(
-      *match_.plan, absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+  absl::StatusOr<transcoder::HttpResponseBody> out =
+      tc.TranslateResponse(*match_.plan, response_);
   if (!out.ok()) {
     SendError(500, absl::InternalError(
                        absl::StrCat("bad response from the backend: ", out.status().message())));
@@ -549,43 +520,35 @@ void HttpCall::OnBackendDone() {
 }
 
 std::string HttpCall::BackendErrorBody() {
-  return table_->transcoder().ErrorBody(static_cast<absl::StatusCode>(status_.error_code()),
-                                        status_.error_message(), status_.error_details());
+  return table_->transcoder().ErrorBody(status_.code(), status_.message(), status_details_);
 }
 
 void HttpCall::AddExposedMetadata(HeaderList* headers) {
-  if (env_->exposed.empty() || client_ctx_ == nullptr) return;
-  auto add = [&](const std::multimap<grpc::string_ref, grpc::string_ref>& md) {
+  if (env_->exposed.empty()) return;
+  auto add = [&](const upstream::Headers& md) {
     for (const auto& [key, value] : md) {
-      const absl::string_view k(key.data(), key.size());
-      const absl::string_view v(value.data(), value.size());
-      if (env_->exposed.contains(k) && IsValidMetadataValue(v)) {
-        headers->emplace_back(std::string(k), std::string(v));
+      if (env_->exposed.contains(key) && IsValidMetadataValue(value)) {
+        headers->emplace_back(key, value);
       }
     }
   };
-  add(client_ctx_->GetServerInitialMetadata());
-  if (backend_done_) add(client_ctx_->GetServerTrailingMetadata());
+  add(response_headers_);
+  if (backend_done_) add(response_trailers_);
 }
 
-void HttpCall::SendStreamMessage() {
-  if (cancelled_ || sink_ == nullptr) {
-    call_->Finish(&status_, Tag(kFinish));
-    return;
-  }
+void HttpCall::SendStreamMessage(std::string message) {
+  if (cancelled_ || sink_ == nullptr) return;
   if (grpc_web_) {
-    GrpcWebSendMessage();
+    GrpcWebSendMessage(message);
     return;
   }
-  grpc::Slice slice;
-  response_buf_.DumpToSingleSlice(&slice);
-  absl::StatusOr<transcoder::HttpResponseBody> out = table_->transcoder().TranslateResponse(
-      *match_.plan, absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+  absl::StatusOr<transcoder::HttpResponseBody> out =
+      table_->transcoder().TranslateResponse(*match_.plan, message);
   if (!out.ok()) {
-    client_ctx_->TryCancel();
-    call_->Finish(&ignored_status_, Tag(kFinish));
-    status_ = grpc::Status(grpc::StatusCode::INTERNAL,
-                           absl::StrCat("bad response from the backend: ", out.status().message()));
+    // The call ends with this status (in the stream's own format when it has started).
+    status_override_ = absl::InternalError(
+        absl::StrCat("bad response from the backend: ", out.status().message()));
+    backend_->Cancel();
     return;
   }
   std::string chunk = match_.plan->response_is_http_body ? std::move(out->body)
@@ -608,11 +571,10 @@ void HttpCall::SendStreamMessage() {
 void HttpCall::OnWritten(bool ok) {
   if (!ok) {
     Cancel();
-    call_->Finish(&status_, Tag(kFinish));
     return;
   }
   // Back-pressure: the next message is read only once the client took this one.
-  call_->Read(&response_buf_, Tag(kRead));
+  if (backend_ != nullptr) backend_->RequestNext();
 }
 
 void HttpCall::Ready() {

@@ -1,13 +1,14 @@
 // HttpCall: one REST call, whatever the HTTP version that carried it. Checks the request
 // target, answers /healthz and /readyz, matches the route, translates the request, runs the
-// interceptor chain, calls the backend (unary, server or client streaming) through its
-// GenericStub on the server's completion queue, and hands the response to a CallSink: the
-// HTTP/1.1 connection or the HTTP/2 stream that received the request.
+// interceptor chain, calls the backend (unary, server or client streaming) through the
+// worker's own upstream (upstream::BackendCall, on this same event loop), and hands the
+// response to a CallSink: the HTTP/1.1 connection or the HTTP/2 stream that received the
+// request.
 //
 // Internal to the HTTP front end (see http_server.h for the behavior clients see).
 //
-// Thread-safety: a call runs on its connection's event loop (`executor`); completion-queue
-// events and asynchronous interceptor results are posted there. Start and Cancel on that
+// Thread-safety: a call runs on its connection's event loop (`executor`), backend call
+// included; asynchronous interceptor results are posted there. Start and Cancel on that
 // executor only.
 
 #ifndef GATEWAY_HTTP_CALL_H_
@@ -31,10 +32,8 @@
 #include "gateway/http/grpc_web.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
-#include "grpcpp/client_context.h"
-#include "grpcpp/completion_queue.h"
-#include "grpcpp/generic/generic_stub.h"
-#include "grpcpp/support/byte_buffer.h"
+#include "gateway/upstream/backend_call.h"
+#include "gateway/upstream/worker_upstreams.h"
 #include "transcoder/transcoder.h"
 
 namespace gateway::http {
@@ -52,9 +51,6 @@ struct CallEnv {
   absl::flat_hash_set<std::string> forwarded;  // lower case
   absl::flat_hash_set<std::string> exposed;    // lower case
   std::shared_ptr<const CorsPolicy> cors;  // null: no CORS headers, no preflight answers
-  grpc::CompletionQueue* cq = nullptr;
-  // Backend operations started and not yet completed (for shutdown).
-  std::atomic<int>* backend_ops = nullptr;
   // Null: no metrics.
   HttpMetrics* metrics = nullptr;
   // More of /readyz (HttpServer::Options::readiness); null: none.
@@ -120,25 +116,19 @@ class BodyReader {
   virtual void Read(Callback done) = 0;
 };
 
-// A completion-queue tag: Complete() runs on the completion queue's thread.
-class CqTag {
- public:
-  virtual void Complete(bool ok) = 0;
-
- protected:
-  ~CqTag() = default;
-};
-
 class HttpCall : public std::enable_shared_from_this<HttpCall> {
  public:
   // `sink` must stay valid until the call's last Respond/Write, or until Cancel();
-  // `sink_owner` (the connection that owns the sink) is held until then.
+  // `sink_owner` (the connection that owns the sink) is held until then. `upstreams` are
+  // the worker's (the event loop of `executor`).
   HttpCall(const CallEnv* env, std::shared_ptr<const RouteTable> table,
-           boost::asio::io_context::executor_type executor, CallSink* sink,
+           boost::asio::io_context::executor_type executor,
+           upstream::WorkerUpstreams* upstreams, CallSink* sink,
            std::shared_ptr<void> sink_owner)
       : env_(env),
         table_(std::move(table)),
         executor_(executor),
+        upstreams_(upstreams),
         sink_(sink),
         sink_owner_(std::move(sink_owner)) {}
 
@@ -159,31 +149,21 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void Cancel();
 
  private:
-  enum Op { kStart, kWrite, kRead, kFinish, kUnaryFinish, kWritesDone, kOpCount };
-
-  class OpTag final : public CqTag {
-   public:
-    HttpCall* call = nullptr;
-    Op op = kStart;
-    std::shared_ptr<HttpCall> keep;  // set while the operation is pending
-    void Complete(bool ok) override;
-  };
-
-  void* Tag(Op op);
-  void OnBackend(Op op, bool ok);
-
   void Dispatch();
   void RunInterceptors(absl::Time now, absl::string_view query);
   void Ready();
   absl::Status SplitClientStream(absl::string_view query, absl::string_view content_type);
   void OnIntercepted(absl::Status status);
   void StartBackend();
+  // The backend call's events.
+  void OnBackendMessage(std::string message);
+  void OnBackendFinished(const upstream::CallResult& result);
   void WriteNextMessage();
   void PumpBody();
   void OnBody(absl::Status status, std::string data, bool last);
   void FailStream(absl::Status status);
   void OnBackendDone();
-  void SendStreamMessage();
+  void SendStreamMessage(std::string message);
   void OnWritten(bool ok);
   std::string BackendErrorBody();
   void AddExposedMetadata(HeaderList* headers);
@@ -205,13 +185,14 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   absl::Status SetDeadline(absl::Time now);
   HeaderList GrpcWebHeaders(bool with_trailing);
   void GrpcWebTrailersOnly(const absl::Status& status);
-  void GrpcWebSendMessage();
+  void GrpcWebSendMessage(const std::string& message);
   void GrpcWebFinish();
   void Respond(int status, HeaderList headers, std::string body);
 
   const CallEnv* const env_;
   const std::shared_ptr<const RouteTable> table_;
   const boost::asio::io_context::executor_type executor_;
+  upstream::WorkerUpstreams* const upstreams_;
   CallSink* sink_;
   std::shared_ptr<void> sink_owner_;
 
@@ -228,21 +209,24 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   HeaderList reject_headers_;
   HeaderList cors_headers_;  // added to the response of an allowed cross-origin request
 
-  std::unique_ptr<OpTag[]> tags_;
-  int pending_ops_ = 0;
+  std::shared_ptr<upstream::BackendCall> backend_;
   bool backend_done_ = false;
   bool has_response_ = false;
   bool cancelled_ = false;
   bool headers_sent_ = false;
   absl::Time arrival_;
   bool counted_ = false;
-  std::unique_ptr<grpc::ClientContext> client_ctx_;
-  std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
-  grpc::ByteBuffer request_buf_;
-  grpc::ByteBuffer response_buf_;
-  grpc::Status status_;
-  grpc::Status ignored_status_;
+  // The backend's answer: the status (for the client: Backend::UpstreamClientStatus), its
+  // details (grpc-status-details-bin, decoded), the response headers and trailers as
+  // received, and the single response message of a unary or client-streaming call.
+  absl::Status status_;
+  std::string status_details_;
+  upstream::Headers response_headers_;
+  upstream::Headers response_trailers_;
+  std::string response_;
+  // A status the gateway ends the call with in place of the backend's (a response message
+  // it could not translate); OK: none.
+  absl::Status status_override_;
   std::optional<transcoder::StreamFramer> framer_;
   // Client streams read as the body arrives (StartStreaming).
   BodyReader* body_ = nullptr;

@@ -27,25 +27,30 @@ using Metadata = std::vector<std::pair<std::string, std::string>>;
 // Backend metadata headed for the client, as (name, text value): "-bin" values in base64,
 // entries the metadata policy does not pass back left out.
 void AppendResponseMetadata(const metadata::MetadataPolicy& policy,
-                            const std::multimap<grpc::string_ref, grpc::string_ref>& md,
-                            Metadata* out) {
+                            const upstream::Headers& md, Metadata* out) {
   for (const auto& [key, value] : md) {
-    const absl::string_view k(key.data(), key.size());
-    const absl::string_view v(value.data(), value.size());
-    if (!policy.ForwardsToClient(k, v)) continue;
-    if (metadata::IsBinaryKey(k)) {
-      out->emplace_back(std::string(k), absl::Base64Escape(v));
-    } else {
-      out->emplace_back(std::string(k), std::string(v));
+    if (!metadata::IsBinaryKey(key)) {
+      if (policy.ForwardsToClient(key, value)) out->emplace_back(key, value);
+      continue;
     }
+    // On the wire a binary value is base64 (padded or not): pass on its canonical form.
+    absl::StatusOr<std::string> raw = metadata::DecodeBinaryText(key, value);
+    if (!raw.ok() || !policy.ForwardsToClient(key, *raw)) continue;
+    out->emplace_back(key, absl::Base64Escape(*raw));
   }
 }
 
-// The raw (name, value) pairs of backend metadata, for TrailerBlock (which encodes them).
-Metadata RawMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md) {
+// The (name, value) pairs of backend trailing metadata for TrailerBlock (which encodes
+// them): the metadata policy's pick, binary values decoded.
+Metadata RawMetadata(const metadata::MetadataPolicy& policy, const upstream::Headers& md) {
   Metadata out;
   for (const auto& [key, value] : md) {
-    out.emplace_back(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
+    if (!metadata::IsBinaryKey(key)) {
+      if (policy.ForwardsToClient(key, value)) out.emplace_back(key, value);
+      continue;
+    }
+    absl::StatusOr<std::string> raw = metadata::DecodeBinaryText(key, value);
+    if (raw.ok() && policy.ForwardsToClient(key, *raw)) out.emplace_back(key, *std::move(raw));
   }
   return out;
 }
@@ -141,14 +146,12 @@ absl::Status HttpCall::GrpcWebMetadata() {
 HeaderList HttpCall::GrpcWebHeaders(bool with_trailing) {
   HeaderList headers;
   headers.emplace_back("content-type", std::string(grpc_web::ResponseContentType(web_encoding_)));
-  // client_ctx_ exists once the backend call started; this runs only after a read or the
-  // end of that call, so its initial metadata has arrived (or never will).
-  if (client_ctx_ != nullptr) {
-    const metadata::MetadataPolicy& policy = table_->chain().metadata_policy();
-    AppendResponseMetadata(policy, client_ctx_->GetServerInitialMetadata(), &headers);
-    if (with_trailing && backend_done_) {
-      AppendResponseMetadata(policy, client_ctx_->GetServerTrailingMetadata(), &headers);
-    }
+  // This runs only after a response message or the end of the backend call, so its
+  // response headers have arrived (or never will).
+  const metadata::MetadataPolicy& policy = table_->chain().metadata_policy();
+  AppendResponseMetadata(policy, response_headers_, &headers);
+  if (with_trailing && backend_done_) {
+    AppendResponseMetadata(policy, response_trailers_, &headers);
   }
   return headers;
 }
@@ -163,13 +166,8 @@ void HttpCall::GrpcWebTrailersOnly(const absl::Status& status) {
   Respond(200, std::move(headers), "");
 }
 
-void HttpCall::GrpcWebSendMessage() {
-  grpc::Slice slice;
-  response_buf_.DumpToSingleSlice(&slice);
-  std::string frame = grpc_web::EncodeFrame(
-      grpc_web::kMessageFrame,
-      absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()),
-      web_encoding_);
+void HttpCall::GrpcWebSendMessage(const std::string& message) {
+  std::string frame = grpc_web::EncodeFrame(grpc_web::kMessageFrame, message, web_encoding_);
   if (!headers_sent_) {
     headers_sent_ = true;
     HeaderList headers = GrpcWebHeaders(/*with_trailing=*/false);
@@ -181,14 +179,14 @@ void HttpCall::GrpcWebSendMessage() {
 }
 
 void HttpCall::GrpcWebFinish() {
-  const int code = static_cast<int>(status_.error_code());
-  const std::string& message = status_.error_message();
+  const int code = static_cast<int>(status_.code());
+  const std::string message(status_.message());
   auto trailer_frame = [&] {
     std::string block = grpc_web::TrailerBlock(
-        code, message, RawMetadata(client_ctx_->GetServerTrailingMetadata()));
-    if (!status_.error_details().empty()) {
-      absl::StrAppend(&block, "grpc-status-details-bin: ",
-                      absl::Base64Escape(status_.error_details()), "\r\n");
+        code, message, RawMetadata(table_->chain().metadata_policy(), response_trailers_));
+    if (!status_details_.empty()) {
+      absl::StrAppend(&block, "grpc-status-details-bin: ", absl::Base64Escape(status_details_),
+                      "\r\n");
     }
     return grpc_web::EncodeFrame(grpc_web::kTrailerFrame, block, web_encoding_);
   };
@@ -202,7 +200,7 @@ void HttpCall::GrpcWebFinish() {
   }
   if (!status_.ok()) {
     HeaderList headers = GrpcWebHeaders(/*with_trailing=*/true);
-    AppendStatusHeaders(code, message, status_.error_details(), &headers);
+    AppendStatusHeaders(code, message, status_details_, &headers);
     Respond(200, std::move(headers), "");
     return;
   }
@@ -212,12 +210,7 @@ void HttpCall::GrpcWebFinish() {
       GrpcWebTrailersOnly(absl::InternalError("the backend sent no response message"));
       return;
     }
-    grpc::Slice slice;
-    response_buf_.DumpToSingleSlice(&slice);
-    body = grpc_web::EncodeFrame(
-        grpc_web::kMessageFrame,
-        absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()),
-        web_encoding_);
+    body = grpc_web::EncodeFrame(grpc_web::kMessageFrame, response_, web_encoding_);
   }
   body += trailer_frame();
   Respond(200, GrpcWebHeaders(/*with_trailing=*/false), std::move(body));

@@ -362,8 +362,8 @@ class Http2Session final : public SessionBase {
     s->request.peer = peer_;
     s->request.peer_identity = peer_identity_;
     s->is_head = s->request.method == "HEAD";
-    s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(), s,
-                                         shared_from_this());
+    s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(),
+                                         worker_->upstreams(), s, shared_from_this());
     s->call->Start(std::move(s->request));
   }
 
@@ -377,8 +377,8 @@ class Http2Session final : public SessionBase {
     s->request.peer = peer_;
     s->request.peer_identity = peer_identity_;
     s->body_streaming = true;
-    s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(), s,
-                                         shared_from_this());
+    s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(),
+                                         worker_->upstreams(), s, shared_from_this());
     std::shared_ptr<HttpCall> call = s->call;
     if (call->StartStreaming(&s->request, s)) {
       s->dispatched = true;

@@ -329,7 +329,8 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     HttpRequest request = MakeRequest();
     responding_ = false;
     call_ = std::make_shared<HttpCall>(&server_->env_, worker_->routes(),
-                                       worker_->ioc_.get_executor(), this, Self());
+                                       worker_->ioc_.get_executor(), worker_->upstreams(),
+                                       this, Self());
     call_->Start(std::move(request));
     if (!responding_) WatchForDisconnect();
   }
@@ -366,7 +367,8 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     responding_ = false;
     body_streaming_ = true;  // before the call starts: it may answer at once
     call_ = std::make_shared<HttpCall>(&server_->env_, worker_->routes(),
-                                       worker_->ioc_.get_executor(), this, Self());
+                                       worker_->ioc_.get_executor(), worker_->upstreams(),
+                                       this, Self());
     if (!call_->StartStreaming(&head, this)) {
       body_streaming_ = false;
       continue_pending_ = false;
@@ -777,26 +779,15 @@ void HttpServer::Impl::Shutdown(absl::Duration grace) {
   for (auto& worker : workers_) {
     worker->ForEachConnection([](ServerConnection& c) { c.Abort(); });
   }
-  // Every backend operation must have completed (and posted its event) before the event
-  // loops go away; the calls were cancelled, so this is quick.
+  // The calls were cancelled (their backend streams reset on the same loops); give the
+  // loops a moment to send that.
   const absl::Time hard = absl::Now() + absl::Seconds(5);
-  while ((in_flight_.load() > 0 || backend_ops_.load() > 0) && absl::Now() < hard) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  while (in_flight_.load() > 0 && absl::Now() < hard) absl::SleepFor(absl::Milliseconds(5));
   for (auto& worker : workers_) worker->Stop();
-  // No event loop runs any more, so no operation starts; the ones still pending complete
-  // (cancelled) and post into the stopped loops, which must still exist.
-  for (auto& worker : workers_) {
-    worker->ForEachConnection([](ServerConnection& c) { c.Abort(); });
-  }
-  while (backend_ops_.load() > 0 && absl::Now() < hard + absl::Seconds(5)) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
   acceptor_.reset();
-  // Destroying the event loops destroys the connections and handlers they still hold.
+  // Destroying the event loops destroys the connections (client and backend) and the
+  // handlers they still hold.
   workers_.clear();
-  cq_.Shutdown();
-  if (cq_thread_.joinable()) cq_thread_.join();
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -820,12 +811,6 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   }
   absl::Status status = impl->Listen();
   if (!status.ok()) return status;
-  Impl* raw = impl.get();
-  impl->cq_thread_ = std::thread([raw] {
-    void* tag;
-    bool ok;
-    while (raw->cq_.Next(&tag, &ok)) static_cast<CqTag*>(tag)->Complete(ok);
-  });
   impl->Accept();
   for (auto& worker : impl->workers_) worker->Start();
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));

@@ -60,7 +60,7 @@ absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(
 class Worker {
  public:
   explicit Worker(const Snapshot<RouteTable>* routes)
-      : ioc_(1), guard_(asio::make_work_guard(ioc_)), reader_(routes) {}
+      : ioc_(1), upstreams_(ioc_), guard_(asio::make_work_guard(ioc_)), reader_(routes) {}
 
   ~Worker() { Stop(); }
 
@@ -70,6 +70,8 @@ class Worker {
 
   // Only on this worker's thread.
   const std::shared_ptr<const RouteTable>& routes() { return reader_.Get(); }
+  // This worker's connections to the backends (only on this worker's thread).
+  upstream::WorkerUpstreams* upstreams() { return &upstreams_; }
 
   void Add(ServerConnection* c) {
     absl::MutexLock lock(&mu_);
@@ -107,6 +109,9 @@ class Worker {
   asio::io_context ioc_;
 
  private:
+  // Declared after ioc_: destroyed first (its connections' timers and sockets belong to
+  // ioc_).
+  upstream::WorkerUpstreams upstreams_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   Snapshot<RouteTable>::Reader reader_;  // used by thread_ only
   std::thread thread_;
@@ -130,8 +135,6 @@ class HttpServer::Impl {
     }
     env_.cors = options.cors;
     env_.readiness = options.readiness;
-    env_.cq = &cq_;
-    env_.backend_ops = &backend_ops_;
     if (options.metrics != nullptr) {
       metrics_ = std::make_unique<HttpMetrics>(options.metrics);
       env_.metrics = metrics_.get();
@@ -152,15 +155,12 @@ class HttpServer::Impl {
   std::chrono::steady_clock::duration header_read_timeout_;
   std::chrono::steady_clock::duration idle_timeout_;
 
-  grpc::CompletionQueue cq_;
-  std::thread cq_thread_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<tcp::acceptor> acceptor_;  // on workers_[0]
   std::unique_ptr<asio::ssl::context> tls_;   // null: plaintext
   std::size_t next_worker_ = 0;
   int port_ = 0;
   std::atomic<int> in_flight_{0};
-  std::atomic<int> backend_ops_{0};
   std::atomic<bool> draining_{false};
   bool shut_down_ = false;
 };

@@ -5,6 +5,7 @@
 #include "gateway/interceptors/auth_interceptor.h"
 #include "gateway/interceptors/deadline_interceptor.h"
 #include "gateway/interceptors/quota_interceptor.h"
+#include "gateway/interceptors/retry_interceptor.h"
 
 namespace gateway {
 
@@ -32,6 +33,12 @@ absl::StatusOr<std::shared_ptr<const InterceptorChain>> BuildInterceptorChain(
         DeadlineInterceptor::Create(config.deadlines(), pool, services, clock, check);
     if (!deadlines.ok()) return deadlines.status();
     interceptors.push_back(*std::move(deadlines));
+  }
+  if (!config.retries().rules().empty()) {
+    absl::StatusOr<std::shared_ptr<const RetryInterceptor>> retries =
+        RetryInterceptor::Create(config.retries(), pool, services, check);
+    if (!retries.ok()) return retries.status();
+    interceptors.push_back(*std::move(retries));
   }
   return std::make_shared<const InterceptorChain>(std::move(interceptors));
 }

@@ -75,6 +75,8 @@ struct ClientTlsOptions {
 struct ConnectionOptions {
   // TLS (off: h2c with prior knowledge).
   ClientTlsOptions tls;
+  // The user-agent header of every call (empty: none).
+  std::string user_agent = "gatewayd";
   // TCP connect plus the SETTINGS exchange must finish within this.
   absl::Duration connect_timeout = absl::Seconds(5);
   // A PING every `keepalive_interval` (zero: off); no ACK within `keepalive_timeout`
