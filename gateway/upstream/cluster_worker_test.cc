@@ -19,6 +19,15 @@
 #include "tests/testdata/echo.grpc.pb.h"
 
 namespace gateway::upstream {
+
+// Publishes an endpoint set as the resolver does (Cluster befriends this name for tests).
+class ClusterTestPeer {
+ public:
+  static void SetEndpoints(Cluster& cluster, EndpointSet set) {
+    cluster.SetEndpoints(std::move(set));
+  }
+};
+
 namespace {
 
 using ::gateway::test::v1::Echo;
@@ -429,6 +438,48 @@ TEST_F(ClusterWorkerTest, ConnectFailureIsUnavailableWithoutTheAddress) {
   ASSERT_TRUE(RunUntil([&] { return second->finished(); }));
   EXPECT_EQ(second->acquire->message(), "backend \"echo\": failed to connect");
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST_F(ClusterWorkerTest, ReconnectBackoffGrowsToItsCap) {
+  uint16_t port;
+  {
+    boost::asio::ip::tcp::acceptor a(io_, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }
+  ClusterOptions o = Options(LbPolicy::kRoundRobin);  // 50 ms x1.6 per failure, cap 400 ms
+  o.target = absl::StrCat("ipv4:127.0.0.1:", port);
+  MakeWorker(o);
+  auto call = Start();
+  ASSERT_TRUE(RunUntil([&] { return call->finished(); }));
+  // The worker keeps reconnecting by itself. In 3 s: 50+80+128+205+328 ms (+-20%), then
+  // every 400 ms at most: 9 to 13 attempts. Without growth it would be ~60, without the
+  // cap at most 8.
+  RunFor(absl::Seconds(3));
+  const uint64_t attempts = (*cluster_->endpoints())[0]->connect_failures_total.load();
+  std::cerr << "connect attempts in 3 s after the first failure: " << attempts << "\n";
+  EXPECT_GE(attempts, 9u);
+  EXPECT_LE(attempts, 14u);
+}
+
+TEST_F(ClusterWorkerTest, NewEndpointSetMovesCallsAndClosesRemovedConnections) {
+  StartBackends(3);
+  ClusterOptions o = Options(LbPolicy::kRoundRobin);
+  o.target = absl::StrCat("ipv4:127.0.0.1:", backends_[0]->port, ",127.0.0.1:",
+                          backends_[1]->port);
+  MakeWorker(o);
+  Sequential(4);
+  EXPECT_EQ(Counts(), (std::vector<int>{2, 2, 0}));
+  EXPECT_EQ(cluster_->connections.load(), 2);
+  EndpointSet next;
+  for (int i : {1, 2}) {
+    next.push_back(
+        std::make_shared<EndpointState>(Endpoint::Tcp("127.0.0.1", backends_[i]->port), 1));
+  }
+  ClusterTestPeer::SetEndpoints(*cluster_, std::move(next));
+  for (int port : Sequential(10)) EXPECT_NE(port, backends_[0]->port);
+  EXPECT_EQ(Counts(), (std::vector<int>{2, 7, 5}));
+  // The connection to the removed endpoint had no streams: closed at once.
+  EXPECT_EQ(cluster_->connections.load(), 2);
 }
 
 TEST_F(ClusterWorkerTest, PendingOverflowAnswersAtOnce) {
