@@ -166,7 +166,9 @@ absl::StatusOr<ParsedTarget> ParseTarget(const ClusterOptions& o) {
   absl::StatusOr<HostPort> hp = SplitHostPort(t);
   if (!hp.ok()) return BadTarget(o, hp.status().message());
   if (hp->bracketed) {
-    if (!IsIpv6(hp->host)) return BadTarget(o, absl::StrCat("\"", hp->host, "\" is not an IPv6 address"));
+    if (!IsIpv6(hp->host)) {
+      return BadTarget(o, absl::StrCat("\"", hp->host, "\" is not an IPv6 address"));
+    }
     out.endpoints.push_back(Endpoint::Tcp(hp->host, hp->port));
   } else if (IsIpv4(hp->host)) {
     out.endpoints.push_back(Endpoint::Tcp(hp->host, hp->port));
@@ -193,8 +195,12 @@ absl::Status CheckOptions(const ClusterOptions& o) {
     if (o.health_check.timeout <= absl::ZeroDuration()) {
       return bad("health_check.timeout must be positive");
     }
-    if (o.health_check.healthy_threshold == 0) return bad("health_check.healthy_threshold must be at least 1");
-    if (o.health_check.unhealthy_threshold == 0) return bad("health_check.unhealthy_threshold must be at least 1");
+    if (o.health_check.healthy_threshold == 0) {
+      return bad("health_check.healthy_threshold must be at least 1");
+    }
+    if (o.health_check.unhealthy_threshold == 0) {
+      return bad("health_check.unhealthy_threshold must be at least 1");
+    }
   }
   if (o.outlier_detection.enabled) {
     if (o.outlier_detection.consecutive_failures == 0) {

@@ -185,7 +185,8 @@ TEST(ClusterTarget, WeightsThatDoNotMatchTheAddressesAreRefused) {
   dns.weights = {1};
   c = Cluster::Create(dns);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), "backend \"x\": 1 weights for a dns target (its addresses all weigh 1)");
+  EXPECT_EQ(c.status().message(),
+            "backend \"x\": 1 weights for a dns target (its addresses all weigh 1)");
 
   ClusterOptions literal = Options("127.0.0.1:80", "x");
   literal.weights = {4};
@@ -279,7 +280,8 @@ TEST(ClusterCircuitBreaker, OverflowMessageNamesBackendAndLimit) {
   ASSERT_NE(c, nullptr);
   absl::Status s = c->Overflow("requests", "max_requests", 10000);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(s.message(), "backend \"books\": too many requests (circuit_breakers.max_requests = 10000)");
+  EXPECT_EQ(s.message(),
+            "backend \"books\": too many requests (circuit_breakers.max_requests = 10000)");
 }
 
 // --- Outlier detection ---

@@ -88,7 +88,8 @@ absl::StatusOr<uint64_t> DecodeHealthCheckStatus(absl::string_view in) {
       }
       case 2:
         if (!ReadVarint(in, &pos, &v) || v > in.size() - pos) {
-          return absl::InvalidArgumentError("HealthCheckResponse: truncated length-delimited field");
+          return absl::InvalidArgumentError(
+              "HealthCheckResponse: truncated length-delimited field");
         }
         pos += v;
         break;
