@@ -300,5 +300,20 @@ TEST_F(TlsTest, SilentServerTimesOutTheHandshake) {
   io_.run_for(std::chrono::milliseconds(50));  // the aborted handshake's handler runs
 }
 
+TEST_F(TlsTest, NoNameToVerifyIsRefused) {
+  StartServer(false);
+  ConnectionOptions options;
+  options.tls.enabled = true;
+  options.tls.ca_pem = TestPki().ca;
+  Endpoint endpoint = Endpoint::Tcp("127.0.0.1", port_);
+  endpoint.authority.clear();
+  auto conn = Http2Connection::Create(io_, endpoint, options);
+  std::optional<absl::Status> connected;
+  conn->Connect([&](absl::Status s) { connected = s; });
+  ASSERT_TRUE(RunUntil([&] { return connected.has_value(); }));
+  EXPECT_EQ(connected->code(), absl::StatusCode::kUnavailable) << *connected;
+  EXPECT_TRUE(absl::StrContains(connected->message(), "no name to check")) << *connected;
+}
+
 }  // namespace
 }  // namespace gateway::upstream
