@@ -206,14 +206,20 @@ INSTANTIATE_TEST_SUITE_P(
                 "backends[0].outlier_detection.max_ejection_time: at least base_ejection_time"},
         BadCase{"RetryOneAttempt",
                 "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "backends: [{name: a, target: \"x:1\"}]\n"
+                "services: [{name: gateway.test.v1.Echo, backend: a}]\n"
                 "retries: {rules: [{selectors: [\"*\"], max_attempts: 1}]}\n",
                 "retries.rules[0].max_attempts: 2 to 10"},
         BadCase{"RetryUnknownCode",
                 "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "backends: [{name: a, target: \"x:1\"}]\n"
+                "services: [{name: gateway.test.v1.Echo, backend: a}]\n"
                 "retries: {rules: [{selectors: [\"*\"], max_attempts: 3, retry_on: [NOPE]}]}\n",
                 "retries.rules[0].retry_on[0]: \"NOPE\" is not a gRPC status code name"},
         BadCase{"RetryNoSelectors",
                 "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "backends: [{name: a, target: \"x:1\"}]\n"
+                "services: [{name: gateway.test.v1.Echo, backend: a}]\n"
                 "retries: {rules: [{max_attempts: 3}]}\n",
                 "retries.rules[0].selectors: at least one"},
         BadCase{"DuplicateBackend",
