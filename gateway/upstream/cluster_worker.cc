@@ -254,9 +254,18 @@ struct ClusterWorkerImpl : std::enable_shared_from_this<ClusterWorkerImpl> {
           break;
         }
       }
-      if (!target && !p.in_backoff && p.conns.size() < o.max_connections_per_endpoint &&
-          cluster->TryAcquireConnection()) {
-        target = Open(p);
+      if (!target && !p.in_backoff && p.conns.size() < o.max_connections_per_endpoint) {
+        if (cluster->TryAcquireConnection()) {
+          target = Open(p);
+        } else if (std::none_of(p.conns.begin(), p.conns.end(),
+                                [](const auto& c) { return Usable(*c); })) {
+          // No connection of this endpoint to wait for, and none may open.
+          auto done = TakeWaiter(id);
+          out.push_back({std::move(done),
+                         cluster->Overflow("connections", "max_connections",
+                                           o.circuit_breakers.max_connections)});
+          continue;
+        }
       }
       if (target) {
         w.assigned = target;

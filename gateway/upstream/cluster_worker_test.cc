@@ -510,6 +510,26 @@ TEST_F(ClusterWorkerTest, PendingOverflowAnswersAtOnce) {
   EXPECT_EQ(backends_[0]->service.calls.load(), 4);
 }
 
+TEST_F(ClusterWorkerTest, ConnectionLimitWithNothingToWaitForAnswersAtOnce) {
+  StartBackends(2);
+  ClusterOptions o = Options(LbPolicy::kPickFirst);
+  o.circuit_breakers.max_connections = 1;
+  MakeWorker(o);
+  Sequential(1);
+  EXPECT_EQ(cluster_->connections.load(), 1);
+  // The second endpoint has no connection and may not open one.
+  PickOptions pick;
+  pick.avoid = (*cluster_->endpoints())[0].get();
+  auto call = Start(0, pick);
+  ASSERT_TRUE(call->acquire.has_value());
+  EXPECT_EQ(call->acquire->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(call->acquire->message(),
+            "backend \"echo\": too many connections (circuit_breakers.max_connections = 1)");
+  EXPECT_EQ(cluster_->pending_requests.load(), 0);
+  // The first endpoint's connection still serves.
+  EXPECT_EQ(Sequential(1)[0], backends_[0]->port);
+}
+
 TEST_F(ClusterWorkerTest, DeadlineWhileWaitingIsDeadlineExceeded) {
   StartBackends(1, /*max_streams=*/1);
   ClusterOptions o = Options(LbPolicy::kRoundRobin);
