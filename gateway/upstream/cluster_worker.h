@@ -80,8 +80,10 @@ class ClusterWorker {
   // connection has room (the common case), else later on the worker's thread when one
   // is ready. Errors (UNAVAILABLE, each naming the backend, never an address): no
   // endpoints (with the resolution error), none reachable, circuit breaker overflow
-  // (max_pending_requests), connect failure of the chosen endpoint; DEADLINE_EXCEEDED if
-  // `deadline` passes while waiting.
+  // (max_pending_requests; max_requests; max_connections when the chosen endpoint has no
+  // connection to wait for), connect failure of the chosen endpoint; DEADLINE_EXCEEDED if
+  // `deadline` passes while waiting (a call that gets a stream at once is not checked
+  // against `deadline`: its stream ends it).
   //
   // A call that cannot have a stream at once waits (and counts as a pending request of
   // the cluster): for a connection being opened, or for a stream of a full connection to
