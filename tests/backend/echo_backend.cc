@@ -10,13 +10,21 @@
 // with the port actually bound (port 0 picks a free one). SIGTERM or SIGINT shut it down;
 // it then exits 0. Server reflection is on; messages up to 64 MiB are accepted and sent.
 //
+//   echo_backend --listen=127.0.0.1:0 --health
+//
+// also serves grpc.health.v1.Health (every service SERVING at start); SIGUSR1 sets every
+// service NOT_SERVING, SIGUSR2 sets every service SERVING again.
+//
 // Behavior of every method (the proto's comments, made precise):
 //
 //  * Response metadata, all methods: every request header "x-echo-<rest>" comes back as
 //    initial metadata "x-reflect-<rest>" (same value), and the trailers carry
 //    "x-echo-trailing: done". Initial metadata also carries "x-echo-initial: <n>" where n is
 //    the payload size of the request (Unary, ServerStream), the total payload bytes read
-//    (ClientStream) or the payload size of the first request (Bidi).
+//    (ClientStream) or the payload size of the first request (Bidi). Unary and ServerStream
+//    also carry "x-served-by: HOST:PORT" (the address the backend listens on, as announced)
+//    in their trailers, Unary in its initial metadata too, so a test behind a balancing
+//    gateway can tell which backend answered.
 //  * Failures: a non-zero `fail_code` ends the call with that code and `fail_message`
 //    (codes outside 1..16 become UNKNOWN). The status also carries binary error details:
 //    a google.rpc.Status {code, message, details: [Any(gateway.test.v1.EchoResponse
@@ -30,8 +38,9 @@
 //    exits with status 1 without shutting down, to simulate a crash mid-stream.
 //  * `tag`: the backend remembers, per tag, whether a call with it was seen cancelled and
 //    whether it finished (its handler returned), and for ClientStream how many requests it
-//    has read so far (counted as they are read, so a test can see a stream's progress);
-//    `Stats` reports them. Unknown tags report false/false/0.
+//    has read so far (counted as they are read, so a test can see a stream's progress),
+//    and how many Unary calls with it arrived (counted when the handler starts, whatever
+//    the call's outcome); `Stats` reports them. Unknown tags report false/false/0/0.
 //  * Unary fills `metadata` with every request header as "key=value", sorted, values of
 //    "-bin" keys in padded standard base64, and `deadline_ms` with the milliseconds left
 //    until the deadline when the call arrived (-1 without a deadline).
@@ -52,6 +61,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -102,6 +112,13 @@ class CallLog {
     entry.cancelled = entry.cancelled || cancelled;
   }
 
+  // Records that a Unary call with `tag` arrived. Empty tags are ignored.
+  void CountCall(const std::string& tag) {
+    if (tag.empty()) return;
+    absl::MutexLock lock(&mu_);
+    ++entries_[tag].calls;
+  }
+
   // Records that the ClientStream call with `tag` has read `count` requests.
   void MarkReceived(const std::string& tag, int count) {
     if (tag.empty()) return;
@@ -118,6 +135,7 @@ class CallLog {
       response.set_cancelled(it->second.cancelled);
       response.set_finished(it->second.finished);
       response.set_received(it->second.received);
+      response.set_calls(it->second.calls);
     }
     return response;
   }
@@ -127,6 +145,7 @@ class CallLog {
     bool cancelled = false;
     bool finished = false;
     int received = 0;
+    int calls = 0;
   };
 
   mutable absl::Mutex mu_;
@@ -262,12 +281,20 @@ int64_t DeadlineMillis(const grpc::ServerContext& context) {
 // in the CallLog.
 class EchoService final : public gateway::test::v1::Echo::Service {
  public:
+  // Sets the address sent as "x-served-by" (empty until set: no such metadata).
+  void SetServedBy(const std::string& address) {
+    absl::MutexLock lock(&mu_);
+    served_by_ = address;
+  }
+
   grpc::Status Unary(grpc::ServerContext* context, const EchoRequest* request,
                      EchoResponse* response) override {
     CallScope scope(&log_, context);
     scope.SetTag(request->tag());
+    log_.CountCall(request->tag());
     const int64_t deadline_ms = DeadlineMillis(*context);
     AddResponseMetadata(context, request->payload().size());
+    AddServedBy(context, /*initial=*/true);
     if (!SleepUnlessCancelled(context, request->sleep_ms())) return scope.Cancelled();
     if (request->fail_code() != 0) return FailureStatus(*request);
     response->set_payload(request->payload());
@@ -283,6 +310,7 @@ class EchoService final : public gateway::test::v1::Echo::Service {
     CallScope scope(&log_, context);
     scope.SetTag(request->tag());
     AddResponseMetadata(context, request->payload().size());
+    AddServedBy(context, /*initial=*/false);
     const PlannedFailure failure = PlanFailure(*request);
     EchoResponse response;
     response.set_payload(request->payload());
@@ -355,7 +383,21 @@ class EchoService final : public gateway::test::v1::Echo::Service {
   }
 
  private:
+  // Adds "x-served-by" to the trailers, and with `initial` to the initial metadata.
+  void AddServedBy(grpc::ServerContext* context, bool initial) {
+    std::string served_by;
+    {
+      absl::MutexLock lock(&mu_);
+      served_by = served_by_;
+    }
+    if (served_by.empty()) return;
+    if (initial) context->AddInitialMetadata("x-served-by", served_by);
+    context->AddTrailingMetadata("x-served-by", served_by);
+  }
+
   CallLog log_;
+  absl::Mutex mu_;
+  std::string served_by_ ABSL_GUARDED_BY(mu_);
 };
 
 struct Flags {
@@ -363,15 +405,18 @@ struct Flags {
   std::string tls_cert;       // PEM chain; with tls_key: serve TLS instead of plaintext
   std::string tls_key;
   std::string tls_client_ca;  // PEM CA; with TLS: require client certificates it signed
+  bool health = false;        // serve grpc.health.v1.Health; SIGUSR1/SIGUSR2 flip it
 };
 
 constexpr char kUsage[] =
     "usage: echo_backend [--listen=HOST:PORT|unix:PATH] [--tls_cert=PEM --tls_key=PEM "
-    "[--tls_client_ca=PEM]]\n"
+    "[--tls_client_ca=PEM]] [--health]\n"
     "  --listen=HOST:PORT  address to serve on (default 127.0.0.1:50051; port 0 picks a\n"
     "                      free port)\n"
     "  --tls_cert, --tls_key  serve TLS with this certificate chain and key\n"
-    "  --tls_client_ca     require client certificates signed by this CA (mutual TLS)\n";
+    "  --tls_client_ca     require client certificates signed by this CA (mutual TLS)\n"
+    "  --health            serve grpc.health.v1.Health: SIGUSR1 sets every service\n"
+    "                      NOT_SERVING, SIGUSR2 SERVING\n";
 
 // Reads a whole file; exits 2 naming it when it cannot.
 std::string ReadOrDie(const std::string& path) {
@@ -395,6 +440,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->tls_key = std::string(arg);
     } else if (absl::ConsumePrefix(&arg, "--tls_client_ca=")) {
       flags->tls_client_ca = std::string(arg);
+    } else if (arg == "--health") {
+      flags->health = true;
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -436,9 +483,12 @@ int Main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
+  sigaddset(&signals, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (flags.health) grpc::EnableDefaultHealthCheckService(true);
   EchoService service;
   int port = 0;
   grpc::ServerBuilder builder;
@@ -464,15 +514,23 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "echo_backend: cannot listen on %s\n", flags.listen.c_str());
     return 1;
   }
-  if (unix_socket) {
-    std::fprintf(stderr, "echo_backend: listening on %s\n", flags.listen.c_str());
-  } else {
-    std::fprintf(stderr, "echo_backend: listening on %s:%d\n", host.c_str(), port);
-  }
+  const std::string address =
+      unix_socket ? flags.listen : absl::StrCat(host, ":", port);
+  service.SetServedBy(address);
+  std::fprintf(stderr, "echo_backend: listening on %s\n", address.c_str());
   std::fflush(stderr);
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (true) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGUSR1 && signal_number != SIGUSR2) break;
+    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+    if (health == nullptr) continue;  // without --health the signals change nothing
+    const bool serving = signal_number == SIGUSR2;
+    health->SetServingStatus(serving);
+    std::fprintf(stderr, "echo_backend: health %s\n", serving ? "SERVING" : "NOT_SERVING");
+    std::fflush(stderr);
+  }
   server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   server->Wait();
   return 0;
