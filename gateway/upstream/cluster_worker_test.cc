@@ -482,6 +482,41 @@ TEST_F(ClusterWorkerTest, NewEndpointSetMovesCallsAndClosesRemovedConnections) {
   EXPECT_EQ(cluster_->connections.load(), 2);
 }
 
+TEST_F(ClusterWorkerTest, CallWaitingOnARemovedEndpointChoosesAgain) {
+  Backend slow_backend;
+  slow_backend.Start(/*max_streams=*/1);
+  StartBackends(1);
+  ClusterOptions o = Options(LbPolicy::kPickFirst);
+  o.target = absl::StrCat("ipv4:127.0.0.1:", slow_backend.port, ",127.0.0.1:",
+                          backends_[0]->port);
+  o.max_connections_per_endpoint = 1;
+  MakeWorker(o);
+  Sequential(1);
+  auto slow = Start(/*sleep_ms=*/500);  // holds the first endpoint's only stream
+  ASSERT_TRUE(slow->acquired_inline);
+  auto waiting = Start();
+  ASSERT_FALSE(waiting->acquire.has_value());
+  EndpointSet next;
+  next.push_back(
+      std::make_shared<EndpointState>(Endpoint::Tcp("127.0.0.1", backends_[0]->port), 1));
+  ClusterTestPeer::SetEndpoints(*cluster_, std::move(next));
+  // The worker sees the new set at its next Acquire (or sweep): the waiting call goes to
+  // the endpoint that remains, without waiting for the slow one.
+  auto third = Start();
+  ASSERT_TRUE(RunUntil([&] { return waiting->finished() && third->finished(); },
+                       absl::Milliseconds(400)));
+  ASSERT_TRUE(waiting->result && waiting->result->status.ok());
+  EXPECT_EQ(waiting->port, backends_[0]->port);
+  EXPECT_FALSE(slow->finished());
+  // The call on the removed endpoint ends normally; its connection is closed afterwards.
+  ASSERT_TRUE(RunUntil([&] { return slow->finished(); }));
+  EXPECT_TRUE(slow->result && slow->result->status.ok());
+  ASSERT_TRUE(RunUntil([&] { return cluster_->connections.load() == 1; }, absl::Seconds(3)));
+  EXPECT_EQ(cluster_->pending_requests.load(), 0);
+  worker_.reset();
+  slow_backend.Stop();
+}
+
 TEST_F(ClusterWorkerTest, PendingOverflowAnswersAtOnce) {
   StartBackends(1, /*max_streams=*/1);
   ClusterOptions o = Options(LbPolicy::kRoundRobin);
