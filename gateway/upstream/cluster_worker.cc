@@ -86,7 +86,6 @@ struct ClusterWorkerImpl : std::enable_shared_from_this<ClusterWorkerImpl> {
     const ClusterOptions& o = this->cluster->options();
     switch (o.lb_policy) {
       case LbPolicy::kRoundRobin:
-        lb = LoadBalancer::RoundRobin();
         break;
       case LbPolicy::kLeastRequest:
         lb = LoadBalancer::LeastRequest();
@@ -95,6 +94,7 @@ struct ClusterWorkerImpl : std::enable_shared_from_this<ClusterWorkerImpl> {
         lb = LoadBalancer::PickFirst();
         break;
     }
+    if (lb == nullptr) lb = LoadBalancer::RoundRobin();
   }
 
   asio::io_context& io;
