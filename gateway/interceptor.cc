@@ -6,6 +6,21 @@
 
 namespace gateway {
 
+std::unique_ptr<CallContext> CallContext::Make(Facts facts) {
+  auto ctx = std::make_unique<CallContext>();
+  ctx->front_end = facts.front_end;
+  ctx->method = facts.method;
+  ctx->rules = facts.rules;
+  ctx->path = std::move(facts.path);
+  ctx->request_metadata.reserve(facts.metadata_entries);
+  ctx->peer_address = std::move(facts.peer_address);
+  ctx->peer_identity = std::move(facts.peer_identity);
+  ctx->client_deadline = facts.client_deadline;
+  ctx->backend_deadline = facts.client_deadline;
+  ctx->arrival = facts.arrival;
+  return ctx;
+}
+
 InterceptorChain::InterceptorChain(std::vector<std::shared_ptr<const Interceptor>> interceptors)
     : interceptors_(std::move(interceptors)) {
   std::vector<std::string> owned;

@@ -107,6 +107,23 @@ struct CallContext {
   // Retry-After, RateLimit-*). gRPC front ends send them as trailing metadata.
   std::vector<std::pair<std::string, std::string>> response_headers;
 
+  // The one way a front end makes the context of a call (every front end sets the same
+  // fields the same way): what the call is, who sent it, its deadline. The front end then
+  // appends request_metadata (views into its own storage) and, for HTTP, sets `query`.
+  // backend_deadline starts as client_deadline.
+  struct Facts {
+    FrontEnd front_end = FrontEnd::kGrpc;
+    const google::protobuf::MethodDescriptor* method = nullptr;
+    const MethodRules* rules = nullptr;
+    std::string path;
+    std::string peer_address;
+    std::string peer_identity;
+    absl::Time client_deadline = absl::InfiniteFuture();
+    absl::Time arrival;
+    size_t metadata_entries = 0;  // capacity to reserve for request_metadata
+  };
+  static std::unique_ptr<CallContext> Make(Facts facts);
+
   // The first value of metadata `key` (lower case), or empty.
   absl::string_view Metadata(absl::string_view key) const {
     for (const auto& [k, v] : request_metadata) {

@@ -338,23 +338,19 @@ class ProxyCall {
   // interceptor goes asynchronous, its Resume() (on any thread) wakes this call up on its
   // own queue through an alarm, so the call's state is only ever touched by its worker.
   void RunChain() {
-    ctx_ = std::make_unique<CallContext>();
-    ctx_->front_end = FrontEnd::kGrpc;
-    ctx_->method = route_->method;
-    ctx_->rules = &route_->rules;
-    ctx_->path = server_ctx_.method();
-    ctx_->request_metadata.reserve(server_ctx_.client_metadata().size());
+    absl::Time client_deadline = absl::InfiniteFuture();
+    const gpr_timespec deadline = server_ctx_.raw_deadline();
+    if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) != 0) {
+      client_deadline = absl::FromChrono(server_ctx_.deadline());
+    }
+    ctx_ = CallContext::Make({FrontEnd::kGrpc, route_->method, &route_->rules,
+                              server_ctx_.method(), server_ctx_.peer(),
+                              PeerIdentity(*server_ctx_.auth_context()), client_deadline,
+                              absl::Now(), server_ctx_.client_metadata().size()});
     for (const auto& [key, value] : server_ctx_.client_metadata()) {
       ctx_->request_metadata.emplace_back(absl::string_view(key.data(), key.size()),
                                           absl::string_view(value.data(), value.size()));
     }
-    ctx_->peer_address = server_ctx_.peer();
-    ctx_->peer_identity = PeerIdentity(*server_ctx_.auth_context());
-    const gpr_timespec deadline = server_ctx_.raw_deadline();
-    if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) != 0) {
-      ctx_->client_deadline = absl::FromChrono(server_ctx_.deadline());
-    }
-    ctx_->arrival = absl::Now();
     // The chain holds the call alive until it is done. While it runs, the call has no
     // operation in flight, so an asynchronous interceptor's thread may continue the call
     // itself (hopping back through the queue, e.g. with a grpc::Alarm, costs about a

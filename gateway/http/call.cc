@@ -217,20 +217,14 @@ void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
     StartBackend();
     return;
   }
-  call_ctx_ = std::make_unique<CallContext>();
+  call_ctx_ = CallContext::Make({FrontEnd::kHttp, route_->method, &route_->rules, route_->path,
+                                 req.peer, req.peer_identity, client_deadline_, now,
+                                 req.headers.size()});
   CallContext& ctx = *call_ctx_;
-  ctx.front_end = FrontEnd::kHttp;
-  ctx.method = route_->method;
-  ctx.rules = &route_->rules;
-  ctx.path = route_->path;
-  ctx.request_metadata.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) ctx.request_metadata.emplace_back(name, value);
   ctx.query = query;
-  ctx.peer_address = req.peer;
-  ctx.peer_identity = req.peer_identity;
-  ctx.client_deadline = client_deadline_;
+  // The listener's default deadline is not the client's, but it bounds the call.
   ctx.backend_deadline = deadline_;
-  ctx.arrival = now;
   chain->Run(&ctx, [self = shared_from_this()](CallContext*, absl::Status status) {
     HttpCall* c = self.get();
     asio::dispatch(c->executor_, [self = std::move(self), status]() mutable {
