@@ -304,6 +304,31 @@ TEST_F(ClusterWorkerTest, PickFirstUsesTheFirstAndMovesOnWhenItStops) {
   EXPECT_EQ(Counts(), (std::vector<int>{10, 10, 0}));
 }
 
+TEST_F(ClusterWorkerTest, GoawayTakesTheConnectionOutWhileItsCallFinishes) {
+  StartBackends(2);
+  MakeWorker(Options(LbPolicy::kPickFirst));
+  Sequential(1);
+  auto slow = Start(/*sleep_ms=*/600);
+  ASSERT_TRUE(slow->acquired_inline);
+  Http2Connection* draining = slow->conn;
+  // A graceful shutdown: GOAWAY now, the call in flight may finish (Shutdown blocks).
+  std::thread shutdown([&] {
+    backends_[0]->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  });
+  ASSERT_TRUE(RunUntil(
+      [&] { return draining->state() != Http2Connection::State::kReady; }, absl::Seconds(3)));
+  // New calls go to the other endpoint; the draining connection is not given out.
+  for (int port : Sequential(5)) EXPECT_EQ(port, backends_[1]->port);
+  ASSERT_TRUE(RunUntil([&] { return slow->finished(); }));
+  EXPECT_TRUE(slow->result && slow->result->status.ok()) << slow->result->status;
+  shutdown.join();
+  backends_[0]->server->Wait();
+  backends_[0]->server.reset();
+  // Only the other endpoint's connection is left (and maybe a reconnect attempt to the
+  // stopped one, which fails).
+  ASSERT_TRUE(RunUntil([&] { return cluster_->connections.load() == 1; }, absl::Seconds(3)));
+}
+
 TEST_F(ClusterWorkerTest, AvoidGoesToAnotherEndpoint) {
   StartBackends(2);
   MakeWorker(Options(LbPolicy::kPickFirst));
