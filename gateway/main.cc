@@ -25,6 +25,7 @@
 #include "gateway/metrics_listener/metrics_listener.h"
 #include "gateway/registry/admin_service.h"
 #include "gateway/snapshot.h"
+#include "gateway/upstream_metrics.h"
 #include "grpcpp/security/server_credentials.h"
 
 namespace gateway {
@@ -215,7 +216,10 @@ int Run(int argc, char** argv) {
   }
 
   Snapshot<RouteTable> route_snapshot((*config)->routes);
-  if (metric_registry != nullptr) AddProcessMetrics(*metric_registry, started, &route_snapshot);
+  if (metric_registry != nullptr) {
+    AddProcessMetrics(*metric_registry, started, &route_snapshot);
+    AddUpstreamMetrics(*metric_registry, (*config)->backends);
+  }
 
   // --- admin listener: the registry publishes complete route tables into route_snapshot
   // (restoring its directory first, so the front ends start with the registered services).

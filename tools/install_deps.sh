@@ -13,6 +13,7 @@ PACKAGES=(
   python3 python3-grpcio python3-protobuf python3-cryptography python3-h2 python3-yaml curl openssl redis-server
   nghttp2-client
   nginx-light wrk
+  prometheus  # promtool check metrics
 )
 
 missing=()
@@ -30,7 +31,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts services from packages it installs; the tests start their own.
-for svc in redis-server nginx; do
+for svc in redis-server nginx prometheus; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

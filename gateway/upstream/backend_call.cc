@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "gateway/metrics/metrics.h"
 #include "gateway/upstream/grpc_framing.h"
 
 namespace gateway::upstream {
@@ -44,6 +45,8 @@ EndpointOutcome OutcomeOf(const CallResult& result, bool local_end) {
   }
 }
 
+void Count(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
+
 absl::BitGen& Gen() {
   thread_local absl::BitGen gen;
   return gen;
@@ -70,7 +73,11 @@ std::shared_ptr<BackendCall> BackendCall::Start(ClusterWorker& worker, Spec spec
 }
 
 BackendCall::BackendCall(ClusterWorker& worker, Spec spec, Callbacks callbacks)
-    : worker_(worker), spec_(std::move(spec)), cb_(std::move(callbacks)), timer_(worker.io()) {}
+    : worker_(worker),
+      spec_(std::move(spec)),
+      cb_(std::move(callbacks)),
+      timer_(worker.io()),
+      started_(absl::Now()) {}
 
 BackendCall::~BackendCall() {
   if (holding_retry_) worker_.cluster()->ReleaseRetry();
@@ -192,23 +199,33 @@ bool BackendCall::MayRetry(const CallResult& result, bool per_try_timeout,
                            absl::Duration* delay) {
   if (committed_ || !replayable_) return false;
   if (absl::Now() >= spec_.deadline) return false;
+  Cluster& cluster = *worker_.cluster();
   if (result.unprocessed) {
-    if (transparent_ >= kMaxTransparentRetries) return false;
+    if (transparent_ >= kMaxTransparentRetries) {
+      Count(cluster.retries_exhausted_total);
+      return false;
+    }
     ++transparent_;
+    Count(cluster.transparent_retries_total);
     *delay = absl::ZeroDuration();
     return true;
   }
   const RetryPolicy* policy = spec_.retry;
-  if (policy == nullptr || attempts_ >= policy->max_attempts) return false;
+  if (policy == nullptr) return false;
   if (!per_try_timeout && !RetriesOn(*policy, result.status.code())) return false;
-  const Pushback pushback = ParsePushback(result.trailers);
-  if (pushback.stop) return false;
-  Cluster& cluster = *worker_.cluster();
-  if (!BudgetAllows(*policy, cluster.active_requests.load(std::memory_order_relaxed),
-                    cluster.active_retries.load(std::memory_order_relaxed))) {
+  if (attempts_ >= policy->max_attempts) {
+    Count(cluster.retries_exhausted_total);
     return false;
   }
-  if (!cluster.TryAcquireRetry()) return false;
+  const Pushback pushback = ParsePushback(result.trailers);
+  if (pushback.stop) return false;
+  if (!BudgetAllows(*policy, cluster.active_requests.load(std::memory_order_relaxed),
+                    cluster.active_retries.load(std::memory_order_relaxed)) ||
+      !cluster.TryAcquireRetry()) {
+    Count(cluster.retries_budget_exceeded_total);
+    return false;
+  }
+  Count(cluster.retries_total);
   holding_retry_ = true;
   *delay = pushback.present ? pushback.delay : RetryBackoff(*policy, attempts_, Gen());
   return true;
@@ -241,6 +258,13 @@ void BackendCall::Finish(CallResult result) {
     worker_.cluster()->ReleaseRetry();
   }
   held_.clear();
+  Cluster& cluster = *worker_.cluster();
+  if (result.status.ok() && (attempts_ > 1 || transparent_ > 0)) {
+    Count(cluster.retries_succeeded_total);
+  }
+  if (metrics::Histogram* h = cluster.call_duration.load(std::memory_order_relaxed)) {
+    h->ObserveDuration(absl::Now() - started_);
+  }
   cb_.on_done(result);
 }
 

@@ -106,6 +106,7 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   Spec spec_;
   Callbacks cb_;
   boost::asio::steady_timer timer_;
+  const absl::Time started_;  // for Cluster::call_duration
 
   uint32_t attempt_id_ = 0;  // increases with every attempt; stale callbacks are ignored
   uint32_t attempts_ = 0;    // attempts counted against max_attempts

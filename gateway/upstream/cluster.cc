@@ -427,11 +427,13 @@ void Cluster::Stop() {
 
 // --- Circuit breakers ---
 
-bool Cluster::TryAcquire(std::atomic<int64_t>& counter, uint32_t limit) {
+bool Cluster::TryAcquire(std::atomic<int64_t>& counter, uint32_t limit,
+                         std::atomic<uint64_t>& overflows) {
   int64_t current = counter.load(std::memory_order_relaxed);
   while (true) {
     if (current >= static_cast<int64_t>(limit)) {
       overflows_total.fetch_add(1, std::memory_order_relaxed);
+      overflows.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
     if (counter.compare_exchange_weak(current, current + 1, std::memory_order_acq_rel,
@@ -442,19 +444,23 @@ bool Cluster::TryAcquire(std::atomic<int64_t>& counter, uint32_t limit) {
 }
 
 bool Cluster::TryAcquireConnection() {
-  return TryAcquire(connections, options_.circuit_breakers.max_connections);
+  return TryAcquire(connections, options_.circuit_breakers.max_connections,
+                    connection_overflows_total);
 }
 void Cluster::ReleaseConnection() { connections.fetch_sub(1, std::memory_order_acq_rel); }
 bool Cluster::TryAcquirePending() {
-  return TryAcquire(pending_requests, options_.circuit_breakers.max_pending_requests);
+  return TryAcquire(pending_requests, options_.circuit_breakers.max_pending_requests,
+                    pending_overflows_total);
 }
 void Cluster::ReleasePending() { pending_requests.fetch_sub(1, std::memory_order_acq_rel); }
 bool Cluster::TryAcquireRequest() {
-  return TryAcquire(active_requests, options_.circuit_breakers.max_requests);
+  return TryAcquire(active_requests, options_.circuit_breakers.max_requests,
+                    request_overflows_total);
 }
 void Cluster::ReleaseRequest() { active_requests.fetch_sub(1, std::memory_order_acq_rel); }
 bool Cluster::TryAcquireRetry() {
-  return TryAcquire(active_retries, options_.circuit_breakers.max_retries);
+  return TryAcquire(active_retries, options_.circuit_breakers.max_retries,
+                    retry_overflows_total);
 }
 void Cluster::ReleaseRetry() { active_retries.fetch_sub(1, std::memory_order_acq_rel); }
 

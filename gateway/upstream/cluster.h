@@ -39,6 +39,10 @@
 #include "absl/time/time.h"
 #include "gateway/upstream/http2_connection.h"
 
+namespace gateway::metrics {
+class Histogram;
+}  // namespace gateway::metrics
+
 namespace gateway::upstream {
 
 // --- Options (filled from the gateway's config; defaults are the documented ones) ---
@@ -230,6 +234,24 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   std::atomic<int64_t> active_requests{0};
   std::atomic<int64_t> active_retries{0};
   std::atomic<uint64_t> overflows_total{0};
+  // overflows_total by limit (Try* of each counts its own).
+  std::atomic<uint64_t> connection_overflows_total{0};
+  std::atomic<uint64_t> pending_overflows_total{0};
+  std::atomic<uint64_t> request_overflows_total{0};
+  std::atomic<uint64_t> retry_overflows_total{0};
+  // Retry decisions (BackendCall, backend_call.cc): retries started by the retry policy,
+  // transparent retries (attempts the backend never saw, started again), failures the
+  // policy would retry that hit the attempt limit, retries refused by the retry budget or
+  // circuit_breakers.max_retries, and calls that ended OK after at least one retry.
+  std::atomic<uint64_t> retries_total{0};
+  std::atomic<uint64_t> transparent_retries_total{0};
+  std::atomic<uint64_t> retries_exhausted_total{0};
+  std::atomic<uint64_t> retries_budget_exceeded_total{0};
+  std::atomic<uint64_t> retries_succeeded_total{0};
+  // Where BackendCall observes each call's duration, from Start() to on_done (null: not
+  // measured). Set once by whoever exports the metrics; the histogram must outlive the
+  // calls of this cluster.
+  std::atomic<metrics::Histogram*> call_duration{nullptr};
 
  private:
   friend class ClusterTestPeer;  // cluster_test.cc
@@ -239,7 +261,8 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   // changed. Clears resolution_status().
   void SetEndpoints(EndpointSet endpoints);
   void SetResolutionError(absl::Status status);
-  bool TryAcquire(std::atomic<int64_t>& counter, uint32_t limit);
+  bool TryAcquire(std::atomic<int64_t>& counter, uint32_t limit,
+                  std::atomic<uint64_t>& overflows);
   // DNS on the control thread. OnResolved publishes an answer (or records the failure)
   // and returns when to resolve again.
   void Resolve();

@@ -1,0 +1,42 @@
+// The gateway's own upstream in the metrics (docs/config.md, "Metrics"): per backend and
+// endpoint, the counters and gauges that upstream::Cluster keeps (requests, connect
+// failures, ejections, health, calls in flight and waiting, connections, circuit breaker
+// overflows, retry decisions), read at each scrape, and a histogram of call durations per
+// backend that upstream::BackendCall observes at the end of each call.
+//
+// Reading the clusters' atomics at scrape time costs the calls nothing; the histogram
+// costs one sharded observation per call (no lock, no allocation).
+//
+// Thread-safety: call AddUpstreamMetrics once, before the front ends start calls; the
+// callbacks it registers are thread-safe.
+//
+// Example:
+//   AddUpstreamMetrics(registry, config->backends);
+//   registry.Render();  // ... gateway_upstream_requests_total{backend="b",endpoint="..."} 3
+
+#ifndef GATEWAY_UPSTREAM_METRICS_H_
+#define GATEWAY_UPSTREAM_METRICS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/metrics/metrics.h"
+#include "gateway/upstream.h"
+#include "gateway/upstream/cluster.h"
+
+namespace gateway {
+
+// Registers the gateway_upstream_* families for `backends` in `registry` and attaches each
+// backend's gateway_upstream_request_duration_seconds series to its cluster. The callbacks
+// keep the clusters alive; the registry must outlive every call of these clusters (the
+// histograms belong to it). Calling it twice for the same registry aborts (names taken).
+void AddUpstreamMetrics(metrics::MetricRegistry& registry,
+                        const std::vector<std::shared_ptr<Backend>>& backends);
+
+// The "endpoint" label of `endpoint`: "ip:port" ("[v6]:port") or "unix:path".
+std::string EndpointLabel(const upstream::Endpoint& endpoint);
+
+}  // namespace gateway
+
+#endif  // GATEWAY_UPSTREAM_METRICS_H_
