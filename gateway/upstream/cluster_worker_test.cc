@@ -311,6 +311,8 @@ TEST_F(ClusterWorkerTest, GoawayTakesTheConnectionOutWhileItsCallFinishes) {
   auto slow = Start(/*sleep_ms=*/600);
   ASSERT_TRUE(slow->acquired_inline);
   Http2Connection* draining = slow->conn;
+  // The backend runs the call (one it had not started yet would be cancelled).
+  ASSERT_TRUE(RunUntil([&] { return backends_[0]->service.calls.load() == 2; }));
   // A graceful shutdown: GOAWAY now, the call in flight may finish (Shutdown blocks).
   std::thread shutdown([&] {
     backends_[0]->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
