@@ -447,6 +447,35 @@ retries:
         self.assertEqual(r.status, 503)
         self.assertEqual(calls, 3)
 
+    @unittest.expectedFailure
+    def test_every_attempt_over_per_try_timeout_is_retried(self):
+        """docs/config.md `retries`: "an attempt that runs out [of per_try_timeout] is tried
+        again", whatever retry_on says. The gateway sends the attempt's deadline as
+        grpc-timeout, so the backend's gRPC ends the attempt with DEADLINE_EXCEEDED at the same
+        moment as the gateway's own timer; when the backend's answer arrives first, BackendCall
+        (OnAttemptDone: per_try_timeout needs now >= attempt_deadline_) takes it for the call's
+        own failure and, DEADLINE_EXCEEDED not being in retry_on, ends the call: some calls
+        get fewer attempts than max_attempts."""
+        (backend,) = self.start_backends(1)
+        k, max_attempts = 10, 5
+        retries = f"""
+retries:
+  budget_percent: 100
+  min_retry_concurrency: 100
+  rules:
+    - {{selectors: ["gateway.test.v1.Echo.Unary"], max_attempts: {max_attempts}, per_try_timeout: 200ms}}
+"""
+        _, http = self.start_gateway(gateway_config(
+            f"ipv4:{backend.address}", retries=retries,
+            backend_extra="    outlier_detection: {disabled: true}\n"
+                          "    circuit_breakers: {max_retries: 100}"))
+        results, _ = self.run_calls(http, k, {"sleepMs": 5000, "tag": "per-try"})
+        calls = stats(backend.address, "per-try").calls
+        print(f"\n[per-try] {k} calls x {max_attempts} attempts over per_try_timeout: backend "
+              f"saw {calls}", flush=True)
+        self.assertEqual([res.status for res in results], [504] * k)
+        self.assertEqual(calls, k * max_attempts)
+
     # 6 -----------------------------------------------------------------------------------
     def hostile_gateway(self, mode):
         """An echo backend and a HostileServer(`mode`) behind one gatewayd: Echo on "echo",
