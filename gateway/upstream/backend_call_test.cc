@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "gateway/upstream/cluster.h"
+#include "gateway/metrics/metrics.h"
 #include "gateway/upstream/cluster_worker.h"
 #include "tests/testdata/echo.grpc.pb.h"
 
@@ -370,6 +371,54 @@ TEST_F(BackendCallTest, PerTryTimeoutTriesAgain) {
   ASSERT_TRUE(RunUntil([&] { return out.result.has_value(); }, absl::Seconds(4)));
   EXPECT_EQ(out.result->status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_TRUE(RunUntil([&] { return service_.calls("per-try") == 2; }, absl::Seconds(2)));
+}
+
+TEST_F(BackendCallTest, CountsRetryDecisionsAndObservesEachCallsDuration) {
+  MakeWorker(Target());
+  metrics::Histogram duration(metrics::LatencyBuckets());
+  cluster_->call_duration.store(&duration);
+  RetryPolicy policy;
+  policy.max_attempts = 3;
+  policy.backoff_base = absl::Milliseconds(1);
+  policy.backoff_max = absl::Milliseconds(2);
+  auto run = [&](const RetryPolicy& p, const std::string& request) {
+    BackendCall::Spec spec;
+    spec.retry = &p;
+    Outcome out;
+    auto call = Start("/gateway.test.v1.Echo/Unary", spec, &out);
+    call->Write(request);
+    call->WritesDone();
+    EXPECT_TRUE(RunUntil([&] { return out.result.has_value(); }));
+    return out.result.has_value() ? out.result->status.code() : absl::StatusCode::kUnknown;
+  };
+  // Fails twice, then OK: two retries, succeeded after a retry.
+  EXPECT_EQ(run(policy, Request("r", 14, 2, "twice")), absl::StatusCode::kOk);
+  EXPECT_EQ(cluster_->retries_total.load(), 2u);
+  EXPECT_EQ(cluster_->retries_succeeded_total.load(), 1u);
+  EXPECT_EQ(cluster_->retries_exhausted_total.load(), 0u);
+  // Always fails: two more retries, then the attempt limit.
+  EXPECT_EQ(run(policy, Request("r", 14, 100, "always")), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(cluster_->retries_total.load(), 4u);
+  EXPECT_EQ(cluster_->retries_exhausted_total.load(), 1u);
+  EXPECT_EQ(cluster_->retries_succeeded_total.load(), 1u);
+  // A code the policy does not retry is no decision at all.
+  EXPECT_EQ(run(policy, Request("r", 13, 100, "internal")), absl::StatusCode::kInternal);
+  EXPECT_EQ(cluster_->retries_total.load(), 4u);
+  EXPECT_EQ(cluster_->retries_exhausted_total.load(), 1u);
+  // A budget that allows no retry in flight refuses the retry.
+  RetryPolicy no_budget = policy;
+  no_budget.budget_percent = 0;
+  no_budget.min_retry_concurrency = 0;
+  EXPECT_EQ(run(no_budget, Request("r", 14, 100, "no-budget")),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(cluster_->retries_budget_exceeded_total.load(), 1u);
+  EXPECT_EQ(cluster_->retries_total.load(), 4u);
+  EXPECT_EQ(service_.calls("no-budget"), 1);
+  EXPECT_EQ(cluster_->transparent_retries_total.load(), 0u);
+  EXPECT_EQ(cluster_->active_retries.load(), 0);
+  // Every call observed once, when it ended.
+  EXPECT_EQ(duration.Read().count, 4u);
+  EXPECT_GT(duration.Read().sum, 0);
 }
 
 }  // namespace
