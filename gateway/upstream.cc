@@ -75,19 +75,22 @@ absl::Status Backend::UpstreamClientStatus(const upstream::CallResult& result,
                                            absl::string_view method) const {
   const absl::Status& status = result.status;
   if (status.ok()) return status;
+  for (const auto& [key, value] : result.trailers) {
+    if (key == "grpc-status") return status;  // the backend's own answer
+  }
+  // The cluster's own failures ('backend "NAME": what') name no address.
+  const std::string prefix = absl::StrCat("backend \"", name_, "\": ");
   switch (status.code()) {
     case absl::StatusCode::kDeadlineExceeded:
+      if (absl::StartsWith(status.message(), prefix)) return status;
+      return absl::DeadlineExceededError(
+          absl::StrCat("backend \"", name_, "\" did not answer before the call's deadline"));
     case absl::StatusCode::kCancelled:
     case absl::StatusCode::kResourceExhausted:
       return status;
     default:
       break;
   }
-  for (const auto& [key, value] : result.trailers) {
-    if (key == "grpc-status") return status;  // the backend's own answer
-  }
-  // The cluster's own failures ('backend "NAME": what') name no address.
-  const std::string prefix = absl::StrCat("backend \"", name_, "\": ");
   if (absl::StartsWith(status.message(), prefix)) {
     if (status.code() != absl::StatusCode::kUnavailable) return status;
     return absl::UnavailableError(absl::StrCat("backend \"", name_, "\" is unavailable: ",

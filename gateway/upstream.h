@@ -84,7 +84,8 @@ class Backend {
                             absl::string_view method) const;
   // The same rule for a call through the gateway's own upstream (upstream::BackendCall): a
   // status with grpc-status in the response came from the backend and is returned as it
-  // is; DEADLINE_EXCEEDED, CANCELLED and RESOURCE_EXHAUSTED as they are; a status the
+  // is; CANCELLED and RESOURCE_EXHAUSTED as they are; a DEADLINE_EXCEEDED of the gateway's
+  // own says 'backend "NAME" did not answer before the call's deadline'; a status the
   // cluster made ('backend "NAME": ...') as it is; any other (the connection or the
   // stream failed) gets a message naming the backend and what failed, and its text, with
   // the endpoint's address, goes to the log (rate-limited as above).

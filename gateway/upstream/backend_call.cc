@@ -128,18 +128,25 @@ void BackendCall::OnLease(uint32_t attempt, absl::StatusOr<Lease> lease) {
   callbacks.on_headers = [weak, attempt](const Headers& headers) {
     auto self = weak.lock();
     if (!self || self->done_ || attempt != self->attempt_id_) return;
-    self->committed_ = true;
-    if (self->holding_retry_) {
-      self->holding_retry_ = false;
-      self->worker_.cluster()->ReleaseRetry();
-    }
-    self->DropHeld();
-    if (self->cb_.on_headers) self->cb_.on_headers(headers);
+    // Held until a message goes up (or the call ends): the headers alone do not commit the
+    // call, since nothing has reached the client yet.
+    self->headers_ = headers;
+    self->headers_held_ = true;
   };
   callbacks.on_message = [weak, attempt](std::string message) {
     auto self = weak.lock();
     if (!self || self->done_ || attempt != self->attempt_id_) return;
-    self->committed_ = true;
+    if (!self->committed_) {
+      // The response starts: this call is not tried again.
+      self->committed_ = true;
+      if (self->holding_retry_) {
+        self->holding_retry_ = false;
+        self->worker_.cluster()->ReleaseRetry();
+      }
+      self->DropHeld();
+      self->DeliverHeaders();
+      if (self->done_) return;
+    }
     if (self->cb_.on_message) self->cb_.on_message(std::move(message));
   };
   callbacks.on_drained = [weak, attempt] {
@@ -174,8 +181,13 @@ void BackendCall::OnLease(uint32_t attempt, absl::StatusOr<Lease> lease) {
 void BackendCall::OnAttemptDone(uint32_t attempt, const CallResult& result) {
   if (done_ || attempt != attempt_id_) return;
   const absl::Time now = absl::Now();
-  const bool per_try_timeout = result.status.code() == absl::StatusCode::kDeadlineExceeded &&
-                               attempt_deadline_ < spec_.deadline && now >= attempt_deadline_;
+  // The attempt ran out of its per-try time: the gateway's timer, or the backend's own
+  // (it got the attempt's deadline as grpc-timeout, and may end the call a moment earlier).
+  const bool per_try_timeout =
+      result.status.code() == absl::StatusCode::kDeadlineExceeded &&
+      attempt_deadline_ < spec_.deadline && spec_.retry != nullptr &&
+      now >= attempt_deadline_ - std::min(absl::Milliseconds(50),
+                                          spec_.retry->per_try_timeout / 10);
   if (lease_.has_value()) {
     lease_->Finish(OutcomeOf(result, cancelled_));
     lease_.reset();
@@ -189,6 +201,8 @@ void BackendCall::OnAttemptDone(uint32_t attempt, const CallResult& result) {
   ++attempt_id_;  // whatever the old stream still says is stale now
   absl::Duration delay;
   if (!cancelled_ && MayRetry(result, per_try_timeout, &delay)) {
+    headers_held_ = false;  // that attempt's
+    headers_.clear();
     ScheduleRetry(delay);
     return;
   }
@@ -249,6 +263,12 @@ void BackendCall::ScheduleRetry(absl::Duration delay) {
   });
 }
 
+void BackendCall::DeliverHeaders() {
+  if (!headers_held_) return;
+  headers_held_ = false;
+  if (cb_.on_headers) cb_.on_headers(headers_);
+}
+
 void BackendCall::Finish(CallResult result) {
   if (done_) return;
   done_ = true;
@@ -258,6 +278,7 @@ void BackendCall::Finish(CallResult result) {
     worker_.cluster()->ReleaseRetry();
   }
   held_.clear();
+  DeliverHeaders();
   Cluster& cluster = *worker_.cluster();
   if (result.status.ok() && (attempts_ > 1 || transparent_ > 0)) {
     Count(cluster.retries_succeeded_total);

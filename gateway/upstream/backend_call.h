@@ -55,7 +55,9 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   };
 
   struct Callbacks {
-    // The response headers: the response has started, the call is not tried again.
+    // The response headers, just before the first response message (or on_done): a call
+    // is tried again only until a response message went up, so an attempt's headers are
+    // held until then.
     std::function<void(const Headers&)> on_headers;
     // One response message; the next one comes after RequestNext().
     std::function<void(std::string)> on_message;
@@ -98,6 +100,8 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   void ScheduleRetry(absl::Duration delay);
   void Finish(CallResult result);
   void OnDrained();
+  // Hands the held response headers to the consumer (once).
+  void DeliverHeaders();
   size_t ReplayLimit() const;
   // The call can no longer be tried again: forget the held messages.
   void DropHeld();
@@ -127,7 +131,9 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   bool writer_waiting_ = false;
 
   // Response side.
-  bool committed_ = false;  // headers or a message went to the consumer
+  bool committed_ = false;  // a response message went to the consumer
+  Headers headers_;         // the current attempt's response headers, until delivered
+  bool headers_held_ = false;
   bool done_ = false;
   bool cancelled_ = false;
 };

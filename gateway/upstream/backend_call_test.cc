@@ -51,6 +51,8 @@ class FlakyEcho final : public Echo::Service {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (ctx->IsCancelled()) cancelled_++;
+    // Response headers before the failure (not a trailers-only answer).
+    if (req->fail_message() == "after-headers") ctx->AddInitialMetadata("x-early", "1");
     if (req->fail_code() != 0 && seen <= req->fail_after()) {
       return grpc::Status(static_cast<grpc::StatusCode>(req->fail_code()), req->fail_message());
     }
@@ -269,6 +271,30 @@ TEST_F(BackendCallTest, RetriesUnavailableAndTellsTheBackendTheAttempt) {
   EXPECT_EQ(service_.previous(), (std::vector<std::string>{"-", "1", "2"}));
   ASSERT_EQ(out.messages.size(), 1u);
   EXPECT_EQ(out.messages[0].index(), 3);
+}
+
+TEST_F(BackendCallTest, ResponseHeadersAloneDoNotStopARetry) {
+  MakeWorker(Target());
+  RetryPolicy policy;
+  policy.max_attempts = 3;
+  policy.backoff_base = absl::Milliseconds(1);
+  policy.backoff_max = absl::Milliseconds(5);
+  BackendCall::Spec spec;
+  spec.retry = &policy;
+  Outcome out;
+  auto call = Start("/gateway.test.v1.Echo/Unary", spec, &out);
+  EchoRequest req;
+  req.set_payload("h");
+  req.set_fail_code(14);
+  req.set_fail_after(2);
+  req.set_fail_message("after-headers");
+  req.set_tag("headers-first");
+  call->Write(req.SerializeAsString());
+  call->WritesDone();
+  ASSERT_TRUE(RunUntil([&] { return out.result.has_value(); }));
+  EXPECT_TRUE(out.result->status.ok()) << out.result->status;
+  EXPECT_EQ(service_.calls("headers-first"), 3);
+  EXPECT_TRUE(out.headers);
 }
 
 TEST_F(BackendCallTest, GivesUpAfterMaxAttemptsWithTheBackendsStatus) {
