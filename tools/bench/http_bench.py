@@ -15,7 +15,8 @@ length-prefixed message with content-type application/grpc) for the direct calls
 load generator is the same for h2c and gRPC. Latency percentiles come from wrk --latency
 and from h2load --log-file. CPU per call is user+sys from /proc/PID/stat over the phase,
 divided by the calls, for the backend and for gatewayd; "gw/backend" is the ratio of the
-two in the same phase. A last set of phases at 1 connection gives the latency the gateway
+two in the same phase; "gw cs/call" is gatewayd's context switches (voluntary and
+involuntary, all threads, from /proc/PID/task/*/status) per call. A last set of phases at 1 connection gives the latency the gateway
 adds (p50 REST minus p50 direct gRPC).
 """
 
@@ -42,6 +43,20 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid):
+    """Voluntary plus involuntary context switches of every thread of `pid` so far."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return total
 
 
 def start(argv, log_path, pattern, timeout=20):
@@ -235,14 +250,17 @@ http_listener:
               f"{args.workers}, grpc workers=1; {os.cpu_count()} cores shared with the load "
               "generators")
         print(f"{'call':<10}{'via':<17}{'conns':>6}{'calls/s':>10}{'p50 us':>9}{'p99 us':>9}"
-              f"{'backend us/call':>17}{'gw us/call':>12}{'gw/backend':>12}{'errors':>8}")
+              f"{'backend us/call':>17}{'gw us/call':>12}{'gw/backend':>12}{'gw cs/call':>11}"
+              f"{'errors':>8}")
         for connections in (args.connections, 1):
             base = {}
             for call, via, backend, through_gw, run in phases:
                 run(1, 1)  # warm up
                 before_b, before_g = cpu_seconds(backend.pid), cpu_seconds(gw.pid)
+                before_cs = context_switches(gw.pid)
                 calls, errors, p50, p99 = run(connections, args.duration)
                 after_b, after_g = cpu_seconds(backend.pid), cpu_seconds(gw.pid)
+                cs = (context_switches(gw.pid) - before_cs) / max(1, calls)
                 calls_n = max(1, calls)
                 b_us = (after_b - before_b) * 1e6 / calls_n
                 g_us = (after_g - before_g) * 1e6 / calls_n
@@ -253,6 +271,7 @@ http_listener:
                       f"{p50:>9.0f}{p99:>9.0f}{b_us:>17.1f}"
                       f"{(f'{g_us:.1f}' if through_gw else '-'):>12}"
                       f"{(f'{g_us / b_us:.2f}x' if through_gw and b_us else '-'):>12}"
+                      f"{(f'{cs:.3f}' if through_gw else '-'):>11}"
                       f"{errors:>8}{added}")
                 sys.stdout.flush()
     finally:
