@@ -368,15 +368,13 @@ class UpstreamResilienceTest(unittest.TestCase):
     def test_retry_budget_bounds_retries(self):
         """Every attempt runs into the rule's per_try_timeout (the backend sleeps longer and
         has sent nothing yet), so every call would be tried max_attempts times; the budget
-        holds the retries back. retry_on lists DEADLINE_EXCEEDED because the backend, told
-        the attempt's deadline by grpc-timeout, may end the attempt itself a moment before
-        the gateway's own per-try timer does."""
+        holds the retries back."""
         (backend,) = self.start_backends(1)
         k, max_attempts, per_try = 10, 5, 0.3
         no_outliers = "    outlier_detection: {disabled: true}"
         rule = f"""
   rules:
-    - {{selectors: ["gateway.test.v1.Echo.Unary"], max_attempts: {max_attempts}, per_try_timeout: {int(per_try * 1000)}ms, retry_on: [UNAVAILABLE, DEADLINE_EXCEEDED]}}
+    - {{selectors: ["gateway.test.v1.Echo.Unary"], max_attempts: {max_attempts}, per_try_timeout: {int(per_try * 1000)}ms,}}
 """
         budgeted = "retries:\n  budget_percent: 20\n  min_retry_concurrency: 1" + rule
         unlimited = "retries:\n  budget_percent: 100\n  min_retry_concurrency: 100" + rule
@@ -428,13 +426,11 @@ retries:
         self.assertEqual([res.status for res in results], [503] * k)
         self.assertEqual(calls, k)
 
-    @unittest.expectedFailure
     def test_unavailable_sent_by_backend_is_retried_by_rule(self):
         """docs/config.md `retries`: a call is tried again by a rule "only while no byte of
         the response reached the client". A gRPC server that sets initial metadata sends a
         HEADERS frame before its UNAVAILABLE trailers; nothing of that reaches a REST client
-        before the call ends, yet the gateway's upstream (BackendCall, on_headers sets
-        committed_) stops retrying as soon as backend headers arrive."""
+        before the call ends, so the call is still tried again."""
         (backend,) = self.start_backends(1)
         _, http = self.start_gateway(gateway_config(f"ipv4:{backend.address}",
                                                     retries=unary_retry_rule(3)))
@@ -447,15 +443,12 @@ retries:
         self.assertEqual(r.status, 503)
         self.assertEqual(calls, 3)
 
-    @unittest.expectedFailure
     def test_every_attempt_over_per_try_timeout_is_retried(self):
         """docs/config.md `retries`: "an attempt that runs out [of per_try_timeout] is tried
         again", whatever retry_on says. The gateway sends the attempt's deadline as
-        grpc-timeout, so the backend's gRPC ends the attempt with DEADLINE_EXCEEDED at the same
-        moment as the gateway's own timer; when the backend's answer arrives first, BackendCall
-        (OnAttemptDone: per_try_timeout needs now >= attempt_deadline_) takes it for the call's
-        own failure and, DEADLINE_EXCEEDED not being in retry_on, ends the call: some calls
-        get fewer attempts than max_attempts."""
+        grpc-timeout, so the backend's gRPC ends the attempt with DEADLINE_EXCEEDED at about
+        the moment the gateway's own timer does; whichever comes first, the attempt counts as
+        run out and is tried again."""
         (backend,) = self.start_backends(1)
         k, max_attempts = 10, 5
         retries = f"""
@@ -494,10 +487,11 @@ retries:
         return echo, server, gw, http
 
     def test_hostile_backend_fails_its_calls_clearly_and_alone(self):
-        # HTTP statuses per mode: no HTTP/2 at all is a failed connect (UNAVAILABLE); a
-        # truncated message is INTERNAL (500, docs/config.md maps codes as gRPC does); a
-        # backend that never answers runs into the call's deadline (504).
-        expected = {"garbage": 503, "truncated": 500, "silent": 504}
+        # HTTP statuses per mode: no HTTP/2 at all is a failed connect (UNAVAILABLE, or on a
+        # loaded machine 504 "no connection was ready before the deadline" while the gateway
+        # still tries to connect); a truncated message is INTERNAL (500, docs/config.md maps
+        # codes as gRPC does); a backend that never answers runs into the deadline (504).
+        expected = {"garbage": (503, 504), "truncated": (500,), "silent": (504,)}
         deadline = 1.5
         for mode in ("garbage", "truncated", "silent"):
             with self.subTest(mode=mode):
@@ -529,22 +523,19 @@ retries:
                       flush=True)
                 self.assertGreater(server.connections, 0)
                 for status, body, took in hostile:
-                    self.assertEqual(status, expected[mode], body)
+                    self.assertIn(status, expected[mode], body)
                     self.assertLess(took, deadline + 0.5, "the call outlived its deadline")
                     self.assertNotIn(server.address, body["message"])
                     self.assertNotIn(str(server.port), body["message"])
-                    if mode != "silent":  # see test_silent_backend_error_names_backend
-                        self.assertIn('backend "hostile"', body["message"])
+                    self.assertIn('backend "hostile"', body["message"])
                 self.assertEqual(failures(results), [])
                 self.assertGreater(len(during), 3, "the healthy backend stopped serving")
                 self.assertTrue(gw.alive())
                 gw.stop()
 
-    @unittest.expectedFailure
     def test_silent_backend_error_names_backend(self):
-        """A backend that accepts a call and never answers: the 504 says only "the call's
-        deadline passed", not which backend did not answer (every other upstream failure
-        names it)."""
+        """A backend that accepts a call and never answers: the 504 names the backend that
+        did not answer, like every other upstream failure."""
         _, _, _, http = self.hostile_gateway("silent")
         conn = http_conn(http)
         self.addCleanup(conn.close)
