@@ -210,6 +210,40 @@ transcoder::TranscoderOptions HttpTranscoderOptions(const config::v1::HttpListen
   return options;
 }
 
+// access_log: defaults applied, path resolved.
+absl::Status CompileAccessLog(const config::v1::AccessLog& a, const std::string& base_dir,
+                              GatewayConfig* out) {
+  out->access_log_enabled = !a.has_enabled() || a.enabled();
+  out->generate_request_id = !a.has_generate_request_id() || a.generate_request_id();
+  access_log::AccessLog::Options& o = out->access_log;
+  o.format = a.format() == config::v1::AccessLog::JSON ? access_log::Format::kJson
+                                                       : access_log::Format::kText;
+  for (int i = 0; i < a.fields_size(); ++i) {
+    // The config's numbers are the Field values plus one (FIELD_UNSPECIFIED is 0).
+    const int n = a.fields(i);
+    if (n < 1 || n > access_log::kFieldCount) {
+      return Invalid(absl::StrCat("access_log.fields[", i, "]"), "unknown field");
+    }
+    o.fields.push_back(static_cast<access_log::Field>(n - 1));
+  }
+  if (!a.path().empty()) o.path = ResolvePath(base_dir, a.path());
+  if (a.has_sample_rate()) {
+    if (!(a.sample_rate() >= 0 && a.sample_rate() <= 1)) {
+      return Invalid("access_log.sample_rate",
+                     absl::StrCat("must be between 0 and 1, got ", a.sample_rate()));
+    }
+    o.sample_rate = a.sample_rate();
+  }
+  o.sample_errors = a.sample_errors();
+  if (a.queue_size() != 0) {
+    if (a.queue_size() > (1u << 20)) {
+      return Invalid("access_log.queue_size", "at most 1048576");
+    }
+    o.queue_size = a.queue_size();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string DirName(const std::string& path) {
@@ -241,6 +275,11 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
   config->max_concurrent_streams = proto.grpc_listener().max_concurrent_streams() == 0
                                        ? kDefaultMaxConcurrentStreams
                                        : proto.grpc_listener().max_concurrent_streams();
+
+  if (absl::Status logged = CompileAccessLog(proto.access_log(), base_dir, config.get());
+      !logged.ok()) {
+    return logged;
+  }
 
   // Limits and runtime.
   config->max_message_bytes = MaxMessageBytes(proto.limits());

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gateway/access_log/access_log.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/http/cors.h"
 #include "gateway/interceptor.h"
@@ -77,6 +78,11 @@ struct GatewayConfig {
   // Present when the config has an http_listener.
   bool has_http = false;
   Http http;
+
+  // --- access_log, effective values (path resolved against base_dir). ---
+  bool access_log_enabled = true;
+  access_log::AccessLog::Options access_log;
+  bool generate_request_id = true;
 };
 
 // Validates `proto` and builds the GatewayConfig. Relative paths are resolved against

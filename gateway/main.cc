@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "gateway/access_log/access_log.h"
 #include "gateway/config/config_loader.h"
 #include "gateway/gateway_config.h"
 #include "gateway/log.h"
@@ -161,6 +162,7 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);  // logrotate and `systemctl reload` send it; see below
+  sigaddset(&signals, SIGUSR1);  // reopens the access log file (after a rotation)
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const absl::Time started = absl::Now();
@@ -221,6 +223,28 @@ int Run(int argc, char** argv) {
     AddUpstreamMetrics(*metric_registry, (*config)->backends);
   }
 
+  // --- access log: on unless access_log.enabled is false; outlives the front ends ---
+  std::unique_ptr<access_log::AccessLog> access_log;
+  if ((*config)->access_log_enabled) {
+    absl::StatusOr<std::unique_ptr<access_log::AccessLog>> log =
+        access_log::AccessLog::Start((*config)->access_log);
+    if (!log.ok()) {
+      std::cerr << "gatewayd: invalid config " << config_path << ": " << log.status().message()
+                << "\n";
+      return 2;
+    }
+    access_log = *std::move(log);
+    if (metric_registry != nullptr) {
+      metric_registry->AddCallback(
+          "gatewayd_access_log_dropped_total",
+          "Access log lines dropped because the writer's queue was full.",
+          metrics::Type::kCounter, {}, [log = access_log.get()] {
+            return std::vector<metrics::Sample>{{{}, static_cast<double>(log->dropped())}};
+          });
+    }
+  }
+  // --- end access log ---
+
   // --- admin listener: the registry publishes complete route tables into route_snapshot
   // (restoring its directory first, so the front ends start with the registered services).
   // Every table holds the config's interceptor chain, with its rules resolved for the
@@ -248,6 +272,8 @@ int Run(int argc, char** argv) {
   options.max_message_bytes = (*config)->max_message_bytes;
   options.max_concurrent_streams = (*config)->max_concurrent_streams;
   options.metrics = metric_registry.get();
+  options.access_log = access_log.get();
+  options.generate_request_id = (*config)->generate_request_id;
   absl::StatusOr<std::unique_ptr<GrpcProxyServer>> server =
       GrpcProxyServer::Start(options, &route_snapshot);
   if (!server.ok()) {
@@ -268,6 +294,8 @@ int Run(int argc, char** argv) {
     http_options.tls_key_file = h.tls_key_file;
     http_options.tls_client_ca_file = h.tls_client_ca_file;
     http_options.metrics = metric_registry.get();
+    http_options.access_log = access_log.get();
+    http_options.generate_request_id = (*config)->generate_request_id;
     http_options.cors = h.cors;
     http_options.worker_threads = h.worker_threads;
     http_options.max_body_bytes = h.max_body_bytes;
@@ -344,7 +372,9 @@ int Run(int argc, char** argv) {
   // SIGHUP would end the process by default; there is no config reload yet, so it is
   // logged and ignored.
   int signal_number = 0;
-  while (sigwait(&signals, &signal_number) != 0 || signal_number == SIGHUP) {
+  while (sigwait(&signals, &signal_number) != 0 || signal_number == SIGHUP ||
+         signal_number == SIGUSR1) {
+    if (signal_number == SIGUSR1 && access_log != nullptr) access_log->Reopen();
     if (signal_number == SIGHUP) {
       LogLine(
           "SIGHUP received: configuration reload is not supported; restart gatewayd to apply "

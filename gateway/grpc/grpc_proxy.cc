@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "gateway/access_log/access_log.h"
 #include "gateway/metadata/metadata_policy.h"
 #include "gateway/metrics/metrics.h"
 #include "grpc/grpc.h"
@@ -162,6 +163,12 @@ class GrpcProxyServer::Worker {
     return m;
   }
   CallMetrics* metrics() const { return metrics_; }
+  void set_access_log(access_log::AccessLog* log, bool generate_request_id) {
+    access_log_ = log;
+    generate_request_id_ = generate_request_id;
+  }
+  access_log::AccessLog* access_log() const { return access_log_; }
+  bool generate_request_id() const { return generate_request_id_; }
 
  private:
   void Run();
@@ -172,6 +179,8 @@ class GrpcProxyServer::Worker {
   const int requests_;
   std::unique_ptr<Snapshot<RouteTable>::Reader> reader_;  // used by thread_ only
   CallMetrics* metrics_ = nullptr;
+  access_log::AccessLog* access_log_ = nullptr;
+  bool generate_request_id_ = true;
   // MetricsFor's cache, for the routes of metrics_table_ (used by thread_ only).
   std::shared_ptr<const RouteTable> metrics_table_;
   absl::flat_hash_map<const Route*, CallMetrics::Method*> metrics_cache_;
@@ -254,6 +263,7 @@ class ProxyCall {
       case kClientRead:
         if (ok) {
           CopyInitialMetadata();
+          bytes_out_ += down_.Length();
           server_stream_.Write(down_, Next(kServerWrite));
         } else {
           client_stream_->Finish(&status_, Next(kClientFinish));
@@ -299,10 +309,12 @@ class ProxyCall {
     const std::shared_ptr<const RouteTable>& table = worker_->routes();
     route_ = table->Find(server_ctx_.method());
     metrics_ = worker_->MetricsFor(table, route_);
-    if (metrics_ != nullptr) {
+    if (metrics_ != nullptr || worker_->access_log() != nullptr) {
       arrived_ = std::chrono::steady_clock::now();
-      metrics_->started->Increment();
     }
+    if (metrics_ != nullptr) metrics_->started->Increment();
+    if (worker_->access_log() != nullptr) arrival_time_ = absl::Now();
+    AssignRequestId();
     if (route_ == nullptr) {
       CountFinished(grpc::StatusCode::UNIMPLEMENTED);
       server_finishing_ = true;
@@ -327,6 +339,7 @@ class ProxyCall {
       FinishEarly(forwarded);
       return;
     }
+    if (request_id_generated_) backend_metadata_.emplace_back("x-request-id", request_id_);
     if (table->chain().empty()) {
       Admitted();
       return;
@@ -428,6 +441,7 @@ class ProxyCall {
   }
 
   void OnServerRead(bool ok) {
+    if (ok) bytes_in_ += up_.Length();
     if (route_->kind == CallKind::kUnary) {
       if (!ok) {
         CountFinished(grpc::StatusCode::INTERNAL);
@@ -472,10 +486,13 @@ class ProxyCall {
   void CopyInitialMetadata() {
     if (initial_metadata_copied_) return;
     initial_metadata_copied_ = true;
+    if (worker_->access_log() != nullptr) first_byte_ = std::chrono::steady_clock::now();
     const metadata::MetadataPolicy& policy = routes_->chain().metadata_policy();
     for (const auto& [key, value] : client_ctx_->GetServerInitialMetadata()) {
       const absl::string_view k(key.data(), key.size());
       const absl::string_view v(value.data(), value.size());
+      // The call's x-request-id is the gateway's to return (AssignRequestId).
+      if (returns_request_id_ && k == "x-request-id") continue;
       if (policy.ForwardsToClient(k, v)) {
         server_ctx_.AddInitialMetadata(std::string(k), std::string(v));
       }
@@ -492,6 +509,7 @@ class ProxyCall {
         server_ctx_.AddTrailingMetadata(std::string(k), std::string(v));
       }
     }
+    if (route_->kind == CallKind::kUnary && status_.ok()) bytes_out_ += down_.Length();
     CountFinished(status_.error_code());
     server_finishing_ = true;
     if (route_->kind == CallKind::kUnary && status_.ok()) {
@@ -503,10 +521,68 @@ class ProxyCall {
 
   // Counts the call as finished with `code` (sent to the client now).
   void CountFinished(grpc::StatusCode code) {
-    if (metrics_ == nullptr) return;
-    metrics_->Finished(code)->Increment();
-    metrics_->duration->Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived_).count());
+    if (metrics_ == nullptr && worker_->access_log() == nullptr) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (metrics_ != nullptr) {
+      metrics_->Finished(code)->Increment();
+      metrics_->duration->Observe(std::chrono::duration<double>(now - arrived_).count());
+    }
+    if (worker_->access_log() != nullptr) LogAccess(code, now);
+  }
+
+  // The client's x-request-id, or a generated one (sent to the backend once the metadata
+  // policy has collected the client's entries); returned in the initial metadata.
+  void AssignRequestId() {
+    const auto& md = server_ctx_.client_metadata();
+    const auto sent = md.find("x-request-id");
+    if (sent != md.end()) {
+      request_id_.assign(sent->second.data(), sent->second.size());
+    } else if (worker_->generate_request_id()) {
+      request_id_ = access_log::NewRequestId();
+      request_id_generated_ = true;
+    }
+    if (!request_id_.empty() && metadata::IsValidTextValue(request_id_)) {
+      returns_request_id_ = true;
+      server_ctx_.AddInitialMetadata("x-request-id", request_id_);
+    }
+  }
+
+  // The call's access log line (docs/config.md, "access_log").
+  void LogAccess(grpc::StatusCode code, std::chrono::steady_clock::time_point now) {
+    access_log::AccessLog* log = worker_->access_log();
+    access_log::Record r;
+    r.status = 200;
+    r.grpc_status = static_cast<int>(code);
+    if (!log->Sample(r.IsError())) return;
+    auto seconds = [](std::chrono::steady_clock::duration d) {
+      return absl::FromChrono(d);
+    };
+    const auto& md = server_ctx_.client_metadata();
+    auto header = [&md](const char* name) {
+      const auto it = md.find(name);
+      return it == md.end() ? absl::string_view()
+                            : absl::string_view(it->second.data(), it->second.size());
+    };
+    r.time = arrival_time_;
+    r.front_end = "grpc";
+    r.protocol = "HTTP/2";
+    r.method = "POST";
+    r.path = server_ctx_.method();
+    if (route_ != nullptr) r.grpc_method = r.path;
+    r.bytes_in = bytes_in_;
+    r.bytes_out = bytes_out_;
+    r.duration = seconds(now - arrived_);
+    r.ttfb = initial_metadata_copied_ ? seconds(first_byte_ - arrived_) : r.duration;
+    if (client_ctx_ != nullptr) {
+      r.upstream = client_ctx_->peer();
+      r.attempts = 1;
+    }
+    if (ctx_ != nullptr) r.caller_id = ctx_->caller_id;
+    r.request_id = std::move(request_id_);
+    r.trace_id = std::string(access_log::TraceIdFromTraceparent(header("traceparent")));
+    r.user_agent = std::string(header("user-agent"));
+    r.peer = server_ctx_.peer();
+    log->Push(std::move(r));
   }
 
   GrpcProxyServer::Worker* const worker_;
@@ -514,6 +590,15 @@ class ProxyCall {
   // The method's metrics (null without metrics) and when the call arrived.
   GrpcProxyServer::CallMetrics::Method* metrics_ = nullptr;
   std::chrono::steady_clock::time_point arrived_;
+  // The access log's view (only with an access log): when the call arrived, when its
+  // initial metadata went out, message bytes each way, its x-request-id.
+  absl::Time arrival_time_;
+  std::chrono::steady_clock::time_point first_byte_;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  std::string request_id_;
+  bool request_id_generated_ = false;
+  bool returns_request_id_ = false;
   // Operations in flight plus holds; see Next() and Release().
   std::atomic<int> pending_{0};
   bool backend_done_ = false;
@@ -605,6 +690,9 @@ absl::StatusOr<std::unique_ptr<GrpcProxyServer>> GrpcProxyServer::Start(
   if (options.metrics != nullptr) {
     proxy->metrics_ = std::make_unique<CallMetrics>(options.metrics);
     for (auto& worker : proxy->workers_) worker->set_metrics(proxy->metrics_.get());
+  }
+  for (auto& worker : proxy->workers_) {
+    worker->set_access_log(options.access_log, options.generate_request_id);
   }
   for (auto& worker : proxy->workers_) worker->Start();
   return proxy;

@@ -57,6 +57,9 @@ namespace gateway {
 namespace metrics {
 class MetricRegistry;
 }  // namespace metrics
+namespace access_log {
+class AccessLog;
+}  // namespace access_log
 
 class GrpcProxyServer {
  public:
@@ -75,6 +78,12 @@ class GrpcProxyServer {
     // gateway_grpc_call_duration_seconds, gateway_interceptor_rejections_total); null: not
     // counted. Must outlive the server.
     metrics::MetricRegistry* metrics = nullptr;
+    // Where a line per call goes (gateway/access_log/access_log.h); null: none. Must
+    // outlive the server.
+    access_log::AccessLog* access_log = nullptr;
+    // A call without x-request-id metadata gets a generated one (sent to the backend);
+    // the call's id is returned in the initial metadata either way.
+    bool generate_request_id = true;
   };
 
   // Binds, starts the workers and returns the running server. `routes` must outlive the

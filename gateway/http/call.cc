@@ -36,17 +36,88 @@ void HttpCall::Respond(int status, HeaderList headers, std::string body) {
   std::shared_ptr<void> owner = std::move(sink_owner_);
   sink_ = nullptr;
   for (auto& header : cors_headers_) headers.push_back(std::move(header));
+  AddRequestIdHeader(&headers);
+  bytes_out_ += body.size();
   CountResponse(status);
   sink->Respond(status, std::move(headers), std::move(body));
 }
 
 void HttpCall::CountResponse(int status) {
-  if (counted_ || env_->metrics == nullptr) return;
+  if (counted_ || (env_->metrics == nullptr && env_->access_log == nullptr)) return;
   counted_ = true;
-  env_->metrics->SeriesFor(table_, route_)->Responded(status, absl::Now() - arrival_);
+  const absl::Time now = absl::Now();
+  if (env_->metrics != nullptr) {
+    env_->metrics->SeriesFor(table_, route_)->Responded(status, now - arrival_);
+  }
+  if (env_->access_log != nullptr) LogAccess(status, now);
+}
+
+void HttpCall::AssignRequestId() {
+  const absl::string_view sent = request_.Header("x-request-id");
+  if (!sent.empty()) {
+    // One that cannot be a header value is not returned (the metadata policy refuses the
+    // call when it forwards it).
+    if (IsValidMetadataValue(sent)) request_id_ = std::string(sent);
+    return;
+  }
+  if (!env_->generate_request_id) return;
+  request_id_ = access_log::NewRequestId();
+  request_id_generated_ = true;
+}
+
+void HttpCall::AddRequestIdHeader(HeaderList* headers) {
+  if (request_id_.empty()) return;
+  for (const auto& [key, value] : *headers) {
+    if (key == "x-request-id") return;  // the backend's, passed back
+  }
+  headers->emplace_back("x-request-id", request_id_);
+}
+
+// A response whose body follows in Write()s is starting.
+void HttpCall::StreamStarted() {
+  if (env_->access_log != nullptr) first_byte_ = absl::Now();
+}
+
+// The call's access log line (docs/config.md, "access_log"). Runs once, when the response
+// has been handed to the sink (or the client went away): what it moves out of request_ is
+// not read again.
+void HttpCall::LogAccess(int status, absl::Time now) {
+  access_log::AccessLog* log = env_->access_log;
+  access_log::Record r;
+  r.status = status;
+  r.grpc_status = gateway_code_ >= 0    ? gateway_code_
+                  : backend_done_       ? static_cast<int>(status_.code())
+                                        : -1;
+  if (!log->Sample(r.IsError())) return;
+  r.time = arrival_;
+  r.front_end = grpc_web_ ? "grpc-web" : "http";
+  r.protocol = request_.protocol;
+  r.trace_id = std::string(access_log::TraceIdFromTraceparent(request_.Header("traceparent")));
+  r.user_agent = std::string(request_.Header("user-agent"));
+  r.method = std::move(request_.method);
+  r.path = std::move(request_.target);
+  if (const size_t query = r.path.find('?'); query != std::string::npos) r.path.resize(query);
+  if (route_ != nullptr) r.grpc_method = route_->path;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration = now - arrival_;
+  if (first_byte_ != absl::InfinitePast()) {
+    r.ttfb = first_byte_ - arrival_;
+  } else if (status != 0) {
+    r.ttfb = r.duration;  // the whole response went at once
+  }
+  if (backend_ != nullptr) {
+    r.upstream = backend_->endpoint();
+    r.attempts = backend_->attempts();
+  }
+  if (call_ctx_ != nullptr) r.caller_id = call_ctx_->caller_id;
+  r.request_id = std::move(request_id_);
+  r.peer = std::move(request_.peer);
+  log->Push(std::move(r));
 }
 
 void HttpCall::SendError(int http_status, const absl::Status& status) {
+  gateway_code_ = status.raw_code();
   HeaderList headers;
   headers.emplace_back("content-type", std::string(kJson));
   for (auto& [key, value] : reject_headers_) {
@@ -93,6 +164,7 @@ absl::Status HttpCall::SetDeadline(absl::Time now) {
 
 void HttpCall::Start(HttpRequest request) {
   arrival_ = absl::Now();
+  bytes_in_ = request.body.size();
   request_ = std::move(request);
   Dispatch();
 }
@@ -117,6 +189,7 @@ bool HttpCall::StartStreaming(HttpRequest* head, BodyReader* body) {
 
 void HttpCall::Dispatch() {
   const HttpRequest& req = request_;
+  AssignRequestId();
   absl::StatusOr<RequestTarget> target =
       CheckRequestTarget(req.target, env_->allow_encoded_slashes);
   if (!target.ok()) {
@@ -187,6 +260,7 @@ void HttpCall::Dispatch() {
     SendError(400, status);
     return;
   }
+  if (request_id_generated_) metadata_.emplace_back("x-request-id", request_id_);
   // The request message(s).
   const absl::string_view content_type = req.Header("content-type");
   if (route_->kind == CallKind::kClientStreaming) {
@@ -445,6 +519,7 @@ void HttpCall::OnBody(absl::Status status, std::string data, bool last) {
     FailStream(std::move(status));
     return;
   }
+  bytes_in_ += data.size();
   stream_reader_->Append(data);
   body_done_ = last;
   PumpBody();
@@ -476,6 +551,7 @@ void HttpCall::OnBackendDone() {
     CallSink* sink = sink_;
     std::shared_ptr<void> owner = std::move(sink_owner_);
     sink_ = nullptr;
+    bytes_out_ += tail.size();
     CountResponse(200);
     sink->Write(std::move(tail), /*last=*/true, [](bool) {});
     return;
@@ -556,8 +632,11 @@ void HttpCall::SendStreamMessage(std::string message) {
     if (!type.empty()) headers.emplace_back("content-type", type);
     AddExposedMetadata(&headers);
     for (auto& header : cors_headers_) headers.push_back(std::move(header));
+    AddRequestIdHeader(&headers);
+    StreamStarted();
     sink_->StartStream(200, std::move(headers));
   }
+  bytes_out_ += chunk.size();
   sink_->Write(std::move(chunk), /*last=*/false,
                [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
 }

@@ -27,6 +27,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
+#include "gateway/access_log/access_log.h"
 #include "gateway/http/cors.h"
 #include "gateway/http/http_metrics.h"
 #include "gateway/http/grpc_web.h"
@@ -55,6 +56,11 @@ struct CallEnv {
   HttpMetrics* metrics = nullptr;
   // More of /readyz (HttpServer::Options::readiness); null: none.
   std::function<void(bool* ready, std::string* detail)> readiness;
+  // A line per call (HttpServer::Options::access_log); null: none.
+  access_log::AccessLog* access_log = nullptr;
+  // A request without x-request-id gets a generated one, sent to the backend; the call's id
+  // goes back in the x-request-id response header either way.
+  bool generate_request_id = true;
 };
 
 // A request as received (HTTP/1.1 or HTTP/2).
@@ -64,6 +70,7 @@ struct HttpRequest {
   HeaderList headers;  // names lower case, in arrival order
   std::string body;
   std::string peer;    // "ipv4:127.0.0.1:5000"
+  const char* protocol = "HTTP/1.1";  // or "HTTP/2" (a literal)
   // The verified client certificate's identity (mutual TLS; see tls_identity.h), or empty.
   std::string peer_identity;
 
@@ -188,6 +195,11 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void GrpcWebSendMessage(const std::string& message);
   void GrpcWebFinish();
   void Respond(int status, HeaderList headers, std::string body);
+  // Access log and x-request-id (call.cc).
+  void AssignRequestId();
+  void AddRequestIdHeader(HeaderList* headers);
+  void StreamStarted();
+  void LogAccess(int status, absl::Time now);
 
   const CallEnv* const env_;
   const std::shared_ptr<const RouteTable> table_;
@@ -240,6 +252,15 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   int stream_error_http_ = 0;  // its HTTP status when not the status code's mapping
   bool grpc_web_ = false;
   grpc_web::Encoding web_encoding_ = grpc_web::Encoding::kBinary;
+  // The call's x-request-id (the client's, or generated when request_id_generated_);
+  // returned unless empty. For the access log: the gRPC status of an error the gateway
+  // answered itself (-1: none), body bytes each way, when a streamed response started.
+  std::string request_id_;
+  bool request_id_generated_ = false;
+  int gateway_code_ = -1;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  absl::Time first_byte_ = absl::InfinitePast();
 };
 
 }  // namespace gateway::http

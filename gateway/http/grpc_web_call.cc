@@ -115,6 +115,7 @@ void HttpCall::DispatchGrpcWeb(absl::string_view path, absl::string_view query,
     GrpcWebTrailersOnly(status);
     return;
   }
+  if (request_id_generated_) metadata_.emplace_back("x-request-id", request_id_);
   // The request message.
   std::string storage;
   absl::StatusOr<std::vector<grpc_web::Frame>> frames =
@@ -157,6 +158,7 @@ HeaderList HttpCall::GrpcWebHeaders(bool with_trailing) {
 }
 
 void HttpCall::GrpcWebTrailersOnly(const absl::Status& status) {
+  gateway_code_ = status.raw_code();
   HeaderList headers = GrpcWebHeaders(/*with_trailing=*/false);
   AppendStatusHeaders(static_cast<int>(status.code()), status.message(), "", &headers);
   for (auto& [key, value] : reject_headers_) {
@@ -172,8 +174,11 @@ void HttpCall::GrpcWebSendMessage(const std::string& message) {
     headers_sent_ = true;
     HeaderList headers = GrpcWebHeaders(/*with_trailing=*/false);
     for (auto& header : cors_headers_) headers.push_back(std::move(header));
+    AddRequestIdHeader(&headers);
+    StreamStarted();
     sink_->StartStream(200, std::move(headers));
   }
+  bytes_out_ += frame.size();
   sink_->Write(std::move(frame), /*last=*/false,
                [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
 }
@@ -194,8 +199,10 @@ void HttpCall::GrpcWebFinish() {
     CallSink* sink = sink_;
     std::shared_ptr<void> owner = std::move(sink_owner_);
     sink_ = nullptr;
+    std::string trailer = trailer_frame();
+    bytes_out_ += trailer.size();
     CountResponse(200);
-    sink->Write(trailer_frame(), /*last=*/true, [](bool) {});
+    sink->Write(std::move(trailer), /*last=*/true, [](bool) {});
     return;
   }
   if (!status_.ok()) {

@@ -361,6 +361,7 @@ class Http2Session final : public SessionBase {
     }
     s->request.peer = peer_;
     s->request.peer_identity = peer_identity_;
+    s->request.protocol = "HTTP/2";
     s->is_head = s->request.method == "HEAD";
     s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(),
                                          worker_->upstreams(), s, shared_from_this());
@@ -376,6 +377,7 @@ class Http2Session final : public SessionBase {
     }
     s->request.peer = peer_;
     s->request.peer_identity = peer_identity_;
+    s->request.protocol = "HTTP/2";
     s->body_streaming = true;
     s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(),
                                          worker_->upstreams(), s, shared_from_this());

@@ -65,6 +65,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gateway/access_log/access_log.h"
 #include "gateway/http/cors.h"
 #include "gateway/interceptor.h"
 #include "gateway/metrics/metrics.h"
@@ -112,6 +113,12 @@ class HttpServer {
     // must not block; sets *ready to false to answer 503, appends lines ending in "\n" to
     // *detail. Null: backends only.
     std::function<void(bool* ready, std::string* detail)> readiness;
+    // A line per call (gateway/access_log/access_log.h); null: none. Must outlive the
+    // server.
+    access_log::AccessLog* access_log = nullptr;
+    // A request without x-request-id gets a generated one (sent to the backend); the
+    // call's id is returned in the x-request-id response header either way.
+    bool generate_request_id = true;
   };
 
   // Binds, starts the threads and returns the running server. `routes` must outlive the
