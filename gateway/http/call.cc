@@ -65,11 +65,12 @@ void HttpCall::AssignRequestId() {
   request_id_generated_ = true;
 }
 
+// The call's id, in place of any the backend sent (exposed metadata, gRPC-Web).
 void HttpCall::AddRequestIdHeader(HeaderList* headers) {
   if (request_id_.empty()) return;
-  for (const auto& [key, value] : *headers) {
-    if (key == "x-request-id") return;  // the backend's, passed back
-  }
+  headers->erase(std::remove_if(headers->begin(), headers->end(),
+                                [](const auto& h) { return h.first == "x-request-id"; }),
+                 headers->end());
   headers->emplace_back("x-request-id", request_id_);
 }
 
