@@ -80,8 +80,7 @@ void HttpCall::StreamStarted() {
 }
 
 // The call's access log line (docs/config.md, "access_log"). Runs once, when the response
-// has been handed to the sink (or the client went away): what it moves out of request_ is
-// not read again.
+// is handed to the sink (or the client went away).
 void HttpCall::LogAccess(int status, absl::Time now) {
   access_log::AccessLog* log = env_->access_log;
   access_log::Record r;
@@ -95,9 +94,10 @@ void HttpCall::LogAccess(int status, absl::Time now) {
   r.protocol = request_.protocol;
   r.trace_id = std::string(access_log::TraceIdFromTraceparent(request_.Header("traceparent")));
   r.user_agent = std::string(request_.Header("user-agent"));
-  r.method = std::move(request_.method);
-  r.path = std::move(request_.target);
-  if (const size_t query = r.path.find('?'); query != std::string::npos) r.path.resize(query);
+  r.method = request_.method;
+  // Copies: an asynchronous interceptor may still hold views of the request (Cancel).
+  const absl::string_view target = request_.target;
+  r.path = std::string(target.substr(0, target.find('?')));
   if (route_ != nullptr) r.grpc_method = route_->path;
   r.bytes_in = bytes_in_;
   r.bytes_out = bytes_out_;
@@ -113,7 +113,7 @@ void HttpCall::LogAccess(int status, absl::Time now) {
   }
   if (call_ctx_ != nullptr) r.caller_id = call_ctx_->caller_id;
   r.request_id = std::move(request_id_);
-  r.peer = std::move(request_.peer);
+  r.peer = request_.peer;
   log->Push(std::move(r));
 }
 
@@ -384,6 +384,9 @@ void HttpCall::StartBackend() {
   spec.deadline = deadline_;
   spec.metadata = std::move(metadata_);
   if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
+  // REST and gRPC-Web answer a unary or client-streaming call only once it ended.
+  spec.single_response = route_->kind == CallKind::kUnary ||
+                         route_->kind == CallKind::kClientStreaming;
   upstream::BackendCall::Callbacks cb;
   std::weak_ptr<HttpCall> weak = weak_from_this();
   cb.on_headers = [weak](const upstream::Headers& headers) {
