@@ -249,6 +249,51 @@ class AccessLogTest(unittest.TestCase):
         self.assertRegex(page, r"\ngatewayd_access_log_dropped_total 0\n")
 
 
+class AccessLogCallerTest(unittest.TestCase):
+    """The caller the auth interceptors identified is on the line, for gRPC and REST."""
+
+    def test_caller_id_of_an_api_key(self):
+        ws = harness.Workspace()
+        try:
+            import hashlib
+            digest = hashlib.sha256(b"s3cret-key").hexdigest()
+            keys = ws.write("api-keys.txt", f"ci-bot {digest}\n")
+            backend = ws.echo_backend()
+            path = os.path.join(ws.dir, "caller.json")
+            gateway = ws.gatewayd(config(
+                backend.address,
+                access_log=f'access_log: {{format: JSON, path: "{path}"}}',
+                extra=f"""
+auth:
+  api_keys: {{keys_file: "{keys}"}}
+  rules:
+    - {{selectors: ["gateway.test.v1.Echo.Unary"], providers: [api_key]}}
+"""))
+            with grpc.insecure_channel(gateway.address) as channel:
+                unary = channel.unary_unary(UNARY, request_serializer=Req.SerializeToString,
+                                            response_deserializer=Resp.FromString)
+                unary(Req(), timeout=TIMEOUT, metadata=(("x-api-key", "s3cret-key"),
+                                                        ("x-request-id", "grpc-caller")))
+            status, _, _ = rest_call(harness.http_address(gateway), b"{}",
+                                     {"x-api-key": "s3cret-key", "x-request-id": "rest-caller"})
+            self.assertEqual(status, 200)
+            status, _, _ = rest_call(harness.http_address(gateway), b"{}",
+                                     {"x-request-id": "anonymous"})
+            self.assertEqual(status, 401)
+
+            def lines():
+                found = {l["request_id"]: l for l in read_json_lines(path)}
+                return found if len(found) >= 3 else None
+            found = wait_for(lines, "three lines")
+            self.assertEqual(found["grpc-caller"]["caller_id"], "ci-bot")
+            self.assertEqual(found["rest-caller"]["caller_id"], "ci-bot")
+            self.assertEqual(found["anonymous"]["caller_id"], "")
+            self.assertEqual(found["anonymous"]["grpc_status"], 16)
+            self.assertEqual(found["anonymous"]["attempts"], 0)
+        finally:
+            ws.close()
+
+
 class AccessLogDefaultsTest(unittest.TestCase):
     """Text lines on stdout by default; the off switch; sampling."""
 
