@@ -1,5 +1,8 @@
 #include "gateway/access_log/access_log.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -284,6 +287,13 @@ void AccessLog::Flush() {
 }
 
 void AccessLog::Run() {
+  // A closed pipe (stdout piped to a reader that went away) fails the write with EPIPE
+  // instead of ending the process: SIGPIPE is raised in the writing thread, where it stays
+  // blocked.
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   std::vector<Record> batch;
   while (true) {
     bool reopen = false;

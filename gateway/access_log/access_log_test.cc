@@ -180,6 +180,22 @@ TEST(AccessLog, WritesLinesToFileAndReopensAfterRename) {
   EXPECT_EQ((*log)->dropped(), 0u);
 }
 
+TEST(AccessLog, ReaderOfAPipeGoneDoesNotEndTheProcess) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  AccessLog::Options options;
+  options.path = "/proc/self/fd/" + std::to_string(fds[1]);
+  absl::StatusOr<std::unique_ptr<AccessLog>> log = AccessLog::Start(options);
+  ASSERT_TRUE(log.ok()) << log.status();
+  close(fds[1]);  // the log holds its own descriptor of the pipe
+  close(fds[0]);  // nobody reads any more
+  (*log)->Push(Sample());
+  (*log)->Flush();  // the write fails with EPIPE; SIGPIPE would have ended the test
+  (*log)->Push(Sample());
+  (*log)->Flush();
+  EXPECT_EQ((*log)->written(), 2u);
+}
+
 TEST(AccessLog, UnwritableFileIsAnErrorNamingIt) {
   AccessLog::Options options;
   options.path = "/nonexistent-dir/access.log";
