@@ -136,6 +136,13 @@ void BackendCall::OnLease(uint32_t attempt, absl::StatusOr<Lease> lease) {
   callbacks.on_message = [weak, attempt](std::string message) {
     auto self = weak.lock();
     if (!self || self->done_ || attempt != self->attempt_id_) return;
+    if (self->spec_.single_response) {
+      // Held until the end: until then nothing reached the client and the call may still
+      // be tried again.
+      self->response_.push_back(std::move(message));
+      if (self->stream_ != nullptr) self->stream_->RequestNext();
+      return;
+    }
     if (!self->committed_) {
       // The response starts: this call is not tried again.
       self->committed_ = true;
@@ -203,6 +210,7 @@ void BackendCall::OnAttemptDone(uint32_t attempt, const CallResult& result) {
   if (!cancelled_ && MayRetry(result, per_try_timeout, &delay)) {
     headers_held_ = false;  // that attempt's
     headers_.clear();
+    response_.clear();
     ScheduleRetry(delay);
     return;
   }
@@ -279,6 +287,10 @@ void BackendCall::Finish(CallResult result) {
   }
   held_.clear();
   DeliverHeaders();
+  for (std::string& message : response_) {
+    if (cb_.on_message) cb_.on_message(std::move(message));
+  }
+  response_.clear();
   Cluster& cluster = *worker_.cluster();
   if (result.status.ok() && (attempts_ > 1 || transparent_ > 0)) {
     Count(cluster.retries_succeeded_total);

@@ -52,6 +52,11 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
     Headers metadata;
     // Null: no retries (calls the backend did not process are still tried again).
     const RetryPolicy* retry = nullptr;
+    // The consumer sends nothing to its client before the call ends (a unary or
+    // client-streaming response): the response message is held and handed over with the
+    // end (on_headers, on_message, on_done in a row), so the call may be tried again until
+    // then, even after a whole message arrived.
+    bool single_response = false;
   };
 
   struct Callbacks {
@@ -133,6 +138,7 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   // Response side.
   bool committed_ = false;  // a response message went to the consumer
   Headers headers_;         // the current attempt's response headers, until delivered
+  std::vector<std::string> response_;  // single_response: the messages, until the end
   bool headers_held_ = false;
   bool done_ = false;
   bool cancelled_ = false;
