@@ -574,7 +574,11 @@ class ProxyCall {
     r.duration = seconds(now - arrived_);
     r.ttfb = initial_metadata_copied_ ? seconds(first_byte_ - arrived_) : r.duration;
     if (client_ctx_ != nullptr) {
+      // "ipv4:IP:PORT" -> "IP:PORT", as the HTTP front end's upstream names an endpoint.
       r.upstream = client_ctx_->peer();
+      if (absl::StartsWith(r.upstream, "ipv4:") || absl::StartsWith(r.upstream, "ipv6:")) {
+        r.upstream.erase(0, 5);
+      }
       r.attempts = 1;
     }
     if (ctx_ != nullptr) r.caller_id = ctx_->caller_id;
