@@ -236,7 +236,7 @@ int Run(int argc, char** argv) {
     access_log = *std::move(log);
     if (metric_registry != nullptr) {
       metric_registry->AddCallback(
-          "gatewayd_access_log_dropped_total",
+          "gateway_access_log_dropped_total",
           "Access log lines dropped because the writer's queue was full.",
           metrics::Type::kCounter, {}, [log = access_log.get()] {
             return std::vector<metrics::Sample>{{{}, static_cast<double>(log->dropped())}};

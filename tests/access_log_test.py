@@ -245,8 +245,8 @@ class AccessLogTest(unittest.TestCase):
                            "the metrics listener").group(1).decode()
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=TIMEOUT) as resp:
             page = resp.read().decode()
-        self.assertIn("# TYPE gatewayd_access_log_dropped_total counter", page)
-        self.assertRegex(page, r"\ngatewayd_access_log_dropped_total 0\n")
+        self.assertIn("# TYPE gateway_access_log_dropped_total counter", page)
+        self.assertRegex(page, r"\ngateway_access_log_dropped_total 0\n")
 
 
 class AccessLogCallerTest(unittest.TestCase):
