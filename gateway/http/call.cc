@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
+#include "gateway/http/readiness.h"
 #include "gateway/http/request_checks.h"
 #include "gateway/metadata/metadata_policy.h"
 
@@ -655,40 +656,8 @@ void HttpCall::OnWritten(bool ok) {
 }
 
 void HttpCall::Ready() {
-  std::string text;
-  bool ready = true;
-  const absl::Time now = absl::Now();
-  absl::flat_hash_set<const Backend*> seen;
-  for (const ServiceBinding& binding : table_->services()) {
-    const Backend& backend = *binding.backend;
-    if (!seen.insert(&backend).second) continue;
-    // A backend is ready when one of its endpoints is healthy and not ejected, and the
-    // gRPC front end's channel to it is connected. Backends marked `required: false` are
-    // reported but do not hold readiness back.
-    std::shared_ptr<const upstream::EndpointSet> endpoints = backend.cluster()->endpoints();
-    size_t available = 0;
-    for (const auto& endpoint : *endpoints) available += endpoint->available(now) ? 1 : 0;
-    const bool connected =
-        backend.channel()->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY;
-    std::string problem;
-    if (endpoints->empty()) {
-      const absl::Status resolution = backend.cluster()->resolution_status();
-      problem = resolution.ok() ? "no endpoints" : std::string(resolution.message());
-    } else if (available == 0) {
-      problem = absl::StrCat("no healthy endpoint (0 of ", endpoints->size(), ")");
-    } else if (!connected) {
-      problem = "not connected";
-    }
-    if (problem.empty()) continue;
-    if (backend.required()) ready = false;
-    absl::StrAppend(&text, "backend ", backend.name(), " ", problem,
-                    backend.required() ? "" : " (not required)", "\n");
-  }
-  std::string more;
-  if (env_->readiness) env_->readiness(&ready, &more);
-  if (ready) text = "ready\n" + text;  // what is left: backends that are not required
-  text += more;
-  Respond(ready ? 200 : 503, {{"content-type", "text/plain"}}, std::move(text));
+  Readiness report = CheckReadiness(*table_, env_->readiness);
+  Respond(report.ready ? 200 : 503, {{"content-type", "text/plain"}}, std::move(report.text));
 }
 
 }  // namespace gateway::http
