@@ -98,7 +98,10 @@ void BackendCall::StartAttempt() {
     attempt_deadline_ = std::min(spec_.deadline, now + spec_.retry->per_try_timeout);
   }
   const uint32_t attempt = attempt_id_;
-  worker_.Acquire(PickOptions{}, attempt_deadline_,
+  // A retry goes to another endpoint when there is one.
+  PickOptions pick;
+  pick.avoid = last_endpoint_.get();
+  worker_.Acquire(pick, attempt_deadline_,
                   [self = shared_from_this(), attempt](absl::StatusOr<Lease> lease) {
                     self->OnLease(attempt, std::move(lease));
                   });
@@ -116,6 +119,7 @@ void BackendCall::OnLease(uint32_t attempt, absl::StatusOr<Lease> lease) {
   }
   lease_.emplace(*std::move(lease));
   endpoint_ = lease_->endpoint->endpoint().ToString();
+  last_endpoint_ = lease_->endpoint;
   CallSpec call;
   call.path = spec_.path;
   call.deadline = attempt_deadline_;

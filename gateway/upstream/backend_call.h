@@ -126,6 +126,7 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   std::shared_ptr<GrpcStream> stream_;
   absl::Time attempt_deadline_ = absl::InfiniteFuture();
   std::string endpoint_;
+  std::shared_ptr<EndpointState> last_endpoint_;  // of the latest attempt (a retry avoids it)
 
   // Request side. `held_`: every message so far while the call may be tried again
   // (`replayable_`); once it may not, only those not yet written to a stream.

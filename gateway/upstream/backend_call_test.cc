@@ -297,6 +297,43 @@ TEST_F(BackendCallTest, ResponseHeadersAloneDoNotStopARetry) {
   EXPECT_TRUE(out.headers);
 }
 
+TEST_F(BackendCallTest, ARetryGoesToAnotherEndpoint) {
+  FlakyEcho other_service;
+  int other_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &other_port);
+  builder.RegisterService(&other_service);
+  std::unique_ptr<grpc::Server> other = builder.BuildAndStart();
+  ASSERT_NE(other, nullptr);
+  // Pick first: without `avoid` every attempt would go to the first endpoint.
+  ClusterOptions options;
+  options.name = "echo";
+  options.target = absl::StrCat("ipv4:127.0.0.1:", port_, ",127.0.0.1:", other_port);
+  options.lb_policy = LbPolicy::kPickFirst;
+  absl::StatusOr<std::shared_ptr<Cluster>> cluster = Cluster::Create(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  cluster_ = *cluster;
+  worker_ = std::make_unique<ClusterWorker>(io_, cluster_);
+  RetryPolicy policy;
+  policy.max_attempts = 2;
+  policy.backoff_base = absl::Milliseconds(1);
+  policy.backoff_max = absl::Milliseconds(2);
+  BackendCall::Spec spec;
+  spec.retry = &policy;
+  Outcome out;
+  auto call = Start("/gateway.test.v1.Echo/Unary", spec, &out);
+  // Each server fails the first call with this tag.
+  call->Write(Request("r", 14, 1, "elsewhere"));
+  call->WritesDone();
+  ASSERT_TRUE(RunUntil([&] { return out.result.has_value(); }));
+  EXPECT_EQ(service_.calls("elsewhere"), 1);
+  EXPECT_EQ(other_service.calls("elsewhere"), 1);
+  EXPECT_EQ(out.result->status.code(), absl::StatusCode::kUnavailable);
+  worker_.reset();
+  other->Shutdown(std::chrono::system_clock::now());
+}
+
 TEST_F(BackendCallTest, GivesUpAfterMaxAttemptsWithTheBackendsStatus) {
   MakeWorker(Target());
   RetryPolicy policy;
