@@ -24,24 +24,8 @@ namespace {
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
 
-// Backend metadata headed for the client, as (name, text value): "-bin" values in base64,
-// entries the metadata policy does not pass back left out.
-void AppendResponseMetadata(const metadata::MetadataPolicy& policy,
-                            const upstream::Headers& md, Metadata* out) {
-  for (const auto& [key, value] : md) {
-    if (!metadata::IsBinaryKey(key)) {
-      if (policy.ForwardsToClient(key, value)) out->emplace_back(key, value);
-      continue;
-    }
-    // On the wire a binary value is base64 (padded or not): pass on its canonical form.
-    absl::StatusOr<std::string> raw = metadata::DecodeBinaryText(key, value);
-    if (!raw.ok() || !policy.ForwardsToClient(key, *raw)) continue;
-    out->emplace_back(key, absl::Base64Escape(*raw));
-  }
-}
-
-// The (name, value) pairs of backend trailing metadata for TrailerBlock (which encodes
-// them): the metadata policy's pick, binary values decoded.
+// The (name, value) pairs of backend metadata that the metadata policy passes back to the
+// client, binary values decoded (on the wire they are base64, padded or not).
 Metadata RawMetadata(const metadata::MetadataPolicy& policy, const upstream::Headers& md) {
   Metadata out;
   for (const auto& [key, value] : md) {
@@ -53,6 +37,15 @@ Metadata RawMetadata(const metadata::MetadataPolicy& policy, const upstream::Hea
     if (raw.ok() && policy.ForwardsToClient(key, *raw)) out.emplace_back(key, *std::move(raw));
   }
   return out;
+}
+
+// The same as response headers (name, text value): binary values in canonical base64.
+void AppendResponseMetadata(const metadata::MetadataPolicy& policy,
+                            const upstream::Headers& md, Metadata* out) {
+  for (auto& [key, value] : RawMetadata(policy, md)) {
+    if (metadata::IsBinaryKey(key)) value = absl::Base64Escape(value);
+    out->emplace_back(std::move(key), std::move(value));
+  }
 }
 
 void AppendStatusHeaders(int code, absl::string_view message, absl::string_view details,
