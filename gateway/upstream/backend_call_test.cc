@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "gateway/upstream/test_loop.h"
 #include "gateway/upstream/cluster.h"
 #include "gateway/metrics/metrics.h"
 #include "gateway/upstream/cluster_worker.h"
@@ -135,12 +136,7 @@ class BackendCallTest : public ::testing::Test {
 
   template <typename F>
   bool RunUntil(F done, absl::Duration limit = absl::Seconds(10)) {
-    const absl::Time end = absl::Now() + limit;
-    while (!done() && absl::Now() < end) {
-      io_.restart();
-      io_.run_for(std::chrono::milliseconds(5));
-    }
-    return done();
+    return RunLoopUntil(io_, done, limit);
   }
 
   // Starts a call whose consumer takes each message at once.

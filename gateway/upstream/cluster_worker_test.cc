@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
+#include "gateway/upstream/test_loop.h"
 #include "tests/testdata/echo.grpc.pb.h"
 
 namespace gateway::upstream {
@@ -120,12 +121,7 @@ class ClusterWorkerTest : public ::testing::Test {
 
   template <typename F>
   bool RunUntil(F done, absl::Duration limit = absl::Seconds(10)) {
-    const absl::Time end = absl::Now() + limit;
-    while (!done() && absl::Now() < end) {
-      io_.restart();
-      io_.run_for(std::chrono::milliseconds(2));
-    }
-    return done();
+    return RunLoopUntil(io_, done, limit, std::chrono::milliseconds(2));
   }
   void RunFor(absl::Duration d) {
     RunUntil([] { return false; }, d);

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "gateway/upstream/test_loop.h"
 #include "tests/testdata/echo.grpc.pb.h"
 
 namespace gateway::upstream {
@@ -105,20 +106,9 @@ class UpstreamTest : public ::testing::Test {
   // Runs the loop until `done()` or 10 s; returns whether `done()` held.
   template <typename F>
   bool RunUntil(F done, absl::Duration limit = absl::Seconds(10)) {
-    const absl::Time end = absl::Now() + limit;
-    while (!done() && absl::Now() < end) {
-      io_.restart();
-      io_.run_for(std::chrono::milliseconds(5));
-    }
-    return done();
+    return RunLoopUntil(io_, done, limit);
   }
-  void RunFor(absl::Duration d) {
-    const absl::Time end = absl::Now() + d;
-    while (absl::Now() < end) {
-      io_.restart();
-      io_.run_for(std::chrono::milliseconds(5));
-    }
-  }
+  void RunFor(absl::Duration d) { RunLoopFor(io_, d); }
 
   static std::string Req(const EchoRequest& r) { return r.SerializeAsString(); }
 

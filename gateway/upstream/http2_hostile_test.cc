@@ -20,6 +20,7 @@
 #include "gateway/upstream/grpc_framing.h"
 #include "gateway/upstream/http2_connection.h"
 #include "gtest/gtest.h"
+#include "gateway/upstream/test_loop.h"
 
 namespace gateway::upstream {
 namespace {
@@ -233,20 +234,9 @@ class HostileTest : public ::testing::Test {
  protected:
   template <typename F>
   bool RunUntil(F done, absl::Duration limit = absl::Seconds(5)) {
-    const absl::Time end = absl::Now() + limit;
-    while (!done() && absl::Now() < end) {
-      io_.restart();
-      io_.run_for(std::chrono::milliseconds(5));
-    }
-    return done();
+    return RunLoopUntil(io_, done, limit);
   }
-  void RunFor(absl::Duration d) {
-    const absl::Time end = absl::Now() + d;
-    while (absl::Now() < end) {
-      io_.restart();
-      io_.run_for(std::chrono::milliseconds(5));
-    }
-  }
+  void RunFor(absl::Duration d) { RunLoopFor(io_, d); }
 
   std::shared_ptr<Http2Connection> Connect(const RawServer& server,
                                            ConnectionOptions options = {}) {

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "gateway/upstream/http2_connection.h"
 #include "gtest/gtest.h"
+#include "gateway/upstream/test_loop.h"
 #include "tests/testdata/echo.grpc.pb.h"
 
 namespace gateway::upstream {
@@ -105,12 +106,7 @@ class TlsTest : public ::testing::Test {
 
   template <typename F>
   bool RunUntil(F done, absl::Duration limit = absl::Seconds(10)) {
-    const absl::Time end = absl::Now() + limit;
-    while (!done() && absl::Now() < end) {
-      io_.restart();
-      io_.run_for(std::chrono::milliseconds(5));
-    }
-    return done();
+    return RunLoopUntil(io_, done, limit);
   }
 
   // One unary call "hello" on a new connection with `tls`; its result.
