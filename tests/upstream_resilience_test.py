@@ -11,6 +11,7 @@ Every call and every wait is bounded in time; the times and counts measured are 
 
 import http.client
 import json
+import re
 import signal
 import socket
 import struct
@@ -136,6 +137,18 @@ class Load:
         return self.snapshot()
 
 
+def metrics_page(gw):
+    """gatewayd's /metrics page (its metrics_listener's address is in its log)."""
+    m = re.search(r"metrics listening on (\S+)", gw.output())
+    host, port = m.group(1).rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=CALL_TIMEOUT)
+    try:
+        conn.request("GET", "/metrics")
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
 def failures(results):
     return [(r.status, r.body) for r in results if r.status != 200]
 
@@ -187,8 +200,13 @@ class UpstreamResilienceTest(unittest.TestCase):
         backends = self.start_backends(3)
         victim = backends[1]
         target = "ipv4:" + ",".join(b.address for b in backends)
-        _, http = self.start_gateway(gateway_config(target, retries=unary_retry_rule(3)))
-        load = Load(http, threads=4)
+        gw, http = self.start_gateway(gateway_config(
+            target, retries=unary_retry_rule(3) + 'metrics_listener: {address: "127.0.0.1:0"}'))
+        # Three clients: at the kill every call in flight may be on the victim, and each must
+        # be retried; the default retry limits (circuit_breakers.max_retries 3,
+        # retries.min_retry_concurrency 3) allow three retries in flight, and a fourth call
+        # failing in the same instant would rightly be refused its retry.
+        load = Load(http, threads=3)
         try:
             time.sleep(1.0)
             before = load.snapshot()
@@ -208,6 +226,17 @@ class UpstreamResilienceTest(unittest.TestCase):
         during = [r for r in results if killed_at <= r.start and r.end <= restarted_at]
         print(f"\n[kill] {len(results)} calls, {len(during)} while the backend was dead; "
               f"restarted backend served again after {back_after}s", flush=True)
+        for r in results:
+            if r.status != 200:
+                print(f"[kill] failed call: started {r.start - killed_at:+.3f}s, ended "
+                      f"{r.end - killed_at:+.3f}s after the kill (restart at "
+                      f"{restarted_at - killed_at:+.3f}s): {r.status} {r.body}", flush=True)
+        if failures(results):
+            lines = [l for l in gw.output().splitlines() if " 200 0 " not in l]
+            print("[kill] gateway lines of calls that did not end 200 OK:\n" +
+                  "\n".join(lines[-40:]), flush=True)
+            print("[kill] " + "\n".join(l for l in metrics_page(gw).splitlines()
+                                         if "retr" in l and not l.startswith("#")), flush=True)
         # No call may fail: the rule retries UNAVAILABLE, also a call whose response message
         # had arrived when the kill cut its trailers off (nothing had reached the client).
         self.assertEqual(failures(results), [])
