@@ -94,11 +94,7 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   // --- CallSink ---
 
   void Respond(int status, HeaderList headers, std::string body) override {
-    res_ = {};
-    res_.result(status);
-    for (auto& [name, value] : headers) res_.insert(BV(name), BV(value));
-    res_.body() = std::move(body);
-    WriteResponse(false);
+    WriteResponse(status, headers, std::move(body), false);
   }
 
   void StartStream(int status, HeaderList headers) override {
@@ -243,20 +239,15 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   void SendError(int status, const absl::Status& error) {
     if (server_->env_.metrics != nullptr) server_->env_.metrics->unknown()->Refused(status);
     keep_alive_ = false;
-    res_ = {};
     HeaderList grpc_web;
     if (parser_.has_value() &&
         GrpcWebErrorHeaders(SV(parser_->get()[bhttp::field::content_type]), error, &grpc_web)) {
       // A gRPC-Web client reads the status from a trailers-only response.
-      res_.result(200);
-      for (auto& [name, value] : grpc_web) res_.insert(BV(name), BV(value));
-      WriteResponse(true);
+      WriteResponse(200, grpc_web, {}, true);
       return;
     }
-    res_.result(status);
-    res_.set(bhttp::field::content_type, "application/json");
-    res_.body() = worker_->routes()->transcoder().ErrorBody(error);
-    WriteResponse(true);
+    WriteResponse(status, {{"content-type", "application/json"}},
+                  worker_->routes()->transcoder().ErrorBody(error), true);
   }
 
   // `head_bytes`: the size of the request line and header fields.
@@ -516,23 +507,31 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     written(false);
   }
 
-  void WriteResponse(bool close) {
+  // A whole response (Content-Length known), formatted into one buffer and written with one
+  // write: Beast's serializer costs about a fifth of a small call's CPU for the same bytes.
+  // Header names and values come from the gateway (checked where they were received).
+  void WriteResponse(int status, const HeaderList& headers, std::string body, bool close) {
     responding_ = true;
     const bool keep = keep_alive_ && !close && !BodyIncomplete();
-    res_.version(11);
-    res_.keep_alive(keep);
-    if (is_head_) {
-      res_.content_length(res_.body().size());
-      res_.body().clear();
-    } else {
-      res_.prepare_payload();
-    }
+    out_.clear();
+    const beast::string_view reason = bhttp::obsolete_reason(bhttp::int_to_status(status));
+    absl::StrAppend(&out_, "HTTP/1.1 ", status, " ", SV(reason), "\r\n");
+    for (const auto& [name, value] : headers) absl::StrAppend(&out_, name, ": ", value, "\r\n");
+    if (!keep) out_.append("Connection: close\r\n");
+    // 1xx, 204 and 304 responses have neither a body nor a Content-Length (RFC 9110 8.6).
+    const bool bodiless = status < 200 || status == 204 || status == 304;
+    if (!bodiless) absl::StrAppend(&out_, "Content-Length: ", body.size(), "\r\n");
+    out_.append("\r\n");
+    out_body_.clear();
+    if (!bodiless && !is_head_) out_body_ = std::move(body);
+    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(out_),
+                                                       asio::buffer(out_body_)};
     Lowest().expires_after(server_->idle_timeout_);
-    bhttp::async_write(stream_, res_,
-                       [self = Self(), keep](beast::error_code ec, std::size_t) {
-                         self->Lowest().expires_never();
-                         self->OnResponseWritten(ec || !keep);
-                       });
+    asio::async_write(stream_, buffers,
+                      [self = Self(), keep](beast::error_code ec, std::size_t) {
+                        self->Lowest().expires_never();
+                        self->OnResponseWritten(ec || !keep);
+                      });
   }
 
   void OnResponseWritten(bool close) {
@@ -599,7 +598,8 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   std::array<char, 16 << 10> body_buffer_;
   BodyReader::Callback body_callback_;
 
-  bhttp::response<bhttp::string_body> res_;
+  std::string out_;       // the head of a whole response being written (WriteResponse)
+  std::string out_body_;  // and its body
   bhttp::response<bhttp::empty_body> sres_;
   std::optional<bhttp::response_serializer<bhttp::empty_body>> serializer_;
   bool head_pending_ = false;
