@@ -1,6 +1,7 @@
 // gatewayd: the gateway process. Wires the parts together; holds no logic of its own.
 //
 //   gatewayd --config=PATH [--check-config]
+//   gatewayd --version
 
 #include <pthread.h>
 #include <signal.h>
@@ -32,14 +33,15 @@
 namespace gateway {
 namespace {
 
-// Reported by gateway_build_info.
+// The version: printed by --version, logged at start and reported by gateway_build_info.
 constexpr char kVersion[] = "0.1.0";
 
 constexpr char kUsage[] =
-    "usage: gatewayd --config=PATH [--check-config]\n"
+    "usage: gatewayd --config=PATH [--check-config] | --version\n"
     "  --config=PATH    the gateway config (YAML or JSON; see docs/config.md)\n"
     "  --check-config   validate the config (and every file it names), then exit:\n"
-    "                   0 when it is valid, 2 with the problem otherwise\n";
+    "                   0 when it is valid, 2 with the problem otherwise\n"
+    "  --version        print the version (\"gatewayd VERSION\") and exit\n";
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     const GatewayConfig& config) {
@@ -142,6 +144,9 @@ int Run(int argc, char** argv) {
       config_path = argv[++i];
     } else if (arg == "--check-config") {
       check_only = true;
+    } else if (arg == "--version") {
+      std::cout << "gatewayd " << kVersion << "\n";
+      return 0;
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       return 0;
@@ -217,6 +222,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
 
+  LogLine(absl::StrCat("gatewayd ", kVersion, " starting (config ", config_path, ")"));
   Snapshot<RouteTable> route_snapshot((*config)->routes);
   if (metric_registry != nullptr) {
     AddProcessMetrics(*metric_registry, started, &route_snapshot);
