@@ -14,6 +14,7 @@ PACKAGES=(
   nghttp2-client
   nginx-light wrk
   prometheus  # promtool check metrics
+  systemd strace  # systemd-analyze and strace check the systemd unit (tests/service_test.py)
 )
 
 missing=()
