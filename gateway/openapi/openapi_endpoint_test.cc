@@ -1,0 +1,109 @@
+#include "gateway/openapi/openapi_endpoint.h"
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/descriptor_sets.h"
+#include "gateway/route_table.h"
+#include "gateway/upstream.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace gateway::openapi {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kService[] = "gateway.openapi.testing.Notes";
+
+std::shared_ptr<const google::protobuf::DescriptorPool> Pool() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  DescriptorSetBuilder builder;
+  absl::Status added = builder.AddFile(
+      absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "grpc_gateway",
+                   "/gateway/openapi/testdata/openapi_test_proto.pb"));
+  EXPECT_TRUE(added.ok()) << added;
+  absl::StatusOr<std::shared_ptr<const google::protobuf::DescriptorPool>> pool = builder.Build();
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  return *pool;
+}
+
+// A table serving the test service, or (with_service = false) nothing.
+std::shared_ptr<const RouteTable> Table(bool with_service) {
+  config::v1::Backend config;
+  config.set_name("notes");
+  config.set_target("dns:///127.0.0.1:1");
+  absl::StatusOr<std::shared_ptr<Backend>> backend =
+      Backend::Create(config, config::v1::Limits(), "", "backends[0]");
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  std::vector<ServiceBinding> services;
+  if (with_service) services.push_back({kService, *backend});
+  absl::StatusOr<std::shared_ptr<const RouteTable>> table =
+      RouteTable::Create(Pool(), services);
+  EXPECT_TRUE(table.ok()) << table.status();
+  return *table;
+}
+
+OpenApiSettings Settings() {
+  absl::StatusOr<OpenApiSettings> s = OpenApiSettingsFromConfig(config::v1::Config());
+  EXPECT_TRUE(s.ok()) << s.status();
+  return *s;
+}
+
+TEST(OpenApiEndpoint, ServesTheWholeDocumentAndOnePerService) {
+  OpenApiEndpoint endpoint(Settings());
+  std::shared_ptr<const RouteTable> table = Table(true);
+  std::optional<OpenApiEndpoint::Response> all = endpoint.Serve("/openapi.json", table);
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->status, 200);
+  EXPECT_EQ(all->content_type, "application/json");
+  EXPECT_THAT(all->body, HasSubstr("\"title\": \"gatewayd\""));
+  EXPECT_THAT(all->body, HasSubstr("\"/v1/shelves/{shelf}/notes\""));
+
+  std::optional<OpenApiEndpoint::Response> one =
+      endpoint.Serve(absl::StrCat("/openapi/", kService, ".json"), table);
+  ASSERT_TRUE(one.has_value());
+  EXPECT_EQ(one->status, 200);
+  EXPECT_THAT(one->body, HasSubstr(absl::StrCat("\"title\": \"", kService, "\"")));
+}
+
+TEST(OpenApiEndpoint, UnknownServiceIs404AndOtherPathsAreNotItsOwn) {
+  OpenApiEndpoint endpoint(Settings());
+  std::shared_ptr<const RouteTable> table = Table(true);
+  std::optional<OpenApiEndpoint::Response> missing =
+      endpoint.Serve("/openapi/no.such.Service.json", table);
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_THAT(missing->body, HasSubstr("no service named no.such.Service is served"));
+  EXPECT_FALSE(endpoint.Serve("/v1/notes", table).has_value());
+  EXPECT_FALSE(endpoint.Serve("/openapi/", table).has_value());
+  EXPECT_FALSE(endpoint.Serve("/openapi/.json", table).has_value());
+}
+
+TEST(OpenApiEndpoint, DisabledServesNothing) {
+  OpenApiSettings settings = Settings();
+  settings.enabled = false;
+  OpenApiEndpoint endpoint(settings);
+  EXPECT_FALSE(endpoint.Serve("/openapi.json", Table(true)).has_value());
+}
+
+TEST(OpenApiEndpoint, ANewRouteTableGetsANewDocument) {
+  OpenApiEndpoint endpoint(Settings());
+  std::shared_ptr<const RouteTable> empty = Table(false);
+  std::optional<OpenApiEndpoint::Response> before = endpoint.Serve("/openapi.json", empty);
+  ASSERT_TRUE(before.has_value());
+  EXPECT_THAT(before->body, Not(HasSubstr("/v1/notes")));
+  std::shared_ptr<const RouteTable> full = Table(true);
+  std::optional<OpenApiEndpoint::Response> after = endpoint.Serve("/openapi.json", full);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_THAT(after->body, HasSubstr("/v1/notes"));
+  // The same table again: the cached bytes.
+  EXPECT_EQ(endpoint.Serve("/openapi.json", full)->body, after->body);
+}
+
+}  // namespace
+}  // namespace gateway::openapi
