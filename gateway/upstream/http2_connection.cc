@@ -30,14 +30,30 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(std::max(d, absl::ZeroDuration()));
 }
 
-nghttp2_nv MakeNv(absl::string_view name, absl::string_view value) {
+nghttp2_nv MakeNv(absl::string_view name, absl::string_view value,
+                  uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
   nghttp2_nv nv;
   nv.name = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
   nv.namelen = name.size();
   nv.value = reinterpret_cast<uint8_t*>(const_cast<char*>(value.data()));
   nv.valuelen = value.size();
-  nv.flags = NGHTTP2_NV_FLAG_NONE;
+  nv.flags = flags;
   return nv;
+}
+
+// A request header whose value differs from call to call: sent as a literal that the HPACK
+// encoder does not add to its dynamic table, where it would only push out the entries that
+// do repeat (path, authority, user-agent, ...).
+bool UniquePerCall(absl::string_view name) {
+  return name == "x-request-id" || name == "traceparent" || name == "tracestate" ||
+         name == "grpc-timeout";
+}
+
+bool HasUpperCase(absl::string_view s) {
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') return true;
+  }
+  return false;
 }
 
 absl::Status UnavailableFor(const Endpoint& e, absl::string_view what) {
@@ -496,6 +512,15 @@ void Http2Connection::DoRead() {
       });
 }
 
+void Http2Connection::FlushSoon() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(io_, [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->Flush();
+  });
+}
+
 void Http2Connection::Flush() {
   // Inside nghttp2_session_mem_recv (its callbacks) nothing is sent: DoRead flushes after.
   if (writing_ || in_recv_ || session_ == nullptr || transport_ == nullptr) return;
@@ -560,7 +585,7 @@ absl::StatusOr<std::shared_ptr<GrpcStream>> Http2Connection::StartStream(
     if (name.empty() || name[0] == ':' ||
         !nghttp2_check_header_name(reinterpret_cast<const uint8_t*>(name.data()),
                                    name.size()) ||
-        name != absl::AsciiStrToLower(name)) {
+        HasUpperCase(name)) {
       return absl::InvalidArgumentError(
           absl::StrCat("metadata name '", absl::CHexEscape(name), "' is not a valid header name"));
     }
@@ -581,26 +606,36 @@ absl::StatusOr<std::shared_ptr<GrpcStream>> Http2Connection::StartStream(
       new GrpcStream(shared_from_this(), std::move(spec), std::move(callbacks)));
   GrpcStream& s = *stream;
 
-  std::string timeout;
   if (s.spec_.deadline != absl::InfiniteFuture()) {
     auto t = EncodeGrpcTimeout(s.spec_.deadline - options_.now());
     if (!t.ok()) {
       s.EndLocally(t.status(), /*unprocessed=*/false, 0);
       return stream;
     }
-    timeout = *std::move(t);
+    s.timeout_ = *std::move(t);
   }
+  // nghttp2 encodes the header block when the frame goes out (Flush), not here. Every name
+  // and value below outlives that: literals, the connection's own members, and the
+  // stream's (which the connection holds until the stream closes); so nothing is copied.
+  constexpr uint8_t kNoCopy = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
   std::vector<nghttp2_nv> nva;
   nva.reserve(8 + s.spec_.metadata.size());
-  nva.push_back(MakeNv(":method", "POST"));
-  nva.push_back(MakeNv(":scheme", options_.tls.enabled ? "https" : "http"));
-  nva.push_back(MakeNv(":path", s.spec_.path));
-  nva.push_back(MakeNv(":authority", endpoint_.authority));
-  nva.push_back(MakeNv("content-type", "application/grpc"));
-  nva.push_back(MakeNv("te", "trailers"));
-  if (!options_.user_agent.empty()) nva.push_back(MakeNv("user-agent", options_.user_agent));
-  if (!timeout.empty()) nva.push_back(MakeNv("grpc-timeout", timeout));
-  for (const auto& [name, value] : s.spec_.metadata) nva.push_back(MakeNv(name, value));
+  nva.push_back(MakeNv(":method", "POST", kNoCopy));
+  nva.push_back(MakeNv(":scheme", options_.tls.enabled ? "https" : "http", kNoCopy));
+  nva.push_back(MakeNv(":path", s.spec_.path, kNoCopy));
+  nva.push_back(MakeNv(":authority", endpoint_.authority, kNoCopy));
+  nva.push_back(MakeNv("content-type", "application/grpc", kNoCopy));
+  nva.push_back(MakeNv("te", "trailers", kNoCopy));
+  if (!options_.user_agent.empty()) {
+    nva.push_back(MakeNv("user-agent", options_.user_agent, kNoCopy));
+  }
+  if (!s.timeout_.empty()) {
+    nva.push_back(MakeNv("grpc-timeout", s.timeout_, kNoCopy | NGHTTP2_NV_FLAG_NO_INDEX));
+  }
+  for (const auto& [name, value] : s.spec_.metadata) {
+    nva.push_back(MakeNv(name, value,
+                         kNoCopy | (UniquePerCall(name) ? NGHTTP2_NV_FLAG_NO_INDEX : 0)));
+  }
 
   nghttp2_data_provider provider;
   provider.source.ptr = &s;
@@ -622,7 +657,7 @@ absl::StatusOr<std::shared_ptr<GrpcStream>> Http2Connection::StartStream(
                      NGHTTP2_CANCEL);
     });
   }
-  Flush();
+  FlushSoon();
   return stream;
 }
 
@@ -733,7 +768,7 @@ absl::Status GrpcStream::Write(absl::string_view message) {
     data_deferred_ = false;
     nghttp2_session_resume_data(conn_->session_, stream_id_);
   }
-  conn_->Flush();
+  conn_->FlushSoon();
   return absl::OkStatus();
 }
 
@@ -744,7 +779,7 @@ void GrpcStream::WritesDone() {
     data_deferred_ = false;
     nghttp2_session_resume_data(conn_->session_, stream_id_);
   }
-  conn_->Flush();
+  conn_->FlushSoon();
 }
 
 void GrpcStream::NotifyWhenDrained() {
@@ -850,7 +885,7 @@ void GrpcStream::ReturnWindow() {
   if (!wants_message_ || deframer_.HasMessage()) return;
   nghttp2_session_consume(conn_->session_, stream_id_, unconsumed_);
   unconsumed_ = 0;
-  conn_->Flush();
+  conn_->FlushSoon();
 }
 
 void GrpcStream::RequestNext() {

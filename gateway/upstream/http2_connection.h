@@ -182,7 +182,12 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   void InitSession();
   void OnConnected();
   void Fail(absl::Status status);
+  // Sends what the session has queued (one write at a time).
   void Flush();
+  // Flushes once the handlers already queued on the event loop ran: the frames of every
+  // stream started or written meanwhile (a request's HEADERS and DATA; other calls') go
+  // out in one write.
+  void FlushSoon();
   void DoRead();
   void ArmKeepalive();
   void FinishConnect(absl::Status status);
@@ -203,6 +208,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   boost::asio::steady_timer keepalive_timer_;
   bool ping_outstanding_ = false;
   bool writing_ = false;
+  bool flush_posted_ = false;  // FlushSoon's handler is queued
   bool in_recv_ = false;  // inside nghttp2_session_mem_recv
   bool peer_settings_seen_ = false;
   bool socket_connected_ = false;
@@ -256,6 +262,7 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
 
   std::shared_ptr<Http2Connection> conn_;
   CallSpec spec_;
+  std::string timeout_;  // the grpc-timeout header sent (nghttp2 refers to it)
   GrpcStreamCallbacks cb_;
   int32_t stream_id_ = -1;
   boost::asio::steady_timer deadline_timer_;
