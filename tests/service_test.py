@@ -251,15 +251,21 @@ class SystemdUnitTest(unittest.TestCase):
         families = set(self.service["RestrictAddressFamilies"][0].split())
 
         bookstore = harness.bookstore_backend(self.ws)
+        # Stand-ins for the unit's StateDirectory and LogsDirectory, the only places
+        # ProtectSystem=strict leaves writable.
+        state = os.path.join(self.ws.dir, "state")
+        logs = os.path.join(self.ws.dir, "logs")
+        os.mkdir(state)
+        os.mkdir(logs)
         config = self.ws.write("gateway.yaml", f"""
 grpc_listener: {{address: "127.0.0.1:0"}}
 http_listener: {{address: "127.0.0.1:0", worker_threads: 2}}
 metrics_listener: {{address: "127.0.0.1:0"}}
-admin_listener: {{address: "127.0.0.1:0"}}
+admin_listener: {{address: "127.0.0.1:0", registry_directory: "{state}"}}
 descriptor_sets: ["{harness.BOOKSTORE_SET}"]
 backends: [{{name: bookstore, target: "dns:///{bookstore.address}"}}]
 services: [{{name: bookstore.v1.Bookstore, backend: bookstore}}]
-access_log: {{path: "{self.ws.dir}/access.log"}}
+access_log: {{path: "{logs}/access.log"}}
 runtime: {{shutdown_grace: 2s, worker_threads: 2}}
 """)
         trace = os.path.join(self.ws.dir, "strace.txt")
@@ -302,6 +308,29 @@ runtime: {{shutdown_grace: 2s, worker_threads: 2}}
             if m:
                 opened.add(m.group(1))
         calls.discard("execve")  # strace starting gatewayd, before any filter applies
+        # ProtectSystem=strict: nothing written outside the writable directories (calls
+        # that succeeded: a mkdir of an existing parent fails with EEXIST, as it would there);
+        # MemoryDenyWriteExecute: no memory both writable and executable.
+        written = set()
+        for line in lines:
+            if not re.search(r"\) += \d+(?: |$)", line):
+                continue
+            m = re.match(r'^\d+\s+(?:open|openat|creat)\((?:AT_FDCWD, )?"([^"]+)", ([A-Z_|]+)',
+                         line)
+            if m and re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", m.group(2)):
+                written.add(os.path.normpath(m.group(1)))
+            m = re.match(r'^\d+\s+(?:mkdir|mkdirat|unlink|unlinkat|rename|renameat2?)\('
+                         r'(?:AT_FDCWD, )?"([^"]+)"', line)
+            if m:
+                written.add(os.path.normpath(m.group(1)))
+        self.assertIn(os.path.join(logs, "access.log"), written)
+        outside = sorted(p for p in written
+                         if not p.startswith((state + "/", logs + "/"))
+                         and p not in (state, logs, "/dev/null"))
+        self.assertEqual(outside, [], "files gatewayd writes outside its directories")
+        self.assertEqual([l for l in lines if re.search(r"\b(mmap|mprotect)\(.*PROT_WRITE\|PROT_EXEC", l)
+                          or re.search(r"\b(mmap|mprotect)\(.*PROT_EXEC\|PROT_WRITE", l)],
+                         [], "writable and executable memory")
         self.assertIn("accept4", calls)
         self.assertIn("AF_INET", opened)
         self.assertEqual(sorted(calls - allowed), [],
