@@ -9,8 +9,10 @@ The unit is checked as far as a machine without systemd running as PID 1 allows:
   and comes well within TimeoutStopSec, which is above the default runtime.shutdown_grace;
 - its sandbox does not refuse what gatewayd does: under strace, every system call of a
   gatewayd that starts, serves gRPC and REST calls, is scraped, reloaded and stopped is in
-  the unit's SystemCallFilter, and every socket family it opens is in
-  RestrictAddressFamilies.
+  the unit's SystemCallFilter and none is refused by its Protect*= options, every socket
+  family it opens is in RestrictAddressFamilies, it writes no file outside its state and log
+  directories (ProtectSystem=strict) and maps no memory writable and executable
+  (MemoryDenyWriteExecute).
 """
 
 import configparser
@@ -248,6 +250,18 @@ class SystemdUnitTest(unittest.TestCase):
                               if not v.startswith("~")).split():
             allowed |= syscall_group(group) if group.startswith("@") else {group}
         self.assertGreater(len(allowed), 100)
+        # Options that refuse system calls of their own (systemd.exec(5)).
+        refused = set()
+        for option, groups in (("ProtectClock", ["@clock"]),
+                               ("ProtectKernelModules", ["@module"]),
+                               ("PrivateDevices", ["@raw-io"]),
+                               ("ProtectKernelLogs", ["syslog"]),
+                               ("ProtectHostname", ["sethostname", "setdomainname"]),
+                               ("RestrictNamespaces", ["unshare", "setns"])):
+            if self.service.get(option) == ["yes"]:
+                for group in groups:
+                    refused |= syscall_group(group) if group.startswith("@") else {group}
+        self.assertIn("clock_settime", refused)
         families = set(self.service["RestrictAddressFamilies"][0].split())
 
         bookstore = harness.bookstore_backend(self.ws)
@@ -335,6 +349,8 @@ runtime: {{shutdown_grace: 2s, worker_threads: 2}}
         self.assertIn("AF_INET", opened)
         self.assertEqual(sorted(calls - allowed), [],
                          "system calls of gatewayd that the unit's SystemCallFilter refuses")
+        self.assertEqual(sorted(calls & refused), [],
+                         "system calls of gatewayd that the unit's Protect*= options refuse")
         self.assertEqual(sorted(opened - families), [],
                          "socket families of gatewayd outside RestrictAddressFamilies")
 
