@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -504,6 +505,38 @@ class HttpLimitsTest(unittest.TestCase):
                  + b"h" * 880 + b"\r\n\r\n")
         self.assertLess(len(small), 1024)
         self.assertIn(b"200 OK", self.exchange(small))
+
+    def exchange_in_pieces(self, raw, size):
+        """Sends `raw` in writes of `size` bytes with a pause between them (so that the
+        gateway reads each apart), then reads the answer until the server closes."""
+        sock = self.connect()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(raw), size):
+            sock.sendall(raw[i:i + size])
+            # An answer before the end (an error) stops the sending.
+            if select.select([sock], [], [], 0.005)[0]:
+                break
+        data = read_all(sock)
+        sock.close()
+        return data
+
+    def test_head_and_body_split_across_reads(self):
+        body = b'{"theme": "Split"}'
+        raw = (b"POST /v1/shelves HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Connection: close\r\nContent-Length: " + str(len(body)).encode()
+               + b"\r\n\r\n" + body)
+        for size in (1, 7, len(raw) - len(body)):
+            with self.subTest(size=size):
+                data = self.exchange_in_pieces(raw, size)
+                self.assertIn(b"200 OK", data)
+                self.assertIn(b'"theme":"Split"', data)
+
+    def test_head_over_the_limit_in_pieces_is_431(self):
+        # The limit holds for a head that arrives a little at a time, too.
+        head = (b"GET /v1/shelves HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"h" * 1500
+                + b"\r\n\r\n")
+        self.assertIn(b"431 Request Header Fields Too Large",
+                      self.exchange_in_pieces(head, 100))
 
     def test_too_many_headers_are_431(self):
         headers = {f"X-H{i}": "v" for i in range(30)}

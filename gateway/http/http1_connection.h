@@ -181,9 +181,40 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     parser_->header_limit(server_->options_.max_header_bytes);
     parser_->body_limit(server_->options_.max_body_bytes);
     if (reset_timer) Lowest().expires_after(server_->header_read_timeout_);
-    bhttp::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = Self()](beast::error_code ec, std::size_t n) { self->OnHead(ec, n); });
+    head_bytes_ = 0;
+    ParseHead();
+  }
+
+  // Parses the head from buffer_, reading more only when it is incomplete: a head that
+  // arrived whole (the usual case) is handled at once, without a trip through the event
+  // loop. The parser refuses a head over header_limit while it waits for more.
+  void ParseHead() {
+    while (buffer_.size() > 0) {
+      beast::error_code ec;
+      const std::size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      head_bytes_ += n;
+      if (ec == bhttp::error::need_more) break;
+      if (ec || parser_->is_header_done()) {
+        OnHead(ec, head_bytes_);
+        return;
+      }
+      if (n == 0) break;
+    }
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = Self()](beast::error_code ec, std::size_t n) {
+                              if (ec) {
+                                if (ec == asio::error::eof) {
+                                  ec = self->parser_->got_some()
+                                           ? beast::error_code(bhttp::error::partial_message)
+                                           : beast::error_code(bhttp::error::end_of_stream);
+                                }
+                                self->OnHead(ec, self->head_bytes_);
+                                return;
+                              }
+                              self->buffer_.commit(n);
+                              self->ParseHead();
+                            });
   }
 
   // Between keep-alive requests: waits up to idle_timeout for the next request's first
@@ -294,6 +325,23 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   }
 
   void ReadBody() {
+    // The body bytes that came with the head are parsed now; Beast's read takes the rest.
+    parser_->eager(true);
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      beast::error_code ec;
+      const std::size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == bhttp::error::need_more) break;
+      if (ec) {
+        OnReadError(ec);
+        return;
+      }
+      if (n == 0) break;
+    }
+    if (parser_->is_done()) {
+      OnRequest();
+      return;
+    }
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = Self()](beast::error_code ec, std::size_t) {
                         if (ec) {
@@ -582,6 +630,7 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   std::string peer_;
   std::string peer_identity_;  // the verified client certificate's (mutual TLS)
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::size_t head_bytes_ = 0;  // of the head being parsed (ParseHead)
   bool request_active_ = false;
   bool keep_alive_ = true;
   bool is_head_ = false;
