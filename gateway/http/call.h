@@ -96,6 +96,16 @@ class CallSink {
   // took the bytes (true) or is gone (false); the call reads the next message from the
   // backend only then.
   virtual void Write(std::string data, bool last, std::function<void(bool)> written) = 0;
+
+  // gRPC over HTTP/2 (GrpcRelayCall, grpc_call.h). Ends a response begun with
+  // StartStream(), after the bytes of the earlier Write()s, with a trailer block (HTTP/2
+  // trailers: grpc-status, ...). A sink without trailers (HTTP/1.1) ends the body instead.
+  virtual void Finish(HeaderList trailers) { Write(std::string(), true, [](bool) {}); }
+  // A response of headers only that ends the stream: gRPC's trailers-only response (no
+  // body, no content-length).
+  virtual void RespondTrailersOnly(int status, HeaderList headers) {
+    Respond(status, std::move(headers), std::string());
+  }
 };
 
 // For a gRPC-Web request (by its Content-Type), fills `headers` with those of a

@@ -16,6 +16,11 @@
 // a request to a client-streaming method, which starts when its headers arrive and whose
 // call pulls the body (BodyReader): its window opens only as the call takes the bytes, so a
 // client cannot send more than one window (1 MiB) ahead of the backend.
+//
+// gRPC calls (content-type application/grpc[+...]) start when their headers arrive and go
+// to a GrpcRelayCall (grpc_call.h), which pulls the body the same way (bounded per message
+// by limits.max_message_bytes, not by the body limit) and ends its response with HTTP/2
+// trailers (nghttp2_submit_trailer from the data provider at the end of the body).
 
 #include <nghttp2/nghttp2.h>
 
@@ -25,6 +30,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -33,6 +39,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "gateway/http/call.h"
+#include "gateway/http/grpc_call.h"
 #include "gateway/http/server_internal.h"
 #include "gateway/http/tls_identity.h"
 
@@ -40,6 +47,18 @@ namespace gateway::http {
 namespace {
 
 class SessionBase;
+
+// nghttp2's view of `headers` (valid while `headers` is unchanged).
+std::vector<nghttp2_nv> HeaderNvs(const HeaderList& headers) {
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(headers.size());
+  for (const auto& [name, value] : headers) {
+    nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                             reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
+                             name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  return nva;
+}
 
 // One request stream; the sink of its call, and the reader of its body when the call
 // streams it.
@@ -50,7 +69,15 @@ class Stream final : public CallSink, public BodyReader {
   void Respond(int status, HeaderList headers, std::string body) override;
   void StartStream(int status, HeaderList headers) override;
   void Write(std::string data, bool last, std::function<void(bool)> written) override;
+  void Finish(HeaderList trailers) override;
+  void RespondTrailersOnly(int status, HeaderList headers) override;
   void Read(Callback done) override;
+
+  // The call of this stream, whichever kind it is, cancelled.
+  void CancelCall() {
+    if (call != nullptr) call->Cancel();
+    if (grpc_call != nullptr) grpc_call->Cancel();
+  }
 
   SessionBase* session_;
   const int32_t id_;
@@ -62,6 +89,8 @@ class Stream final : public CallSink, public BodyReader {
   bool is_head = false;
   bool request_active = false;
   std::shared_ptr<HttpCall> call;
+  std::shared_ptr<GrpcRelayCall> grpc_call;  // a gRPC call (then `call` is null)
+  bool grpc = false;
 
   // The response body not yet handed to nghttp2.
   std::string out;
@@ -72,6 +101,9 @@ class Stream final : public CallSink, public BodyReader {
   bool response_done = false;
   std::function<void(bool)> written;
   HeaderList response_headers;  // kept alive until nghttp2 copied them
+  // gRPC: the trailer block sent after the body (Finish), when has_trailers.
+  HeaderList trailers;
+  bool has_trailers = false;
 
   // A body the call pulls (client streaming): bytes received and not yet taken (their
   // stream window not yet given back), END_STREAM seen, an error to report.
@@ -166,9 +198,7 @@ class Http2Session final : public SessionBase {
   }
 
   void Abort() override {
-    for (auto& [id, stream] : streams_) {
-      if (stream->call != nullptr) stream->call->Cancel();
-    }
+    for (auto& [id, stream] : streams_) stream->CancelCall();
     Close();
   }
 
@@ -309,10 +339,9 @@ class Http2Session final : public SessionBase {
     if (closed_) return;
     closed_ = true;
     for (auto& [id, stream] : streams_) {
-      if (stream->call != nullptr) {
-        stream->call->Cancel();
-        stream->call.reset();
-      }
+      stream->CancelCall();
+      stream->call.reset();
+      stream->grpc_call.reset();
       EndStream(stream.get());
     }
     boost::system::error_code ec;
@@ -344,6 +373,12 @@ class Http2Session final : public SessionBase {
                     " bytes or more than ", server_->options_.max_header_count, " fields"))
               : absl::ResourceExhaustedError(absl::StrCat(
                     "request body larger than ", server_->options_.max_body_bytes, " bytes"));
+      if (IsGrpcContentType(s->request.Header("content-type"))) {
+        s->RespondTrailersOnly(200, {{"content-type", "application/grpc"},
+                                     {"grpc-status", absl::StrCat(error.raw_code())},
+                                     {"grpc-message", grpc_web::PercentEncodeMessage(error.message())}});
+        return;
+      }
       HeaderList grpc_web;
       if (GrpcWebErrorHeaders(s->request.Header("content-type"), error, &grpc_web)) {
         s->Respond(200, std::move(grpc_web), "");
@@ -359,6 +394,11 @@ class Http2Session final : public SessionBase {
                      absl::InvalidArgumentError("request without :method or :path")));
       return;
     }
+    if (IsGrpcContentType(s->request.Header("content-type"))) {
+      s->body_ended = true;  // headers with END_STREAM: a call without request messages
+      StartGrpcCall(s);
+      return;
+    }
     s->request.peer = peer_;
     s->request.peer_identity = peer_identity_;
     s->request.protocol = "HTTP/2";
@@ -368,11 +408,31 @@ class Http2Session final : public SessionBase {
     s->call->Start(std::move(s->request));
   }
 
-  // Request headers without END_STREAM: a client-streaming call starts now and pulls its
-  // body (see the file comment); any other request waits for its whole body.
+  // A gRPC call starts when its headers arrived and pulls its body (see the file comment).
+  void StartGrpcCall(Stream* s) {
+    s->dispatched = true;
+    got_request_ = true;
+    s->request.peer = peer_;
+    s->request.peer_identity = peer_identity_;
+    s->request.protocol = "HTTP/2";
+    s->grpc = true;
+    s->body_streaming = true;
+    s->grpc_call = std::make_shared<GrpcRelayCall>(&server_->env_, worker_->routes(),
+                                                   executor(), worker_->upstreams(), s, s,
+                                                   shared_from_this());
+    std::shared_ptr<GrpcRelayCall> call = s->grpc_call;
+    call->Start(std::move(s->request));
+  }
+
+  // Request headers without END_STREAM: a gRPC or client-streaming call starts now and
+  // pulls its body (see the file comment); any other request waits for its whole body.
   void StartStreamingCall(Stream* s) {
     if (s->dispatched || s->reject_status != 0 || s->request.method.empty() ||
         s->request.target.empty()) {
+      return;
+    }
+    if (IsGrpcContentType(s->request.Header("content-type"))) {
+      StartGrpcCall(s);
       return;
     }
     s->request.peer = peer_;
@@ -459,7 +519,8 @@ class Http2Session final : public SessionBase {
         }
         return 0;
       }
-      if (s->body_received > self->server_->options_.max_body_bytes) {
+      // A gRPC call's body is bounded per message (GrpcMessageReader), not as a whole.
+      if (!s->grpc && s->body_received > self->server_->options_.max_body_bytes) {
         nghttp2_session_consume_stream(self->session_, stream_id, len + s->body_pending.size());
         s->body_pending.clear();
         s->body_error = absl::ResourceExhaustedError(absl::StrCat(
@@ -512,7 +573,7 @@ class Http2Session final : public SessionBase {
     if (it == self->streams_.end()) return 0;
     Stream* s = it->second.get();
     if (!s->response_done && error_code != NGHTTP2_NO_ERROR) self->OnClientReset();
-    if (s->call != nullptr) s->call->Cancel();
+    s->CancelCall();
     s->body_callback = nullptr;
     if (s->written) {
       auto written = std::move(s->written);
@@ -538,7 +599,8 @@ class Http2Session final : public SessionBase {
     }
   }
 
-  static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+  static ssize_t ReadBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf,
+                          size_t length,
                           uint32_t* data_flags, nghttp2_data_source* source, void*) {
     Stream* s = static_cast<Stream*>(source->ptr);
     const std::size_t left = s->out.size() - s->out_offset;
@@ -548,6 +610,16 @@ class Http2Session final : public SessionBase {
     if (s->out_offset == s->out.size()) {
       if (s->out_last) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->has_trailers) {
+          // nghttp2 sends the trailer block (which it copies) after this last DATA frame.
+          *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          std::vector<nghttp2_nv> nva = HeaderNvs(s->trailers);
+          if (nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) != 0) {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+          }
+          s->trailers.clear();
+          s->has_trailers = false;
+        }
         s->response_done = true;
         s->session_->OnResponseDone(s);
       } else if (n == 0) {
@@ -619,6 +691,25 @@ void Stream::Respond(int status, HeaderList headers, std::string body) {
   out_offset = 0;
   out_last = true;
   session_->Submit(this, status, !out.empty());
+}
+
+void Stream::Finish(HeaderList trailer_block) {
+  trailers = std::move(trailer_block);
+  has_trailers = true;
+  if (out_offset == out.size()) {
+    out.clear();
+    out_offset = 0;
+  }
+  out_last = true;
+  session_->ResumeData(this);
+}
+
+void Stream::RespondTrailersOnly(int status, HeaderList headers) {
+  response_headers = std::move(headers);
+  out.clear();
+  out_offset = 0;
+  out_last = true;
+  session_->Submit(this, status, /*has_body=*/false);
 }
 
 void Stream::Read(Callback done) {

@@ -1,0 +1,510 @@
+#include "gateway/http/grpc_call.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/post.hpp"
+#include "gateway/http/grpc_web.h"
+#include "gateway/http/request_checks.h"
+#include "gateway/metadata/metadata_policy.h"
+#include "gateway/upstream.h"
+#include "gateway/upstream/cluster.h"
+
+namespace gateway::http {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr absl::string_view kGrpcContentType = "application/grpc";
+
+// The 5-byte prefix of a message of `size` bytes (flag 0: uncompressed).
+void AppendPrefix(size_t size, std::string* out) {
+  const uint32_t n = static_cast<uint32_t>(size);
+  const char prefix[5] = {0, static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                          static_cast<char>(n >> 8), static_cast<char>(n)};
+  out->append(prefix, 5);
+}
+
+// Backend metadata (name, value as received) that the policy passes back to the client,
+// appended as HTTP/2 header fields: binary values decoded, checked, and sent in canonical
+// base64.
+void AppendClientMetadata(const metadata::MetadataPolicy& policy, const upstream::Headers& md,
+                          HeaderList* out) {
+  for (const auto& [key, value] : md) {
+    if (!metadata::IsBinaryKey(key)) {
+      if (policy.ForwardsToClient(key, value)) out->emplace_back(key, value);
+      continue;
+    }
+    absl::StatusOr<std::string> raw = metadata::DecodeBinaryText(key, value);
+    if (raw.ok() && policy.ForwardsToClient(key, *raw)) {
+      out->emplace_back(key, absl::Base64Escape(*raw));
+    }
+  }
+}
+
+void AppendStatus(const absl::Status& status, absl::string_view details, HeaderList* out) {
+  out->emplace_back("grpc-status", absl::StrCat(status.raw_code()));
+  if (!status.message().empty()) {
+    out->emplace_back("grpc-message", grpc_web::PercentEncodeMessage(status.message()));
+  }
+  if (!details.empty()) out->emplace_back("grpc-status-details-bin", absl::Base64Escape(details));
+}
+
+}  // namespace
+
+bool IsGrpcContentType(absl::string_view content_type) {
+  if (content_type.size() < kGrpcContentType.size() ||
+      !absl::EqualsIgnoreCase(content_type.substr(0, kGrpcContentType.size()),
+                              kGrpcContentType)) {
+    return false;
+  }
+  const absl::string_view rest = content_type.substr(kGrpcContentType.size());
+  return rest.empty() || rest[0] == '+' || rest[0] == ';';
+}
+
+// --- GrpcMessageReader ---
+
+absl::Status GrpcMessageReader::Feed(absl::string_view bytes) {
+  if (!error_.ok()) return error_;
+  while (!bytes.empty()) {
+    if (prefix_.size() < 5) {
+      const size_t n = std::min(bytes.size(), 5 - prefix_.size());
+      prefix_.append(bytes.data(), n);
+      bytes.remove_prefix(n);
+      if (prefix_.size() < 5) break;
+      const auto* p = reinterpret_cast<const unsigned char*>(prefix_.data());
+      if (p[0] == 1) {
+        error_ = absl::UnimplementedError(
+            "request message with the compressed flag: the gateway relays uncompressed "
+            "messages only (grpc-encoding identity)");
+        return error_;
+      }
+      if (p[0] != 0) {
+        error_ = absl::InternalError(absl::StrCat(
+            "request message with flag byte ", static_cast<int>(p[0]), " (0 or 1 expected)"));
+        return error_;
+      }
+      body_size_ = (uint32_t{p[1]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 8) |
+                   uint32_t{p[4]};
+      if (body_size_ > max_message_) {
+        error_ = absl::ResourceExhaustedError(
+            absl::StrCat("request message of ", body_size_,
+                         " bytes is larger than the limit of ", max_message_,
+                         " bytes (limits.max_message_bytes)"));
+        return error_;
+      }
+      body_.clear();
+      body_.reserve(std::min<size_t>(body_size_, 64 << 10));
+    }
+    const size_t n = std::min<size_t>(bytes.size(), body_size_ - body_.size());
+    body_.append(bytes.data(), n);
+    bytes.remove_prefix(n);
+    if (body_.size() == body_size_) {
+      ready_.push_back(std::move(body_));
+      body_ = std::string();
+      prefix_.clear();
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::optional<std::string> GrpcMessageReader::Next() {
+  if (ready_.empty()) return std::nullopt;
+  std::string m = std::move(ready_.front());
+  ready_.pop_front();
+  return m;
+}
+
+absl::Status GrpcMessageReader::CheckComplete() const {
+  if (!error_.ok()) return error_;
+  if (prefix_.empty()) return absl::OkStatus();
+  if (prefix_.size() < 5) {
+    return absl::InternalError(absl::StrCat("request message truncated: the stream ended after ",
+                                            prefix_.size(), " of the 5 prefix bytes"));
+  }
+  return absl::InternalError(absl::StrCat("request message truncated: the stream ended after ",
+                                          body_.size(), " of its ", body_size_, " bytes"));
+}
+
+// --- GrpcRelayCall ---
+
+GrpcRelayCall::GrpcRelayCall(const CallEnv* env, std::shared_ptr<const RouteTable> table,
+                             asio::io_context::executor_type executor,
+                             upstream::WorkerUpstreams* upstreams, CallSink* sink,
+                             BodyReader* body, std::shared_ptr<void> sink_owner)
+    : env_(env),
+      table_(std::move(table)),
+      executor_(executor),
+      upstreams_(upstreams),
+      sink_(sink),
+      body_(body),
+      sink_owner_(std::move(sink_owner)) {}
+
+GrpcRelayCall::~GrpcRelayCall() = default;
+
+void GrpcRelayCall::Cancel() {
+  if (cancelled_) return;
+  cancelled_ = true;
+  if (!finished_) CountResponse(0);
+  finished_ = true;
+  sink_ = nullptr;
+  body_ = nullptr;
+  sink_owner_.reset();
+  if (backend_ != nullptr) backend_->Cancel();
+}
+
+void GrpcRelayCall::Start(HttpRequest head) {
+  arrival_ = absl::Now();
+  request_ = std::move(head);
+  const HttpRequest& req = request_;
+  // The call's id: the client's x-request-id, or a generated one sent to the backend.
+  const absl::string_view sent = req.Header("x-request-id");
+  if (!sent.empty()) {
+    if (IsValidMetadataValue(sent)) request_id_ = std::string(sent);
+  } else if (env_->generate_request_id) {
+    request_id_ = access_log::NewRequestId();
+  }
+  // As grpc-go answers a method other than POST: HTTP 405 with a gRPC status.
+  if (req.method != "POST") {
+    TrailersOnly(absl::InternalError(absl::StrCat(
+                     "method ", req.method, ": gRPC calls are HTTP/2 POST requests")),
+                 405);
+    return;
+  }
+  // `te: trailers` is what gRPC clients send; its absence is tolerated (as grpc-go and
+  // Envoy do), and HTTP/2 allows no other value (nghttp2 refuses the stream).
+  const absl::string_view path = req.target;
+  route_ = table_->Find(path);
+  if (route_ == nullptr) {
+    TrailersOnly(absl::UnimplementedError(absl::StrCat("method not found: ", path)));
+    return;
+  }
+  const absl::Time now = arrival_;
+  const absl::string_view timeout = req.Header("grpc-timeout");
+  if (!timeout.empty()) {
+    absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
+    if (!d.ok()) {
+      TrailersOnly(d.status());  // INVALID_ARGUMENT naming the header and the value
+      return;
+    }
+    client_deadline_ = now + *d;
+  }
+  deadline_ = client_deadline_;
+  // The listener's default bounds a call without a deadline of its own (a deadline rule's
+  // default_timeout still applies: the earlier wins, see the deadline interceptor).
+  if (deadline_ == absl::InfiniteFuture() &&
+      env_->default_deadline != absl::InfiniteDuration()) {
+    deadline_ = now + env_->default_deadline;
+  }
+  // Metadata: what the policy forwards of a gRPC call; "-bin" values arrive in base64 and
+  // are handed to BackendCall raw (it encodes them again).
+  const metadata::MetadataPolicy& policy = table_->chain().metadata_policy();
+  if (absl::Status status = policy.CollectClientMetadata(metadata::Protocol::kGrpc, req.headers,
+                                                         nullptr, &metadata_);
+      !status.ok()) {
+    TrailersOnly(status);
+    return;
+  }
+  for (auto& [key, value] : metadata_) {
+    if (!metadata::IsBinaryKey(key)) continue;
+    absl::StatusOr<std::string> raw = metadata::DecodeBinaryText(key, value);
+    if (!raw.ok()) {
+      TrailersOnly(raw.status());
+      return;
+    }
+    value = *std::move(raw);
+  }
+  if (sent.empty() && !request_id_.empty()) metadata_.emplace_back("x-request-id", request_id_);
+  RunInterceptors(now);
+}
+
+// The interceptor chain, the same object as for every other front end; the backend call
+// starts when it accepts the call.
+void GrpcRelayCall::RunInterceptors(absl::Time now) {
+  const HttpRequest& req = request_;
+  const InterceptorChain* chain = &table_->chain();
+  if (chain->empty()) {
+    StartBackend();
+    return;
+  }
+  call_ctx_ = CallContext::Make({FrontEnd::kGrpc, route_->method, &route_->rules, route_->path,
+                                 req.peer, req.peer_identity, client_deadline_, now,
+                                 req.headers.size()});
+  CallContext& ctx = *call_ctx_;
+  for (const auto& [name, value] : req.headers) ctx.request_metadata.emplace_back(name, value);
+  ctx.backend_deadline = deadline_;
+  chain->Run(&ctx, [self = shared_from_this()](CallContext*, absl::Status status) {
+    GrpcRelayCall* c = self.get();
+    asio::dispatch(c->executor_, [self = std::move(self), status]() mutable {
+      self->OnIntercepted(std::move(status));
+    });
+  });
+}
+
+void GrpcRelayCall::OnIntercepted(absl::Status status) {
+  if (cancelled_) return;
+  if (!status.ok()) {
+    if (env_->metrics != nullptr) env_->metrics->Rejected(status);
+    reject_headers_ = std::move(call_ctx_->response_headers);
+    TrailersOnly(status);
+    return;
+  }
+  deadline_ = call_ctx_->backend_deadline;
+  if (absl::Status edited =
+          metadata::MetadataPolicy::ApplyEdits(call_ctx_->backend_metadata, &metadata_);
+      !edited.ok()) {
+    TrailersOnly(edited);
+    return;
+  }
+  StartBackend();
+}
+
+void GrpcRelayCall::StartBackend() {
+  if (absl::Status size =
+          metadata::CheckMetadataSize(metadata_, route_->backend->max_metadata_bytes());
+      !size.ok()) {
+    TrailersOnly(size);
+    return;
+  }
+  if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
+    TrailersOnly(absl::DeadlineExceededError("deadline exceeded before the call started"));
+    return;
+  }
+  const std::shared_ptr<upstream::Cluster>& cluster = route_->backend->cluster();
+  // limits.max_message_bytes, which also bounds the backend's response messages.
+  reader_.emplace(cluster->options().connection.max_message_size);
+  upstream::BackendCall::Spec spec;
+  spec.path = route_->path;
+  spec.deadline = deadline_;
+  spec.metadata = std::move(metadata_);
+  if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
+  spec.single_response = false;  // messages go to the client as they come
+  upstream::BackendCall::Callbacks cb;
+  std::weak_ptr<GrpcRelayCall> weak = weak_from_this();
+  cb.on_headers = [weak](const upstream::Headers& headers) {
+    if (auto self = weak.lock()) self->response_headers_ = headers;
+  };
+  cb.on_message = [weak](std::string message) {
+    if (auto self = weak.lock()) self->OnBackendMessage(std::move(message));
+  };
+  cb.on_writable = [weak] {
+    if (auto self = weak.lock()) {
+      self->writing_ = false;
+      self->PumpRequest();
+    }
+  };
+  // The call holds itself until its end: on_done keeps it alive.
+  cb.on_done = [self = shared_from_this()](const upstream::CallResult& result) {
+    self->OnBackendDone(result);
+  };
+  backend_ = upstream::BackendCall::Start(upstreams_->For(cluster), std::move(spec),
+                                          std::move(cb));
+  // Not inline: this may run inside the connection's frame processing.
+  asio::post(executor_, [self = shared_from_this()] { self->PumpRequest(); });
+}
+
+// Runs whenever nothing is pending with the backend: after the call started, after each
+// write the backend took, after each piece of body. So the client's HTTP/2 window opens
+// only as fast as the backend takes the messages.
+void GrpcRelayCall::PumpRequest() {
+  if (finished_ || backend_done_ || writing_ || writes_done_ || reading_ ||
+      !request_error_.ok() || body_ == nullptr) {
+    return;
+  }
+  if (std::optional<std::string> message = reader_->Next()) {
+    writing_ = true;
+    ++messages_in_;
+    backend_->Write(*std::move(message));
+    return;
+  }
+  if (body_ended_) {
+    if (absl::Status complete = reader_->CheckComplete(); !complete.ok()) {
+      FailRequest(std::move(complete));
+      return;
+    }
+    writes_done_ = true;
+    backend_->WritesDone();
+    return;
+  }
+  reading_ = true;
+  body_->Read([self = shared_from_this()](absl::Status status, std::string data, bool last) {
+    self->OnBody(std::move(status), std::move(data), last);
+  });
+}
+
+void GrpcRelayCall::OnBody(absl::Status status, std::string data, bool last) {
+  reading_ = false;
+  if (finished_ || backend_done_ || !request_error_.ok()) return;
+  if (!status.ok()) {
+    FailRequest(std::move(status));
+    return;
+  }
+  bytes_in_ += data.size();
+  body_ended_ = last;
+  if (absl::Status fed = reader_->Feed(data); !fed.ok()) {
+    FailRequest(std::move(fed));
+    return;
+  }
+  PumpRequest();
+}
+
+// A broken request body after the backend call started (earlier messages may have reached
+// the backend): the backend call is cancelled and the client gets this status.
+void GrpcRelayCall::FailRequest(absl::Status status) {
+  request_error_ = std::move(status);
+  if (backend_ != nullptr) backend_->Cancel();
+}
+
+HeaderList GrpcRelayCall::ResponseHeaders() {
+  HeaderList headers;
+  headers.emplace_back("content-type", std::string(kGrpcContentType));
+  AppendClientMetadata(table_->chain().metadata_policy(), response_headers_, &headers);
+  if (!request_id_.empty()) {
+    headers.erase(std::remove_if(headers.begin(), headers.end(),
+                                 [](const auto& h) { return h.first == "x-request-id"; }),
+                  headers.end());
+    headers.emplace_back("x-request-id", request_id_);
+  }
+  return headers;
+}
+
+void GrpcRelayCall::SendHeaders() {
+  headers_sent_ = true;
+  if (env_->access_log != nullptr) first_byte_ = absl::Now();
+  sink_->StartStream(200, ResponseHeaders());
+}
+
+void GrpcRelayCall::OnBackendMessage(std::string message) {
+  if (finished_ || sink_ == nullptr) return;
+  if (!headers_sent_) SendHeaders();
+  std::string frame;
+  frame.reserve(message.size() + 5);
+  AppendPrefix(message.size(), &frame);
+  frame.append(message);
+  bytes_out_ += frame.size();
+  sink_->Write(std::move(frame), /*last=*/false,
+               [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
+}
+
+void GrpcRelayCall::OnWritten(bool ok) {
+  if (!ok) {
+    Cancel();
+    return;
+  }
+  // Back-pressure: the next message is read only once the client took this one.
+  if (backend_ != nullptr && !backend_done_) backend_->RequestNext();
+}
+
+void GrpcRelayCall::OnBackendDone(const upstream::CallResult& result) {
+  backend_done_ = true;
+  status_ = request_error_.ok() ? route_->backend->UpstreamClientStatus(result, route_->path)
+                                : request_error_;
+  if (request_error_.ok()) status_details_ = result.details_bin;
+  response_trailers_ = result.trailers;
+  if (!request_error_.ok()) gateway_code_ = request_error_.raw_code();
+  Finish();
+  body_ = nullptr;
+  backend_.reset();
+}
+
+void GrpcRelayCall::Finish() {
+  if (finished_ || sink_ == nullptr) return;
+  if (!headers_sent_) {
+    // No response message: a trailers-only response with the backend's metadata.
+    HeaderList headers = ResponseHeaders();
+    AppendClientMetadata(table_->chain().metadata_policy(), response_trailers_, &headers);
+    AppendStatus(status_, status_details_, &headers);
+    finished_ = true;
+    CallSink* sink = sink_;
+    std::shared_ptr<void> owner = std::move(sink_owner_);
+    sink_ = nullptr;
+    CountResponse(200);
+    sink->RespondTrailersOnly(200, std::move(headers));
+    return;
+  }
+  HeaderList trailers;
+  AppendStatus(status_, status_details_, &trailers);
+  AppendClientMetadata(table_->chain().metadata_policy(), response_trailers_, &trailers);
+  finished_ = true;
+  CallSink* sink = sink_;
+  std::shared_ptr<void> owner = std::move(sink_owner_);
+  sink_ = nullptr;
+  CountResponse(200);
+  sink->Finish(std::move(trailers));
+}
+
+void GrpcRelayCall::TrailersOnly(const absl::Status& status, int http_status) {
+  if (finished_ || sink_ == nullptr) return;
+  gateway_code_ = status.raw_code();
+  HeaderList headers = ResponseHeaders();
+  AppendStatus(status, "", &headers);
+  // What a refusing interceptor adds (www-authenticate, retry-after, ...), as metadata.
+  for (auto& [key, value] : reject_headers_) {
+    if (metadata::CheckEntry(key, value).ok() && !metadata::IsProtocolHeader(key)) {
+      headers.emplace_back(std::move(key), std::move(value));
+    }
+  }
+  reject_headers_.clear();
+  finished_ = true;
+  body_ = nullptr;
+  CallSink* sink = sink_;
+  std::shared_ptr<void> owner = std::move(sink_owner_);
+  sink_ = nullptr;
+  CountResponse(http_status);
+  sink->RespondTrailersOnly(http_status, std::move(headers));
+}
+
+void GrpcRelayCall::CountResponse(int status) {
+  if (counted_ || (env_->metrics == nullptr && env_->access_log == nullptr)) return;
+  counted_ = true;
+  const absl::Time now = absl::Now();
+  if (env_->metrics != nullptr) {
+    env_->metrics->SeriesFor(table_, route_)->Responded(status, now - arrival_);
+  }
+  if (env_->access_log != nullptr) LogAccess(status, now);
+}
+
+// The call's access log line (docs/config.md, "access_log"): front end "grpc".
+void GrpcRelayCall::LogAccess(int status, absl::Time now) {
+  access_log::AccessLog* log = env_->access_log;
+  access_log::Record r;
+  r.status = status;
+  r.grpc_status = gateway_code_ >= 0 ? gateway_code_
+                  : backend_done_    ? static_cast<int>(status_.code())
+                                     : -1;
+  if (!log->Sample(r.IsError())) return;
+  r.time = arrival_;
+  r.front_end = "grpc";
+  r.protocol = request_.protocol;
+  r.trace_id = std::string(access_log::TraceIdFromTraceparent(request_.Header("traceparent")));
+  r.user_agent = std::string(request_.Header("user-agent"));
+  r.method = request_.method;
+  r.path = request_.target;
+  if (route_ != nullptr) r.grpc_method = route_->path;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration = now - arrival_;
+  if (first_byte_ != absl::InfinitePast()) {
+    r.ttfb = first_byte_ - arrival_;
+  } else if (status != 0) {
+    r.ttfb = r.duration;
+  }
+  if (backend_ != nullptr) {
+    r.upstream = backend_->endpoint();
+    r.attempts = backend_->attempts();
+  }
+  if (call_ctx_ != nullptr) r.caller_id = call_ctx_->caller_id;
+  r.request_id = request_id_;
+  r.peer = request_.peer;
+  log->Push(std::move(r));
+}
+
+}  // namespace gateway::http

@@ -1,0 +1,165 @@
+// GrpcRelayCall: one native gRPC call (HTTP/2, content-type application/grpc or
+// application/grpc+<subtype>) received by the HTTP front end and relayed to its backend on
+// the same worker, message by message, without gRPC core on the path.
+//
+// The request headers are checked (POST, grpc-timeout), the method is routed by :path
+// (RouteTable::Find), the request headers become metadata through the metadata policy, and
+// the interceptor chain runs as for every front end (front end "grpc"). The request body is
+// split only at the 5-byte message prefixes (GrpcMessageReader): each complete message goes
+// to upstream::BackendCall::Write, and more of the body is read only once the backend took
+// it. Response messages are framed again and written as they arrive, the next one asked
+// for only once the client took the one before; the call ends with HTTP/2 trailers
+// (grpc-status, grpc-message, grpc-status-details-bin, the backend's trailing metadata), or
+// with a trailers-only response when it ends before its first response message (errors the
+// gateway answers itself included).
+//
+// Compressed messages (flag byte 1) are not relayed: the upstream frames every message
+// uncompressed, so such a request ends with UNIMPLEMENTED, and the client's
+// grpc-accept-encoding is not passed on (the backend answers uncompressed).
+//
+// Thread-safety: a call runs on its connection's event loop, backend call included;
+// asynchronous interceptor results are posted there. Start and Cancel on that loop only.
+//
+//   auto call = std::make_shared<GrpcRelayCall>(env, table, executor, upstreams, stream,
+//                                               stream, session);
+//   call->Start(std::move(request_head));   // the body is pulled from `stream`
+//   ...
+//   call->Cancel();                         // the client reset the stream
+
+#ifndef GATEWAY_HTTP_GRPC_CALL_H_
+#define GATEWAY_HTTP_GRPC_CALL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "boost/asio/io_context.hpp"
+#include "gateway/http/call.h"
+#include "gateway/interceptor.h"
+#include "gateway/route_table.h"
+#include "gateway/upstream/backend_call.h"
+#include "gateway/upstream/worker_upstreams.h"
+
+namespace gateway::http {
+
+// True for a native gRPC request's content type: "application/grpc", optionally followed
+// by "+<subtype>" or ";<parameters>" (ASCII case-insensitive). False for gRPC-Web
+// ("application/grpc-web...") and anything else.
+bool IsGrpcContentType(absl::string_view content_type);
+
+// Splits the bytes of a gRPC request body into messages at their 5-byte prefixes
+// (flag byte, big-endian 32-bit length). A prefix that announces more than `max_message`
+// bytes is refused before any of its body is buffered: RESOURCE_EXHAUSTED naming the
+// size and the limit. A message with the compressed flag set is refused with
+// UNIMPLEMENTED; any other flag byte with INTERNAL. After an error the reader stays
+// failed. Not thread-safe.
+class GrpcMessageReader {
+ public:
+  explicit GrpcMessageReader(size_t max_message) : max_message_(max_message) {}
+
+  // Takes the next bytes of the body (any split). OK or the error described above.
+  absl::Status Feed(absl::string_view bytes);
+  // The next complete message (prefix removed), or nullopt when none is complete yet.
+  std::optional<std::string> Next();
+  // For the end of the body: OK unless a message was cut short (INTERNAL saying how much
+  // of it arrived).
+  absl::Status CheckComplete() const;
+
+ private:
+  const size_t max_message_;
+  absl::Status error_;
+  std::string prefix_;  // 0..5 bytes of the current prefix
+  std::string body_;    // the current message's bytes so far
+  uint32_t body_size_ = 0;
+  std::deque<std::string> ready_;
+};
+
+class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
+ public:
+  // `sink` and `body` (the HTTP/2 stream) must stay valid until the call's last response
+  // (CallSink::Finish or RespondTrailersOnly) or Cancel(); `sink_owner` (the connection)
+  // is held until then. `upstreams` are the worker's (the event loop of `executor`).
+  GrpcRelayCall(const CallEnv* env, std::shared_ptr<const RouteTable> table,
+                boost::asio::io_context::executor_type executor,
+                upstream::WorkerUpstreams* upstreams, CallSink* sink, BodyReader* body,
+                std::shared_ptr<void> sink_owner);
+  ~GrpcRelayCall();
+
+  // Serves the call whose headers are `head` (body empty: it is pulled from `body`).
+  void Start(HttpRequest head);
+  // The client went away (RST_STREAM or connection lost): the backend call is cancelled
+  // (the backend sees CANCELLED); the sink hears nothing more.
+  void Cancel();
+
+ private:
+  void RunInterceptors(absl::Time now);
+  void OnIntercepted(absl::Status status);
+  void StartBackend();
+  // Request side: hands the next complete message to the backend, or reads more body, or
+  // ends the request stream.
+  void PumpRequest();
+  void OnBody(absl::Status status, std::string data, bool last);
+  void FailRequest(absl::Status status);
+  // Response side.
+  void OnBackendMessage(std::string message);
+  void OnWritten(bool ok);
+  void OnBackendDone(const upstream::CallResult& result);
+  HeaderList ResponseHeaders();
+  void SendHeaders();
+  // Ends the call with `status` before any response message: a trailers-only response
+  // (HTTP `http_status`, normally 200) carrying what the backend sent, if anything.
+  void TrailersOnly(const absl::Status& status, int http_status = 200);
+  void Finish();
+  void CountResponse(int status);
+  void LogAccess(int status, absl::Time now);
+
+  const CallEnv* const env_;
+  const std::shared_ptr<const RouteTable> table_;
+  const boost::asio::io_context::executor_type executor_;
+  upstream::WorkerUpstreams* const upstreams_;
+  CallSink* sink_;
+  BodyReader* body_;
+  std::shared_ptr<void> sink_owner_;
+
+  HttpRequest request_;
+  const Route* route_ = nullptr;
+  absl::Time arrival_;
+  absl::Time deadline_ = absl::InfiniteFuture();
+  absl::Time client_deadline_ = absl::InfiniteFuture();
+  upstream::Headers metadata_;
+  std::unique_ptr<CallContext> call_ctx_;
+  HeaderList reject_headers_;
+  std::string request_id_;
+
+  std::shared_ptr<upstream::BackendCall> backend_;
+  std::optional<GrpcMessageReader> reader_;
+  bool cancelled_ = false;
+  bool finished_ = false;       // the response ended (or the call was cancelled)
+  bool backend_done_ = false;
+  bool reading_ = false;        // a body Read is pending
+  bool body_ended_ = false;     // the client's END_STREAM was read
+  bool writing_ = false;        // a message is with the backend, on_writable pending
+  bool writes_done_ = false;
+  absl::Status request_error_;  // a broken request body: the call ends with it
+  bool headers_sent_ = false;
+  upstream::Headers response_headers_;
+  upstream::Headers response_trailers_;
+  absl::Status status_;
+  std::string status_details_;
+  bool counted_ = false;
+  int gateway_code_ = -1;  // the gRPC code of an error the gateway answered itself
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  uint64_t messages_in_ = 0;
+  absl::Time first_byte_ = absl::InfinitePast();
+};
+
+}  // namespace gateway::http
+
+#endif  // GATEWAY_HTTP_GRPC_CALL_H_
