@@ -17,6 +17,7 @@
 #include "gateway/descriptor_sets.h"
 #include "gateway/interceptors/chain_builder.h"
 #include "gateway/metadata/metadata_policy.h"
+#include "gateway/openapi/openapi_config.h"
 
 namespace gateway {
 namespace {
@@ -390,6 +391,11 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
                                     "(reserved names such as grpc-timeout are refused)"));
       }
       config->http.timeout_header = std::move(name);
+    }
+    absl::StatusOr<openapi::OpenApiSettings> openapi = openapi::OpenApiSettingsFromConfig(proto);
+    if (!openapi.ok()) return openapi.status();
+    if (openapi->enabled) {
+      config->http.openapi = std::make_shared<const openapi::OpenApiEndpoint>(*std::move(openapi));
     }
     config->has_http = true;
   }

@@ -26,6 +26,7 @@
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/http/cors.h"
 #include "gateway/interceptor.h"
+#include "gateway/openapi/openapi_endpoint.h"
 #include "gateway/route_table.h"
 #include "gateway/upstream.h"
 
@@ -74,6 +75,8 @@ struct GatewayConfig {
     std::string tls_client_ca_file;
     // Null without http_listener.cors.
     std::shared_ptr<const http::CorsPolicy> cors;
+    // The OpenAPI documents (http_listener.openapi); null when disabled.
+    std::shared_ptr<const openapi::OpenApiEndpoint> openapi;
   };
   // Present when the config has an http_listener.
   bool has_http = false;

@@ -303,6 +303,7 @@ int Run(int argc, char** argv) {
     http_options.access_log = access_log.get();
     http_options.generate_request_id = (*config)->generate_request_id;
     http_options.cors = h.cors;
+    http_options.openapi = h.openapi;
     http_options.worker_threads = h.worker_threads;
     http_options.max_body_bytes = h.max_body_bytes;
     http_options.max_header_bytes = h.max_header_bytes;

@@ -15,6 +15,7 @@ PACKAGES=(
   nginx-light wrk
   prometheus  # promtool check metrics
   systemd strace  # systemd-analyze and strace check the systemd unit (tests/service_test.py)
+  nodejs  # node (and npm) for the OpenAPI validator in tools/npm
 )
 
 missing=()
@@ -23,10 +24,28 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+# Node packages of the tests (pinned in tools/npm/package-lock.json), installed into
+# tools/npm/node_modules; needs npm, which Debian ships apart from nodejs.
+install_npm_packages() {
+  local npm_dir
+  npm_dir="$(cd "$(dirname "$0")" && pwd)/npm"
+  if ! command -v npm >/dev/null; then
+    $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  # node_modules/.installed-lock: the lock file of the last install.
+  if ! cmp -s "$npm_dir/package-lock.json" "$npm_dir/node_modules/.installed-lock"; then
+    (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null &&
+      cp package-lock.json node_modules/.installed-lock)
+  fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  install_npm_packages
+  exit 0
+fi
 echo "install_deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
@@ -37,3 +56,4 @@ for svc in redis-server nginx prometheus; do
     $SUDO systemctl stop "$svc" || true
   fi
 done
+install_npm_packages

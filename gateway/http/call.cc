@@ -11,6 +11,7 @@
 #include "gateway/http/readiness.h"
 #include "gateway/http/request_checks.h"
 #include "gateway/metadata/metadata_policy.h"
+#include "gateway/openapi/openapi_endpoint.h"
 
 namespace gateway::http {
 
@@ -234,6 +235,13 @@ void HttpCall::Dispatch() {
     if (target->path == "/readyz") {
       Ready();
       return;
+    }
+    if (env_->openapi != nullptr) {
+      if (std::optional<openapi::OpenApiEndpoint::Response> doc =
+              env_->openapi->Serve(target->path, table_)) {
+        Respond(doc->status, {{"content-type", doc->content_type}}, std::move(doc->body));
+        return;
+      }
     }
   }
   const transcoder::Transcoder& tc = table_->transcoder();

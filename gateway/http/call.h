@@ -37,6 +37,10 @@
 #include "gateway/upstream/worker_upstreams.h"
 #include "transcoder/transcoder.h"
 
+namespace gateway::openapi {
+class OpenApiEndpoint;
+}  // namespace gateway::openapi
+
 namespace gateway::http {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -52,6 +56,8 @@ struct CallEnv {
   absl::flat_hash_set<std::string> forwarded;  // lower case
   absl::flat_hash_set<std::string> exposed;    // lower case
   std::shared_ptr<const CorsPolicy> cors;  // null: no CORS headers, no preflight answers
+  // The OpenAPI documents, answered next to /healthz; null: not served.
+  const openapi::OpenApiEndpoint* openapi = nullptr;
   // Null: no metrics.
   HttpMetrics* metrics = nullptr;
   // More of /readyz (HttpServer::Options::readiness); null: none.

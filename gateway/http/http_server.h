@@ -72,6 +72,10 @@
 #include "gateway/route_table.h"
 #include "gateway/snapshot.h"
 
+namespace gateway::openapi {
+class OpenApiEndpoint;
+}  // namespace gateway::openapi
+
 namespace gateway::http {
 
 class HttpServer {
@@ -106,6 +110,8 @@ class HttpServer {
     std::string timeout_header = "x-request-timeout";
     // Cross-origin requests: null answers no preflight and adds no CORS headers.
     std::shared_ptr<const CorsPolicy> cors;
+    // GET/HEAD of the OpenAPI paths (gateway/openapi/openapi_endpoint.h); null: not served.
+    std::shared_ptr<const openapi::OpenApiEndpoint> openapi;
     // Where the HTTP front end's metrics are kept (http_metrics.h); null: none. Must
     // outlive the server.
     metrics::MetricRegistry* metrics = nullptr;

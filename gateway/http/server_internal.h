@@ -134,6 +134,7 @@ class HttpServer::Impl {
       env_.exposed.insert(absl::AsciiStrToLower(h));
     }
     env_.cors = options.cors;
+    env_.openapi = options.openapi.get();
     env_.readiness = options.readiness;
     env_.access_log = options.access_log;
     env_.generate_request_id = options.generate_request_id;

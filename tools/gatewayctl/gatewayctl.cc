@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "gateway/admin/v1/registry.grpc.pb.h"
 #include "gateway/config/config_loader.h"
+#include "gateway/openapi/openapi_config.h"
 #include "tools/gatewayctl/embedded_protos.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/create_channel.h"
@@ -54,6 +55,11 @@ commands:
   remove SERVICE --owner=TEAM [--dry-run]
   rollback SERVICE --owner=TEAM [--to=VERSION] [--dry-run]
       serve an earlier version again (default: the one before the current)
+  openapi SERVICE (--descriptor-set=FILE.pb | --proto=FILE.proto... | --from-reflection=HOST:PORT)
+          [--proto-path=DIR]... [--config=GATEWAY.yaml]
+      print the OpenAPI 3.1 document the gateway serves for SERVICE
+      (/openapi/SERVICE.json), offline; --config applies the config's
+      http_listener.transcoding and auth, as the gateway does
 
 options:
   --admin=HOST:PORT   the gateway's admin listener (default 127.0.0.1:9901, or $GATEWAYCTL_ADMIN)
@@ -82,7 +88,7 @@ struct Args {
   int timeout_seconds = 30;
   std::string command;
   std::vector<std::string> positional;
-  std::string backend, owner, descriptor_set_file, from_reflection;
+  std::string backend, owner, descriptor_set_file, from_reflection, config_file;
   std::vector<std::string> protos, proto_paths;
   bool force = false, dry_run = false, versions = false;
   int64_t to_version = 0;
@@ -314,38 +320,41 @@ class Client {
   std::unique_ptr<admin::v1::Registry::Stub> stub_;
 };
 
-int Register(const Args& args, Client& client, bool dry_run) {
-  if (args.positional.size() != 1) return UsageError("register needs one SERVICE");
-  if (args.backend.empty()) return UsageError("--backend=NAME is required");
-  if (args.owner.empty()) return UsageError("--owner=TEAM is required");
+// The descriptor set of `service` from the one source the arguments name
+// (--descriptor-set, --proto or --from-reflection).
+int ReadDescriptorSet(const Args& args, const std::string& service, std::string* out) {
   const int sources = !args.descriptor_set_file.empty() + !args.protos.empty() +
                       !args.from_reflection.empty();
   if (sources != 1) {
     return UsageError(
         "give one of --descriptor-set=FILE.pb, --proto=FILE.proto, --from-reflection=HOST:PORT");
   }
-  admin::v1::RegisterRequest request;
-  request.set_service(args.positional[0]);
-  request.set_backend(args.backend);
-  request.set_owner(args.owner);
-  request.set_force(args.force);
-  request.set_dry_run(dry_run);
   if (!args.descriptor_set_file.empty()) {
     absl::StatusOr<std::string> bytes = ReadFileToString(args.descriptor_set_file);
     if (!bytes.ok()) {
       std::cerr << "gatewayctl: " << bytes.status().message() << "\n";
       return kUsageError;
     }
-    request.set_descriptor_set(*std::move(bytes));
-  } else if (!args.from_reflection.empty()) {
-    std::string bytes;
-    if (int rc = FetchByReflection(args, args.positional[0], &bytes); rc != kOk) return rc;
-    request.set_descriptor_set(std::move(bytes));
-  } else {
-    std::string bytes;
-    if (int rc = CompileProtos(args, &bytes); rc != kOk) return rc;
-    request.set_descriptor_set(std::move(bytes));
+    *out = *std::move(bytes);
+    return kOk;
   }
+  if (!args.from_reflection.empty()) return FetchByReflection(args, service, out);
+  return CompileProtos(args, out);
+}
+
+int Register(const Args& args, Client& client, bool dry_run) {
+  if (args.positional.size() != 1) return UsageError("register needs one SERVICE");
+  if (args.backend.empty()) return UsageError("--backend=NAME is required");
+  if (args.owner.empty()) return UsageError("--owner=TEAM is required");
+  admin::v1::RegisterRequest request;
+  request.set_service(args.positional[0]);
+  request.set_backend(args.backend);
+  request.set_owner(args.owner);
+  request.set_force(args.force);
+  request.set_dry_run(dry_run);
+  std::string bytes;
+  if (int rc = ReadDescriptorSet(args, args.positional[0], &bytes); rc != kOk) return rc;
+  request.set_descriptor_set(std::move(bytes));
   grpc::ClientContext context;
   client.Prepare(&context);
   admin::v1::RegisterResponse response;
@@ -457,6 +466,37 @@ int Rollback(const Args& args, Client& client) {
   return kOk;
 }
 
+// Prints the OpenAPI document the gateway serves for SERVICE, from local descriptors
+// (offline); --config takes the JSON naming, stream format and auth rules from a gateway
+// config.
+int OpenApi(const Args& args) {
+  if (args.positional.size() != 1) return UsageError("openapi needs one SERVICE");
+  openapi::OpenApiSettings settings;
+  if (!args.config_file.empty()) {
+    absl::StatusOr<config::v1::Config> config = LoadConfigFile(args.config_file);
+    if (!config.ok()) {
+      std::cerr << "gatewayctl: --config: " << config.status().message() << "\n";
+      return kUsageError;
+    }
+    absl::StatusOr<openapi::OpenApiSettings> s = openapi::OpenApiSettingsFromConfig(*config);
+    if (!s.ok()) {
+      std::cerr << "gatewayctl: --config: " << s.status().message() << "\n";
+      return kUsageError;
+    }
+    settings = *std::move(s);
+  }
+  std::string bytes;
+  if (int rc = ReadDescriptorSet(args, args.positional[0], &bytes); rc != kOk) return rc;
+  absl::StatusOr<std::string> doc =
+      openapi::OpenApiFromDescriptorSet(bytes, args.positional[0], settings);
+  if (!doc.ok()) {
+    std::cerr << "gatewayctl: openapi: " << doc.status().message() << "\n";
+    return kUsageError;
+  }
+  std::cout << *doc;
+  return kOk;
+}
+
 int Run(int argc, char** argv) {
   Args args;
   if (const char* admin = std::getenv("GATEWAYCTL_ADMIN")) args.admin = admin;
@@ -488,6 +528,8 @@ int Run(int argc, char** argv) {
       }
     } else if (value("--backend=", &args.backend) || value("--owner=", &args.owner) ||
                value("--descriptor-set=", &args.descriptor_set_file) ||
+               value("--descriptor_set=", &args.descriptor_set_file) ||
+               value("--config=", &args.config_file) ||
                value("--from-reflection=", &args.from_reflection)) {
     } else if (value("--proto=", &v)) {
       args.protos.push_back(v);
@@ -512,6 +554,7 @@ int Run(int argc, char** argv) {
     }
   }
   if (args.command.empty()) return UsageError("a COMMAND is required");
+  if (args.command == "openapi") return OpenApi(args);
   Client client(args);
   if (args.command == "register") return Register(args, client, args.dry_run);
   if (args.command == "diff") return Register(args, client, /*dry_run=*/true);
