@@ -66,9 +66,12 @@ std::shared_ptr<BackendCall> BackendCall::Start(ClusterWorker& worker, Spec spec
   }
   std::shared_ptr<BackendCall> call(
       new BackendCall(worker, std::move(spec), std::move(callbacks)));
-  // Callbacks never run inside Start: the first attempt begins on the next turn of the loop
-  // only if Acquire answers inline, which it may; so post the start.
-  boost::asio::post(worker.io(), [call] { call->StartAttempt(); });
+  // The first attempt starts now (no trip through the event loop); an end that it reaches
+  // at once (no connection, the deadline passed) is posted, since callbacks never run
+  // inside Start().
+  call->in_start_ = true;
+  call->StartAttempt();
+  call->in_start_ = false;
   return call;
 }
 
@@ -283,6 +286,13 @@ void BackendCall::DeliverHeaders() {
 
 void BackendCall::Finish(CallResult result) {
   if (done_) return;
+  if (in_start_) {
+    boost::asio::post(worker_.io(),
+                      [self = shared_from_this(), result = std::move(result)]() mutable {
+                        self->Finish(std::move(result));
+                      });
+    return;
+  }
   done_ = true;
   timer_.cancel();
   if (holding_retry_) {

@@ -121,6 +121,7 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   uint32_t attempts_ = 0;    // attempts counted against max_attempts
   uint32_t transparent_ = 0; // retries of calls the backend did not process
   uint32_t streams_started_ = 0;
+  bool in_start_ = false;  // inside Start(): Finish() is posted
   bool holding_retry_ = false;  // a cluster retry unit is held (TryAcquireRetry)
   std::optional<Lease> lease_;
   std::shared_ptr<GrpcStream> stream_;

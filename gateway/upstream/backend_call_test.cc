@@ -413,6 +413,20 @@ TEST_F(BackendCallTest, DeadlineEndsTheCall) {
   EXPECT_EQ(out.result->status.code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+TEST_F(BackendCallTest, AnEndReachedAtStartRunsOnTheLoopNotInsideStart) {
+  MakeWorker(Target());
+  BackendCall::Spec spec;
+  spec.deadline = absl::Now() - absl::Seconds(1);  // already passed: the call ends at once
+  Outcome out;
+  auto call = Start("/gateway.test.v1.Echo/Unary", spec, &out);
+  EXPECT_FALSE(out.result.has_value()) << "on_done ran inside Start()";
+  call->Write(Request("late"));  // the caller may still write before the end arrives
+  call->WritesDone();
+  ASSERT_TRUE(RunUntil([&] { return out.result.has_value(); }, absl::Seconds(3)));
+  EXPECT_EQ(out.result->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(service_.calls(""), 0);
+}
+
 TEST_F(BackendCallTest, PerTryTimeoutTriesAgain) {
   MakeWorker(Target());
   RetryPolicy policy;
