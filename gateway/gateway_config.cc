@@ -395,6 +395,8 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
     absl::StatusOr<openapi::OpenApiSettings> openapi = openapi::OpenApiSettingsFromConfig(proto);
     if (!openapi.ok()) return openapi.status();
     if (openapi->enabled) {
+      status = openapi::LoadDocsPage(proto, base_dir, &*openapi);
+      if (!status.ok()) return status;
       config->http.openapi = std::make_shared<const openapi::OpenApiEndpoint>(*std::move(openapi));
     }
     config->has_http = true;

@@ -3,7 +3,8 @@ GET /openapi.json (and one document per service) generated from the routes it se
 the auth config's security schemes; every document passes the OpenAPI validator
 (@apidevtools/swagger-parser, tools/npm); a service registered at run time through the admin
 API appears in the next document; the off switch and a custom path; `gatewayctl openapi`
-prints the same per-service document offline.
+prints the same per-service document offline; the optional Swagger UI page (swagger-ui-dist
+from tools/npm).
 
 Real processes on loopback: gatewayd, the bookstore and echo backends, gatewayctl, node.
 Every call is bounded.
@@ -41,13 +42,19 @@ def get(address, path, method="GET"):
         conn.close()
 
 
+def npm_package(test, *path):
+    """The directory of an installed package of tools/npm; fails `test` when missing."""
+    directory = os.path.join(os.path.dirname(os.path.realpath(VALIDATOR)), "node_modules",
+                             *path)
+    if not os.path.isdir(directory):
+        test.fail(f"{directory} is missing: run tools/install_deps.sh (npm ci in tools/npm)")
+    return directory
+
+
 def validate(test, ws, name, body):
     """Runs the OpenAPI validator on `body`; fails `test` with its message if invalid."""
     script = os.path.realpath(VALIDATOR)
-    modules = os.path.join(os.path.dirname(script), "node_modules", "@apidevtools",
-                           "swagger-parser")
-    if not os.path.isdir(modules):
-        test.fail(f"{modules} is missing: run tools/install_deps.sh (npm ci in tools/npm)")
+    npm_package(test, "@apidevtools", "swagger-parser")
     path = ws.write(name, body.decode() if isinstance(body, bytes) else body)
     result = subprocess.run(["node", script, path], capture_output=True, text=True,
                             timeout=60)
@@ -158,6 +165,10 @@ auth:
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout.decode(), body.decode())
 
+    def test_no_docs_page_by_default(self):
+        status, _, _ = get(self.gw.http_address, "/docs/")
+        self.assertEqual(status, 404)
+
     def test_unknown_service_is_404_with_the_error_body(self):
         status, content_type, body = get(self.gw.http_address, "/openapi/no.such.Service.json")
         self.assertEqual(status, 404)
@@ -228,6 +239,25 @@ http_listener: {{address: "127.0.0.1:0", openapi: {openapi}}}
         self.assertEqual(status, 200)
         status, _, _ = get(address, "/openapi.json")
         self.assertEqual(status, 404)
+
+    def test_docs_page_serves_swagger_ui_from_npm(self):
+        assets = npm_package(self, "swagger-ui-dist")
+        address = self.gateway(f'{{docs_path: "/docs/", docs_assets_directory: "{assets}"}}')
+        for path in ["/docs/", "/docs"]:
+            status, content_type, page = get(address, path)
+            self.assertEqual(status, 200, page)
+            self.assertEqual(content_type, "text/html; charset=utf-8")
+            self.assertIn(b'<script src="/docs/swagger-ui-bundle.js"></script>', page)
+            self.assertIn(b'SwaggerUIBundle({url: "/openapi.json"', page)
+        status, content_type, bundle = get(address, "/docs/swagger-ui-bundle.js")
+        self.assertEqual(status, 200)
+        self.assertEqual(content_type, "text/javascript; charset=utf-8")
+        with open(os.path.join(assets, "swagger-ui-bundle.js"), "rb") as f:
+            self.assertEqual(bundle, f.read())
+        status, content_type, _ = get(address, "/docs/swagger-ui.css")
+        self.assertEqual((status, content_type), (200, "text/css; charset=utf-8"))
+        status, _, _ = get(address, "/openapi.json")
+        self.assertEqual(status, 200)
 
     def test_bad_path_is_a_config_error_naming_the_key(self):
         path = self.ws.write("bad.yaml", f"""

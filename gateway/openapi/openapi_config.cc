@@ -1,6 +1,9 @@
 #include "gateway/openapi/openapi_config.h"
 
+#include <fstream>
 #include <memory>
+#include <sstream>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -8,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/descriptor_sets.h"
+#include "transcoder/json_scan.h"
 
 namespace gateway::openapi {
 namespace {
@@ -52,6 +56,18 @@ absl::StatusOr<OpenApiSettings> OpenApiSettingsFromConfig(const config::v1::Conf
     return Invalid("path", absl::StrCat("\"", s.path, "\" lies under service_path_prefix \"",
                                         s.service_path_prefix, "\""));
   }
+  if (!o.docs_path().empty()) {
+    if (absl::Status st = CheckPath("docs_path", o.docs_path()); !st.ok()) return st;
+    if (!absl::EndsWith(o.docs_path(), "/")) {
+      return Invalid("docs_path", absl::StrCat("\"", o.docs_path(), "\" must end with \"/\""));
+    }
+    if (o.docs_assets_directory().empty()) {
+      return Invalid("docs_assets_directory",
+                     "required with docs_path (the directory of the npm package "
+                     "swagger-ui-dist)");
+    }
+    s.docs_path = o.docs_path();
+  }
   s.document.title = o.title().empty() ? "gatewayd" : o.title();
   if (!o.version().empty()) s.document.version = o.version();
   const config::v1::HttpTranscoding& t = config.http_listener().transcoding();
@@ -71,6 +87,51 @@ absl::StatusOr<OpenApiSettings> OpenApiSettingsFromConfig(const config::v1::Conf
   s.document.auth = config.auth();
   s.routes.expose_grpc_paths = t.expose_grpc_paths();
   return s;
+}
+
+absl::Status LoadDocsPage(const config::v1::Config& config, const std::string& base_dir,
+                          OpenApiSettings* settings) {
+  if (settings->docs_path.empty()) return absl::OkStatus();
+  std::string dir = config.http_listener().openapi().docs_assets_directory();
+  if (!absl::StartsWith(dir, "/") && !base_dir.empty()) dir = absl::StrCat(base_dir, "/", dir);
+  static constexpr std::pair<const char*, const char*> kAssets[] = {
+      {"swagger-ui-bundle.js", "text/javascript; charset=utf-8"},
+      {"swagger-ui.css", "text/css; charset=utf-8"},
+  };
+  for (const auto& [name, content_type] : kAssets) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream content;
+    if (in) content << in.rdbuf();
+    if (!in || in.bad()) {
+      return Invalid("docs_assets_directory", absl::StrCat("cannot read ", path));
+    }
+    settings->docs_files[name] = {content_type, content.str()};
+  }
+  // The page: Swagger UI showing the whole document. Absolute URLs, so that the page works
+  // at docs_path without its last "/" too.
+  std::string url;
+  transcoder::AppendJsonString(settings->path, &url);
+  std::string title;
+  for (char c : settings->document.title) {
+    switch (c) {
+      case '&': title += "&amp;"; break;
+      case '<': title += "&lt;"; break;
+      case '>': title += "&gt;"; break;
+      case '"': title += "&quot;"; break;
+      default: title += c;
+    }
+  }
+  const std::string& base = settings->docs_path;
+  settings->docs_files[""] = {
+      "text/html; charset=utf-8",
+      absl::StrCat("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>",
+                   title, "</title>\n<link rel=\"stylesheet\" href=\"", base,
+                   "swagger-ui.css\">\n</head>\n<body>\n<div id=\"swagger-ui\"></div>\n"
+                   "<script src=\"", base, "swagger-ui-bundle.js\"></script>\n"
+                   "<script>window.ui = SwaggerUIBundle({url: ", url,
+                   ", dom_id: \"#swagger-ui\"});</script>\n</body>\n</html>\n")};
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> OpenApiFromDescriptorSet(absl::string_view descriptor_set,

@@ -11,6 +11,7 @@
 #ifndef GATEWAY_OPENAPI_OPENAPI_CONFIG_H_
 #define GATEWAY_OPENAPI_OPENAPI_CONFIG_H_
 
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -30,13 +31,30 @@ struct OpenApiSettings {
   OpenApiOptions document;
   // How the routes are built (expose_grpc_paths), for the offline document.
   transcoder::RouteSetOptions routes;
+
+  // The documentation page's path ("/docs/"); empty: no page.
+  std::string docs_path;
+  // Its files by name below docs_path ("" is the page itself), filled by LoadDocsPage.
+  struct File {
+    std::string content_type;
+    std::string content;
+  };
+  std::map<std::string, File> docs_files;
 };
 
 // The settings of `config` (defaults applied). Returns INVALID_ARGUMENT naming the key
 // (http_listener.openapi.path, ...) when a path does not start with "/", the prefix does
 // not end with "/", a path holds '?', '#' or whitespace, or a path takes /healthz or
-// /readyz.
+// /readyz; also when docs_path does not start and end with "/" or comes without
+// docs_assets_directory. Reads no files (see LoadDocsPage).
 absl::StatusOr<OpenApiSettings> OpenApiSettingsFromConfig(const config::v1::Config& config);
+
+// With settings->docs_path set: reads Swagger UI's files (swagger-ui-bundle.js,
+// swagger-ui.css) from http_listener.openapi.docs_assets_directory (relative to `base_dir`)
+// and builds the page that shows the document at settings->path. Returns INVALID_ARGUMENT
+// naming the key and the file that cannot be read. Does nothing without docs_path.
+absl::Status LoadDocsPage(const config::v1::Config& config, const std::string& base_dir,
+                          OpenApiSettings* settings);
 
 // The document of `service` (a full name) from a serialized FileDescriptorSet (protoc
 // --include_imports), as the gateway serves it at service_path_prefix + SERVICE + ".json".

@@ -1,6 +1,7 @@
 #include "gateway/openapi/openapi_config.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -78,6 +79,63 @@ TEST(OpenApiSettings, BadPathsAreRefusedNamingTheKey) {
               HasSubstr("http_listener.openapi.service_path_prefix: \"/docs\" must end with"));
   EXPECT_THAT(SettingsError("/openapi/all.json", "").message(),
               HasSubstr("lies under service_path_prefix"));
+}
+
+// A directory with stand-ins for Swagger UI's files.
+std::string AssetsDirectory() {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/swagger-ui-assets");
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/swagger-ui-bundle.js") << "var SwaggerUIBundle = 1;";
+  std::ofstream(dir + "/swagger-ui.css") << "body {}";
+  return dir;
+}
+
+TEST(OpenApiDocsPage, LoadsTheAssetsAndBuildsThePage) {
+  config::v1::Config config;
+  config::v1::HttpOpenApi* o = config.mutable_http_listener()->mutable_openapi();
+  o->set_docs_path("/docs/");
+  o->set_docs_assets_directory(AssetsDirectory());
+  o->set_title("Books <&>");
+  absl::StatusOr<OpenApiSettings> s = OpenApiSettingsFromConfig(config);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE(LoadDocsPage(config, "", &*s).ok());
+  ASSERT_EQ(s->docs_files.size(), 3u);
+  EXPECT_EQ(s->docs_files["swagger-ui-bundle.js"].content, "var SwaggerUIBundle = 1;");
+  EXPECT_EQ(s->docs_files["swagger-ui.css"].content_type, "text/css; charset=utf-8");
+  const std::string& page = s->docs_files[""].content;
+  EXPECT_THAT(page, HasSubstr("<title>Books &lt;&amp;&gt;</title>"));
+  EXPECT_THAT(page, HasSubstr("<script src=\"/docs/swagger-ui-bundle.js\"></script>"));
+  EXPECT_THAT(page, HasSubstr("SwaggerUIBundle({url: \"/openapi.json\""));
+}
+
+TEST(OpenApiDocsPage, MissingAssetsAndBadPathsAreRefused) {
+  config::v1::Config config;
+  config::v1::HttpOpenApi* o = config.mutable_http_listener()->mutable_openapi();
+  o->set_docs_path("/docs");
+  o->set_docs_assets_directory("assets");
+  EXPECT_THAT(OpenApiSettingsFromConfig(config).status().message(),
+              HasSubstr("http_listener.openapi.docs_path: \"/docs\" must end with \"/\""));
+  o->set_docs_path("/docs/");
+  o->clear_docs_assets_directory();
+  EXPECT_THAT(OpenApiSettingsFromConfig(config).status().message(),
+              HasSubstr("http_listener.openapi.docs_assets_directory: required with docs_path"));
+  o->set_docs_assets_directory("no-such-dir");
+  absl::StatusOr<OpenApiSettings> s = OpenApiSettingsFromConfig(config);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::Status loaded = LoadDocsPage(config, "/base", &*s);
+  EXPECT_EQ(loaded.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(loaded.message(),
+              HasSubstr("docs_assets_directory: cannot read /base/no-such-dir/swagger-ui-bundle.js"));
+}
+
+TEST(OpenApiDocsPage, OffByDefault) {
+  config::v1::Config config;
+  absl::StatusOr<OpenApiSettings> s = OpenApiSettingsFromConfig(config);
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(LoadDocsPage(config, "", &*s).ok());
+  EXPECT_TRUE(s->docs_path.empty());
+  EXPECT_TRUE(s->docs_files.empty());
 }
 
 TEST(OpenApiFromDescriptorSet, DocumentOfOneService) {

@@ -51,6 +51,17 @@ absl::StatusOr<std::shared_ptr<const std::string>> OpenApiEndpoint::Document(
 std::optional<OpenApiEndpoint::Response> OpenApiEndpoint::Serve(
     absl::string_view path, const std::shared_ptr<const RouteTable>& table) const {
   if (!settings_.enabled) return std::nullopt;
+  if (!settings_.docs_path.empty()) {
+    absl::string_view rest = path;
+    const absl::string_view docs(settings_.docs_path.data(), settings_.docs_path.size() - 1);
+    if (rest == docs || absl::ConsumePrefix(&rest, settings_.docs_path)) {
+      if (rest == docs) rest = "";
+      auto it = settings_.docs_files.find(std::string(rest));
+      if (it != settings_.docs_files.end()) {
+        return Response{200, it->second.content_type, it->second.content};
+      }
+    }
+  }
   std::string service;
   if (path != settings_.path) {
     if (!absl::ConsumePrefix(&path, settings_.service_path_prefix) ||

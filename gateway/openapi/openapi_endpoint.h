@@ -40,7 +40,9 @@ class OpenApiEndpoint {
 
   // For a request path (without the query): nullopt when the documents are disabled or
   // the path is not one of theirs; else 200 with the document, or 404 with the JSON error
-  // body naming the service when `table` serves no service of that name.
+  // body naming the service when `table` serves no service of that name. With a
+  // documentation page, also 200 with the page (docs_path, with or without its last "/")
+  // and its files (docs_path + name).
   std::optional<Response> Serve(absl::string_view path,
                                 const std::shared_ptr<const RouteTable>& table) const;
 

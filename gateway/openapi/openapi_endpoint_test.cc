@@ -91,6 +91,29 @@ TEST(OpenApiEndpoint, DisabledServesNothing) {
   EXPECT_FALSE(endpoint.Serve("/openapi.json", Table(true)).has_value());
 }
 
+TEST(OpenApiEndpoint, ServesTheDocsPageAndItsFiles) {
+  OpenApiSettings settings = Settings();
+  settings.docs_path = "/docs/";
+  settings.docs_files[""] = {"text/html; charset=utf-8", "<html>page</html>"};
+  settings.docs_files["swagger-ui.css"] = {"text/css; charset=utf-8", "body {}"};
+  OpenApiEndpoint endpoint(settings);
+  std::shared_ptr<const RouteTable> table = Table(true);
+  for (const char* path : {"/docs/", "/docs"}) {
+    std::optional<OpenApiEndpoint::Response> page = endpoint.Serve(path, table);
+    ASSERT_TRUE(page.has_value()) << path;
+    EXPECT_EQ(page->status, 200);
+    EXPECT_EQ(page->content_type, "text/html; charset=utf-8");
+    EXPECT_EQ(page->body, "<html>page</html>");
+  }
+  std::optional<OpenApiEndpoint::Response> css = endpoint.Serve("/docs/swagger-ui.css", table);
+  ASSERT_TRUE(css.has_value());
+  EXPECT_EQ(css->body, "body {}");
+  EXPECT_FALSE(endpoint.Serve("/docs/other.js", table).has_value());
+  EXPECT_FALSE(endpoint.Serve("/docsx", table).has_value());
+  // The documents are still served.
+  EXPECT_EQ(endpoint.Serve("/openapi.json", table)->status, 200);
+}
+
 TEST(OpenApiEndpoint, ANewRouteTableGetsANewDocument) {
   OpenApiEndpoint endpoint(Settings());
   std::shared_ptr<const RouteTable> empty = Table(false);
