@@ -25,6 +25,7 @@ BOOKSTORE = "bookstore.v1.Bookstore"
 ECHO = "gateway.test.v1.Echo"
 # In the runfiles (a link into the source tree, where tools/install_deps.sh put
 # node_modules), or beside this file's source when run outside Bazel.
+NOTES_SET = os.path.join(harness.ROOT, "gateway/openapi/testdata/openapi_test_proto.pb")
 VALIDATOR = os.path.join(harness.ROOT, "tools/npm/validate_openapi.js")
 if not os.path.exists(VALIDATOR):
     VALIDATOR = os.path.join(os.path.dirname(os.path.realpath(__file__)),
@@ -293,6 +294,36 @@ class GatewayctlOpenApiTest(unittest.TestCase):
         ws = harness.Workspace()
         self.addCleanup(ws.close)
         validate(self, ws, "echo.json", out)
+
+    def test_every_case_of_the_generator_is_valid_openapi(self):
+        # The generator's test service: multi-segment and ** variables, maps, nested and
+        # repeated query fields, HttpBody both ways, response_body, streams, Value, Any,
+        # FieldMask, oneofs; with JWT (header and query), API key and mTLS schemes.
+        ws = harness.Workspace()
+        self.addCleanup(ws.close)
+        config = ws.write("auth.yaml", """
+auth:
+  jwt_providers:
+    - name: corp
+      issuer: https://idp.test
+      jwks_file: jwks.json
+      from: [{header: authorization}, {query_parameter: access_token}]
+  api_keys: {keys_file: keys.txt}
+  rules:
+    - {selectors: ["gateway.openapi.testing.Notes.ListNotes"], allow_unauthenticated: true}
+    - {selectors: ["gateway.openapi.testing.Notes.*"], providers: [corp], required_scopes: [notes.read]}
+    - {selectors: ["gateway.openapi.testing.Notes.Upload"], providers: [api_key], identities: ["spiffe://prod/*"]}
+""")
+        code, out, err = self.run_ctl("gateway.openapi.testing.Notes",
+                                      f"--descriptor-set={NOTES_SET}", f"--config={config}")
+        self.assertEqual(code, 0, err)
+        doc = json.loads(out)
+        self.assertIn("/v1/shelves/{name_1}/notes/{name_2}", doc["paths"])
+        self.assertEqual(sorted(doc["components"]["securitySchemes"]),
+                         ["api_key", "corp", "corp_2", "mutual_tls"])
+        self.assertEqual(doc["paths"]["/v1/files:upload"]["post"]["security"],
+                         [{"api_key": [], "mutual_tls": []}])
+        validate(self, ws, "notes.json", out)
 
     def test_errors_name_the_problem(self):
         code, _, err = self.run_ctl("no.such.Service", f"--descriptor-set={ECHO_HTTP_V1}")
