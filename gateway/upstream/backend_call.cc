@@ -79,7 +79,6 @@ BackendCall::BackendCall(ClusterWorker& worker, Spec spec, Callbacks callbacks)
     : worker_(worker),
       spec_(std::move(spec)),
       cb_(std::move(callbacks)),
-      timer_(worker.io()),
       started_(absl::Now()) {}
 
 BackendCall::~BackendCall() {
@@ -271,8 +270,9 @@ void BackendCall::ScheduleRetry(absl::Duration delay) {
     boost::asio::post(worker_.io(), [self = shared_from_this()] { self->StartAttempt(); });
     return;
   }
-  timer_.expires_after(ToChrono(delay));
-  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+  if (!timer_.has_value()) timer_.emplace(worker_.io());
+  timer_->expires_after(ToChrono(delay));
+  timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->done_) return;
     self->StartAttempt();
   });
@@ -294,7 +294,7 @@ void BackendCall::Finish(CallResult result) {
     return;
   }
   done_ = true;
-  timer_.cancel();
+  if (timer_.has_value()) timer_->cancel();
   if (holding_retry_) {
     holding_retry_ = false;
     worker_.cluster()->ReleaseRetry();
@@ -370,7 +370,7 @@ void BackendCall::Cancel() {
   }
   // Waiting for a connection or a retry: end now, on the next turn of the loop.
   ++attempt_id_;
-  timer_.cancel();
+  if (timer_.has_value()) timer_->cancel();
   boost::asio::post(worker_.io(), [self = shared_from_this()] {
     self->Finish({absl::CancelledError("the call was cancelled"), {}, false, {}});
   });

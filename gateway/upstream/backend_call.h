@@ -114,7 +114,8 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   ClusterWorker& worker_;
   Spec spec_;
   Callbacks cb_;
-  boost::asio::steady_timer timer_;
+  // The backoff before a retry; made when first needed (most calls never wait).
+  std::optional<boost::asio::steady_timer> timer_;
   const absl::Time started_;  // for Cluster::call_duration
 
   uint32_t attempt_id_ = 0;  // increases with every attempt; stale callbacks are ignored

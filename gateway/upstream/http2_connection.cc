@@ -649,8 +649,9 @@ absl::StatusOr<std::shared_ptr<GrpcStream>> Http2Connection::StartStream(
   s.stream_id_ = id;
   streams_[id] = stream;
   if (s.spec_.deadline != absl::InfiniteFuture()) {
-    s.deadline_timer_.expires_after(ToChrono(s.spec_.deadline - options_.now()));
-    s.deadline_timer_.async_wait([weak = stream->weak_from_this()](boost::system::error_code ec) {
+    s.deadline_timer_.emplace(io_);
+    s.deadline_timer_->expires_after(ToChrono(s.spec_.deadline - options_.now()));
+    s.deadline_timer_->async_wait([weak = stream->weak_from_this()](boost::system::error_code ec) {
       auto st = weak.lock();
       if (ec || !st || st->done_ || st->closed_) return;
       st->EndLocally(absl::DeadlineExceededError("the call's deadline passed"), false,
@@ -751,7 +752,6 @@ GrpcStream::GrpcStream(std::shared_ptr<Http2Connection> conn, CallSpec spec,
     : conn_(std::move(conn)),
       spec_(std::move(spec)),
       cb_(std::move(cb)),
-      deadline_timer_(conn_->io_),
       deframer_(conn_->options_.max_message_size) {}
 
 GrpcStream::~GrpcStream() = default;
@@ -913,7 +913,7 @@ void GrpcStream::Cancel() {
 
 void GrpcStream::OnClose(uint32_t error_code) {
   closed_ = true;
-  deadline_timer_.cancel();
+  CancelDeadlineTimer();
   // Bytes received but not yet given back stay buffered for the consumer, but the HTTP/2
   // stream is gone: they go back to the connection window now, or every stream that ends
   // with unread data would shrink it for good and finally stall the connection.
@@ -990,7 +990,7 @@ void GrpcStream::EndLocally(absl::Status status, bool unprocessed, uint32_t rst_
   r.status = std::move(status);
   r.unprocessed = unprocessed;
   result_ = std::move(r);
-  deadline_timer_.cancel();
+  CancelDeadlineTimer();
   if (!closed_ && stream_id_ > 0 && conn_->session_ != nullptr &&
       conn_->state_ != Http2Connection::State::kClosed) {
     // Undelivered bytes go back to the connection window; the stream's no longer matters.
@@ -1034,7 +1034,7 @@ void GrpcStream::Pump() {
   if (wants_message_) ReturnWindow();
   if (result_.has_value() && !deframer_.HasMessage()) {
     done_ = true;
-    deadline_timer_.cancel();
+    CancelDeadlineTimer();
     CallResult r = std::move(*result_);
     auto on_done = std::move(cb_.on_done);
     cb_ = GrpcStreamCallbacks();

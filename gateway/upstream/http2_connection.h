@@ -265,7 +265,11 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   std::string timeout_;  // the grpc-timeout header sent (nghttp2 refers to it)
   GrpcStreamCallbacks cb_;
   int32_t stream_id_ = -1;
-  boost::asio::steady_timer deadline_timer_;
+  // Armed for a call with a deadline (made only then).
+  std::optional<boost::asio::steady_timer> deadline_timer_;
+  void CancelDeadlineTimer() {
+    if (deadline_timer_.has_value()) deadline_timer_->cancel();
+  }
   // Request side.
   std::string out_;
   size_t out_offset_ = 0;
