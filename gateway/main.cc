@@ -26,6 +26,7 @@
 #include "gateway/metrics/metrics.h"
 #include "gateway/metrics_listener/metrics_listener.h"
 #include "gateway/registry/admin_service.h"
+#include "gateway/reload.h"
 #include "gateway/snapshot.h"
 #include "gateway/upstream_metrics.h"
 #include "grpcpp/security/server_credentials.h"
@@ -342,6 +343,53 @@ int Run(int argc, char** argv) {
                      h.worker_threads, " workers)"));
   }
   // --- end HTTP front end ---
+
+  // --- config reload (SIGHUP, admin Reload): a new compiled config's route table, built
+  // over the registered services when there is a registry, is published like a registry
+  // change; the running servers keep their listeners and options. ---
+  ConfigReloader::Apply apply_config =
+      [&route_snapshot, admin = admin_server.get()](
+          const std::shared_ptr<const GatewayConfig>& next,
+          std::vector<std::string>* problems) -> absl::Status {
+    if (admin != nullptr) return admin->Rebase(*next, problems);
+    route_snapshot.Publish(next->routes);
+    return absl::OkStatus();
+  };
+  ConfigReloader::Validate validate_config = [](const GatewayConfig& next) -> absl::Status {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+        ServerCredentials(next);
+    if (!credentials.ok()) return credentials.status();
+    if (next.proto.has_admin_listener()) {
+      absl::StatusOr<registry::AdminSettings> admin =
+          registry::CompileAdminListener(next.proto, next.base_dir);
+      if (!admin.ok()) return admin.status();
+    }
+    if (next.proto.has_metrics_listener()) {
+      absl::StatusOr<MetricsListener::Options> m =
+          CompileMetricsListener(next.proto.metrics_listener());
+      if (!m.ok()) return m.status();
+    }
+    return absl::OkStatus();
+  };
+  ConfigReloader reloader(config_path, *config, metric_registry.get(), std::move(apply_config),
+                          std::move(validate_config), /*http_tls_reloads=*/false);
+  if (admin_server != nullptr) {
+    admin_server->SetConfigHandlers(
+        [&reloader](admin::v1::ReloadResponse* response) -> absl::Status {
+          absl::StatusOr<ConfigReloader::Result> r = reloader.Reload();
+          if (!r.ok()) return r.status();
+          response->set_summary(r->summary);
+          for (const std::string& k : r->restart_required) response->add_restart_required(k);
+          for (const std::string& p : r->problems) response->add_problems(p);
+          return absl::OkStatus();
+        },
+        [&reloader, config_path](admin::v1::GetConfigResponse* response) {
+          response->set_config_path(config_path);
+          response->set_config_json(RedactedConfigJson(reloader.current()->proto));
+          response->set_loaded_at_unix_seconds(absl::ToUnixSeconds(reloader.loaded_at()));
+        });
+  }
+  // --- end config reload ---
   if (admin_server != nullptr) {
     LogLine(absl::StrCat("admin listening on ",
                      BoundAddress(admin_settings->address, admin_server->port()), " (",
@@ -376,16 +424,14 @@ int Run(int argc, char** argv) {
   }
   // --- end metrics listener ---
 
-  // SIGHUP would end the process by default; there is no config reload yet, so it is
-  // logged and ignored.
+  // SIGHUP reloads the config (the result is logged; a refused config changes nothing).
   int signal_number = 0;
   while (sigwait(&signals, &signal_number) != 0 || signal_number == SIGHUP ||
          signal_number == SIGUSR1) {
     if (signal_number == SIGUSR1 && access_log != nullptr) access_log->Reopen();
     if (signal_number == SIGHUP) {
-      LogLine(
-          "SIGHUP received: configuration reload is not supported; restart gatewayd to apply "
-          "a new config");
+      LogLine("SIGHUP received: reloading " + config_path);
+      (void)reloader.Reload();  // logs its result
     }
     signal_number = 0;
   }

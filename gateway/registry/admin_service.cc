@@ -181,6 +181,45 @@ grpc::Status RegistryService::Authorize(grpc::ServerContext* context) const {
   return grpc::Status::OK;
 }
 
+void RegistryService::SetConfigHandlers(ReloadHandler reload, ConfigHandler config) {
+  absl::MutexLock lock(&handlers_mu_);
+  reload_ = std::move(reload);
+  config_ = std::move(config);
+}
+
+grpc::Status RegistryService::Reload(grpc::ServerContext* context,
+                                     const admin::v1::ReloadRequest* /*request*/,
+                                     admin::v1::ReloadResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return s;
+  ReloadHandler reload;
+  {
+    absl::MutexLock lock(&handlers_mu_);
+    reload = reload_;
+  }
+  if (!reload) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this gateway cannot reload its config");
+  }
+  absl::Status status = reload(response);
+  if (!status.ok()) return ToGrpc(status);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryService::GetConfig(grpc::ServerContext* context,
+                                        const admin::v1::GetConfigRequest* /*request*/,
+                                        admin::v1::GetConfigResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return s;
+  ConfigHandler config;
+  {
+    absl::MutexLock lock(&handlers_mu_);
+    config = config_;
+  }
+  if (!config) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this gateway does not report its config");
+  }
+  config(response);
+  return grpc::Status::OK;
+}
+
 void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
                            admin::v1::ServiceVersion* out) const {
   out->set_service(v.service);
@@ -336,20 +375,6 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
         "admin_listener: cannot listen on 127.0.0.1 for the front ends' server reflection");
   }
 
-  BaseRoutes base;
-  for (int i = 0; i < config.proto.descriptor_sets_size(); ++i) {
-    const std::string path = ResolvePath(config.base_dir, config.proto.descriptor_sets(i));
-    absl::StatusOr<std::string> bytes = ReadFileToString(path);
-    if (!bytes.ok()) return bytes.status();
-    base.descriptor_sets.push_back({*std::move(bytes), path});
-  }
-  // Aliases the config's table, which owns the pool.
-  base.pool = std::shared_ptr<const google::protobuf::DescriptorPool>(config.routes,
-                                                                       &config.routes->pool());
-  base.services = config.routes->services();
-  for (const std::shared_ptr<Backend>& b : config.backends) base.backends[b->name()] = b;
-  base.http_options = config.routes->transcoder().options();
-  base.chain = config.routes->shared_chain();
 
   // Routed from the front ends: server reflection always (to the reflection server above),
   // the admin API itself (gRPC and REST, to this admin server, which checks the token) only
@@ -376,15 +401,9 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     if (!admin_backend.ok()) return admin_backend.status();
     builtin.emplace_back(admin_api, *admin_backend);
   }
-  for (const auto& [service, backend] : builtin) {
-    bool bound = false;
-    for (const ServiceBinding& b : base.services) bound |= b.service == service->full_name();
-    if (bound) continue;
-    base.descriptor_sets.push_back({DescriptorSetOf(service->file()),
-                                    absl::StrCat("gatewayd (", service->full_name(), ")"),
-                                    /*builtin=*/true});
-    base.services.push_back({service->full_name(), backend});
-  }
+  server->builtin_ = std::move(builtin);
+  absl::StatusOr<BaseRoutes> base = server->BaseOf(config);
+  if (!base.ok()) return base.status();
 
   std::unique_ptr<RegistryStore> store;
   if (!settings.registry_directory.empty()) {
@@ -397,7 +416,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
                                          server->redis_status_);
   }
   absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Create(
-      std::move(base), std::move(store),
+      *std::move(base), std::move(store),
       [routes](std::shared_ptr<const RouteTable> table) { routes->Publish(std::move(table)); },
       problems, absl::Now, RegistryOptionsFor(settings));
   if (!registry.ok()) return registry.status();
@@ -419,6 +438,45 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
         server->redis_status_);
   }
   return server;
+}
+
+absl::StatusOr<BaseRoutes> AdminServer::BaseOf(const GatewayConfig& config) const {
+  BaseRoutes base;
+  for (int i = 0; i < config.proto.descriptor_sets_size(); ++i) {
+    const std::string path = ResolvePath(config.base_dir, config.proto.descriptor_sets(i));
+    absl::StatusOr<std::string> bytes = ReadFileToString(path);
+    if (!bytes.ok()) return bytes.status();
+    base.descriptor_sets.push_back({*std::move(bytes), path});
+  }
+  // Aliases the config's table, which owns the pool.
+  base.pool = std::shared_ptr<const google::protobuf::DescriptorPool>(config.routes,
+                                                                       &config.routes->pool());
+  base.services = config.routes->services();
+  for (const std::shared_ptr<Backend>& b : config.backends) base.backends[b->name()] = b;
+  base.http_options = config.routes->transcoder().options();
+  base.chain = config.routes->shared_chain();
+  for (const auto& [service, backend] : builtin_) {
+    bool bound = false;
+    for (const ServiceBinding& b : base.services) bound |= b.service == service->full_name();
+    if (bound) continue;
+    base.descriptor_sets.push_back({DescriptorSetOf(service->file()),
+                                    absl::StrCat("gatewayd (", service->full_name(), ")"),
+                                    /*builtin=*/true});
+    base.services.push_back({service->full_name(), backend});
+  }
+  return base;
+}
+
+absl::Status AdminServer::Rebase(const GatewayConfig& config,
+                                 std::vector<std::string>* problems) {
+  absl::StatusOr<BaseRoutes> base = BaseOf(config);
+  if (!base.ok()) return base.status();
+  return registry_->Rebase(*std::move(base), problems);
+}
+
+void AdminServer::SetConfigHandlers(RegistryService::ReloadHandler reload,
+                                    RegistryService::ConfigHandler config) {
+  service_->SetConfigHandlers(std::move(reload), std::move(config));
 }
 
 RedisRegistryStatus::Report AdminServer::Readiness() const {

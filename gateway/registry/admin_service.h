@@ -24,11 +24,13 @@
 #define GATEWAY_REGISTRY_ADMIN_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/admin/v1/registry.grpc.pb.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/gateway_config.h"
@@ -73,6 +75,13 @@ class RegistryService final : public admin::v1::Registry::Service {
 
   void set_registry(Registry* registry) { registry_.store(registry); }
 
+  // What Reload and GetConfig do (gatewayd's config reloader). A ReloadHandler fills the
+  // response and returns OK, or returns the refusal; it may be called from any thread.
+  // Until set, both calls fail with UNIMPLEMENTED.
+  using ReloadHandler = std::function<absl::Status(admin::v1::ReloadResponse*)>;
+  using ConfigHandler = std::function<void(admin::v1::GetConfigResponse*)>;
+  void SetConfigHandlers(ReloadHandler reload, ConfigHandler config);
+
   grpc::Status Register(grpc::ServerContext* context, const admin::v1::RegisterRequest* request,
                         admin::v1::RegisterResponse* response) override;
   grpc::Status ListServices(grpc::ServerContext* context,
@@ -89,6 +98,11 @@ class RegistryService final : public admin::v1::Registry::Service {
                             admin::v1::ListVersionsResponse* response) override;
   grpc::Status Rollback(grpc::ServerContext* context, const admin::v1::RollbackRequest* request,
                         admin::v1::RegisterResponse* response) override;
+  grpc::Status Reload(grpc::ServerContext* context, const admin::v1::ReloadRequest* request,
+                      admin::v1::ReloadResponse* response) override;
+  grpc::Status GetConfig(grpc::ServerContext* context,
+                         const admin::v1::GetConfigRequest* request,
+                         admin::v1::GetConfigResponse* response) override;
 
  private:
   // OK, or UNAVAILABLE while starting, or UNAUTHENTICATED (adding the www-authenticate
@@ -98,6 +112,9 @@ class RegistryService final : public admin::v1::Registry::Service {
 
   std::atomic<Registry*> registry_{nullptr};
   const std::string token_;
+  absl::Mutex handlers_mu_;
+  ReloadHandler reload_ ABSL_GUARDED_BY(handlers_mu_);
+  ConfigHandler config_ ABSL_GUARDED_BY(handlers_mu_);
 };
 
 // The registry of a running gateway and the admin gRPC server in front of it.
@@ -126,11 +143,27 @@ class AdminServer {
   // registry is shared through Redis and Redis does not answer (see RedisRegistryStatus).
   RedisRegistryStatus::Report Readiness() const;
 
+  // Serves the services, backends and interceptor chain of a reloaded `config` (with the
+  // registered services over them) and publishes the complete table. Registered services
+  // that no longer validate are left out and named in `problems`. Returns the error of a
+  // descriptor set that cannot be read or of the config's own services (nothing changed).
+  absl::Status Rebase(const GatewayConfig& config, std::vector<std::string>* problems);
+
+  // Gives the admin API's Reload and GetConfig their work (see RegistryService).
+  void SetConfigHandlers(RegistryService::ReloadHandler reload,
+                         RegistryService::ConfigHandler config);
+
   // Stops the admin server (calls in flight are cancelled after a short grace).
   void Shutdown();
 
  private:
   AdminServer() = default;
+  // The config's part of every table plus the gateway's own services (builtin_).
+  absl::StatusOr<BaseRoutes> BaseOf(const GatewayConfig& config) const;
+
+  // The gateway's own services routed from the front ends, and their backends.
+  std::vector<std::pair<const google::protobuf::ServiceDescriptor*, std::shared_ptr<Backend>>>
+      builtin_;
 
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<RedisWatcher> watcher_;  // with registry_redis; declared after registry_

@@ -116,6 +116,15 @@ absl::Status Registry::Reload(std::vector<std::string>* problems) {
   return Restore(std::move(result->state), problems);
 }
 
+absl::Status Registry::Rebase(BaseRoutes base, std::vector<std::string>* problems) {
+  absl::MutexLock lock(&mu_);
+  BaseRoutes old = std::move(base_);
+  base_ = std::move(base);
+  absl::Status status = Restore(state_, problems);
+  if (!status.ok()) base_ = std::move(old);
+  return status;
+}
+
 absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* problems) {
   // The config's services alone must build; then each stored service is added in the order
   // it was registered, and one that no longer validates is left out (and reported).
@@ -231,12 +240,18 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   }
   if (request.owner.empty()) return absl::InvalidArgumentError("owner: required");
   if (request.backend.empty()) return absl::InvalidArgumentError("backend: required");
-  if (base_.backends.count(request.backend) == 0) {
-    std::vector<std::string> known;
-    for (const auto& [name, backend] : base_.backends) known.push_back(name);
-    return absl::InvalidArgumentError(
-        absl::StrCat("backend: unknown backend \"", request.backend, "\" (known: ",
-                     known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
+  std::shared_ptr<Backend> backend;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = base_.backends.find(request.backend);
+    if (it == base_.backends.end()) {
+      std::vector<std::string> known;
+      for (const auto& [name, b] : base_.backends) known.push_back(name);
+      return absl::InvalidArgumentError(
+          absl::StrCat("backend: unknown backend \"", request.backend, "\" (known: ",
+                       known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
+    }
+    backend = it->second;
   }
   if (request.descriptor_set.empty()) {
     return absl::InvalidArgumentError("descriptor_set: required");
@@ -263,7 +278,7 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   std::vector<std::string> warnings;
   if (options_.check_backend) {
     const ServiceCheck check =
-        options_.check_backend(*base_.backends.at(request.backend), request.service);
+        options_.check_backend(*backend, request.service);
     if (check.verdict == ServiceCheck::kNotServed) {
       if (!request.force && !request.dry_run) {
         return absl::FailedPreconditionError(absl::StrCat(

@@ -112,6 +112,13 @@ class Registry {
   // served table is kept then).
   absl::Status Reload(std::vector<std::string>* problems);
 
+  // Replaces what the gateway config contributes (its services, backends, interceptor
+  // chain: a reloaded config) and publishes the complete table over the registered
+  // services. A registered service that no longer validates against `base` (e.g. its
+  // backend left the config) is left out and reported in `problems`, as in Create. Returns
+  // the error of the config's own services (the old base and table are kept then).
+  absl::Status Rebase(BaseRoutes base, std::vector<std::string>* problems);
+
   // Registers a new service or a new version. Errors (nothing changed):
   //   INVALID_ARGUMENT     a missing field, an unknown backend, a descriptor set that does
   //                        not parse or misses an import or the service, an invalid or
@@ -198,7 +205,7 @@ class Registry {
   absl::Status CheckOwner(const std::string& service, const std::string& package,
                           const std::string& owner) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
-  const BaseRoutes base_;
+  BaseRoutes base_ ABSL_GUARDED_BY(mu_);  // replaced by Rebase
   // The served subset of `loaded` (versions that validate) and its table.
   absl::Status Restore(RegistryState loaded, std::vector<std::string>* problems)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -60,6 +60,9 @@ commands:
       print the OpenAPI 3.1 document the gateway serves for SERVICE
       (/openapi/SERVICE.json), offline; --config applies the config's
       http_listener.transcoding and auth, as the gateway does
+  reload                        make the gateway read its config file again (as SIGHUP
+                                does); prints what changed and what needs a restart
+  config                        print the config the gateway serves (JSON, secrets redacted)
 
 options:
   --admin=HOST:PORT   the gateway's admin listener (default 127.0.0.1:9901, or $GATEWAYCTL_ADMIN)
@@ -392,6 +395,30 @@ int List(Client& client) {
   return kOk;
 }
 
+int Reload(Client& client) {
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  admin::v1::ReloadResponse response;
+  grpc::Status status = client.stub().Reload(&context, admin::v1::ReloadRequest(), &response);
+  if (!status.ok()) return Fail("reload failed", status);
+  std::cout << response.summary() << "\n";
+  for (const std::string& p : response.problems()) std::cout << "problem: " << p << "\n";
+  return kOk;
+}
+
+int Config(Client& client) {
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  admin::v1::GetConfigResponse response;
+  grpc::Status status =
+      client.stub().GetConfig(&context, admin::v1::GetConfigRequest(), &response);
+  if (!status.ok()) return Fail("config failed", status);
+  std::cout << "# " << response.config_path() << ", loaded "
+            << TimeText(response.loaded_at_unix_seconds()) << "\n"
+            << response.config_json() << "\n";
+  return kOk;
+}
+
 int Show(const Args& args, Client& client) {
   if (args.positional.size() != 1) return UsageError("show needs one SERVICE");
   if (args.versions) {
@@ -562,6 +589,8 @@ int Run(int argc, char** argv) {
   if (args.command == "show") return Show(args, client);
   if (args.command == "remove") return Remove(args, client);
   if (args.command == "rollback") return Rollback(args, client);
+  if (args.command == "reload") return Reload(client);
+  if (args.command == "config") return Config(client);
   return UsageError(absl::StrCat("unknown command \"", args.command, "\""));
 }
 
