@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <utility>
@@ -38,32 +39,45 @@ uint64_t NextRandom() {
   return z ^ (z >> 31);
 }
 
+// Bytes written as they are in a text field (printable ASCII but the quote and backslash).
+bool PlainText(unsigned char b) { return b >= 0x20 && b <= 0x7e && b != '"' && b != '\\'; }
+
 void AppendTextString(absl::string_view s, std::string* out) {
   if (s.empty()) {
     out->push_back('-');
     return;
   }
   out->push_back('"');
-  for (const char c : s) {
-    const unsigned char b = static_cast<unsigned char>(c);
+  size_t i = 0;
+  while (i < s.size()) {
+    // The run of plain bytes goes in one append (the usual case: the whole value).
+    size_t j = i;
+    while (j < s.size() && PlainText(static_cast<unsigned char>(s[j]))) ++j;
+    out->append(s.data() + i, j - i);
+    if (j == s.size()) break;
+    const unsigned char b = static_cast<unsigned char>(s[j]);
     if (b == '"' || b == '\\') {
       out->push_back('\\');
-      out->push_back(c);
-    } else if (b < 0x20 || b > 0x7e) {
+      out->push_back(static_cast<char>(b));
+    } else {
       out->append("\\x");
       out->push_back(kHex[b >> 4]);
       out->push_back(kHex[b & 0xf]);
-    } else {
-      out->push_back(c);
     }
+    i = j + 1;
   }
   out->push_back('"');
 }
 
 void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
-  for (const char c : s) {
-    const unsigned char b = static_cast<unsigned char>(c);
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && PlainText(static_cast<unsigned char>(s[j]))) ++j;
+    out->append(s.data() + i, j - i);
+    if (j == s.size()) break;
+    const unsigned char b = static_cast<unsigned char>(s[j]);
     switch (b) {
       case '"':
         out->append("\\\"");
@@ -81,24 +95,54 @@ void AppendJsonString(absl::string_view s, std::string* out) {
         out->append("\\t");
         break;
       default:
-        if (b < 0x20 || b > 0x7e) {
-          out->append("\\u00");
-          out->push_back(kHex[b >> 4]);
-          out->push_back(kHex[b & 0xf]);
-        } else {
-          out->push_back(c);
-        }
+        out->append("\\u00");
+        out->push_back(kHex[b >> 4]);
+        out->push_back(kHex[b & 0xf]);
     }
+    i = j + 1;
   }
   out->push_back('"');
 }
 
+// Seconds with six decimals ("0.000123"), as "%.6f" prints them, without printf.
 void AppendSeconds(absl::Duration d, std::string* out) {
-  absl::StrAppendFormat(out, "%.6f", absl::ToDoubleSeconds(d));
+  const int64_t us = absl::ToInt64Microseconds(d);
+  if (us < 0) {
+    absl::StrAppendFormat(out, "%.6f", absl::ToDoubleSeconds(d));
+    return;
+  }
+  char frac[7];
+  int64_t rest = us % 1000000;
+  for (int k = 5; k >= 0; --k) {
+    frac[k] = static_cast<char>('0' + rest % 10);
+    rest /= 10;
+  }
+  frac[6] = '\0';
+  absl::StrAppend(out, us / 1000000, ".", frac);
 }
 
+// UTC with milliseconds ("2026-12-05T21:31:30.604Z"). The part up to the seconds is
+// formatted once per second (one thread, the writer, formats lines).
 void AppendTime(absl::Time t, std::string* out) {
-  out->append(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()));
+  thread_local int64_t cached_second = INT64_MIN;
+  thread_local std::string cached;
+  const int64_t ms = absl::ToUnixMillis(t);
+  int64_t second = ms / 1000;
+  int64_t milli = ms % 1000;
+  if (milli < 0) {  // before 1970
+    milli += 1000;
+    second -= 1;
+  }
+  if (second != cached_second) {
+    cached = absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second),
+                              absl::UTCTimeZone());
+    cached_second = second;
+  }
+  out->append(cached);
+  const char tail[6] = {'.', static_cast<char>('0' + milli / 100),
+                        static_cast<char>('0' + milli / 10 % 10),
+                        static_cast<char>('0' + milli % 10), 'Z', '\0'};
+  out->append(tail, 5);
 }
 
 // Appends the value of `field`: `json` picks the string and absent-value forms.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -85,6 +86,41 @@ TEST(AccessLogFormat, TextEscapesHostileBytes) {
             "\"/a\\\"b\\\\c\\x0ad\\x0de\\x01\\x7f\\xc3\\xa9\" "
             "\"x\\x0a2025-01-01T00:00:00.000Z fake line\"\n");
   EXPECT_EQ(line.find('\n'), line.size() - 1);
+}
+
+// Times and durations are formatted without printf and the time's seconds are cached: the
+// same text as FormatTime and "%.6f" would give, across second and day boundaries.
+TEST(AccessLogFormat, TimesAndDurationsAsFormatTimeAndPrintfWouldWriteThem) {
+  const std::vector<Field> fields = {Field::kTime, Field::kDuration};
+  const int64_t base = 1764979199998;  // 2025-12-05T23:59:59.998Z
+  for (int64_t ms : {base, base + 1, base + 2, base + 3, base + 1000, base - 86400000,
+                     int64_t{0}, int64_t{-1}, int64_t{-1001}}) {
+    for (absl::Duration d : {absl::ZeroDuration(), absl::Microseconds(7),
+                             absl::Microseconds(999999), absl::Seconds(1),
+                             absl::Milliseconds(61250), absl::Hours(30) + absl::Microseconds(5),
+                             absl::Microseconds(-1500)}) {
+      Record r;
+      r.time = absl::FromUnixMillis(ms);
+      r.duration = d;
+      std::string line;
+      AppendText(r, fields, &line);
+      const std::string want =
+          absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", r.time, absl::UTCTimeZone()),
+                       " ", absl::StrFormat("%.6f", absl::ToDoubleSeconds(d)), "\n");
+      EXPECT_EQ(line, want) << ms << " " << d;
+    }
+  }
+}
+
+TEST(AccessLogFormat, EscapesInTheMiddleOfPlainRuns) {
+  Record r;
+  r.path = std::string("ab\"cd\\ef\x7fgh\0ij", 14);
+  std::string text;
+  AppendText(r, {Field::kPath}, &text);
+  EXPECT_EQ(text, "\"ab\\\"cd\\\\ef\\x7fgh\\x00ij\"\n");
+  std::string json;
+  AppendJson(r, {Field::kPath}, &json);
+  EXPECT_EQ(json, "{\"path\":\"ab\\\"cd\\\\ef\\u007fgh\\u0000ij\"}\n");
 }
 
 TEST(AccessLogFormat, JsonObjectWithNumbersAndNulls) {
