@@ -178,6 +178,10 @@ class Http2Session final : public SessionBase {
                             sizeof(settings) / sizeof(settings[0]));
     boost::system::error_code ec;
     boost::beast::get_lowest_layer(socket_).socket().set_option(tcp::no_delay(true), ec);
+    // The connection's own timeouts are timer_'s from now on: the deadline the HTTP/1.1
+    // sniffer set on an h2c stream would otherwise end the connection header_read_timeout
+    // after it opened, whatever its streams do.
+    boost::beast::get_lowest_layer(socket_).expires_never();
     if (!Receive(preface)) return false;
     return true;
   }
