@@ -6,6 +6,10 @@ through gatewayd, and (when nginx is installed) through nginx's grpc_pass, in on
   tools/bench/grpc_proxy_bench.py [--duration=10s] [--concurrency=16] [--workers=N]
                                   [--backend=byte|echo] [--no-nginx]
 
+gatewayd is measured twice: its gRPC listener (gRPC core on both sides) and the gRPC relay on
+its HTTP listener (one event-loop worker, nghttp2 both ways: "gw-relay"). The access log is
+off in this config, as nginx's is (access_log off).
+
 For each phase it prints calls/s, p50/p99 latency, and CPU time per call of the backend and
 of the proxy (user+sys from /proc/PID/stat over the phase, divided by the calls), and the
 proxy's CPU per call as a ratio of the backend's own CPU per call in the same phase.
@@ -66,6 +70,19 @@ def start(argv, log_path, pattern=rb"listening on (\S+)", timeout=20):
     sys.exit(f"{argv[0]} did not start:\n" + open(log_path).read())
 
 
+def start_wait(proc, log_path, pattern, timeout=20):
+    """(proc, the first group of `pattern` in the log of the already started `proc`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(pattern, open(log_path, "rb").read())
+        if m:
+            return proc, m.group(1).decode()
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    sys.exit("gatewayd did not announce its HTTP listener:\n" + open(log_path).read())
+
+
 def free_port():
     import socket
     s = socket.socket()
@@ -101,9 +118,13 @@ def main():
     parser.add_argument("--backend", choices=["byte", "echo"], default="byte",
                         help="byte: byte_echo_backend (completion queues, the lean "
                              "baseline); echo: tests/backend/echo_backend (sync API)")
+    parser.add_argument("--relay_workers", type=int, default=1,
+                        help="http_listener.worker_threads of the relay")
+    parser.add_argument("--bazel_bin", default="",
+                        help="where the binaries are (default: bazel info bazel-bin)")
     args = parser.parse_args()
 
-    bindir = bazel_bin()
+    bindir = args.bazel_bin or bazel_bin()
     gatewayd = os.path.join(bindir, "gateway/gatewayd")
     backend_bin = os.path.join(bindir, "tools/bench/byte_echo_backend"
                                if args.backend == "byte" else "tests/backend/echo_backend")
@@ -128,12 +149,18 @@ descriptor_sets: ["{echo_set}"]
 backends: [{{name: echo, target: "ipv4:{backend_addr}"}}]
 services: [{{name: gateway.test.v1.Echo, backend: echo}}]
 runtime: {{worker_threads: {args.workers}}}
+http_listener: {{address: "127.0.0.1:0", worker_threads: {args.relay_workers}}}
+access_log: {{enabled: false}}
 """)
-        gw, gw_addr = start([gatewayd, f"--config={config}"], os.path.join(work, "gw.log"))
+        gw_log = os.path.join(work, "gw.log")
+        gw, gw_addr = start([gatewayd, f"--config={config}"], gw_log,
+                            pattern=rb"grpc listening on (\S+)")
         procs.append(gw)
+        _, relay_addr = start_wait(gw, gw_log, rb"http listening on (\S+)")
 
         targets = [("direct", backend_addr, {"backend": backend.pid}),
-                   ("gatewayd", gw_addr, {"backend": backend.pid, "proxy": gw.pid})]
+                   ("gatewayd", gw_addr, {"backend": backend.pid, "proxy": gw.pid}),
+                   ("gw-relay", relay_addr, {"backend": backend.pid, "proxy": gw.pid})]
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx"
                                           if os.path.exists("/usr/sbin/nginx") else None)
         if nginx and not args.no_nginx:
