@@ -118,9 +118,13 @@ class GrpcRelayTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.ws = harness.Workspace()
-        cls.backend = cls.ws.echo_backend()
-        cls.gateway = cls.ws.gatewayd(gateway_config(cls.backend.address))
-        cls.http = harness.http_address(cls.gateway)
+        try:
+            cls.backend = cls.ws.echo_backend()
+            cls.gateway = cls.ws.gatewayd(gateway_config(cls.backend.address))
+            cls.http = harness.http_address(cls.gateway)
+        except Exception:
+            cls.ws.close()  # no process outlives a failed start
+            raise
         cls.stubs = Stubs(cls.http)
         cls.direct = Stubs(cls.backend.address)
 
@@ -338,8 +342,12 @@ auth:
     - selectors: ["gateway.test.v1.Echo.Unary"]
       providers: [api_key]
 """
-        cls.gateway = cls.ws.gatewayd(gateway_config(cls.backend.address, extra))
-        cls.stubs = Stubs(harness.http_address(cls.gateway))
+        try:
+            cls.gateway = cls.ws.gatewayd(gateway_config(cls.backend.address, extra))
+            cls.stubs = Stubs(harness.http_address(cls.gateway))
+        except Exception:
+            cls.ws.close()
+            raise
 
     @classmethod
     def tearDownClass(cls):
