@@ -348,9 +348,20 @@ int Run(int argc, char** argv) {
   // over the registered services when there is a registry, is published like a registry
   // change; the running servers keep their listeners and options. ---
   ConfigReloader::Apply apply_config =
-      [&route_snapshot, admin = admin_server.get()](
+      [&route_snapshot, admin = admin_server.get(), http = http_server.get(),
+       http_tls = (*config)->has_http && !(*config)->http.tls_cert_file.empty()](
           const std::shared_ptr<const GatewayConfig>& next,
           std::vector<std::string>* problems) -> absl::Status {
+    // The HTTP listener's certificate first: the files are read again (a rotation keeps
+    // their names), and a failure leaves everything as it was.
+    if (http != nullptr && http_tls && next->has_http &&
+        !next->http.tls_cert_file.empty()) {
+      absl::Status tls = http->ReplaceTls(next->http.tls_cert_file, next->http.tls_key_file,
+                                          next->http.tls_client_ca_file);
+      if (!tls.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("http_listener.tls: ", tls.message()));
+      }
+    }
     if (admin != nullptr) return admin->Rebase(*next, problems);
     route_snapshot.Publish(next->routes);
     return absl::OkStatus();
@@ -372,7 +383,9 @@ int Run(int argc, char** argv) {
     return absl::OkStatus();
   };
   ConfigReloader reloader(config_path, *config, metric_registry.get(), std::move(apply_config),
-                          std::move(validate_config), /*http_tls_reloads=*/false);
+                          std::move(validate_config),
+                          /*http_tls_reloads=*/http_server != nullptr &&
+                              !(*config)->http.tls_cert_file.empty());
   if (admin_server != nullptr) {
     admin_server->SetConfigHandlers(
         [&reloader](admin::v1::ReloadResponse* response) -> absl::Status {

@@ -45,7 +45,7 @@ class MetricRegistry;
 // apply, sorted, each once. What a reload applies: descriptor_sets, backends, services,
 // auth, quotas, retries, deadlines (but deadlines.http_timeout_header),
 // http_listener.transcoding, and http_listener.tls when `http_tls_reloads` (the HTTP
-// listener takes new certificates for new connections).
+// listener takes new certificates for new connections) and both configs have it.
 std::vector<std::string> RestartRequired(const config::v1::Config& before,
                                          const config::v1::Config& after,
                                          bool http_tls_reloads);

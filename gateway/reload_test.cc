@@ -34,11 +34,15 @@ TEST(RestartRequired, NamesListenerAddressesAndNotRoutingChanges) {
 
 TEST(RestartRequired, HttpTlsOnlyWhenItReloads) {
   config::v1::Config before = Base();
+  before.mutable_http_listener()->mutable_tls()->set_cert_file("old.pem");
   config::v1::Config after = before;
   after.mutable_http_listener()->mutable_tls()->set_cert_file("new.pem");
   EXPECT_EQ(RestartRequired(before, after, false),
             std::vector<std::string>{"http_listener.tls"});
   EXPECT_TRUE(RestartRequired(before, after, true).empty());
+  // Turning TLS on (or off) needs a restart even then.
+  config::v1::Config plain = Base();
+  EXPECT_EQ(RestartRequired(plain, after, true), std::vector<std::string>{"http_listener.tls"});
 }
 
 TEST(RestartRequired, AddedListenerIsNamedAsAWhole) {

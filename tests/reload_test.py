@@ -298,5 +298,114 @@ class ReloadTest(unittest.TestCase):
         self.assertTrue(self.gw.alive())
 
 
+class TlsRotationTest(unittest.TestCase):
+    """(e) The HTTP listener's certificate is rotated by a reload: new connections get the
+    new certificate, REST calls on HTTPS keep succeeding, and an unusable certificate file
+    is refused while the old one keeps serving."""
+
+    def setUp(self):
+        self.ws = harness.Workspace()
+        self.addCleanup(self.ws.close)
+        self.certs = []
+        for name in ("one", "two"):
+            d = os.path.join(self.ws.dir, name)
+            os.mkdir(d)
+            self.certs.append(harness.self_signed_certificate(d))
+        self.cert = os.path.join(self.ws.dir, "live-cert.pem")
+        self.key = os.path.join(self.ws.dir, "live-key.pem")
+        self.install(0)
+        self.echo = self.ws.echo_backend()
+        keys_file = self.ws.write("api-keys.txt", f"ci-bot {sha256_hex('key-one')}\n")
+        text = config_text(self.echo.address, keys_file).replace(
+            "  transcoding: {expose_grpc_paths: true}\n",
+            "  transcoding: {expose_grpc_paths: true}\n"
+            f'  tls: {{cert_file: "{self.cert}", key_file: "{self.key}"}}\n')
+        self.gw = self.ws.gatewayd(text)
+        self.http = harness.http_address(self.gw)
+
+    def install(self, i):
+        for src, dst in zip(self.certs[i], (self.cert, self.key)):
+            with open(src, "rb") as f:
+                data = f.read()
+            with open(dst + ".new", "wb") as f:
+                f.write(data)
+            os.replace(dst + ".new", dst)
+
+    def context(self):
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def served_certificate(self):
+        """The DER certificate a new connection gets, and that connection's call status."""
+        host, port = self.http.rsplit(":", 1)
+        conn = http.client.HTTPSConnection(host, int(port), timeout=CALL_TIMEOUT,
+                                           context=self.context())
+        conn.request("POST", "/gateway.test.v1.Echo/Unary", body=b'{"payload": "aGk="}',
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        der = conn.sock.getpeercert(binary_form=True)
+        conn.close()
+        return der, resp.status
+
+    def der(self, i):
+        import ssl
+        with open(self.certs[i][0]) as f:
+            return ssl.PEM_cert_to_DER_cert(f.read())
+
+    def https_load(self, stop, results):
+        host, port = self.http.rsplit(":", 1)
+        while not stop.is_set():
+            conn = http.client.HTTPSConnection(host, int(port), timeout=CALL_TIMEOUT,
+                                               context=self.context())
+            try:
+                for _ in range(5):  # a few calls per connection, then a new handshake
+                    conn.request("POST", "/gateway.test.v1.Echo/Unary",
+                                 body=b'{"payload": "aGk="}',
+                                 headers={"Content-Type": "application/json"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    results.append(resp.status)
+            except (OSError, http.client.HTTPException) as e:
+                results.append(f"{type(e).__name__}: {e}")
+            finally:
+                conn.close()
+
+    def reload(self, line):
+        before = self.gw.output().count(line)
+        self.gw.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: self.gw.output().count(line) > before, 20),
+                        self.gw.output()[-3000:])
+
+    def test_certificate_rotation(self):
+        stop, results = threading.Event(), []
+        load = threading.Thread(target=self.https_load, args=(stop, results), daemon=True)
+        load.start()
+        try:
+            self.assertEqual(self.served_certificate(), (self.der(0), 200))
+            self.install(1)
+            self.reload("reload applied")
+            self.assertNotIn("need a restart", self.gw.output())
+            self.assertEqual(self.served_certificate(), (self.der(1), 200))
+            # An unusable certificate file: refused, the rotated certificate still served.
+            with open(self.cert, "w") as f:
+                f.write("not a certificate\n")
+            self.reload("reload refused")
+            self.assertEqual(self.served_certificate(), (self.der(1), 200))
+            n = len(results)
+            wait_for(lambda: len(results) > n + 10, 10)
+        finally:
+            stop.set()
+            load.join(CALL_TIMEOUT + 5)
+        self.assertIn("reload refused: invalid config", self.gw.output())
+        failed = [r for r in results if r != 200]
+        print(f"https load: {len(results)} calls, {len(failed)} failed", flush=True)
+        self.assertGreater(len(results), 20)
+        self.assertEqual(failed, [])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -138,11 +138,12 @@ absl::Status HttpServer::Impl::Listen() {
 
 // The TLS handshake (within header_read_timeout), then HTTP/2 or HTTP/1.1 as ALPN chose.
 void HttpServer::Impl::StartTls(Worker* worker, tcp::socket socket) {
-  auto tls = std::make_shared<TlsStream>(beast::tcp_stream(std::move(socket)), *tls_);
-  asio::post(worker->ioc_, [this, worker, tls] {
+  std::shared_ptr<asio::ssl::context> context = CurrentTls();
+  auto tls = std::make_shared<TlsStream>(beast::tcp_stream(std::move(socket)), *context);
+  asio::post(worker->ioc_, [this, worker, tls, context] {
     beast::get_lowest_layer(*tls).expires_after(header_read_timeout_);
-    tls->async_handshake(asio::ssl::stream_base::server, [this, worker,
-                                                          tls](beast::error_code ec) {
+    tls->async_handshake(asio::ssl::stream_base::server, [this, worker, tls,
+                                                          context](beast::error_code ec) {
       if (ec) {
         beast::get_lowest_layer(*tls).close();
         return;
@@ -226,6 +227,25 @@ HttpServer::~HttpServer() { Shutdown(absl::ZeroDuration()); }
 int HttpServer::port() const { return impl_->port_; }
 
 void HttpServer::Shutdown(absl::Duration grace) { impl_->Shutdown(grace); }
+
+std::shared_ptr<asio::ssl::context> HttpServer::Impl::CurrentTls() {
+  absl::MutexLock lock(&tls_mu_);
+  if (replaced_tls_ != nullptr) return replaced_tls_;
+  return std::shared_ptr<asio::ssl::context>(std::shared_ptr<void>(), tls_.get());
+}
+
+absl::Status HttpServer::ReplaceTls(const std::string& cert_file, const std::string& key_file,
+                                    const std::string& client_ca_file) {
+  if (impl_->tls_ == nullptr) {
+    return absl::FailedPreconditionError("http_listener: started without TLS");
+  }
+  absl::StatusOr<std::unique_ptr<asio::ssl::context>> tls =
+      MakeTlsContext(cert_file, key_file, client_ca_file);
+  if (!tls.ok()) return tls.status();
+  absl::MutexLock lock(&impl_->tls_mu_);
+  impl_->replaced_tls_ = std::shared_ptr<asio::ssl::context>(*std::move(tls));
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const Options& options, const Snapshot<RouteTable>* routes) {

@@ -142,6 +142,13 @@ class HttpServer {
   // to `grace`, cancels the rest and joins the threads. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  // For a server started with TLS: reads the PEM files again and gives new connections the
+  // new certificate, key and client CA bundle (connections already open keep theirs).
+  // Returns the error of a file that cannot be read or used (the old context stays), or
+  // FAILED_PRECONDITION for a server started without TLS. Thread-safe.
+  absl::Status ReplaceTls(const std::string& cert_file, const std::string& key_file,
+                          const std::string& client_ca_file);
+
   class Impl;
 
  private:

@@ -149,6 +149,8 @@ class HttpServer::Impl {
   absl::Status Listen();
   void Accept();
   void StartTls(Worker* worker, tcp::socket socket);
+  // The context new TLS connections take: the one ReplaceTls set last, else tls_.
+  std::shared_ptr<asio::ssl::context> CurrentTls();
   void Shutdown(absl::Duration grace);
 
   const Options options_;
@@ -161,6 +163,9 @@ class HttpServer::Impl {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<tcp::acceptor> acceptor_;  // on workers_[0]
   std::unique_ptr<asio::ssl::context> tls_;   // null: plaintext
+  // Set by HttpServer::ReplaceTls (a reloaded certificate); connections keep theirs.
+  absl::Mutex tls_mu_;
+  std::shared_ptr<asio::ssl::context> replaced_tls_ ABSL_GUARDED_BY(tls_mu_);
   std::size_t next_worker_ = 0;
   int port_ = 0;
   std::atomic<int> in_flight_{0};
