@@ -293,6 +293,21 @@ class GrpcRelayTest(unittest.TestCase):
         self.assertEqual(head.get("content-type"), "application/grpc")
         self.assertEqual(head.get("grpc-status"), "0", head)
 
+    def test_access_log_line(self):
+        request_id = f"relay-{time.monotonic_ns()}"
+        self.stubs.unary(Req(payload=b"log"), timeout=TIMEOUT,
+                         metadata=[("x-request-id", request_id)])
+        lines = []
+
+        def logged():
+            lines[:] = [l for l in self.gateway.output().splitlines() if request_id in l]
+            return bool(lines)
+
+        self.assertTrue(wait_for(logged), "no access log line for the call")
+        # Front end, protocol, method, path, gRPC method, HTTP status, gRPC status.
+        self.assertIn('"grpc" "HTTP/2" "POST" "/gateway.test.v1.Echo/Unary" '
+                      '"/gateway.test.v1.Echo/Unary" 200 0 ', lines[0])
+
     def test_rest_and_grpc_on_the_same_port(self):
         body = json.dumps({"payload": "aGk="}).encode()
         request = urllib.request.Request(
