@@ -6,6 +6,7 @@ the echo backend (tests/backend), gatewayd, Python grpcio clients and curl for r
 grpcio cannot make. Every call carries a deadline; every loop is bounded.
 """
 
+import http.client
 import json
 import queue
 import socket
@@ -317,6 +318,20 @@ class GrpcRelayTest(unittest.TestCase):
             self.assertEqual(r.status, 200)
             self.assertEqual(json.loads(r.read())["payload"], "aGk=")
         self.assertEqual(self.stubs.unary(Req(payload=b"hi"), timeout=TIMEOUT).payload, b"hi")
+
+
+    def test_grpc_over_http11_is_refused_naming_http2(self):
+        host, port = self.http.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        try:
+            conn.request("POST", f"{SERVICE}Unary", body=b"\x00\x00\x00\x00\x00",
+                         headers={"content-type": "application/grpc", "te": "trailers"})
+            resp = conn.getresponse()
+            body = json.loads(resp.read())
+        finally:
+            conn.close()
+        self.assertEqual(resp.status, 415)
+        self.assertIn("need HTTP/2", body["message"])
 
 
 class GrpcRelayLongConnectionTest(unittest.TestCase):

@@ -190,6 +190,21 @@ bool HttpCall::StartStreaming(HttpRequest* head, BodyReader* body) {
   return true;
 }
 
+namespace {
+
+// "application/grpc", alone or followed by "+subtype" or parameters (not gRPC-Web).
+bool IsNativeGrpc(absl::string_view content_type) {
+  constexpr absl::string_view kGrpc = "application/grpc";
+  if (content_type.size() < kGrpc.size() ||
+      !absl::EqualsIgnoreCase(content_type.substr(0, kGrpc.size()), kGrpc)) {
+    return false;
+  }
+  return content_type.size() == kGrpc.size() || content_type[kGrpc.size()] == '+' ||
+         content_type[kGrpc.size()] == ';';
+}
+
+}  // namespace
+
 void HttpCall::Dispatch() {
   const HttpRequest& req = request_;
   AssignRequestId();
@@ -225,6 +240,14 @@ void HttpCall::Dispatch() {
   }
   if (web.has_value()) {
     DispatchGrpcWeb(target->path, target->query, *web);
+    return;
+  }
+  // Native gRPC arrives here only over HTTP/1.1 (the HTTP/2 session relays it before a
+  // HttpCall exists): gRPC needs HTTP/2's trailers.
+  if (IsNativeGrpc(req.Header("content-type"))) {
+    SendError(415, absl::InvalidArgumentError(
+                       "gRPC calls need HTTP/2 (prior knowledge on a plaintext port, ALPN h2 "
+                       "with TLS); this request came over HTTP/1.1"));
     return;
   }
   if (req.method == "GET" || req.method == "HEAD") {
