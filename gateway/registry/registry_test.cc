@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gateway/descriptor_sets.h"
@@ -681,6 +682,46 @@ TEST_F(RegistryTest, BackendThatDoesNotServeTheServiceIsRefusedUnlessForced) {
   EXPECT_THAT(result->warnings,
               ElementsAre("backend \"echo\" could not be asked whether it serves lib.v1.Library: "
                           "it serves neither server reflection nor grpc.health.v1"));
+}
+
+// --- Rebase: a reloaded gateway config under the registered services. ---
+
+TEST_F(RegistryTest, RebaseServesTheNewConfigWithTheRegisteredServices) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());
+  BaseRoutes next = Base();
+  next.descriptor_sets.push_back(
+      {SimpleServiceSet("extra.v1", "Extra", "/v1/extra/{id}"), "extra.pb"});
+  next.backends["extra"] = MakeBackend("extra");
+  next.services.push_back({"extra.v1.Extra", next.backends["extra"]});
+  DescriptorSetBuilder builder;
+  ASSERT_TRUE(builder.AddSerialized(next.descriptor_sets[0].bytes, "front.pb").ok());
+  ASSERT_TRUE(builder.AddSerialized(next.descriptor_sets[1].bytes, "extra.pb").ok());
+  next.pool = *builder.Build();
+  const int before = publications_;
+  std::vector<std::string> problems;
+  ASSERT_TRUE(registry_->Rebase(std::move(next), &problems).ok());
+  EXPECT_TRUE(problems.empty());
+  EXPECT_EQ(publications_, before + 1);
+  ASSERT_NE(published_->Find("/extra.v1.Extra/Get"), nullptr);
+  EXPECT_EQ(published_->Find("/extra.v1.Extra/Get")->backend->name(), "extra");
+  EXPECT_NE(published_->Find("/lib.v1.Library/Get"), nullptr);
+  // The new backends are the ones registrations are checked against.
+  RegisterRequest r = Library();
+  r.backend = "extra";
+  EXPECT_TRUE(registry_->Register(r).ok());
+}
+
+TEST_F(RegistryTest, RebaseLeavesOutARegisteredServiceWhoseBackendLeft) {
+  ASSERT_TRUE(registry_->Register(Library()).ok());  // on "books"
+  BaseRoutes next = Base();
+  next.backends.erase("books");
+  std::vector<std::string> problems;
+  ASSERT_TRUE(registry_->Rebase(std::move(next), &problems).ok());
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
+  EXPECT_NE(published_->Find("/config.v1.Front/Get"), nullptr);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(problems[0], "service lib.v1.Library v1 is not served"))
+      << problems[0];
 }
 
 }  // namespace
