@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/descriptor.h"
+#include "transcoder/field_text.h"
 #include "transcoder/json_scan.h"
 
 namespace gateway::openapi {
@@ -31,6 +32,8 @@ using google::protobuf::MethodDescriptor;
 using google::protobuf::ServiceDescriptor;
 using transcoder::FieldPath;
 using transcoder::HttpTemplate;
+using transcoder::IsWellKnownType;
+using transcoder::IsWrapperType;
 using transcoder::MethodPlan;
 
 // A JSON value that keeps the order its object members were added in, so that the
@@ -174,27 +177,10 @@ std::string JoinDescriptions(absl::string_view a, absl::string_view b) {
   return absl::StrCat(a, "\n\n", b);
 }
 
-bool IsGoogleProtobuf(const Descriptor* d) {
-  return absl::StartsWith(d->full_name(), "google.protobuf.");
-}
-
-bool IsWrapper(const Descriptor* d) {
-  static constexpr absl::string_view kWrappers[] = {
-      "google.protobuf.DoubleValue", "google.protobuf.FloatValue",
-      "google.protobuf.Int64Value",  "google.protobuf.UInt64Value",
-      "google.protobuf.Int32Value",  "google.protobuf.UInt32Value",
-      "google.protobuf.BoolValue",   "google.protobuf.StringValue",
-      "google.protobuf.BytesValue"};
-  for (absl::string_view w : kWrappers) {
-    if (d->full_name() == w) return true;
-  }
-  return false;
-}
-
 // Well-known types a path variable or query parameter can set (their JSON form is a
 // string or a scalar).
 bool HasTextForm(const Descriptor* d) {
-  return IsWrapper(d) || d->full_name() == "google.protobuf.Timestamp" ||
+  return IsWrapperType(d) || d->full_name() == "google.protobuf.Timestamp" ||
          d->full_name() == "google.protobuf.Duration" ||
          d->full_name() == "google.protobuf.FieldMask";
 }
@@ -303,7 +289,7 @@ class Generator {
 
 Json Generator::WellKnownSchema(const Descriptor* d) {
   const std::string& name = d->full_name();
-  if (IsWrapper(d)) {
+  if (IsWrapperType(d)) {
     Json j = ScalarSchema(d->field(0)->type());
     Json types = Json::Array();
     types.Push(Json::String(j.Find("type")->text()));
@@ -354,7 +340,7 @@ Json Generator::MessageSchema(const Descriptor* d) {
     referenced_.insert(kStatusSchema);
     return Ref(kStatusSchema);
   }
-  if (IsWrapper(d) || HasTextForm(d) || d->full_name() == "google.protobuf.Struct" ||
+  if (IsWrapperType(d) || HasTextForm(d) || d->full_name() == "google.protobuf.Struct" ||
       d->full_name() == "google.protobuf.Value" ||
       d->full_name() == "google.protobuf.ListValue" ||
       d->full_name() == "google.protobuf.Empty" || d->full_name() == "google.protobuf.Any") {
@@ -590,7 +576,7 @@ void Generator::AddQueryParameters(const MethodPlan& plan, const Descriptor* d,
         // the other well-known types cannot be set from the query.
         bool on_stack = false;
         for (const Descriptor* s : *stack) on_stack = on_stack || s == m;
-        if (!f->is_repeated() && !IsGoogleProtobuf(m) && !on_stack &&
+        if (!f->is_repeated() && !IsWellKnownType(m) && !on_stack &&
             static_cast<int>(stack->size()) < kMaxQueryDepth) {
           AddQueryParameters(plan, m, name + ".", path, stack, parameters);
         }
