@@ -327,15 +327,23 @@ void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
   call_ctx_ = CallContext::Make({FrontEnd::kHttp, route_->method, &route_->rules, route_->path,
                                  req.peer, req.peer_identity, client_deadline_, now,
                                  req.headers.size()});
-  CallContext& ctx = *call_ctx_;
-  for (const auto& [name, value] : req.headers) ctx.request_metadata.emplace_back(name, value);
-  ctx.query = query;
+  call_ctx_->query = query;
   // The listener's default deadline is not the client's, but it bounds the call.
-  ctx.backend_deadline = deadline_;
-  chain->Run(&ctx, [self = shared_from_this()](CallContext*, absl::Status status) {
-    HttpCall* c = self.get();
-    asio::dispatch(c->executor_, [self = std::move(self), status]() mutable {
-      self->OnIntercepted(std::move(status));
+  call_ctx_->backend_deadline = deadline_;
+  RunInterceptorChain(*chain, call_ctx_.get(), req.headers, executor_,
+                      [self = shared_from_this()](absl::Status status) {
+                        self->OnIntercepted(std::move(status));
+                      });
+}
+
+void RunInterceptorChain(const InterceptorChain& chain, CallContext* ctx,
+                         const HeaderList& headers,
+                         boost::asio::io_context::executor_type executor,
+                         std::function<void(absl::Status)> done) {
+  for (const auto& [name, value] : headers) ctx->request_metadata.emplace_back(name, value);
+  chain.Run(ctx, [executor, done = std::move(done)](CallContext*, absl::Status status) mutable {
+    asio::dispatch(executor, [done = std::move(done), status = std::move(status)]() mutable {
+      done(std::move(status));
     });
   });
 }

@@ -139,6 +139,15 @@ class BodyReader {
   virtual void Read(Callback done) = 0;
 };
 
+// The interceptor part every call of the HTTP front end shares: copies the request headers
+// into `ctx` (already made with CallContext::Make), runs `chain`, and hands the verdict to
+// `done` on `executor` (an asynchronous interceptor may answer on another thread). `done`
+// holds whatever must stay alive until then.
+void RunInterceptorChain(const InterceptorChain& chain, CallContext* ctx,
+                         const HeaderList& headers,
+                         boost::asio::io_context::executor_type executor,
+                         std::function<void(absl::Status)> done);
+
 class HttpCall : public std::enable_shared_from_this<HttpCall> {
  public:
   // `sink` must stay valid until the call's last Respond/Write, or until Cancel();

@@ -238,15 +238,11 @@ void GrpcRelayCall::RunInterceptors(absl::Time now) {
   call_ctx_ = CallContext::Make({FrontEnd::kGrpc, route_->method, &route_->rules, route_->path,
                                  req.peer, req.peer_identity, client_deadline_, now,
                                  req.headers.size()});
-  CallContext& ctx = *call_ctx_;
-  for (const auto& [name, value] : req.headers) ctx.request_metadata.emplace_back(name, value);
-  ctx.backend_deadline = deadline_;
-  chain->Run(&ctx, [self = shared_from_this()](CallContext*, absl::Status status) {
-    GrpcRelayCall* c = self.get();
-    asio::dispatch(c->executor_, [self = std::move(self), status]() mutable {
-      self->OnIntercepted(std::move(status));
-    });
-  });
+  call_ctx_->backend_deadline = deadline_;
+  RunInterceptorChain(*chain, call_ctx_.get(), req.headers, executor_,
+                      [self = shared_from_this()](absl::Status status) {
+                        self->OnIntercepted(std::move(status));
+                      });
 }
 
 void GrpcRelayCall::OnIntercepted(absl::Status status) {
