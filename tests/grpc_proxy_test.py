@@ -66,13 +66,21 @@ class Stubs:
 
 
 class GrpcProxyTest(unittest.TestCase):
+    """The gRPC front end as clients see it, on the grpc_listener; the subclass below runs
+    every test again against the relay of the HTTP listener."""
+
+    # Config added to gateway_config(); None: the grpc_listener serves the calls.
+    relay_config = None
 
     @classmethod
     def setUpClass(cls):
         cls.ws = harness.Workspace()
         cls.backend = cls.ws.echo_backend()
-        cls.gateway = cls.ws.gatewayd(gateway_config(cls.backend.address))
-        cls.stubs = Stubs(cls.gateway.address)
+        extra = cls.relay_config or ""
+        cls.gateway = cls.ws.gatewayd(gateway_config(cls.backend.address, extra))
+        cls.address = (harness.http_address(cls.gateway) if cls.relay_config
+                       else cls.gateway.address)
+        cls.stubs = Stubs(cls.address)
         cls.direct = Stubs(cls.backend.address)
 
     @classmethod
@@ -193,7 +201,7 @@ class GrpcProxyTest(unittest.TestCase):
         for args in (["--mode=unary", "--concurrency=200", "--calls=2000"],
                      ["--mode=bidi", "--concurrency=200", "--calls=2000"]):
             result = subprocess.run(
-                [harness.GRPC_LOAD, f"--target={self.gateway.address}", "--duration=60s",
+                [harness.GRPC_LOAD, f"--target={self.address}", "--duration=60s",
                  "--call_timeout=20s", *args],
                 capture_output=True, text=True, timeout=90)
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
@@ -251,6 +259,17 @@ class GrpcProxyTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as cm:
             call(b"", timeout=TIMEOUT)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+
+class GrpcProxyOnTheRelayTest(GrpcProxyTest):
+    """The same tests through the HTTP listener's gRPC relay (nghttp2 on the HTTP workers,
+    the worker's own upstream), with the same limits."""
+
+    relay_config = """
+http_listener:
+  address: "127.0.0.1:0"
+  worker_threads: 2
+"""
 
 
 class BackendFailureTest(unittest.TestCase):
