@@ -225,9 +225,10 @@ int Run(int argc, char** argv) {
 
   LogLine(absl::StrCat("gatewayd ", kVersion, " starting (config ", config_path, ")"));
   Snapshot<RouteTable> route_snapshot((*config)->routes);
+  std::shared_ptr<UpstreamMetricsTargets> upstream_metrics;
   if (metric_registry != nullptr) {
     AddProcessMetrics(*metric_registry, started, &route_snapshot);
-    AddUpstreamMetrics(*metric_registry, (*config)->backends);
+    upstream_metrics = AddUpstreamMetrics(*metric_registry, (*config)->backends);
   }
 
   // --- access log: on unless access_log.enabled is false; outlives the front ends ---
@@ -348,7 +349,7 @@ int Run(int argc, char** argv) {
   // over the registered services when there is a registry, is published like a registry
   // change; the running servers keep their listeners and options. ---
   ConfigReloader::Apply apply_config =
-      [&route_snapshot, admin = admin_server.get(), http = http_server.get(),
+      [&route_snapshot, admin = admin_server.get(), http = http_server.get(), upstream_metrics,
        http_tls = (*config)->has_http && !(*config)->http.tls_cert_file.empty()](
           const std::shared_ptr<const GatewayConfig>& next,
           std::vector<std::string>* problems) -> absl::Status {
@@ -362,8 +363,13 @@ int Run(int argc, char** argv) {
         return absl::InvalidArgumentError(absl::StrCat("http_listener.tls: ", tls.message()));
       }
     }
-    if (admin != nullptr) return admin->Rebase(*next, problems);
-    route_snapshot.Publish(next->routes);
+    if (admin != nullptr) {
+      if (absl::Status rebased = admin->Rebase(*next, problems); !rebased.ok()) return rebased;
+    } else {
+      route_snapshot.Publish(next->routes);
+    }
+    // The upstream metrics follow the new backends' clusters.
+    if (upstream_metrics != nullptr) upstream_metrics->Set(next->backends);
     return absl::OkStatus();
   };
   ConfigReloader::Validate validate_config = [](const GatewayConfig& next) -> absl::Status {

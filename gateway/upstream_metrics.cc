@@ -12,6 +12,7 @@ namespace gateway {
 namespace {
 
 using Clusters = std::vector<std::shared_ptr<const upstream::Cluster>>;
+using Targets = std::shared_ptr<const UpstreamMetricsTargets>;
 
 template <typename T>
 double Read(const std::atomic<T>& value) {
@@ -20,8 +21,9 @@ double Read(const std::atomic<T>& value) {
 
 // One sample per endpoint of every cluster: {backend, endpoint} -> value(endpoint).
 std::function<std::vector<metrics::Sample>()> PerEndpoint(
-    Clusters clusters, std::function<double(const upstream::EndpointState&, absl::Time)> value) {
-  return [clusters = std::move(clusters), value = std::move(value)] {
+    Targets targets, std::function<double(const upstream::EndpointState&, absl::Time)> value) {
+  return [targets = std::move(targets), value = std::move(value)] {
+    const Clusters clusters = targets->clusters();
     const absl::Time now = absl::Now();
     std::vector<metrics::Sample> out;
     for (const auto& cluster : clusters) {
@@ -37,8 +39,9 @@ std::function<std::vector<metrics::Sample>()> PerEndpoint(
 
 // One sample per cluster: {backend} -> value(cluster).
 std::function<std::vector<metrics::Sample>()> PerBackend(
-    Clusters clusters, std::function<double(const upstream::Cluster&)> value) {
-  return [clusters = std::move(clusters), value = std::move(value)] {
+    Targets targets, std::function<double(const upstream::Cluster&)> value) {
+  return [targets = std::move(targets), value = std::move(value)] {
+    const Clusters clusters = targets->clusters();
     std::vector<metrics::Sample> out;
     out.reserve(clusters.size());
     for (const auto& cluster : clusters) out.push_back({{cluster->name()}, value(*cluster)});
@@ -48,9 +51,10 @@ std::function<std::vector<metrics::Sample>()> PerBackend(
 
 // Several samples per cluster: {backend, <label>} -> each (label value, counter).
 using Labeled = std::vector<std::pair<std::string, const std::atomic<uint64_t> upstream::Cluster::*>>;
-std::function<std::vector<metrics::Sample>()> PerBackendLabeled(Clusters clusters,
+std::function<std::vector<metrics::Sample>()> PerBackendLabeled(Targets targets,
                                                                 Labeled counters) {
-  return [clusters = std::move(clusters), counters = std::move(counters)] {
+  return [targets = std::move(targets), counters = std::move(counters)] {
+    const Clusters clusters = targets->clusters();
     std::vector<metrics::Sample> out;
     for (const auto& cluster : clusters) {
       for (const auto& [label, member] : counters) {
@@ -71,19 +75,32 @@ std::string EndpointLabel(const upstream::Endpoint& endpoint) {
   return absl::StrCat(endpoint.host, ":", endpoint.port);
 }
 
-void AddUpstreamMetrics(metrics::MetricRegistry& registry,
-                        const std::vector<std::shared_ptr<Backend>>& backends) {
+void UpstreamMetricsTargets::Set(const std::vector<std::shared_ptr<Backend>>& backends) {
   Clusters clusters;
-  metrics::Family<metrics::Histogram>& duration = registry.AddHistogram(
+  for (const auto& backend : backends) {
+    upstream::Cluster* cluster = backend->cluster().get();
+    cluster->call_duration.store(duration_->Get({cluster->name()}), std::memory_order_relaxed);
+    clusters.push_back(backend->cluster());
+  }
+  absl::MutexLock lock(&mu_);
+  clusters_ = std::move(clusters);
+}
+
+Clusters UpstreamMetricsTargets::clusters() const {
+  absl::MutexLock lock(&mu_);
+  return clusters_;
+}
+
+std::shared_ptr<UpstreamMetricsTargets> AddUpstreamMetrics(
+    metrics::MetricRegistry& registry, const std::vector<std::shared_ptr<Backend>>& backends) {
+  auto targets = std::make_shared<UpstreamMetricsTargets>();
+  targets->duration_ = &registry.AddHistogram(
       "gateway_upstream_request_duration_seconds",
       "Calls to a backend through the gateway's upstream, from their start to their end "
       "(every attempt and retry delay included).",
       {"backend"}, metrics::LatencyBuckets());
-  for (const auto& backend : backends) {
-    upstream::Cluster* cluster = backend->cluster().get();
-    cluster->call_duration.store(duration.Get({cluster->name()}), std::memory_order_relaxed);
-    clusters.push_back(backend->cluster());
-  }
+  targets->Set(backends);
+  const Targets clusters = targets;
   using metrics::Type;
   using upstream::Cluster;
   using upstream::EndpointState;
@@ -172,6 +189,7 @@ void AddUpstreamMetrics(metrics::MetricRegistry& registry,
                                    {"exhausted", &Cluster::retries_exhausted_total},
                                    {"budget_exceeded", &Cluster::retries_budget_exceeded_total},
                                    {"succeeded_after_retry", &Cluster::retries_succeeded_total}}));
+  return targets;
 }
 
 }  // namespace gateway

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import time
 import unittest
@@ -326,6 +327,14 @@ runtime: {{shutdown_grace: 2s, worker_threads: 2}}
                          [C.OK, C.OK, C.RESOURCE_EXHAUSTED] if first
                          else [C.RESOURCE_EXHAUSTED] * 3)
         self.assertEqual(len(list(stubs.server_stream(Req(count=3), timeout=TIMEOUT))), 3)
+        # A config reload (the file is unchanged: applied), for the reload panels.
+        applied = self.gateway.output().count("reload applied")
+        self.gateway.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + TIMEOUT
+        while self.gateway.output().count("reload applied") == applied:
+            self.assertLess(time.monotonic(), deadline, "no reload after SIGHUP:\n"
+                            + self.gateway.output()[-2000:])
+            time.sleep(0.05)
         if first:
             # The bookstore, registered at run time, served to REST clients by the upstream.
             r = subprocess.run([GATEWAYCTL, f"--admin={self.admin}", "register",
