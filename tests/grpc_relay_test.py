@@ -19,17 +19,10 @@ import urllib.request
 import grpc
 
 import harness
+from grpc_proxy_test import Req, SERVICE, StatsReq, Stubs
 
-MSGS = harness.load_messages(harness.ECHO_SET)
-Req = MSGS["gateway.test.v1.EchoRequest"]
-Resp = MSGS["gateway.test.v1.EchoResponse"]
-StatsReq = MSGS["gateway.test.v1.StatsRequest"]
-StatsResp = MSGS["gateway.test.v1.StatsResponse"]
-
-SERVICE = "/gateway.test.v1.Echo/"
 TIMEOUT = 20  # seconds; the bound of any single call below
 MAX_MESSAGE = 8 * 1024 * 1024  # limits.max_message_bytes of the gateway under test
-BIG = 64 * 1024 * 1024
 
 
 def gateway_config(backend_address, extra="", http_limits=""):
@@ -50,25 +43,6 @@ http_listener:
   limits: {{max_body_bytes: 1048576{http_limits}}}
   transcoding: {{expose_grpc_paths: true}}
 """
-
-
-class Stubs:
-    def __init__(self, address):
-        options = [("grpc.max_receive_message_length", BIG),
-                   ("grpc.max_send_message_length", BIG)]
-        self.channel = grpc.insecure_channel(address, options=options)
-        kw = dict(request_serializer=Req.SerializeToString,
-                  response_deserializer=Resp.FromString)
-        self.unary = self.channel.unary_unary(SERVICE + "Unary", **kw)
-        self.server_stream = self.channel.unary_stream(SERVICE + "ServerStream", **kw)
-        self.client_stream = self.channel.stream_unary(SERVICE + "ClientStream", **kw)
-        self.bidi = self.channel.stream_stream(SERVICE + "Bidi", **kw)
-        self.stats = self.channel.unary_unary(
-            SERVICE + "Stats", request_serializer=StatsReq.SerializeToString,
-            response_deserializer=StatsResp.FromString)
-
-    def close(self):
-        self.channel.close()
 
 
 def code_of(fn, *args, **kwargs):
