@@ -189,17 +189,11 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   // arrived whole (the usual case) is handled at once, without a trip through the event
   // loop. The parser refuses a head over header_limit while it waits for more.
   void ParseHead() {
-    while (buffer_.size() > 0) {
-      beast::error_code ec;
-      const std::size_t n = parser_->put(buffer_.data(), ec);
-      buffer_.consume(n);
-      head_bytes_ += n;
-      if (ec == bhttp::error::need_more) break;
-      if (ec || parser_->is_header_done()) {
-        OnHead(ec, head_bytes_);
-        return;
-      }
-      if (n == 0) break;
+    const beast::error_code ec =
+        FeedParser([this] { return parser_->is_header_done(); }, &head_bytes_);
+    if (ec || parser_->is_header_done()) {
+      OnHead(ec, head_bytes_);
+      return;
     }
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = Self()](beast::error_code ec, std::size_t n) {
@@ -215,6 +209,23 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
                               self->buffer_.commit(n);
                               self->ParseHead();
                             });
+  }
+
+  // Hands the bytes in buffer_ to parser_ until `done()` holds, the parser wants more bytes
+  // than there are, or it fails; adds the bytes it took to *taken. Returns the parser's
+  // error, or none when it stopped for one of the other reasons.
+  template <typename Done>
+  beast::error_code FeedParser(Done done, std::size_t* taken) {
+    while (buffer_.size() > 0 && !done()) {
+      beast::error_code ec;
+      const std::size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      *taken += n;
+      if (ec == bhttp::error::need_more) return {};
+      if (ec) return ec;
+      if (n == 0) return {};
+    }
+    return {};
   }
 
   // Between keep-alive requests: waits up to idle_timeout for the next request's first
@@ -327,16 +338,10 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   void ReadBody() {
     // The body bytes that came with the head are parsed now; Beast's read takes the rest.
     parser_->eager(true);
-    while (buffer_.size() > 0 && !parser_->is_done()) {
-      beast::error_code ec;
-      const std::size_t n = parser_->put(buffer_.data(), ec);
-      buffer_.consume(n);
-      if (ec == bhttp::error::need_more) break;
-      if (ec) {
-        OnReadError(ec);
-        return;
-      }
-      if (n == 0) break;
+    std::size_t taken = 0;
+    if (const beast::error_code ec = FeedParser([this] { return parser_->is_done(); }, &taken)) {
+      OnReadError(ec);
+      return;
     }
     if (parser_->is_done()) {
       OnRequest();
