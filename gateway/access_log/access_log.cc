@@ -42,20 +42,28 @@ uint64_t NextRandom() {
 // Bytes written as they are in a text field (printable ASCII but the quote and backslash).
 bool PlainText(unsigned char b) { return b >= 0x20 && b <= 0x7e && b != '"' && b != '\\'; }
 
+// Appends `s` with the runs of plain bytes as they are (the usual case: the whole value
+// in one append) and every other byte through `escape`.
+template <typename Escape>
+void AppendEscaped(absl::string_view s, std::string* out, Escape escape) {
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && PlainText(static_cast<unsigned char>(s[j]))) ++j;
+    out->append(s.data() + i, j - i);
+    if (j == s.size()) break;
+    escape(static_cast<unsigned char>(s[j]));
+    i = j + 1;
+  }
+}
+
 void AppendTextString(absl::string_view s, std::string* out) {
   if (s.empty()) {
     out->push_back('-');
     return;
   }
   out->push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    // The run of plain bytes goes in one append (the usual case: the whole value).
-    size_t j = i;
-    while (j < s.size() && PlainText(static_cast<unsigned char>(s[j]))) ++j;
-    out->append(s.data() + i, j - i);
-    if (j == s.size()) break;
-    const unsigned char b = static_cast<unsigned char>(s[j]);
+  AppendEscaped(s, out, [out](unsigned char b) {
     if (b == '"' || b == '\\') {
       out->push_back('\\');
       out->push_back(static_cast<char>(b));
@@ -64,20 +72,13 @@ void AppendTextString(absl::string_view s, std::string* out) {
       out->push_back(kHex[b >> 4]);
       out->push_back(kHex[b & 0xf]);
     }
-    i = j + 1;
-  }
+  });
   out->push_back('"');
 }
 
 void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t j = i;
-    while (j < s.size() && PlainText(static_cast<unsigned char>(s[j]))) ++j;
-    out->append(s.data() + i, j - i);
-    if (j == s.size()) break;
-    const unsigned char b = static_cast<unsigned char>(s[j]);
+  AppendEscaped(s, out, [out](unsigned char b) {
     switch (b) {
       case '"':
         out->append("\\\"");
@@ -99,8 +100,7 @@ void AppendJsonString(absl::string_view s, std::string* out) {
         out->push_back(kHex[b >> 4]);
         out->push_back(kHex[b & 0xf]);
     }
-    i = j + 1;
-  }
+  });
   out->push_back('"');
 }
 
