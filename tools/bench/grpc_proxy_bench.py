@@ -58,6 +58,12 @@ def cpu_seconds_ticks(pid):
 def start(argv, log_path, pattern=rb"listening on (\S+)", timeout=20):
     log = open(log_path, "wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    return start_wait(proc, log_path, pattern, timeout)
+
+
+def start_wait(proc, log_path, pattern, timeout=20):
+    """(proc, the first group of `pattern` in the log of the started `proc`); ends the
+    benchmark, killing `proc`, if it does not appear in time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         m = re.search(pattern, open(log_path, "rb").read())
@@ -67,20 +73,7 @@ def start(argv, log_path, pattern=rb"listening on (\S+)", timeout=20):
             break
         time.sleep(0.05)
     proc.kill()
-    sys.exit(f"{argv[0]} did not start:\n" + open(log_path).read())
-
-
-def start_wait(proc, log_path, pattern, timeout=20):
-    """(proc, the first group of `pattern` in the log of the already started `proc`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(pattern, open(log_path, "rb").read())
-        if m:
-            return proc, m.group(1).decode()
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    sys.exit("gatewayd did not announce its HTTP listener:\n" + open(log_path).read())
+    sys.exit(f"{proc.args[0]} did not log {pattern!r}:\n" + open(log_path).read())
 
 
 def free_port():
