@@ -357,6 +357,24 @@ class TargetsAndFlowControlTest(unittest.TestCase):
         b = self.ws.echo_backend()
         gw = self.ws.gatewayd(gateway_config(f"{a.address},{b.address}"))
         stubs = Stubs(gw.address)
+        # Round robin spreads calls over the connected endpoints: wait (bounded) until both
+        # backends have taken a call, so a slow first connect does not decide the test.
+        directs = {"a": Stubs(a.address), "b": Stubs(b.address)}
+        warmed = set()
+        deadline = time.monotonic() + TIMEOUT
+        i = 0
+        while warmed != {"a", "b"} and time.monotonic() < deadline:
+            tag = f"warm-{i}"
+            i += 1
+            stubs.unary(Req(tag=tag), timeout=TIMEOUT, wait_for_ready=True)
+            for name, direct in directs.items():
+                if direct.stats(StatsReq(tag=tag), timeout=TIMEOUT).finished:
+                    warmed.add(name)
+            if warmed != {"a", "b"}:
+                time.sleep(0.05)
+        for direct in directs.values():
+            direct.close()
+        self.assertEqual(warmed, {"a", "b"}, "both backends take calls within the bound")
         tags = [f"rr-{i}" for i in range(20)]
         for tag in tags:
             stubs.unary(Req(tag=tag), timeout=TIMEOUT, wait_for_ready=True)
