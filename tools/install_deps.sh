@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   bazel-bootstrap bazel-rules-java g++ protobuf-compiler protobuf-compiler-grpc
   libprotobuf-dev libgrpc++-dev libabsl-dev libssl-dev libre2-dev libyaml-cpp-dev
-  libboost-dev libnghttp2-dev libhiredis-dev
+  libboost-dev libnghttp2-dev libhiredis-dev zlib1g-dev
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev llvm
   python3 python3-grpcio python3-protobuf python3-cryptography python3-h2 python3-yaml curl openssl redis-server
@@ -15,7 +15,9 @@ PACKAGES=(
   nginx-light wrk
   prometheus  # promtool check metrics
   systemd strace  # systemd-analyze and strace check the systemd unit (tests/service_test.py)
-  nodejs  # node (and npm) for the OpenAPI validator in tools/npm
+  nodejs  # node (and npm) for the OpenAPI validator and the Connect clients in tools/npm
+  python3-websockets  # WebSocket client of the stream tests
+  chromium chromium-driver python3-selenium  # the browser test (tests/browser_test.py)
 )
 
 missing=()
