@@ -187,6 +187,49 @@ absl::Status CompileHttpListener(const config::v1::HttpListener& h, int cores,
   return absl::OkStatus();
 }
 
+// The grpc_listener's server settings: the HTTP listener's (or the defaults) with the gRPC
+// listener's own address, TLS, stream limit and worker count.
+absl::Status CompileGrpcListener(const config::v1::Config& proto, const GatewayConfig& config,
+                                 const std::string& base_dir, GatewayConfig::Http* out) {
+  const config::v1::GrpcListener& g = proto.grpc_listener();
+  if (config.has_http) {
+    *out = config.http;
+  } else {
+    config::v1::HttpListener defaults;
+    defaults.set_address(g.address());
+    if (absl::Status status = CompileHttpListener(defaults, 1, base_dir, out); !status.ok()) {
+      return status;
+    }
+  }
+  out->address = g.address();
+  out->worker_threads = config.worker_threads;
+  out->max_concurrent_streams = config.max_concurrent_streams;
+  // gRPC metadata is held to limits.max_metadata_bytes (with its own clear error): the
+  // header block limit leaves room for it.
+  out->max_header_bytes = std::max<uint32_t>(out->max_header_bytes, 64 << 10);
+  out->tls_cert_file.clear();
+  out->tls_key_file.clear();
+  out->tls_client_ca_file.clear();
+  if (g.has_tls()) {
+    out->tls_cert_file = ResolvePath(base_dir, g.tls().cert_file());
+    out->tls_key_file = ResolvePath(base_dir, g.tls().key_file());
+    if (!g.tls().client_ca_file().empty()) {
+      out->tls_client_ca_file = ResolvePath(base_dir, g.tls().client_ca_file());
+    }
+    for (const auto& [key, path] : {std::pair<const char*, const std::string*>{
+                                        "grpc_listener.tls.cert_file", &out->tls_cert_file},
+                                    {"grpc_listener.tls.key_file", &out->tls_key_file},
+                                    {"grpc_listener.tls.client_ca_file",
+                                     &out->tls_client_ca_file}}) {
+      if (path->empty()) continue;
+      if (::access(path->c_str(), R_OK) != 0) {
+        return Invalid(key, absl::StrCat("cannot read ", *path));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 transcoder::TranscoderOptions HttpTranscoderOptions(const config::v1::HttpListener& h) {
   transcoder::TranscoderOptions options;
   const config::v1::HttpTranscoding& t = h.transcoding();
@@ -261,17 +304,24 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
   config->proto = proto;
   config->base_dir = base_dir;
 
-  // Listener.
-  if (!proto.has_grpc_listener()) {
-    return Invalid("grpc_listener", "required (the gRPC front end's address)");
+  // Listeners: grpc_listener, http_listener, or both (each serves every protocol).
+  if (!proto.has_grpc_listener() && !proto.has_http_listener()) {
+    return Invalid("grpc_listener",
+                   "required unless there is an http_listener (either port serves gRPC, "
+                   "gRPC-Web and REST)");
   }
-  absl::Status status =
-      CheckListenAddress(proto.grpc_listener().address(), "grpc_listener.address");
-  if (!status.ok()) return status;
-  if (proto.grpc_listener().has_tls()) {
-    const auto& tls = proto.grpc_listener().tls();
-    if (tls.cert_file().empty()) return Invalid("grpc_listener.tls.cert_file", "required");
-    if (tls.key_file().empty()) return Invalid("grpc_listener.tls.key_file", "required");
+  absl::Status status;
+  if (proto.has_grpc_listener()) {
+    status = CheckListenAddress(proto.grpc_listener().address(), "grpc_listener.address");
+    if (!status.ok()) return status;
+    if (absl::StartsWith(proto.grpc_listener().address(), "unix:")) {
+      return Invalid("grpc_listener.address", "unix sockets are not supported (use HOST:PORT)");
+    }
+    if (proto.grpc_listener().has_tls()) {
+      const auto& tls = proto.grpc_listener().tls();
+      if (tls.cert_file().empty()) return Invalid("grpc_listener.tls.cert_file", "required");
+      if (tls.key_file().empty()) return Invalid("grpc_listener.tls.key_file", "required");
+    }
   }
   config->max_concurrent_streams = proto.grpc_listener().max_concurrent_streams() == 0
                                        ? kDefaultMaxConcurrentStreams
@@ -379,19 +429,22 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
     }
     bindings.push_back({s.name(), backend->second});
   }
+  // The header REST and gRPC-Web clients may give their timeout in, on either listener.
+  std::string timeout_header = GatewayConfig::Http().timeout_header;
+  if (!proto.deadlines().http_timeout_header().empty()) {
+    timeout_header = absl::AsciiStrToLower(proto.deadlines().http_timeout_header());
+    if (!IsTokenName(timeout_header) || IsReservedHttpHeader(timeout_header)) {
+      return Invalid("deadlines.http_timeout_header",
+                     absl::StrCat("\"", timeout_header,
+                                  "\" is not a header name the gateway can read "
+                                  "(reserved names such as grpc-timeout are refused)"));
+    }
+  }
   // HTTP front end (optional).
   if (proto.has_http_listener()) {
     status = CompileHttpListener(proto.http_listener(), cores, base_dir, &config->http);
     if (!status.ok()) return status;
-    if (!proto.deadlines().http_timeout_header().empty()) {
-      std::string name = absl::AsciiStrToLower(proto.deadlines().http_timeout_header());
-      if (!IsTokenName(name) || IsReservedHttpHeader(name)) {
-        return Invalid("deadlines.http_timeout_header",
-                       absl::StrCat("\"", name, "\" is not a header name the gateway can read "
-                                    "(reserved names such as grpc-timeout are refused)"));
-      }
-      config->http.timeout_header = std::move(name);
-    }
+    config->http.timeout_header = timeout_header;
     absl::StatusOr<openapi::OpenApiSettings> openapi = openapi::OpenApiSettingsFromConfig(proto);
     if (!openapi.ok()) return openapi.status();
     if (openapi->enabled) {
@@ -400,6 +453,12 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
       config->http.openapi = std::make_shared<const openapi::OpenApiEndpoint>(*std::move(openapi));
     }
     config->has_http = true;
+  }
+  if (proto.has_grpc_listener()) {
+    status = CompileGrpcListener(proto, *config, base_dir, &config->grpc);
+    if (!status.ok()) return status;
+    config->grpc.timeout_header = timeout_header;
+    config->has_grpc = true;
   }
   // Interceptors (auth, quotas, deadlines), checked against the served methods; the route
   // table resolves their rules per method.

@@ -81,6 +81,12 @@ struct GatewayConfig {
   // Present when the config has an http_listener.
   bool has_http = false;
   Http http;
+  // The gRPC listener (grpc_listener), present when the config has one: the same server as
+  // the HTTP listener (every protocol is served on either port), with its own address, TLS,
+  // max_concurrent_streams and runtime.worker_threads; its other settings are the
+  // http_listener's when there is one, else the defaults (no CORS, no OpenAPI documents).
+  bool has_grpc = false;
+  Http grpc;
 
   // --- access_log, effective values (path resolved against base_dir). ---
   bool access_log_enabled = true;

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -21,7 +22,6 @@
 #include "gateway/config/config_loader.h"
 #include "gateway/gateway_config.h"
 #include "gateway/log.h"
-#include "gateway/grpc/grpc_proxy.h"
 #include "gateway/http/http_server.h"
 #include "gateway/metrics/metrics.h"
 #include "gateway/metrics_listener/metrics_listener.h"
@@ -29,7 +29,6 @@
 #include "gateway/reload.h"
 #include "gateway/snapshot.h"
 #include "gateway/upstream_metrics.h"
-#include "grpcpp/security/server_credentials.h"
 
 namespace gateway {
 namespace {
@@ -43,38 +42,6 @@ constexpr char kUsage[] =
     "  --check-config   validate the config (and every file it names), then exit:\n"
     "                   0 when it is valid, 2 with the problem otherwise\n"
     "  --version        print the version (\"gatewayd VERSION\") and exit\n";
-
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
-    const GatewayConfig& config) {
-  const auto& listener = config.proto.grpc_listener();
-  if (!listener.has_tls()) return grpc::InsecureServerCredentials();
-  absl::StatusOr<std::string> cert =
-      ReadFileToString(ResolvePath(config.base_dir, listener.tls().cert_file()));
-  if (!cert.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("grpc_listener.tls.cert_file: ", cert.status().message()));
-  }
-  absl::StatusOr<std::string> key =
-      ReadFileToString(ResolvePath(config.base_dir, listener.tls().key_file()));
-  if (!key.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("grpc_listener.tls.key_file: ", key.status().message()));
-  }
-  grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
-  if (!listener.tls().client_ca_file().empty()) {
-    absl::StatusOr<std::string> ca =
-        ReadFileToString(ResolvePath(config.base_dir, listener.tls().client_ca_file()));
-    if (!ca.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("grpc_listener.tls.client_ca_file: ", ca.status().message()));
-    }
-    options.pem_root_certs = *std::move(ca);
-    options.client_certificate_request =
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
-  return grpc::SslServerCredentials(options);
-}
 
 // --- metrics: the process, the served route table and the registry, read at each scrape ---
 void AddProcessMetrics(metrics::MetricRegistry& m, absl::Time started,
@@ -197,13 +164,6 @@ int Run(int argc, char** argv) {
               << config.status().message() << "\n";
     return 2;
   }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      ServerCredentials(**config);
-  if (!credentials.ok()) {
-    std::cerr << "gatewayd: invalid config " << config_path << ": "
-              << credentials.status().message() << "\n";
-    return 2;
-  }
   // --- admin listener (descriptor registry), validated with the rest of the config ---
   absl::StatusOr<registry::AdminSettings> admin_settings = registry::AdminSettings();
   if ((*config)->proto.has_admin_listener()) {
@@ -273,68 +233,68 @@ int Run(int argc, char** argv) {
     }
   }
   // --- end admin listener ---
-  GrpcProxyServer::Options options;
-  options.address = (*config)->proto.grpc_listener().address();
-  options.credentials = *credentials;
-  options.worker_threads = (*config)->worker_threads;
-  options.max_message_bytes = (*config)->max_message_bytes;
-  options.max_concurrent_streams = (*config)->max_concurrent_streams;
-  options.metrics = metric_registry.get();
-  options.access_log = access_log.get();
-  options.generate_request_id = (*config)->generate_request_id;
-  absl::StatusOr<std::unique_ptr<GrpcProxyServer>> server =
-      GrpcProxyServer::Start(options, &route_snapshot);
-  if (!server.ok()) {
-    std::cerr << "gatewayd: " << server.status().message() << "\n";
-    return 1;
-  }
-  LogLine(absl::StrCat("grpc listening on ", BoundAddress(options.address, (*server)->port()),
-                   " (", routes.size(), " methods of ", routes.services().size(),
-                   " services, ", options.worker_threads, " workers)"));
-
-  // --- HTTP front end (optional) ---
-  std::unique_ptr<http::HttpServer> http_server;
-  if ((*config)->has_http) {
-    const GatewayConfig::Http& h = (*config)->http;
-    http::HttpServer::Options http_options;
-    http_options.address = h.address;
-    http_options.tls_cert_file = h.tls_cert_file;
-    http_options.tls_key_file = h.tls_key_file;
-    http_options.tls_client_ca_file = h.tls_client_ca_file;
-    http_options.metrics = metric_registry.get();
-    http_options.access_log = access_log.get();
-    http_options.generate_request_id = (*config)->generate_request_id;
-    http_options.cors = h.cors;
-    http_options.openapi = h.openapi;
-    http_options.worker_threads = h.worker_threads;
-    http_options.max_body_bytes = h.max_body_bytes;
-    http_options.max_header_bytes = h.max_header_bytes;
-    http_options.max_header_count = h.max_header_count;
-    http_options.max_concurrent_streams = h.max_concurrent_streams;
-    http_options.header_read_timeout = h.header_read_timeout;
-    http_options.idle_timeout = h.idle_timeout;
-    http_options.allow_encoded_slashes = h.allow_encoded_slashes;
-    http_options.forwarded_request_headers = h.forwarded_request_headers;
-    http_options.exposed_response_metadata = h.exposed_response_metadata;
+  // --- front ends: the gRPC and HTTP listeners are the same server (every protocol on
+  // either port), each with its own address and settings ---
+  auto server_options = [&](const GatewayConfig::Http& h) {
+    http::HttpServer::Options o;
+    o.address = h.address;
+    o.tls_cert_file = h.tls_cert_file;
+    o.tls_key_file = h.tls_key_file;
+    o.tls_client_ca_file = h.tls_client_ca_file;
+    o.metrics = metric_registry.get();
+    o.access_log = access_log.get();
+    o.generate_request_id = (*config)->generate_request_id;
+    o.cors = h.cors;
+    o.openapi = h.openapi;
+    o.worker_threads = h.worker_threads;
+    o.max_body_bytes = h.max_body_bytes;
+    o.max_header_bytes = h.max_header_bytes;
+    o.max_header_count = h.max_header_count;
+    o.max_concurrent_streams = h.max_concurrent_streams;
+    o.header_read_timeout = h.header_read_timeout;
+    o.idle_timeout = h.idle_timeout;
+    o.allow_encoded_slashes = h.allow_encoded_slashes;
+    o.forwarded_request_headers = h.forwarded_request_headers;
+    o.exposed_response_metadata = h.exposed_response_metadata;
     if (admin_settings->expose_on_public_listeners) {
       // The admin API's 401 carries its challenge (RegistryService adds it).
-      http_options.exposed_response_metadata.push_back("www-authenticate");
+      o.exposed_response_metadata.push_back("www-authenticate");
     }
-    http_options.default_deadline = h.default_deadline;
-    http_options.timeout_header = h.timeout_header;
+    o.default_deadline = h.default_deadline;
+    o.timeout_header = h.timeout_header;
     if (admin_server != nullptr) {
       // A registry shared through Redis says when Redis is down and which state is served.
-      http_options.readiness = [admin = admin_server.get()](bool* ready, std::string* detail) {
+      o.readiness = [admin = admin_server.get()](bool* ready, std::string* detail) {
         const registry::RedisRegistryStatus::Report r = admin->Readiness();
         if (!r.ready) *ready = false;
         if (!r.detail.empty()) absl::StrAppend(detail, r.detail, "\n");
       };
     }
+    return o;
+  };
+  std::unique_ptr<http::HttpServer> grpc_server;
+  if ((*config)->has_grpc) {
+    const GatewayConfig::Http& g = (*config)->grpc;
     absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
-        http::HttpServer::Start(http_options, &route_snapshot);
+        http::HttpServer::Start(server_options(g), &route_snapshot);
+    if (!started.ok()) {
+      std::cerr << "gatewayd: grpc_listener: " << started.status().message() << "\n";
+      return 1;
+    }
+    grpc_server = *std::move(started);
+    LogLine(absl::StrCat("grpc listening on ", BoundAddress(g.address, grpc_server->port()),
+                         g.tls_cert_file.empty() ? " (h2c, " : " (TLS, ", routes.size(),
+                         " methods of ", routes.services().size(), " services, ",
+                         g.worker_threads, " workers)"));
+  }
+  std::unique_ptr<http::HttpServer> http_server;
+  if ((*config)->has_http) {
+    const GatewayConfig::Http& h = (*config)->http;
+    absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
+        http::HttpServer::Start(server_options(h), &route_snapshot);
     if (!started.ok()) {
       std::cerr << "gatewayd: http_listener: " << started.status().message() << "\n";
-      (*server)->Shutdown(absl::ZeroDuration());
+      if (grpc_server != nullptr) grpc_server->Shutdown(absl::ZeroDuration());
       return 1;
     }
     http_server = *std::move(started);
@@ -349,18 +309,38 @@ int Run(int argc, char** argv) {
   // over the registered services when there is a registry, is published like a registry
   // change; the running servers keep their listeners and options. ---
   ConfigReloader::Apply apply_config =
-      [&route_snapshot, admin = admin_server.get(), http = http_server.get(), upstream_metrics,
-       http_tls = (*config)->has_http && !(*config)->http.tls_cert_file.empty()](
+      [&route_snapshot, admin = admin_server.get(), http = http_server.get(),
+       grpc = grpc_server.get(), upstream_metrics,
+       http_tls = (*config)->has_http && !(*config)->http.tls_cert_file.empty(),
+       grpc_tls = (*config)->has_grpc && !(*config)->grpc.tls_cert_file.empty()](
           const std::shared_ptr<const GatewayConfig>& next,
           std::vector<std::string>* problems) -> absl::Status {
-    // The HTTP listener's certificate first: the files are read again (a rotation keeps
-    // their names), and a failure leaves everything as it was.
-    if (http != nullptr && http_tls && next->has_http &&
-        !next->http.tls_cert_file.empty()) {
+    // The listeners' certificates first: the files are read again (a rotation keeps their
+    // names), and a failure leaves everything as it was (both files are checked before
+    // either server takes its new context).
+    const bool http_rotates = http != nullptr && http_tls && next->has_http &&
+                              !next->http.tls_cert_file.empty();
+    const bool grpc_rotates = grpc != nullptr && grpc_tls && next->has_grpc &&
+                              !next->grpc.tls_cert_file.empty();
+    if (grpc_rotates) {
+      if (absl::Status usable = http::HttpServer::CheckTls(
+              next->grpc.tls_cert_file, next->grpc.tls_key_file, next->grpc.tls_client_ca_file);
+          !usable.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("grpc_listener.tls: ", usable.message()));
+      }
+    }
+    if (http_rotates) {
       absl::Status tls = http->ReplaceTls(next->http.tls_cert_file, next->http.tls_key_file,
                                           next->http.tls_client_ca_file);
       if (!tls.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("http_listener.tls: ", tls.message()));
+      }
+    }
+    if (grpc_rotates) {
+      absl::Status tls = grpc->ReplaceTls(next->grpc.tls_cert_file, next->grpc.tls_key_file,
+                                          next->grpc.tls_client_ca_file);
+      if (!tls.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("grpc_listener.tls: ", tls.message()));
       }
     }
     if (admin != nullptr) {
@@ -373,9 +353,6 @@ int Run(int argc, char** argv) {
     return absl::OkStatus();
   };
   ConfigReloader::Validate validate_config = [](const GatewayConfig& next) -> absl::Status {
-    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-        ServerCredentials(next);
-    if (!credentials.ok()) return credentials.status();
     if (next.proto.has_admin_listener()) {
       absl::StatusOr<registry::AdminSettings> admin =
           registry::CompileAdminListener(next.proto, next.base_dir);
@@ -390,8 +367,7 @@ int Run(int argc, char** argv) {
   };
   ConfigReloader reloader(config_path, *config, metric_registry.get(), std::move(apply_config),
                           std::move(validate_config),
-                          /*http_tls_reloads=*/http_server != nullptr &&
-                              !(*config)->http.tls_cert_file.empty());
+                          /*http_tls_reloads=*/true);
   if (admin_server != nullptr) {
     admin_server->SetConfigHandlers(
         [&reloader](admin::v1::ReloadResponse* response) -> absl::Status {
@@ -428,7 +404,7 @@ int Run(int argc, char** argv) {
       std::cerr << "gatewayd: metrics_listener: " << listener.status().message() << "\n";
       if (http_server != nullptr) http_server->Shutdown(absl::ZeroDuration());
       if (admin_server != nullptr) admin_server->Shutdown();
-      (*server)->Shutdown(absl::ZeroDuration());
+      if (grpc_server != nullptr) grpc_server->Shutdown(absl::ZeroDuration());
       return 1;
     }
     metrics_listener = *std::move(listener);
@@ -459,8 +435,15 @@ int Run(int argc, char** argv) {
   const absl::Time drain_deadline = absl::Now() + (*config)->shutdown_grace;
   if (metrics_listener != nullptr) metrics_listener->Shutdown();
   if (admin_server != nullptr) admin_server->Shutdown();
-  if (http_server != nullptr) http_server->Shutdown((*config)->shutdown_grace);
-  (*server)->Shutdown(std::max(absl::ZeroDuration(), drain_deadline - absl::Now()));
+  // Both listeners drain at once: each stops accepting and closes its idle connections
+  // first, then waits for its calls in flight.
+  std::thread grpc_drain([&] {
+    if (grpc_server != nullptr) grpc_server->Shutdown((*config)->shutdown_grace);
+  });
+  if (http_server != nullptr) {
+    http_server->Shutdown(std::max(absl::ZeroDuration(), drain_deadline - absl::Now()));
+  }
+  grpc_drain.join();
   LogLine("stopped");
   return 0;
 }

@@ -39,7 +39,7 @@ bool Reloads(const std::string& key, bool http_tls_reloads) {
       "descriptor_sets", "backends", "services", "auth", "quotas", "retries",
       "deadlines", "http_listener.transcoding"};
   if (key == "deadlines.http_timeout_header") return false;
-  if (key == "http_listener.tls") return http_tls_reloads;
+  if (key == "http_listener.tls" || key == "grpc_listener.tls") return http_tls_reloads;
   if (kReloaded->count(key) > 0) return true;
   const std::string top = key.substr(0, key.find('.'));
   return top != "deadlines" && kReloaded->count(top) > 0;
@@ -127,7 +127,10 @@ std::vector<std::string> RestartRequired(const config::v1::Config& before,
       if (!FieldDiffers(a, b, sub->field(j))) continue;
       const std::string key = absl::StrCat(f->name(), ".", sub->field(j)->name());
       // TLS is reloaded in place: turning it on or off needs a restart.
-      const bool tls_both = before.http_listener().has_tls() && after.http_listener().has_tls();
+      const bool tls_both =
+          f->name() == "grpc_listener"
+              ? before.grpc_listener().has_tls() && after.grpc_listener().has_tls()
+              : before.http_listener().has_tls() && after.http_listener().has_tls();
       if (!Reloads(key, http_tls_reloads && tls_both)) keys.insert(key);
     }
   }

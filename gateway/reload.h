@@ -44,8 +44,9 @@ class MetricRegistry;
 // "http_listener.cors") that differ between `before` and `after` and that a reload does not
 // apply, sorted, each once. What a reload applies: descriptor_sets, backends, services,
 // auth, quotas, retries, deadlines (but deadlines.http_timeout_header),
-// http_listener.transcoding, and http_listener.tls when `http_tls_reloads` (the HTTP
-// listener takes new certificates for new connections) and both configs have it.
+// http_listener.transcoding, and http_listener.tls and grpc_listener.tls when
+// `http_tls_reloads` (the listeners take new certificates for new connections) and both
+// configs have TLS on that listener.
 std::vector<std::string> RestartRequired(const config::v1::Config& before,
                                          const config::v1::Config& after,
                                          bool http_tls_reloads);

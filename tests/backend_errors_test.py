@@ -122,7 +122,7 @@ class BackendErrorsTest(unittest.TestCase):
         lines = [line for line in self.gateway.output().splitlines() if wanted in line]
         self.assertTrue(lines, self.gateway.output())
         self.assertIn('backend "bookstore"', lines[0])
-        self.assertIn("failed to connect", lines[0])
+        self.assertIn(f"connect to {wanted} failed", lines[0])
 
     # --- a status the backend application sent ---
 

@@ -86,8 +86,8 @@ class Workspace:
         self.processes.append(p)
         return p
 
-    def echo_backend(self, listen="127.0.0.1:0"):
-        return self.start([ECHO_BACKEND, f"--listen={listen}"], "echo_backend")
+    def echo_backend(self, listen="127.0.0.1:0", extra_args=()):
+        return self.start([ECHO_BACKEND, f"--listen={listen}", *extra_args], "echo_backend")
 
     def write(self, name, text):
         path = os.path.join(self.dir, name)

@@ -19,6 +19,7 @@ import unittest
 
 import grpc
 import h2.config
+import h2.errors
 import h2.connection
 import h2.events
 import h2.exceptions
@@ -133,7 +134,9 @@ def http1_request(address, head, body=b"", timeout=TIMEOUT):
 # any answer (the transport itself may refuse it); "too large" = RESOURCE_EXHAUSTED naming
 # limits.max_metadata_bytes (the backend never sees the call).
 HOSTILE = [
-    (b"X-Upper", b"1", "drop"),
+    # RFC 9113 8.2.1: a request with an upper-case field name is malformed; the stream is
+    # reset with PROTOCOL_ERROR (other streams and the connection live on).
+    (b"X-Upper", b"1", "reset"),
     (b"x-sp ace", b"1", "drop"),
     (b"x-caf\xc3\xa9", b"1", "drop"),
     (b"", b"1", "drop"),
@@ -194,6 +197,10 @@ http_listener:
                 self.assertTrue(self.gateway.alive(), self.gateway.output()[-3000:])
                 if expect == "answer":
                     continue
+                if expect == "reset":
+                    self.assertEqual(reply.reset, h2.errors.ErrorCodes.PROTOCOL_ERROR,
+                                     (reply.headers, reply.trailers))
+                    continue
                 status = reply.grpc_status()
                 if expect == "refuse":
                     self.assertEqual(status, INVALID_ARGUMENT, (reply.headers, reply.trailers))
@@ -214,10 +221,12 @@ http_listener:
         self.assert_alive_and_serving()
 
     def test_grpc_listener_upper_case_name_then_normal_call(self):
-        # The request that used to abort the process.
+        # The request that used to abort the process: now a malformed request (RFC 9113
+        # 8.2.1) whose stream is reset, and the gateway serves on.
         reply = h2_request(self.gateway.address, self.grpc_headers([(b"X-Upper", b"1")]),
                            grpc_frame(Req(payload=b"u")))
-        self.assertEqual(reply.grpc_status(), OK, (reply.headers, reply.trailers))
+        self.assertEqual(reply.reset, h2.errors.ErrorCodes.PROTOCOL_ERROR,
+                         (reply.headers, reply.trailers))
         self.assert_alive_and_serving()
 
     def test_oversized_metadata_never_reaches_the_backend_connection(self):

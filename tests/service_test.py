@@ -348,7 +348,7 @@ runtime: {{shutdown_grace: 2s, worker_threads: 2}}
         self.assertEqual([l for l in lines if re.search(r"\b(mmap|mprotect)\(.*PROT_WRITE\|PROT_EXEC", l)
                           or re.search(r"\b(mmap|mprotect)\(.*PROT_EXEC\|PROT_WRITE", l)],
                          [], "writable and executable memory")
-        self.assertIn("accept4", calls)
+        self.assertTrue(calls & {"accept", "accept4"}, sorted(calls))  # the listeners took calls
         self.assertIn("AF_INET", opened)
         self.assertEqual(sorted(calls - allowed), [],
                          "system calls of gatewayd that the unit's SystemCallFilter refuses")

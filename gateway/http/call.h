@@ -60,6 +60,8 @@ struct CallEnv {
   const openapi::OpenApiEndpoint* openapi = nullptr;
   // Null: no metrics.
   HttpMetrics* metrics = nullptr;
+  // Native gRPC calls' metrics (GrpcRelayCall); null: none.
+  GrpcMetrics* grpc_metrics = nullptr;
   // More of /readyz (HttpServer::Options::readiness); null: none.
   std::function<void(bool* ready, std::string* detail)> readiness;
   // A line per call (HttpServer::Options::access_log); null: none.

@@ -25,14 +25,6 @@ namespace {
 
 constexpr absl::string_view kGrpcContentType = "application/grpc";
 
-// The 5-byte prefix of a message of `size` bytes (flag 0: uncompressed).
-void AppendPrefix(size_t size, std::string* out) {
-  const uint32_t n = static_cast<uint32_t>(size);
-  const char prefix[5] = {0, static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                          static_cast<char>(n >> 8), static_cast<char>(n)};
-  out->append(prefix, 5);
-}
-
 // Backend metadata (name, value as received) that the policy passes back to the client,
 // appended as HTTP/2 header fields: binary values decoded, checked, and sent in canonical
 // base64.
@@ -68,70 +60,6 @@ bool IsGrpcContentType(absl::string_view content_type) {
   }
   const absl::string_view rest = content_type.substr(kGrpcContentType.size());
   return rest.empty() || rest[0] == '+' || rest[0] == ';';
-}
-
-// --- GrpcMessageReader ---
-
-absl::Status GrpcMessageReader::Feed(absl::string_view bytes) {
-  if (!error_.ok()) return error_;
-  while (!bytes.empty()) {
-    if (prefix_.size() < 5) {
-      const size_t n = std::min(bytes.size(), 5 - prefix_.size());
-      prefix_.append(bytes.data(), n);
-      bytes.remove_prefix(n);
-      if (prefix_.size() < 5) break;
-      const auto* p = reinterpret_cast<const unsigned char*>(prefix_.data());
-      if (p[0] == 1) {
-        error_ = absl::UnimplementedError(
-            "request message with the compressed flag: the gateway relays uncompressed "
-            "messages only (grpc-encoding identity)");
-        return error_;
-      }
-      if (p[0] != 0) {
-        error_ = absl::InternalError(absl::StrCat(
-            "request message with flag byte ", static_cast<int>(p[0]), " (0 or 1 expected)"));
-        return error_;
-      }
-      body_size_ = (uint32_t{p[1]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 8) |
-                   uint32_t{p[4]};
-      if (body_size_ > max_message_) {
-        error_ = absl::ResourceExhaustedError(
-            absl::StrCat("request message of ", body_size_,
-                         " bytes is larger than the limit of ", max_message_,
-                         " bytes (limits.max_message_bytes)"));
-        return error_;
-      }
-      body_.clear();
-      body_.reserve(std::min<size_t>(body_size_, 64 << 10));
-    }
-    const size_t n = std::min<size_t>(bytes.size(), body_size_ - body_.size());
-    body_.append(bytes.data(), n);
-    bytes.remove_prefix(n);
-    if (body_.size() == body_size_) {
-      ready_.push_back(std::move(body_));
-      body_ = std::string();
-      prefix_.clear();
-    }
-  }
-  return absl::OkStatus();
-}
-
-std::optional<std::string> GrpcMessageReader::Next() {
-  if (ready_.empty()) return std::nullopt;
-  std::string m = std::move(ready_.front());
-  ready_.pop_front();
-  return m;
-}
-
-absl::Status GrpcMessageReader::CheckComplete() const {
-  if (!error_.ok()) return error_;
-  if (prefix_.empty()) return absl::OkStatus();
-  if (prefix_.size() < 5) {
-    return absl::InternalError(absl::StrCat("request message truncated: the stream ended after ",
-                                            prefix_.size(), " of the 5 prefix bytes"));
-  }
-  return absl::InternalError(absl::StrCat("request message truncated: the stream ended after ",
-                                          body_.size(), " of its ", body_size_, " bytes"));
 }
 
 // --- GrpcRelayCall ---
@@ -172,6 +100,12 @@ void GrpcRelayCall::Start(HttpRequest head) {
   } else if (env_->generate_request_id) {
     request_id_ = access_log::NewRequestId();
   }
+  const absl::string_view path = req.target;
+  route_ = table_->Find(path);
+  if (env_->grpc_metrics != nullptr) {
+    series_ = env_->grpc_metrics->SeriesFor(table_, route_);
+    series_->Started();
+  }
   // As grpc-go answers a method other than POST: HTTP 405 with a gRPC status.
   if (req.method != "POST") {
     TrailersOnly(absl::InternalError(absl::StrCat(
@@ -181,8 +115,6 @@ void GrpcRelayCall::Start(HttpRequest head) {
   }
   // `te: trailers` is what gRPC clients send; its absence is tolerated (as grpc-go and
   // Envoy do), and HTTP/2 allows no other value (nghttp2 refuses the stream).
-  const absl::string_view path = req.target;
-  route_ = table_->Find(path);
   if (route_ == nullptr) {
     TrailersOnly(absl::UnimplementedError(absl::StrCat("method not found: ", path)));
     return;
@@ -223,6 +155,16 @@ void GrpcRelayCall::Start(HttpRequest head) {
     value = *std::move(raw);
   }
   if (sent.empty() && !request_id_.empty()) metadata_.emplace_back("x-request-id", request_id_);
+  // Compression is the client's and the backend's business: the names go through as they
+  // are (the frames too), if they are valid header values.
+  for (const char* name : {"grpc-encoding", "grpc-accept-encoding"}) {
+    const absl::string_view value = req.Header(name);
+    if (!value.empty() && !IsValidMetadataValue(value)) {
+      TrailersOnly(absl::InvalidArgumentError(
+          absl::StrCat("malformed ", name, " header: not a valid header value")));
+      return;
+    }
+  }
   RunInterceptors(now);
 }
 
@@ -248,7 +190,7 @@ void GrpcRelayCall::RunInterceptors(absl::Time now) {
 void GrpcRelayCall::OnIntercepted(absl::Status status) {
   if (cancelled_) return;
   if (!status.ok()) {
-    if (env_->metrics != nullptr) env_->metrics->Rejected(status);
+    if (env_->grpc_metrics != nullptr) env_->grpc_metrics->Rejected(status);
     reject_headers_ = std::move(call_ctx_->response_headers);
     TrailersOnly(status);
     return;
@@ -276,13 +218,16 @@ void GrpcRelayCall::StartBackend() {
   }
   const std::shared_ptr<upstream::Cluster>& cluster = route_->backend->cluster();
   // limits.max_message_bytes, which also bounds the backend's response messages.
-  reader_.emplace(cluster->options().connection.max_message_size);
+  reader_.emplace(cluster->options().connection.max_message_size, /*framed=*/true);
   upstream::BackendCall::Spec spec;
   spec.path = route_->path;
   spec.deadline = deadline_;
   spec.metadata = std::move(metadata_);
   if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
   spec.single_response = false;  // messages go to the client as they come
+  spec.framed = true;            // whole frames both ways, compressed ones untouched
+  spec.encoding = std::string(request_.Header("grpc-encoding"));
+  spec.accept_encoding = std::string(request_.Header("grpc-accept-encoding"));
   upstream::BackendCall::Callbacks cb;
   std::weak_ptr<GrpcRelayCall> weak = weak_from_this();
   cb.on_headers = [weak](const upstream::Headers& headers) {
@@ -318,6 +263,7 @@ void GrpcRelayCall::PumpRequest() {
   if (std::optional<std::string> message = reader_->Next()) {
     writing_ = true;
     ++messages_in_;
+    bytes_in_ += message->size() - 5;  // message bytes (the access log's BYTES_IN)
     backend_->Write(*std::move(message));
     return;
   }
@@ -343,7 +289,6 @@ void GrpcRelayCall::OnBody(absl::Status status, std::string data, bool last) {
     FailRequest(std::move(status));
     return;
   }
-  bytes_in_ += data.size();
   body_ended_ = last;
   if (absl::Status fed = reader_->Feed(data); !fed.ok()) {
     FailRequest(std::move(fed));
@@ -362,6 +307,13 @@ void GrpcRelayCall::FailRequest(absl::Status status) {
 HeaderList GrpcRelayCall::ResponseHeaders() {
   HeaderList headers;
   headers.emplace_back("content-type", std::string(kGrpcContentType));
+  // The backend's compression of its messages, passed through with them.
+  for (const auto& [key, value] : response_headers_) {
+    if ((key == "grpc-encoding" || key == "grpc-accept-encoding") &&
+        IsValidMetadataValue(value)) {
+      headers.emplace_back(key, value);
+    }
+  }
   AppendClientMetadata(table_->chain().metadata_policy(), response_headers_, &headers);
   if (!request_id_.empty()) {
     headers.erase(std::remove_if(headers.begin(), headers.end(),
@@ -381,12 +333,9 @@ void GrpcRelayCall::SendHeaders() {
 void GrpcRelayCall::OnBackendMessage(std::string message) {
   if (finished_ || sink_ == nullptr) return;
   if (!headers_sent_) SendHeaders();
-  std::string frame;
-  frame.reserve(message.size() + 5);
-  AppendPrefix(message.size(), &frame);
-  frame.append(message);
-  bytes_out_ += frame.size();
-  sink_->Write(std::move(frame), /*last=*/false,
+  // `message` is the backend's whole frame (prefix included), passed on as it is.
+  bytes_out_ += message.size() - 5;  // message bytes, as BYTES_IN
+  sink_->Write(std::move(message), /*last=*/false,
                [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
 }
 
@@ -458,13 +407,19 @@ void GrpcRelayCall::TrailersOnly(const absl::Status& status, int http_status) {
   sink->RespondTrailersOnly(http_status, std::move(headers));
 }
 
+// The gRPC status the client got: the gateway's own, the backend's, or CANCELLED for a
+// client that went away.
+int GrpcRelayCall::ClientCode(int http_status) const {
+  if (gateway_code_ >= 0) return gateway_code_;
+  if (backend_done_) return static_cast<int>(status_.code());
+  return http_status == 0 ? static_cast<int>(absl::StatusCode::kCancelled) : -1;
+}
+
 void GrpcRelayCall::CountResponse(int status) {
-  if (counted_ || (env_->metrics == nullptr && env_->access_log == nullptr)) return;
+  if (counted_ || (series_ == nullptr && env_->access_log == nullptr)) return;
   counted_ = true;
   const absl::Time now = absl::Now();
-  if (env_->metrics != nullptr) {
-    env_->metrics->SeriesFor(table_, route_)->Responded(status, now - arrival_);
-  }
+  if (series_ != nullptr) series_->Finished(ClientCode(status), now - arrival_);
   if (env_->access_log != nullptr) LogAccess(status, now);
 }
 

@@ -2,20 +2,22 @@
 // application/grpc+<subtype>) received by the HTTP front end and relayed to its backend on
 // the same worker, message by message, without gRPC core on the path.
 //
-// The request headers are checked (POST, grpc-timeout), the method is routed by :path
-// (RouteTable::Find), the request headers become metadata through the metadata policy, and
-// the interceptor chain runs as for every front end (front end "grpc"). The request body is
-// split only at the 5-byte message prefixes (GrpcMessageReader): each complete message goes
-// to upstream::BackendCall::Write, and more of the body is read only once the backend took
-// it. Response messages are framed again and written as they arrive, the next one asked
-// for only once the client took the one before; the call ends with HTTP/2 trailers
-// (grpc-status, grpc-message, grpc-status-details-bin, the backend's trailing metadata), or
-// with a trailers-only response when it ends before its first response message (errors the
-// gateway answers itself included).
+// The request headers are checked (POST, grpc-timeout, grpc-encoding), the method is
+// routed by :path (RouteTable::Find), the request headers become metadata through the
+// metadata policy, and the interceptor chain runs as for every front end (front end
+// "grpc"). The request body is split only at the 5-byte message prefixes (upstream::
+// GrpcDeframer in framed mode: limits.max_message_bytes is enforced at the prefix): each
+// whole frame goes to upstream::BackendCall::Write as it is (BackendCall::Spec::framed),
+// and more of the body is read only once the backend took it. Response frames are written
+// as they arrive, as the backend sent them, the next one asked for only once the client
+// took the one before; the call ends with HTTP/2 trailers (grpc-status, grpc-message,
+// grpc-status-details-bin, the backend's trailing metadata), or with a trailers-only
+// response when it ends before its first response message (errors the gateway answers
+// itself included).
 //
-// Compressed messages (flag byte 1) are not relayed: the upstream frames every message
-// uncompressed, so such a request ends with UNIMPLEMENTED, and the client's
-// grpc-accept-encoding is not passed on (the backend answers uncompressed).
+// Compressed messages (flag byte 1) pass through untouched both ways: the client's
+// grpc-encoding and grpc-accept-encoding go to the backend, the backend's come back, and
+// the gateway never decompresses (it reads only the prefixes).
 //
 // Thread-safety: a call runs on its connection's event loop, backend call included;
 // asynchronous interceptor results are posted there. Start and Cancel on that loop only.
@@ -44,6 +46,7 @@
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
 #include "gateway/upstream/backend_call.h"
+#include "gateway/upstream/grpc_framing.h"
 #include "gateway/upstream/worker_upstreams.h"
 
 namespace gateway::http {
@@ -52,33 +55,6 @@ namespace gateway::http {
 // by "+<subtype>" or ";<parameters>" (ASCII case-insensitive). False for gRPC-Web
 // ("application/grpc-web...") and anything else.
 bool IsGrpcContentType(absl::string_view content_type);
-
-// Splits the bytes of a gRPC request body into messages at their 5-byte prefixes
-// (flag byte, big-endian 32-bit length). A prefix that announces more than `max_message`
-// bytes is refused before any of its body is buffered: RESOURCE_EXHAUSTED naming the
-// size and the limit. A message with the compressed flag set is refused with
-// UNIMPLEMENTED; any other flag byte with INTERNAL. After an error the reader stays
-// failed. Not thread-safe.
-class GrpcMessageReader {
- public:
-  explicit GrpcMessageReader(size_t max_message) : max_message_(max_message) {}
-
-  // Takes the next bytes of the body (any split). OK or the error described above.
-  absl::Status Feed(absl::string_view bytes);
-  // The next complete message (prefix removed), or nullopt when none is complete yet.
-  std::optional<std::string> Next();
-  // For the end of the body: OK unless a message was cut short (INTERNAL saying how much
-  // of it arrived).
-  absl::Status CheckComplete() const;
-
- private:
-  const size_t max_message_;
-  absl::Status error_;
-  std::string prefix_;  // 0..5 bytes of the current prefix
-  std::string body_;    // the current message's bytes so far
-  uint32_t body_size_ = 0;
-  std::deque<std::string> ready_;
-};
 
 class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
  public:
@@ -116,6 +92,7 @@ class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
   // (HTTP `http_status`, normally 200) carrying what the backend sent, if anything.
   void TrailersOnly(const absl::Status& status, int http_status = 200);
   void Finish();
+  int ClientCode(int http_status) const;
   void CountResponse(int status);
   void LogAccess(int status, absl::Time now);
 
@@ -136,9 +113,12 @@ class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
   std::unique_ptr<CallContext> call_ctx_;
   HeaderList reject_headers_;
   std::string request_id_;
+  GrpcMetrics::Series* series_ = nullptr;  // null: no metrics
 
   std::shared_ptr<upstream::BackendCall> backend_;
-  std::optional<GrpcMessageReader> reader_;
+  // The request body split at the 5-byte prefixes into whole frames (upstream::
+  // GrpcDeframer, framed), each passed to the backend as it is.
+  std::optional<upstream::GrpcDeframer> reader_;
   bool cancelled_ = false;
   bool finished_ = false;       // the response ended (or the call was cancelled)
   bool backend_done_ = false;

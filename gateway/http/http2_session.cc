@@ -42,6 +42,7 @@
 #include "gateway/http/grpc_call.h"
 #include "gateway/http/server_internal.h"
 #include "gateway/http/tls_identity.h"
+#include "gateway/metadata/metadata_policy.h"
 
 namespace gateway::http {
 namespace {
@@ -84,7 +85,8 @@ class Stream final : public CallSink, public BodyReader {
   HttpRequest request;
   std::size_t header_bytes = 0;
   std::size_t header_count = 0;
-  int reject_status = 0;  // 431 / 413 decided while receiving
+  int reject_status = 0;  // 431 / 413 / 400 decided while receiving
+  std::string reject_message;  // for 400: what was wrong
   bool dispatched = false;
   bool is_head = false;
   bool request_active = false;
@@ -155,6 +157,7 @@ class Http2Session final : public SessionBase {
     nghttp2_session_callbacks_new(&callbacks);
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, OnBeginHeaders);
     nghttp2_session_callbacks_set_on_header_callback(callbacks, OnHeader);
+    nghttp2_session_callbacks_set_on_invalid_header_callback(callbacks, OnInvalidHeader);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, OnDataChunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, OnFrameRecv);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, OnStreamClose);
@@ -371,10 +374,12 @@ class Http2Session final : public SessionBase {
     got_request_ = true;
     if (s->reject_status != 0) {
       const absl::Status error =
-          s->reject_status == 431
+          s->reject_status == 400 ? absl::InvalidArgumentError(s->reject_message)
+          : s->reject_status == 431
               ? absl::ResourceExhaustedError(absl::StrCat(
                     "request headers larger than ", server_->options_.max_header_bytes,
-                    " bytes or more than ", server_->options_.max_header_count, " fields"))
+                    " bytes or more than ", server_->options_.max_header_count,
+                    " fields (limits.max_header_bytes, limits.max_header_count)"))
               : absl::ResourceExhaustedError(absl::StrCat(
                     "request body larger than ", server_->options_.max_body_bytes, " bytes"));
       if (IsGrpcContentType(s->request.Header("content-type"))) {
@@ -469,6 +474,37 @@ class Http2Session final : public SessionBase {
     return 0;
   }
 
+  // A field nghttp2 finds invalid (RFC 9113: a name that is not a lower-case token, a
+  // value with control bytes or surrounding whitespace). An invalid name is dropped, as
+  // the metadata policy drops names gRPC does not allow; an invalid value of a valid
+  // name refuses the request (400, or INVALID_ARGUMENT for gRPC) naming the header.
+  // Invalid pseudo-headers reset the stream.
+  static int OnInvalidHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                             size_t namelen, const uint8_t*, size_t valuelen, uint8_t,
+                             void* user_data) {
+    Http2Session* self = Of(user_data);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Stream* s = self->Find(frame->hd.stream_id);
+    if (s == nullptr) return 0;
+    const absl::string_view n(reinterpret_cast<const char*>(name), namelen);
+    if (!n.empty() && n[0] == ':') return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    s->header_bytes += namelen + valuelen + 32;
+    ++s->header_count;
+    if (s->header_bytes > self->server_->options_.max_header_bytes ||
+        s->header_count > self->server_->options_.max_header_count) {
+      s->reject_status = 431;
+      return 0;
+    }
+    if (s->reject_status == 0 && metadata::IsValidKey(n)) {
+      s->reject_status = 400;
+      s->reject_message = absl::StrCat(
+          "header ", n,
+          ": value has bytes HTTP/2 does not allow (control bytes, or whitespace at either "
+          "end)");
+    }
+    return 0;
+  }
+
   static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
                       void* user_data) {
@@ -553,7 +589,9 @@ class Http2Session final : public SessionBase {
       if (frame->hd.type == NGHTTP2_HEADERS) {
         // Headers too large are answered at once, without waiting for the body.
         Stream* s = self->Find(frame->hd.stream_id);
-        if (s != nullptr && s->reject_status == 431) self->Dispatch(s);
+        if (s != nullptr && (s->reject_status == 431 || s->reject_status == 400)) {
+          self->Dispatch(s);
+        }
         if (s != nullptr && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
           self->StartStreamingCall(s);
         }

@@ -75,4 +75,66 @@ void HttpMetrics::Rejected(const absl::Status& status) {
   rejections_->Get({"http", absl::StatusCodeToString(status.code())})->Increment();
 }
 
+// --- GrpcMetrics ---
+
+void GrpcMetrics::Series::Finished(int code, absl::Duration elapsed) {
+  if (code < 0 || code >= kCodes) code = static_cast<int>(absl::StatusCode::kUnknown);
+  metrics::Counter* c = by_code_[code].load(std::memory_order_acquire);
+  if (c == nullptr) {
+    c = finished_->Get(
+        {label_, absl::StatusCodeToString(static_cast<absl::StatusCode>(code))});
+    by_code_[code].store(c, std::memory_order_release);
+  }
+  c->Increment();
+  duration_->ObserveDuration(elapsed);
+}
+
+GrpcMetrics::GrpcMetrics(metrics::MetricRegistry* registry)
+    : started_(&registry->AddCounter(
+          "gateway_grpc_calls_started_total",
+          "Native gRPC calls received, by method (\"unknown\" for a method no route serves).",
+          {"method"})),
+      finished_(&registry->AddCounter(
+          "gateway_grpc_calls_finished_total",
+          "Native gRPC calls ended, by method and the status code sent to the client.",
+          {"method", "code"})),
+      duration_(&registry->AddHistogram(
+          "gateway_grpc_call_duration_seconds",
+          "Time from the arrival of a gRPC call to the status sent to the client, by method.",
+          {"method"}, metrics::LatencyBuckets())),
+      rejections_(&metrics::InterceptorRejections(*registry)),
+      unknown_(ForMethod("unknown")) {}
+
+GrpcMetrics::Series* GrpcMetrics::ForMethod(const std::string& label) {
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<Series>& s = by_method_[label];
+  if (s == nullptr) {
+    s.reset(new Series(label, finished_, started_->Get({label}), duration_->Get({label})));
+  }
+  return s.get();
+}
+
+GrpcMetrics::Series* GrpcMetrics::SeriesFor(const std::shared_ptr<const RouteTable>& table,
+                                            const Route* route) {
+  if (route == nullptr) return unknown_;
+  struct Cache {
+    std::shared_ptr<const RouteTable> table;
+    const GrpcMetrics* owner = nullptr;
+    absl::flat_hash_map<const Route*, Series*> series;
+  };
+  thread_local Cache cache;
+  if (cache.table != table || cache.owner != this) {
+    cache.series.clear();
+    cache.table = table;
+    cache.owner = this;
+  }
+  Series*& s = cache.series[route];
+  if (s == nullptr) s = ForMethod(route->path);
+  return s;
+}
+
+void GrpcMetrics::Rejected(const absl::Status& status) {
+  rejections_->Get({"grpc", absl::StatusCodeToString(status.code())})->Increment();
+}
+
 }  // namespace gateway::http

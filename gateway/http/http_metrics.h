@@ -1,5 +1,10 @@
-// The HTTP front end's metrics (docs/config.md, "Metrics"): responses by method and HTTP
-// status, request durations by method, and interceptor rejections (front_end="http").
+// The front ends' metrics (docs/config.md, "Metrics").
+//
+// HttpMetrics: REST and gRPC-Web requests: responses by method and HTTP status, request
+// durations by method, and interceptor rejections (front_end="http").
+// GrpcMetrics: native gRPC calls (the relay, on any listener): calls started by method,
+// finished by method and the gRPC status code sent to the client, durations by method, and
+// interceptor rejections (front_end="grpc").
 //
 // "method" is the gRPC method a request was routed to ("/pkg.Service/Method"), or
 // "unknown" for requests that reached no method (404s, malformed requests, health checks,
@@ -76,6 +81,52 @@ class HttpMetrics {
   Series* ForMethod(const std::string& label);
 
   metrics::Family<metrics::Counter>* const responses_;
+  metrics::Family<metrics::Histogram>* const duration_;
+  metrics::Family<metrics::Counter>* const rejections_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Series>> by_method_ ABSL_GUARDED_BY(mu_);
+  Series* const unknown_;
+};
+
+class GrpcMetrics {
+ public:
+  static constexpr int kCodes = 17;  // gRPC status codes 0..16
+
+  // The series of one method.
+  class Series {
+   public:
+    void Started() { started_->Increment(); }
+    // Counts the end of a call with gRPC status `code` (CANCELLED for a client that went
+    // away) that took `elapsed` from its arrival.
+    void Finished(int code, absl::Duration elapsed);
+
+   private:
+    friend class GrpcMetrics;
+    Series(std::string label, metrics::Family<metrics::Counter>* finished,
+           metrics::Counter* started, metrics::Histogram* duration)
+        : label_(std::move(label)), finished_(finished), started_(started),
+          duration_(duration) {}
+
+    const std::string label_;
+    metrics::Family<metrics::Counter>* const finished_;
+    metrics::Counter* const started_;
+    metrics::Histogram* const duration_;
+    std::atomic<metrics::Counter*> by_code_[kCodes] = {};
+  };
+
+  explicit GrpcMetrics(metrics::MetricRegistry* registry);
+
+  // The series of `route` of `table` (the "unknown" series for null). From any thread.
+  Series* SeriesFor(const std::shared_ptr<const RouteTable>& table, const Route* route);
+
+  // Counts a call the interceptor chain rejected with `status`.
+  void Rejected(const absl::Status& status);
+
+ private:
+  Series* ForMethod(const std::string& label);
+
+  metrics::Family<metrics::Counter>* const started_;
+  metrics::Family<metrics::Counter>* const finished_;
   metrics::Family<metrics::Histogram>* const duration_;
   metrics::Family<metrics::Counter>* const rejections_;
   absl::Mutex mu_;

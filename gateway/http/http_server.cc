@@ -237,7 +237,7 @@ std::shared_ptr<asio::ssl::context> HttpServer::Impl::CurrentTls() {
 absl::Status HttpServer::ReplaceTls(const std::string& cert_file, const std::string& key_file,
                                     const std::string& client_ca_file) {
   if (impl_->tls_ == nullptr) {
-    return absl::FailedPreconditionError("http_listener: started without TLS");
+    return absl::FailedPreconditionError("the listener was started without TLS");
   }
   absl::StatusOr<std::unique_ptr<asio::ssl::context>> tls =
       MakeTlsContext(cert_file, key_file, client_ca_file);
@@ -245,6 +245,11 @@ absl::Status HttpServer::ReplaceTls(const std::string& cert_file, const std::str
   absl::MutexLock lock(&impl_->tls_mu_);
   impl_->replaced_tls_ = std::shared_ptr<asio::ssl::context>(*std::move(tls));
   return absl::OkStatus();
+}
+
+absl::Status HttpServer::CheckTls(const std::string& cert_file, const std::string& key_file,
+                                  const std::string& client_ca_file) {
+  return MakeTlsContext(cert_file, key_file, client_ca_file).status();
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(

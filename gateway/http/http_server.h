@@ -7,8 +7,12 @@
 //
 // Threads: `worker_threads` event loops (one boost::asio::io_context and thread each)
 // own the connections, which are spread over them round robin; nothing blocks on them.
-// Backend calls run on one gRPC completion queue driven by its own thread, whose
-// completions are posted back to the connection's event loop.
+// Each loop also owns its connections to the backends (upstream::WorkerUpstreams): a call
+// runs on its connection's loop from the first request byte to the last response byte.
+//
+// Native gRPC (grpc_call.h): an HTTP/2 request with content-type application/grpc* is
+// relayed to its backend frame by frame (GrpcRelayCall); the same server serves the
+// gateway's grpc_listener and http_listener, so either port takes every protocol.
 //
 // Calls by kind: unary; server streaming (messages are written as chunks as they arrive,
 // framed per the Accept header: JSON array, NDJSON or SSE; the next message is read from
@@ -148,6 +152,11 @@ class HttpServer {
   // FAILED_PRECONDITION for a server started without TLS. Thread-safe.
   absl::Status ReplaceTls(const std::string& cert_file, const std::string& key_file,
                           const std::string& client_ca_file);
+
+  // Whether the PEM files make a usable server TLS context (the error ReplaceTls or Start
+  // would give, naming the file).
+  static absl::Status CheckTls(const std::string& cert_file, const std::string& key_file,
+                               const std::string& client_ca_file);
 
   class Impl;
 

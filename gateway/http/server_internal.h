@@ -141,6 +141,8 @@ class HttpServer::Impl {
     if (options.metrics != nullptr) {
       metrics_ = std::make_unique<HttpMetrics>(options.metrics);
       env_.metrics = metrics_.get();
+      grpc_metrics_ = std::make_unique<GrpcMetrics>(options.metrics);
+      env_.grpc_metrics = grpc_metrics_.get();
     }
     header_read_timeout_ = ToSteady(options.header_read_timeout);
     idle_timeout_ = ToSteady(options.idle_timeout);
@@ -156,6 +158,7 @@ class HttpServer::Impl {
   const Options options_;
   const Snapshot<RouteTable>* const routes_;
   std::unique_ptr<HttpMetrics> metrics_;  // null without Options::metrics
+  std::unique_ptr<GrpcMetrics> grpc_metrics_;  // null without Options::metrics
   CallEnv env_;
   std::chrono::steady_clock::duration header_read_timeout_;
   std::chrono::steady_clock::duration idle_timeout_;

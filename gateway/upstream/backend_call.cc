@@ -126,6 +126,9 @@ void BackendCall::OnLease(uint32_t attempt, absl::StatusOr<Lease> lease) {
   call.path = spec_.path;
   call.deadline = attempt_deadline_;
   call.metadata = spec_.metadata;
+  call.framed = spec_.framed;
+  call.encoding = spec_.encoding;
+  call.accept_encoding = spec_.accept_encoding;
   if (streams_started_ > 0) {
     call.metadata.emplace_back("grpc-previous-rpc-attempts", absl::StrCat(streams_started_));
   }

@@ -23,26 +23,33 @@ absl::Status GrpcDeframer::Feed(absl::string_view bytes) {
       bytes.remove_prefix(take);
       if (header_.size() < 5) break;
       const auto* h = reinterpret_cast<const unsigned char*>(header_.data());
-      if (h[0] != 0) {
-        error_ = absl::InternalError(absl::StrCat(
-            "backend sent a message with compressed flag ", static_cast<int>(h[0]),
-            " (no compression was negotiated)"));
+      if (h[0] != 0 && !(framed_ && h[0] == 1)) {
+        error_ = absl::InternalError(
+            framed_ ? absl::StrCat("message with flag byte ", static_cast<int>(h[0]),
+                                   " (0 or 1 expected)")
+                    : absl::StrCat("backend sent a message with compressed flag ",
+                                   static_cast<int>(h[0]), " (no compression was negotiated)"));
         return error_;
       }
       body_size_ = (uint32_t{h[1]} << 24) | (uint32_t{h[2]} << 16) | (uint32_t{h[3]} << 8) |
                    uint32_t{h[4]};
       if (body_size_ > max_message_size_) {
         error_ = absl::ResourceExhaustedError(
-            absl::StrCat("response message of ", body_size_,
-                         " bytes is larger than the limit of ", max_message_size_, " bytes"));
+            absl::StrCat("message of ", body_size_, " bytes is larger than the limit of ",
+                         max_message_size_, " bytes (limits.max_message_bytes)"));
         return error_;
       }
       body_.clear();
+      if (framed_) {
+        body_.reserve(std::min<size_t>(body_size_, 64 << 10) + 5);
+        body_.append(header_);
+      }
     }
-    const size_t take = std::min<size_t>(body_size_ - body_.size(), bytes.size());
+    const size_t want = body_size_ + (framed_ ? 5 : 0);
+    const size_t take = std::min<size_t>(want - body_.size(), bytes.size());
     body_.append(bytes.data(), take);
     bytes.remove_prefix(take);
-    if (body_.size() == body_size_) {
+    if (body_.size() == want) {
       ready_.push_back(std::move(body_));
       body_ = std::string();
       header_.clear();
@@ -66,7 +73,8 @@ absl::Status GrpcDeframer::CheckComplete() const {
                                             header_.size(), " of 5 prefix bytes"));
   }
   return absl::InternalError(absl::StrCat("message truncated: the stream ended after ",
-                                          body_.size(), " of ", body_size_, " message bytes"));
+                                          body_.size() - (framed_ ? 5 : 0), " of ", body_size_,
+                                          " message bytes"));
 }
 
 absl::StatusOr<std::string> EncodeGrpcTimeout(absl::Duration timeout) {

@@ -30,11 +30,15 @@ void AppendGrpcFrame(absl::string_view message, std::string* out);
 
 // Splits a stream of DATA payload bytes into gRPC messages. Messages whose prefix
 // announces more than `max_message_size` bytes are refused with RESOURCE_EXHAUSTED before
-// any of their body is buffered; a compressed-flag message is refused with INTERNAL (the
-// upstream never asks for compression). After an error the deframer stays failed.
+// any of their body is buffered. By default messages come out without their prefix and a
+// compressed-flag message is refused with INTERNAL (the upstream never asks for
+// compression). `framed`: each message comes out as its whole frame, 5-byte prefix
+// included, and the compressed flag (1) is allowed (a relay passes frames through as they
+// are); any other flag byte is INTERNAL. After an error the deframer stays failed.
 class GrpcDeframer {
  public:
-  explicit GrpcDeframer(size_t max_message_size) : max_message_size_(max_message_size) {}
+  explicit GrpcDeframer(size_t max_message_size, bool framed = false)
+      : max_message_size_(max_message_size), framed_(framed) {}
 
   // Takes the next bytes of the stream. Returns OK, or the error described above.
   absl::Status Feed(absl::string_view bytes);
@@ -43,13 +47,16 @@ class GrpcDeframer {
   // Whether a message is ready for Next().
   bool HasMessage() const { return !ready_.empty(); }
   // Bytes buffered of a message not yet complete (prefix included).
-  size_t partial_bytes() const { return header_.size() + body_.size(); }
+  size_t partial_bytes() const {
+    return framed_ && !body_.empty() ? body_.size() : header_.size() + body_.size();
+  }
   // OK unless a message was partly received; for the end of the stream: a prefix or body
   // cut short is INTERNAL ("message truncated: ...").
   absl::Status CheckComplete() const;
 
  private:
   const size_t max_message_size_;
+  const bool framed_;
   absl::Status error_;
   std::string header_;  // 0..5 bytes of the current prefix
   std::string body_;

@@ -75,5 +75,72 @@ TEST(HttpStatusTest, GrpcTable) {
   EXPECT_EQ(GrpcCodeForHttpStatus(500), absl::StatusCode::kUnknown);
 }
 
+std::string Frame(absl::string_view payload, char flag = 0) {
+  std::string out(1, flag);
+  const uint32_t n = static_cast<uint32_t>(payload.size());
+  out.push_back(static_cast<char>(n >> 24));
+  out.push_back(static_cast<char>(n >> 16));
+  out.push_back(static_cast<char>(n >> 8));
+  out.push_back(static_cast<char>(n));
+  out.append(payload.data(), payload.size());
+  return out;
+}
+
+TEST(GrpcDeframerFramedTest, WholeFramesSplitAnywhere) {
+  const std::string wire = Frame("hello") + Frame("") + Frame("zip!", 1) + Frame("world!");
+  for (size_t chunk = 1; chunk <= wire.size(); ++chunk) {
+    GrpcDeframer d(1024, /*framed=*/true);
+    std::vector<std::string> got;
+    for (size_t i = 0; i < wire.size(); i += chunk) {
+      ASSERT_TRUE(d.Feed(absl::string_view(wire).substr(i, chunk)).ok()) << chunk;
+      if (i + chunk < wire.size()) EXPECT_LE(d.partial_bytes(), 11u);
+      while (auto m = d.Next()) got.push_back(*m);
+    }
+    ASSERT_EQ(got.size(), 4u) << chunk;
+    EXPECT_EQ(got[0], Frame("hello"));
+    EXPECT_EQ(got[1], Frame(""));
+    EXPECT_EQ(got[2], Frame("zip!", 1));  // compressed: passed through as it is
+    EXPECT_EQ(got[3], Frame("world!"));
+    EXPECT_TRUE(d.CheckComplete().ok());
+  }
+}
+
+TEST(GrpcDeframerFramedTest, RefusesAHugeDeclaredLengthAtThePrefix) {
+  GrpcDeframer d(1024, /*framed=*/true);
+  // 4 GiB - 1 announced: refused at the prefix, nothing buffered.
+  const absl::Status status = d.Feed(std::string("\x00\xff\xff\xff\xff", 5));
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(status.message().find("4294967295 bytes is larger than the limit of 1024"),
+            std::string::npos)
+      << status.message();
+  EXPECT_EQ(d.Feed(Frame("x")).code(), absl::StatusCode::kResourceExhausted);  // stays failed
+  EXPECT_EQ(d.Next(), std::nullopt);
+}
+
+TEST(GrpcDeframerFramedTest, AcceptsAMessageOfExactlyTheLimit) {
+  GrpcDeframer d(4, /*framed=*/true);
+  ASSERT_TRUE(d.Feed(Frame("abcd")).ok());
+  EXPECT_EQ(d.Next(), Frame("abcd"));
+  EXPECT_EQ(d.Feed(Frame("abcde")).code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(GrpcDeframerFramedTest, RefusesUnknownFlags) {
+  GrpcDeframer d(1024, /*framed=*/true);
+  const absl::Status status = d.Feed(Frame("zz", 7));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(status.message().find("flag byte 7"), std::string::npos) << status.message();
+}
+
+TEST(GrpcDeframerFramedTest, ReportsATruncatedMessageAtTheEnd) {
+  GrpcDeframer in_prefix(1024, /*framed=*/true);
+  ASSERT_TRUE(in_prefix.Feed(std::string("\x00\x00", 2)).ok());
+  EXPECT_EQ(in_prefix.CheckComplete().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(in_prefix.CheckComplete().message().find("2 of 5 prefix bytes"), std::string::npos);
+  GrpcDeframer in_body(1024, /*framed=*/true);
+  ASSERT_TRUE(in_body.Feed(Frame("abcdef").substr(0, 8)).ok());
+  EXPECT_NE(in_body.CheckComplete().message().find("3 of 6 message bytes"), std::string::npos)
+      << in_body.CheckComplete().message();
+}
+
 }  // namespace
 }  // namespace gateway::upstream

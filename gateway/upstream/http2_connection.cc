@@ -632,6 +632,12 @@ absl::StatusOr<std::shared_ptr<GrpcStream>> Http2Connection::StartStream(
   if (!s.timeout_.empty()) {
     nva.push_back(MakeNv("grpc-timeout", s.timeout_, kNoCopy | NGHTTP2_NV_FLAG_NO_INDEX));
   }
+  if (!s.spec_.encoding.empty()) {
+    nva.push_back(MakeNv("grpc-encoding", s.spec_.encoding, kNoCopy));
+  }
+  if (!s.spec_.accept_encoding.empty()) {
+    nva.push_back(MakeNv("grpc-accept-encoding", s.spec_.accept_encoding, kNoCopy));
+  }
   for (const auto& [name, value] : s.spec_.metadata) {
     nva.push_back(MakeNv(name, value,
                          kNoCopy | (UniquePerCall(name) ? NGHTTP2_NV_FLAG_NO_INDEX : 0)));
@@ -752,7 +758,7 @@ GrpcStream::GrpcStream(std::shared_ptr<Http2Connection> conn, CallSpec spec,
     : conn_(std::move(conn)),
       spec_(std::move(spec)),
       cb_(std::move(cb)),
-      deframer_(conn_->options_.max_message_size) {}
+      deframer_(conn_->options_.max_message_size, spec_.framed) {}
 
 GrpcStream::~GrpcStream() = default;
 
@@ -763,7 +769,11 @@ absl::Status GrpcStream::Write(absl::string_view message) {
     out_.clear();
     out_offset_ = 0;
   }
-  AppendGrpcFrame(message, &out_);
+  if (spec_.framed) {
+    out_.append(message.data(), message.size());
+  } else {
+    AppendGrpcFrame(message, &out_);
+  }
   if (data_deferred_ && stream_id_ > 0) {
     data_deferred_ = false;
     nghttp2_session_resume_data(conn_->session_, stream_id_);

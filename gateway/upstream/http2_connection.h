@@ -121,13 +121,22 @@ struct CallSpec {
   // Sent as given after the reserved headers. Invalid names/values (per RFC 9113) make
   // StartStream fail with INVALID_ARGUMENT.
   std::vector<std::pair<std::string, std::string>> metadata;
+  // Request and response messages are whole gRPC frames, 5-byte prefix included: Write()
+  // sends them as given and on_message hands them up as received, compressed ones (flag
+  // 1) included. For a relay that passes frames through untouched.
+  bool framed = false;
+  // Sent as grpc-encoding and grpc-accept-encoding when not empty (framed calls relaying a
+  // client's compressed messages).
+  std::string encoding;
+  std::string accept_encoding;
 };
 
 // What a stream tells its consumer. All optional except on_done.
 struct GrpcStreamCallbacks {
   // The response headers (not called for a trailers-only response).
   std::function<void(const std::vector<std::pair<std::string, std::string>>&)> on_headers;
-  // One response message (prefix removed). The next comes after RequestNext().
+  // One response message (prefix removed; the whole frame for CallSpec::framed). The next
+  // comes after RequestNext().
   std::function<void(std::string)> on_message;
   // After NotifyWhenDrained(): every queued request byte was taken by HTTP/2 flow control
   // (posted, never called inside a stream method).
@@ -226,7 +235,8 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   GrpcStream(const GrpcStream&) = delete;
   GrpcStream& operator=(const GrpcStream&) = delete;
 
-  // Queues one request message (the 5-byte prefix is added here). Returns
+  // Queues one request message (the 5-byte prefix is added here, unless the call is
+  // CallSpec::framed: then `message` is a whole frame). Returns
   // FAILED_PRECONDITION after WritesDone() or once the call ended.
   absl::Status Write(absl::string_view message);
   // Half-closes the request side (END_STREAM after the queued messages).

@@ -406,17 +406,19 @@ struct Flags {
   std::string tls_key;
   std::string tls_client_ca;  // PEM CA; with TLS: require client certificates it signed
   bool health = false;        // serve grpc.health.v1.Health; SIGUSR1/SIGUSR2 flip it
+  bool gzip = false;          // compress responses with gzip (for clients that accept it)
 };
 
 constexpr char kUsage[] =
     "usage: echo_backend [--listen=HOST:PORT|unix:PATH] [--tls_cert=PEM --tls_key=PEM "
-    "[--tls_client_ca=PEM]] [--health]\n"
+    "[--tls_client_ca=PEM]] [--health] [--gzip]\n"
     "  --listen=HOST:PORT  address to serve on (default 127.0.0.1:50051; port 0 picks a\n"
     "                      free port)\n"
     "  --tls_cert, --tls_key  serve TLS with this certificate chain and key\n"
     "  --tls_client_ca     require client certificates signed by this CA (mutual TLS)\n"
     "  --health            serve grpc.health.v1.Health: SIGUSR1 sets every service\n"
-    "                      NOT_SERVING, SIGUSR2 SERVING\n";
+    "                      NOT_SERVING, SIGUSR2 SERVING\n"
+    "  --gzip              compress response messages with gzip when the client accepts it\n";
 
 // Reads a whole file; exits 2 naming it when it cannot.
 std::string ReadOrDie(const std::string& path) {
@@ -442,6 +444,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->tls_client_ca = std::string(arg);
     } else if (arg == "--health") {
       flags->health = true;
+    } else if (arg == "--gzip") {
+      flags->gzip = true;
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -492,6 +496,7 @@ int Main(int argc, char** argv) {
   EchoService service;
   int port = 0;
   grpc::ServerBuilder builder;
+  if (flags.gzip) builder.SetDefaultCompressionAlgorithm(GRPC_COMPRESS_GZIP);
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (!flags.tls_cert.empty() || !flags.tls_key.empty()) {
     grpc::SslServerCredentialsOptions options(
