@@ -28,6 +28,7 @@
 #include "gateway/http/request_checks.h"
 #include "gateway/http/server_internal.h"
 #include "gateway/http/tls_identity.h"
+#include "gateway/http/websocket_call.h"
 
 namespace gateway::http {
 
@@ -313,6 +314,10 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
                          "more than ", server_->options_.max_header_count, " request headers")));
       return;
     }
+    if (UpgradesToWebSocket(SV(req[bhttp::field::upgrade]))) {
+      StartWebSocket();
+      return;
+    }
     if (parser_->is_done()) {
       OnRequest();
       return;
@@ -415,6 +420,35 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     stream_parser_.emplace(std::move(*parser_));
     stream_parser_->body_limit(server_->options_.max_body_bytes);
     return true;
+  }
+
+  // An "Upgrade: websocket" request: a WebSocketCall (websocket_call.h) refuses it with an
+  // HTTP error or answers 101, after which the socket is the WebSocket's until it closes.
+  void StartWebSocket() {
+    if (!parser_->is_done() || buffer_.size() > 0) {
+      SendError(400, absl::InvalidArgumentError(
+                         "a WebSocket upgrade request has no body, and nothing may follow it "
+                         "before the 101 answer"));
+      return;
+    }
+    Lowest().expires_never();  // the WebSocket keeps its own timeouts
+    keep_alive_ = false;
+    responding_ = false;
+    HttpRequest request = MakeRequest();
+    typename BeastWebSocket<Stream>::Options options;
+    options.max_message_bytes = server_->options_.max_body_bytes;
+    options.handshake_timeout = server_->header_read_timeout_;
+    options.idle_timeout = server_->idle_timeout_;
+    auto transport = std::make_shared<BeastWebSocket<Stream>>(
+        stream_, parser_->release(), options, Self(),
+        [self = Self()](int status, HeaderList headers, std::string body) {
+          self->WriteResponse(status, headers, std::move(body), /*close=*/true);
+        },
+        [self = Self()] { self->Close(); });
+    websocket_ = std::make_shared<WebSocketCall>(&server_->env_, worker_->routes(),
+                                                 worker_->ioc_.get_executor(),
+                                                 worker_->upstreams(), std::move(transport));
+    websocket_->Start(std::move(request));
   }
 
   // True while the body of a streamed request has not been read to its end (the
@@ -620,6 +654,10 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
       call_->Cancel();
       call_.reset();
     }
+    if (websocket_ != nullptr) {
+      websocket_->Cancel();
+      websocket_.reset();
+    }
     EndRequest();
     if (closed_) return;
     closed_ = true;
@@ -641,6 +679,7 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   bool is_head_ = false;
   bool closed_ = false;
   std::shared_ptr<HttpCall> call_;
+  std::shared_ptr<WebSocketCall> websocket_;  // an upgraded (or upgrading) request
   bool responding_ = false;  // the response of the current request has begun
   bool watching_ = false;    // WatchForDisconnect's read is pending
   bool resume_after_watch_ = false;
