@@ -132,6 +132,12 @@ void BackendCall::OnLease(uint32_t attempt, absl::StatusOr<Lease> lease) {
   if (streams_started_ > 0) {
     call.metadata.emplace_back("grpc-previous-rpc-attempts", absl::StrCat(streams_started_));
   }
+  if (spec_.on_attempt_start) {
+    call.metadata.erase(std::remove_if(call.metadata.begin(), call.metadata.end(),
+                                       [](const auto& m) { return m.first == "traceparent"; }),
+                        call.metadata.end());
+    call.metadata.emplace_back("traceparent", spec_.on_attempt_start(spec_.path, endpoint_));
+  }
   GrpcStreamCallbacks callbacks;
   std::weak_ptr<BackendCall> weak = weak_from_this();
   callbacks.on_headers = [weak, attempt](const Headers& headers) {
@@ -196,6 +202,7 @@ void BackendCall::OnLease(uint32_t attempt, absl::StatusOr<Lease> lease) {
 
 void BackendCall::OnAttemptDone(uint32_t attempt, const CallResult& result) {
   if (done_ || attempt != attempt_id_) return;
+  if (spec_.on_attempt_end) spec_.on_attempt_end(result.status);
   const absl::Time now = absl::Now();
   // The attempt ran out of its per-try time: the gateway's timer, or the backend's own
   // (it got the attempt's deadline as grpc-timeout, and may end the call a moment earlier).

@@ -63,6 +63,12 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
     bool framed = false;
     std::string encoding;
     std::string accept_encoding;
+    // Tracing hooks (empty: none). on_attempt_start runs as an attempt's stream starts and
+    // returns the traceparent sent with it (in place of the client's); on_attempt_end gets
+    // the attempt's status.
+    std::function<std::string(absl::string_view path, absl::string_view endpoint)>
+        on_attempt_start;
+    std::function<void(const absl::Status&)> on_attempt_end;
   };
 
   struct Callbacks {

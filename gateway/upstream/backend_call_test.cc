@@ -47,6 +47,10 @@ class FlakyEcho final : public Echo::Service {
       previous_.push_back(it == ctx->client_metadata().end()
                               ? std::string("-")
                               : std::string(it->second.data(), it->second.size()));
+      auto tp = ctx->client_metadata().find("traceparent");
+      if (tp != ctx->client_metadata().end()) {
+        traceparents_.push_back(std::string(tp->second.data(), tp->second.size()));
+      }
     }
     for (int i = 0; i < req->sleep_ms() && !ctx->IsCancelled(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -92,12 +96,17 @@ class FlakyEcho final : public Echo::Service {
     absl::MutexLock lock(&mu_);
     return previous_;
   }
+  std::vector<std::string> traceparents() {
+    absl::MutexLock lock(&mu_);
+    return traceparents_;
+  }
   std::atomic<int> cancelled_{0};
 
  private:
   absl::Mutex mu_;
   std::map<std::string, int> calls_;
   std::vector<std::string> previous_;
+  std::vector<std::string> traceparents_;
 };
 
 // What one BackendCall delivered.
@@ -267,6 +276,39 @@ TEST_F(BackendCallTest, RetriesUnavailableAndTellsTheBackendTheAttempt) {
   EXPECT_EQ(service_.previous(), (std::vector<std::string>{"-", "1", "2"}));
   ASSERT_EQ(out.messages.size(), 1u);
   EXPECT_EQ(out.messages[0].index(), 3);
+}
+
+TEST_F(BackendCallTest, AttemptHooksGiveEachAttemptItsTraceparent) {
+  MakeWorker(Target());
+  RetryPolicy policy;
+  policy.max_attempts = 3;
+  policy.backoff_base = absl::Milliseconds(1);
+  policy.backoff_max = absl::Milliseconds(5);
+  BackendCall::Spec spec;
+  spec.retry = &policy;
+  spec.metadata.emplace_back("traceparent", "00-11111111111111111111111111111111-2222222222222222-01");
+  std::vector<std::string> started;
+  std::vector<absl::StatusCode> ended;
+  spec.on_attempt_start = [&](absl::string_view path, absl::string_view endpoint) {
+    started.push_back(absl::StrCat(path, " ", endpoint));
+    return absl::StrCat("00-11111111111111111111111111111111-00000000000000a", started.size(),
+                        "-01");
+  };
+  spec.on_attempt_end = [&](const absl::Status& s) { ended.push_back(s.code()); };
+  Outcome out;
+  auto call = Start("/gateway.test.v1.Echo/Unary", spec, &out);
+  call->Write(Request("r", /*fail_code=*/14, /*fail_after=*/1, "trace-retry"));
+  call->WritesDone();
+  ASSERT_TRUE(RunUntil([&] { return out.result.has_value(); }));
+  EXPECT_TRUE(out.result->status.ok()) << out.result->status;
+  const std::string at = absl::StrCat("/gateway.test.v1.Echo/Unary 127.0.0.1:", port_);
+  EXPECT_EQ(started, (std::vector<std::string>{at, at}));
+  EXPECT_EQ(ended, (std::vector<absl::StatusCode>{absl::StatusCode::kUnavailable,
+                                                  absl::StatusCode::kOk}));
+  // The client's traceparent is replaced, once per attempt.
+  EXPECT_EQ(service_.traceparents(),
+            (std::vector<std::string>{"00-11111111111111111111111111111111-00000000000000a1-01",
+                                      "00-11111111111111111111111111111111-00000000000000a2-01"}));
 }
 
 TEST_F(BackendCallTest, ResponseHeadersAloneDoNotStopARetry) {
