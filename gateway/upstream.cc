@@ -121,42 +121,15 @@ void Backend::LogFailure(absl::string_view method, absl::string_view what,
   }
 }
 
-grpc::Status Backend::ClientStatus(const grpc::ClientContext& context,
-                                   const grpc::Status& status, absl::string_view method) const {
-  if (status.ok()) return status;
-  switch (status.error_code()) {
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::CANCELLED:
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return status;
-    default:
-      break;
-  }
-  const std::string debug = context.debug_error_string();
-  // See the header: core marks a status that came in the peer's trailers, and a status the
-  // front end set in place of the call's own is not in core's record of the call.
-  if (absl::StrContains(debug, "Error received from peer") ||
-      !absl::StrContains(debug, status.error_message())) {
-    return status;
-  }
-  const std::string what = DescribeTransportFailure(status.error_message());
-  // The address stays in the log: at most one line per second per backend.
-  LogFailure(method, what, static_cast<absl::StatusCode>(status.error_code()),
-             status.error_message());
-  const std::string message =
-      status.error_code() == grpc::StatusCode::UNAVAILABLE
-          ? absl::StrCat("backend \"", name_, "\" is unavailable: ", what)
-          : absl::StrCat("backend \"", name_, "\" failed: ", what);
-  return grpc::Status(status.error_code(), message);
-}
+Backend::Backend(std::string name, std::string target, size_t max_metadata_bytes)
+    : name_(std::move(name)), target_(std::move(target)), max_metadata_bytes_(max_metadata_bytes) {}
 
-Backend::Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel,
-                 size_t max_metadata_bytes)
-    : name_(std::move(name)),
-      target_(std::move(target)),
-      channel_(std::move(channel)),
-      stub_(std::make_unique<grpc::GenericStub>(channel_)),
-      max_metadata_bytes_(max_metadata_bytes) {}
+const std::shared_ptr<grpc::Channel>& Backend::channel() const {
+  absl::call_once(channel_once_, [this] {
+    channel_ = grpc::CreateCustomChannel(target_, channel_credentials_, channel_args_);
+  });
+  return channel_;
+}
 
 absl::StatusOr<std::shared_ptr<Backend>> Backend::Create(const config::v1::Backend& config,
                                                          const config::v1::Limits& limits,
@@ -177,8 +150,8 @@ absl::StatusOr<std::shared_ptr<Backend>> Backend::Create(const config::v1::Backe
   args.SetLoadBalancingPolicyName(
       config.load_balancing() == config::v1::Backend::PICK_FIRST ? "pick_first"
                                                                   : "round_robin");
-  // Each of these costs CPU on every call (measured; see docs/architecture.md); the gateway does not
-  // retry on its own, and flow-control windows are large enough without BDP probing.
+  // The channel only asks the backend a few questions (reflection, health): no retries, no
+  // BDP probing, no channelz.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
@@ -223,12 +196,6 @@ absl::StatusOr<std::shared_ptr<Backend>> Backend::Create(const config::v1::Backe
   } else {
     creds = grpc::InsecureChannelCredentials();
   }
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(config.target(), creds, args);
-  if (channel == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ".target: cannot create a channel for \"", config.target(), "\""));
-  }
   absl::StatusOr<std::shared_ptr<upstream::Cluster>> cluster =
       upstream::Cluster::Create(*std::move(cluster_options));
   if (!cluster.ok()) {
@@ -236,7 +203,9 @@ absl::StatusOr<std::shared_ptr<Backend>> Backend::Create(const config::v1::Backe
   }
   (*cluster)->Start(DefaultUpstreamControl());
   auto backend = std::shared_ptr<Backend>(
-      new Backend(config.name(), config.target(), channel, MaxMetadataBytes(limits)));
+      new Backend(config.name(), config.target(), MaxMetadataBytes(limits)));
+  backend->channel_credentials_ = std::move(creds);
+  backend->channel_args_ = args;
   backend->cluster_ = *std::move(cluster);
   backend->required_ = !config.has_required() || config.required();
   return backend;

@@ -1,17 +1,19 @@
-// Backend: one upstream gRPC server (or a set of equivalent servers behind one target URI),
-// reached through one grpc::Channel with gRPC's own name resolution, load balancing
-// (round_robin by default), keep-alive and TLS.
+// Backend: one upstream gRPC server (or a set of equivalent servers behind one target URI):
+// the cluster of its endpoints that every front end calls through (upstream::Cluster, the
+// workers' own HTTP/2 connections), its limits, and how a failed call reads to clients.
+// A grpc::Channel to the same target exists only for the gateway's own questions to the
+// backend (the registry asks its reflection or health service); it is made on first use,
+// so no client call and no idle connection of gRPC core goes with a backend otherwise.
 //
-// Thread-safety: a Backend is immutable after Create() and safe to use from any thread;
-// gRPC channels and generic stubs are thread-safe.
+// Thread-safety: a Backend is immutable after Create() (the channel is made once, under a
+// once-flag) and safe to use from any thread.
 //
 // Example:
 //   absl::StatusOr<std::shared_ptr<Backend>> backend =
-//       Backend::Create(config.backends(0), config.limits(), "/etc/gatewayd");
-//   auto call = (*backend)->stub().PrepareCall(&context, "/pkg.Svc/Method", cq);
+//       Backend::Create(config.backends(0), config.limits(), "/etc/gatewayd", "backends[0]");
+//   auto call = upstream::BackendCall::Start(upstreams->For((*backend)->cluster()), ...);
 //   ...
-//   // Once the call ended with `status` (what its Finish() wrote):
-//   grpc::Status for_client = (*backend)->ClientStatus(context, status, "/pkg.Svc/Method");
+//   absl::Status for_client = (*backend)->UpstreamClientStatus(result, "/pkg.Svc/Method");
 
 #ifndef GATEWAY_UPSTREAM_H_
 #define GATEWAY_UPSTREAM_H_
@@ -22,22 +24,24 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/call_once.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/upstream/cluster.h"
 #include "gateway/upstream/http2_connection.h"
 #include "grpcpp/channel.h"
-#include "grpcpp/client_context.h"
-#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 
 namespace gateway {
 
 class Backend {
  public:
   ~Backend();  // stops the cluster's background work
-  // Creates the channel for `config` (does not connect yet: gRPC connects on first use and
-  // reconnects by itself). Relative TLS file paths are resolved against `base_dir`.
+  // Creates the cluster for `config` and starts its background work (DNS, health checks;
+  // connections are made by the workers that call it). Relative TLS file paths are resolved
+  // against `base_dir`.
   // Returns INVALID_ARGUMENT naming the field when the config is incomplete or a TLS file
   // cannot be read. `path` names the config entry in errors (e.g. "backends[0]").
   static absl::StatusOr<std::shared_ptr<Backend>> Create(const config::v1::Backend& config,
@@ -47,8 +51,9 @@ class Backend {
 
   const std::string& name() const { return name_; }
   const std::string& target() const { return target_; }
-  grpc::GenericStub& stub() const { return *stub_; }
-  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  // A gRPC channel to the backend's target, with the backend's TLS, made on first use (not
+  // for calls of clients: see the file comment).
+  const std::shared_ptr<grpc::Channel>& channel() const;
   // The backend's endpoints and their state, for the gateway's own upstream (the HTTP
   // front end's workers reach it through upstream::ClusterWorker). Never null.
   const std::shared_ptr<upstream::Cluster>& cluster() const { return cluster_; }
@@ -58,43 +63,21 @@ class Backend {
   // see metadata::CheckMetadataSize).
   size_t max_metadata_bytes() const { return max_metadata_bytes_; }
 
-  // What the client is told of a call to this backend (on `method`, e.g. "/pkg.Svc/M") that
-  // ended with `status`, the status the call's Finish() wrote into `context`'s call. Used
-  // by every front end (REST, gRPC-Web, gRPC), so a transport failure reads the same on all.
-  //
-  // The rule: gRPC core writes "Error received from peer <address>" into the call's
-  // debug_error_string() exactly when the status arrived from the other side in the
-  // response's trailers (grpc-status), i.e. when the backend (or a proxy in front of it)
-  // answered; any other status was made by gRPC core itself: connection refused, name
-  // resolution, TLS handshake, connection lost, a bad HTTP/2 response. Then:
-  //  - OK, and a status the backend sent: returned untouched, whatever its code and text.
-  //  - A status gRPC core made with code DEADLINE_EXCEEDED, CANCELLED or RESOURCE_EXHAUSTED
-  //    (the deadline, a cancellation, a message over the size limit; core's text for these
-  //    names no address): returned untouched.
-  //  - Any other status gRPC core made: the same code with a message that names the backend
-  //    by its config name and what failed, never its address, e.g.
-  //      backend "bookstore" is unavailable: failed to connect
-  //    (UNAVAILABLE; other codes read 'backend "bookstore" failed: connection lost'); core's
-  //    full text, address included, goes to the gateway's log, at most one line per second
-  //    per backend (the next line says how many were left out).
-  // A status the front end set itself in place of the call's (e.g. after cancelling a call
-  // whose response it could not read) is not the call's own: its message is not in
-  // debug_error_string(), and it is returned untouched. Thread-safe.
-  grpc::Status ClientStatus(const grpc::ClientContext& context, const grpc::Status& status,
-                            absl::string_view method) const;
-  // The same rule for a call through the gateway's own upstream (upstream::BackendCall): a
+  // What the client is told of a call to this backend (on `method`, e.g. "/pkg.Svc/M")
+  // through the gateway's upstream (upstream::BackendCall), the same on every front end: a
   // status with grpc-status in the response came from the backend and is returned as it
-  // is; CANCELLED and RESOURCE_EXHAUSTED as they are; a DEADLINE_EXCEEDED of the gateway's
-  // own says 'backend "NAME" did not answer before the call's deadline'; a status the
-  // cluster made ('backend "NAME": ...') as it is; any other (the connection or the
-  // stream failed) gets a message naming the backend and what failed, and its text, with
-  // the endpoint's address, goes to the log (rate-limited as above).
+  // is, whatever its code and text; CANCELLED and RESOURCE_EXHAUSTED as they are; a
+  // DEADLINE_EXCEEDED of the gateway's own says 'backend "NAME" did not answer before the
+  // call's deadline'; a status the cluster made ('backend "NAME": ...') as it is; any other
+  // (the connection or the stream failed) gets a message naming the backend by its config
+  // name and what failed, never an address (e.g. 'backend "bookstore" is unavailable:
+  // connection lost'), and its full text, with the endpoint's address, goes to the log, at
+  // most one line per second per backend (the next line says how many were left out).
   absl::Status UpstreamClientStatus(const upstream::CallResult& result,
                                     absl::string_view method) const;
 
  private:
-  Backend(std::string name, std::string target, std::shared_ptr<grpc::Channel> channel,
-          size_t max_metadata_bytes);
+  Backend(std::string name, std::string target, size_t max_metadata_bytes);
   void LogFailure(absl::string_view method, absl::string_view what, absl::StatusCode code,
                   absl::string_view text) const;
 
@@ -103,8 +86,11 @@ class Backend {
 
   std::string name_;
   std::string target_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<grpc::GenericStub> stub_;
+  // channel(): what it is made from, and the channel once made.
+  std::shared_ptr<grpc::ChannelCredentials> channel_credentials_;
+  grpc::ChannelArguments channel_args_;
+  mutable absl::once_flag channel_once_;
+  mutable std::shared_ptr<grpc::Channel> channel_;
   size_t max_metadata_bytes_;
   // ClientStatus's log limit: when the last line was written (absl::Now in ns), and the
   // lines left out since.

@@ -19,22 +19,17 @@ Readiness CheckReadiness(const RouteTable& table,
   for (const ServiceBinding& binding : table.services()) {
     const Backend& backend = *binding.backend;
     if (!seen.insert(&backend).second) continue;
-    // Ready: one endpoint healthy and not ejected, and the gRPC front end's channel
-    // connected. Backends marked `required: false` are reported but do not hold readiness
-    // back.
+    // Ready: one endpoint healthy and not ejected. Backends marked `required: false` are
+    // reported but do not hold readiness back.
     std::shared_ptr<const upstream::EndpointSet> endpoints = backend.cluster()->endpoints();
     size_t available = 0;
     for (const auto& endpoint : *endpoints) available += endpoint->available(now) ? 1 : 0;
-    const bool connected =
-        backend.channel()->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY;
     std::string problem;
     if (endpoints->empty()) {
       const absl::Status resolution = backend.cluster()->resolution_status();
       problem = resolution.ok() ? "no endpoints" : std::string(resolution.message());
     } else if (available == 0) {
       problem = absl::StrCat("no healthy endpoint (0 of ", endpoints->size(), ")");
-    } else if (!connected) {
-      problem = "not connected";
     }
     if (problem.empty()) continue;
     if (backend.required()) out.ready = false;
