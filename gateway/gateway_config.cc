@@ -299,7 +299,7 @@ std::string DirName(const std::string& path) {
 
 absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
     const config::v1::Config& proto, const std::string& base_dir,
-    metrics::MetricRegistry* metrics) {
+    metrics::MetricRegistry* metrics, const GatewayConfig* previous) {
   auto config = std::make_shared<GatewayConfig>();
   config->proto = proto;
   config->base_dir = base_dir;
@@ -389,8 +389,20 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
     }
     status = CheckTarget(b.target(), absl::StrCat(key, ".target"));
     if (!status.ok()) return status;
-    absl::StatusOr<std::shared_ptr<Backend>> backend =
-        Backend::Create(b, proto.limits(), base_dir, key);
+    // A backend the previous config had, unchanged (same entry, limits and TLS files), is
+    // kept: its connections, health and outlier state live on.
+    absl::StatusOr<std::shared_ptr<Backend>> backend;
+    if (previous != nullptr) {
+      for (const std::shared_ptr<Backend>& old : previous->backends) {
+        if (old->name() != b.name()) continue;
+        absl::StatusOr<std::string> fingerprint =
+            Backend::Fingerprint(b, proto.limits(), base_dir);
+        if (fingerprint.ok() && *fingerprint == old->fingerprint()) backend = old;
+      }
+    }
+    if (!backend.ok() || *backend == nullptr) {
+      backend = Backend::Create(b, proto.limits(), base_dir, key);
+    }
     if (!backend.ok()) return backend.status();
     config->backends.push_back(*backend);
     backends.emplace(b.name(), *std::move(backend));

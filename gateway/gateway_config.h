@@ -96,11 +96,13 @@ struct GatewayConfig {
 
 // Validates `proto` and builds the GatewayConfig. Relative paths are resolved against
 // `base_dir` (the config file's directory). Parts that count metrics (the Redis quota store)
-// count them in `metrics` when it is not null; it must outlive the GatewayConfig. Returns
+// count them in `metrics` when it is not null; it must outlive the GatewayConfig. With
+// `previous` (the config being replaced by a reload), each backend whose fingerprint
+// (Backend::Fingerprint) did not change is taken over from it, not made again. Returns
 // INVALID_ARGUMENT naming the key or file and the problem.
 absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
     const config::v1::Config& proto, const std::string& base_dir,
-    metrics::MetricRegistry* metrics = nullptr);
+    metrics::MetricRegistry* metrics = nullptr, const GatewayConfig* previous = nullptr);
 
 // The directory part of a file path ("." for a bare file name).
 std::string DirName(const std::string& path);

@@ -226,7 +226,7 @@ absl::StatusOr<ConfigReloader::Result> ConfigReloader::ReloadLocked() {
         absl::StrCat("reload refused: invalid config: ", proto.status().message()));
   }
   absl::StatusOr<std::shared_ptr<const GatewayConfig>> next =
-      CompileConfig(*proto, DirName(path_), metrics_);
+      CompileConfig(*proto, DirName(path_), metrics_, current().get());
   if (!next.ok()) return refused(next.status().message());
   if (validate_) {
     absl::Status status = validate_(**next);

@@ -121,6 +121,27 @@ void Backend::LogFailure(absl::string_view method, absl::string_view what,
   }
 }
 
+absl::StatusOr<std::string> Backend::Fingerprint(const config::v1::Backend& config,
+                                                 const config::v1::Limits& limits,
+                                                 const std::string& base_dir) {
+  std::string out = absl::StrCat(config.ByteSizeLong(), ":", config.SerializeAsString(), "|",
+                                 MaxMessageBytes(limits), "|", MaxMetadataBytes(limits), "|",
+                                 base_dir.size(), ":", base_dir);
+  if (config.has_tls()) {
+    for (const std::string* file :
+         {&config.tls().ca_file(), &config.tls().cert_file(), &config.tls().key_file()}) {
+      if (file->empty()) {
+        out += "|-";
+        continue;
+      }
+      absl::StatusOr<std::string> pem = ReadTlsFile(base_dir, *file, "tls");
+      if (!pem.ok()) return pem.status();
+      absl::StrAppend(&out, "|", pem->size(), ":", *pem);
+    }
+  }
+  return out;
+}
+
 Backend::Backend(std::string name, std::string target, size_t max_metadata_bytes)
     : name_(std::move(name)), target_(std::move(target)), max_metadata_bytes_(max_metadata_bytes) {}
 
@@ -208,6 +229,9 @@ absl::StatusOr<std::shared_ptr<Backend>> Backend::Create(const config::v1::Backe
   backend->channel_args_ = args;
   backend->cluster_ = *std::move(cluster);
   backend->required_ = !config.has_required() || config.required();
+  absl::StatusOr<std::string> fingerprint = Fingerprint(config, limits, base_dir);
+  if (!fingerprint.ok()) return fingerprint.status();
+  backend->fingerprint_ = *std::move(fingerprint);
   return backend;
 }
 

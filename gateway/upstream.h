@@ -49,7 +49,16 @@ class Backend {
                                                          const std::string& base_dir,
                                                          const std::string& path);
 
+  // What makes a backend the same across config reloads: its config entry, the limits it
+  // takes, and the contents of its TLS files. Two equal fingerprints give equal Backends,
+  // so a reload keeps the running one (its connections, health and outlier state).
+  // Returns the error of an unreadable TLS file.
+  static absl::StatusOr<std::string> Fingerprint(const config::v1::Backend& config,
+                                                 const config::v1::Limits& limits,
+                                                 const std::string& base_dir);
+
   const std::string& name() const { return name_; }
+  const std::string& fingerprint() const { return fingerprint_; }
   const std::string& target() const { return target_; }
   // A gRPC channel to the backend's target, with the backend's TLS, made on first use (not
   // for calls of clients: see the file comment).
@@ -83,6 +92,7 @@ class Backend {
 
   std::shared_ptr<upstream::Cluster> cluster_;
   bool required_ = true;
+  std::string fingerprint_;
 
   std::string name_;
   std::string target_;
