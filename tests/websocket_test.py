@@ -342,8 +342,9 @@ services: [{{name: bookstore.v1.Bookstore, backend: bookstore}}]
         self.assertEqual(c.status, 404, c.body)
 
     def test_bidi_without_upgrade_stays_501(self):
-        status, data = self.rest("POST", "/gateway.test.v1.Echo/Bidi", "[]",
-                                 {"Content-Type": "application/json"})
+        # An NDJSON body: a REST client stream (application/json on a gRPC path is Connect's).
+        status, data = self.rest("POST", "/gateway.test.v1.Echo/Bidi", '{"payload":"eA=="}\n',
+                                 {"Content-Type": "application/x-ndjson"})
         self.assertEqual(status, 501, data)
 
     def test_origins_follow_the_cors_policy(self):
@@ -404,13 +405,15 @@ quotas:
             _, code, _ = c.recv_all()
             self.assertEqual(code, 1000)
         status, data = self.rest("POST", "/gateway.test.v1.Echo/ClientStream",
-                                 '[{"payload":"cQ=="}]', {"Content-Type": "application/json"})
+                                 '{"payload":"cQ=="}\n',
+                                 {"Content-Type": "application/x-ndjson"})
         self.assertEqual(status, 200, data)
         refused = self.open("ClientStream")
         self.assertEqual(refused.status, 429, refused.body)
         self.assertEqual(json.loads(refused.body)["code"], 8)
         status, _ = self.rest("POST", "/gateway.test.v1.Echo/ClientStream",
-                              '[{"payload":"cQ=="}]', {"Content-Type": "application/json"})
+                              '{"payload":"cQ=="}\n',
+                              {"Content-Type": "application/x-ndjson"})
         self.assertEqual(status, 429)
 
     # --- Hostile frames ---

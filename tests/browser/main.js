@@ -1,5 +1,5 @@
 // Calls the gateway from a page of another origin, the way browser clients do: REST with
-// fetch (a preflighted JSON POST, an NDJSON server stream), gRPC-Web with the grpc-web npm
+// fetch (a preflighted JSON POST, a refused preflight, an NDJSON server stream), gRPC-Web with the grpc-web npm
 // client (unary and server streaming), and a bidi stream over a WebSocket. Each check puts
 // its outcome into window.results (and the #results element); window.done is set at the end.
 // The gateway's address comes from the page's query: ?gateway=http://127.0.0.1:PORT.
@@ -72,25 +72,31 @@ const unb64 = (s) => atob(s || "");
 
 // --- The checks ---
 
-async function restUnary() {
+// REST routes of the bookstore example (google.api.http rules).
+async function restCreateShelf() {
   // A custom header makes this a preflighted request.
-  const resp = await fetch(gateway + ECHO + "Unary", {
+  const resp = await fetch(gateway + "/v1/shelves", {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-Echo-Test": "browser" },
-    body: JSON.stringify({ payload: b64("rest") }),
+    body: JSON.stringify({ theme: "browser" }),
   });
-  const body = await resp.json();
-  return {
-    status: resp.status,
-    payload: unb64(body.payload),
-    echoedHeader: (body.metadata || []).includes("x-echo-test=browser"),
-  };
+  const shelf = await resp.json();
+  for (const title of ["First", "Second"]) {
+    const book = await fetch(gateway + `/v1/shelves/${shelf.id}/books`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ title }),
+    });
+    if (book.status !== 200) throw new Error(`book ${title}: HTTP ${book.status}`);
+  }
+  window.shelf = shelf.id;
+  return { status: resp.status, theme: shelf.theme };
 }
 
 // A header the CORS policy does not allow: the preflight is refused, fetch fails.
 async function restRefusedPreflight() {
   try {
-    await fetch(gateway + ECHO + "Unary", {
+    await fetch(gateway + "/v1/shelves", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-Not-Allowed": "1" },
       body: "{}",
@@ -101,11 +107,10 @@ async function restRefusedPreflight() {
   }
 }
 
+// A server stream read as it arrives: NDJSON, one book per line.
 async function restServerStream() {
-  const resp = await fetch(gateway + ECHO + "ServerStream", {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "application/x-ndjson" },
-    body: JSON.stringify({ payload: b64("nd"), count: 3 }),
+  const resp = await fetch(gateway + `/v1/shelves/${window.shelf}/books:stream`, {
+    headers: { Accept: "application/x-ndjson" },
   });
   const reader = resp.body.getReader();
   let text = "";
@@ -115,7 +120,7 @@ async function restServerStream() {
     text += new TextDecoder().decode(value);
   }
   const lines = text.split("\n").filter((l) => l.trim());
-  return { status: resp.status, indexes: lines.map((l) => JSON.parse(l).index || 0) };
+  return { status: resp.status, titles: lines.map((l) => JSON.parse(l).title) };
 }
 
 const client = new GrpcWebClientBase({ format: "binary" });
@@ -187,7 +192,7 @@ async function run(name, fn) {
 }
 
 (async () => {
-  await run("restUnary", restUnary);
+  await run("restCreateShelf", restCreateShelf);
   await run("restRefusedPreflight", restRefusedPreflight);
   await run("restServerStream", restServerStream);
   await run("grpcWebUnary", grpcWebUnary);
