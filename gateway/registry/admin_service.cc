@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -46,6 +47,22 @@ void FillSummary(const ChangeSummary& s, admin::v1::ChangeSummary* out) {
   for (const auto& x : s.routes_added) out->add_routes_added(x);
   for (const auto& x : s.routes_removed) out->add_routes_removed(x);
   for (const auto& x : s.breaking_changes) out->add_breaking_changes(x);
+}
+
+// "+1 services, +3 methods, -1 routes": the counts of a change that are not zero.
+std::string SummaryLine(const ChangeSummary& s) {
+  std::vector<std::string> parts;
+  auto add = [&parts](std::size_t n, absl::string_view what) {
+    if (n > 0) parts.push_back(absl::StrCat(what.substr(0, 1), n, " ", what.substr(1)));
+  };
+  add(s.services_added.size(), "+services");
+  add(s.services_removed.size(), "-services");
+  add(s.methods_added.size(), "+methods");
+  add(s.methods_removed.size(), "-methods");
+  add(s.routes_added.size(), "+routes");
+  add(s.routes_removed.size(), "-routes");
+  add(s.breaking_changes.size(), "+breaking changes (forced)");
+  return parts.empty() ? "no change to the served methods or routes" : absl::StrJoin(parts, ", ");
 }
 
 // A serialized FileDescriptorSet of `file` and everything it imports, dependencies first.
@@ -100,6 +117,23 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
     return absl::InvalidArgumentError(absl::StrCat(
         "admin_listener.address: \"", settings.address, "\" is not HOST:PORT"));
   }
+  if (!a.tokens_file().empty()) {
+    const std::string path = ResolvePath(base_dir, a.tokens_file());
+    absl::StatusOr<std::string> text = ReadFileToString(path);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("admin_listener.tokens_file: ", text.status().message()));
+    }
+    absl::StatusOr<std::shared_ptr<const AdminTokens>> tokens = AdminTokens::Parse(*text, path);
+    if (!tokens.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("admin_listener.tokens_file: ", tokens.status().message()));
+    }
+    settings.tokens = *std::move(tokens);
+  }
+  if (!a.audit_log_file().empty()) {
+    settings.audit_log_file = ResolvePath(base_dir, a.audit_log_file());
+  }
   if (!a.token_file().empty()) {
     absl::StatusOr<std::string> token = ReadFileToString(ResolvePath(base_dir, a.token_file()));
     if (!token.ok()) {
@@ -110,20 +144,20 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
     if (settings.token.empty()) {
       return absl::InvalidArgumentError("admin_listener.token_file: the file is empty");
     }
-  } else if (!IsLoopbackAddress(settings.address)) {
+  } else if (settings.tokens == nullptr && !IsLoopbackAddress(settings.address)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "admin_listener.token_file: required when the admin listener is not on loopback (",
-        settings.address, ")"));
+        "admin_listener.token_file: required (or tokens_file) when the admin listener is not "
+        "on loopback (", settings.address, ")"));
   }
   if (a.registry_history_limit() > 0) {
     settings.history_limit = static_cast<int>(std::min<uint32_t>(a.registry_history_limit(),
                                                                  1 << 20));
   }
   if (a.expose_on_public_listeners()) {
-    if (settings.token.empty()) {
+    if (settings.token.empty() && settings.tokens == nullptr) {
       return absl::InvalidArgumentError(
-          "admin_listener.expose_on_public_listeners: requires token_file (the public "
-          "listeners would serve the admin API to anyone)");
+          "admin_listener.expose_on_public_listeners: requires token_file or tokens_file (the "
+          "public listeners would serve the admin API to anyone)");
     }
     settings.expose_on_public_listeners = true;
   }
@@ -160,11 +194,34 @@ absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& con
 
 // --- RegistryService ---
 
-grpc::Status RegistryService::Authorize(grpc::ServerContext* context) const {
+RegistryService::RegistryService(std::string token, std::shared_ptr<const AdminTokens> tokens,
+                                 std::unique_ptr<AuditLog> audit)
+    : token_(std::move(token)), tokens_(std::move(tokens)), audit_(std::move(audit)) {}
+
+void RegistryService::SetTokens(std::string token, std::shared_ptr<const AdminTokens> tokens) {
+  absl::MutexLock lock(&tokens_mu_);
+  token_ = std::move(token);
+  tokens_ = std::move(tokens);
+}
+
+grpc::Status RegistryService::Authorize(grpc::ServerContext* context,
+                                        AdminCaller* caller) const {
   if (registry_.load() == nullptr) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the registry is starting");
   }
-  if (token_.empty()) return grpc::Status::OK;
+  std::string token;
+  std::shared_ptr<const AdminTokens> tokens;
+  {
+    absl::MutexLock lock(&tokens_mu_);
+    token = token_;
+    tokens = tokens_;
+  }
+  if (token.empty() && tokens == nullptr) {
+    caller->owner = "admin";
+    caller->admin = true;
+    caller->who = "admin (no token required on loopback)";
+    return grpc::Status::OK;
+  }
   // The challenge of RFC 6750; over REST it becomes the 401's www-authenticate header.
   auto it = context->client_metadata().find("authorization");
   if (it == context->client_metadata().end()) {
@@ -173,12 +230,50 @@ grpc::Status RegistryService::Authorize(grpc::ServerContext* context) const {
                         "the admin API requires \"authorization: Bearer <token>\"");
   }
   const absl::string_view value(it->second.data(), it->second.size());
-  if (!absl::StartsWith(value, "Bearer ") || !SameSecret(value.substr(7), token_)) {
-    context->AddTrailingMetadata("www-authenticate",
-                                 "Bearer realm=\"gatewayd-admin\", error=\"invalid_token\"");
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+  if (absl::StartsWith(value, "Bearer ")) {
+    const absl::string_view presented = value.substr(7);
+    if (!token.empty() && SameSecret(presented, token)) {
+      caller->owner = "admin";
+      caller->admin = true;
+      caller->who = absl::StrCat("admin (token_file, sha256:", Sha256Hex(token).substr(0, 8), ")");
+      return grpc::Status::OK;
+    }
+    if (const AdminCaller* known = tokens == nullptr ? nullptr : tokens->Find(presented)) {
+      *caller = *known;
+      return grpc::Status::OK;
+    }
+  }
+  context->AddTrailingMetadata("www-authenticate",
+                               "Bearer realm=\"gatewayd-admin\", error=\"invalid_token\"");
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+}
+
+grpc::Status RegistryService::OwnerFor(const AdminCaller& caller, const std::string& requested,
+                                       std::string* owner) {
+  *owner = requested;
+  if (caller.admin) return grpc::Status::OK;
+  if (requested.empty()) {
+    *owner = caller.owner;
+  } else if (requested != caller.owner) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("owner: the token of \"", caller.owner,
+                                     "\" may not act as owner \"", requested, "\""));
   }
   return grpc::Status::OK;
+}
+
+void RegistryService::Audit(const AdminCaller& caller, const std::string& action,
+                            const ServiceVersion& v, const ChangeSummary& changes) const {
+  if (audit_ == nullptr) return;
+  AuditEntry entry;
+  entry.time = absl::Now();
+  entry.who = caller.who;
+  entry.action = action;
+  entry.service = v.service;
+  entry.version = v.version;
+  entry.owner = v.owner;
+  entry.changes = SummaryLine(changes);
+  audit_->Write(entry);
 }
 
 void RegistryService::SetConfigHandlers(ReloadHandler reload, ConfigHandler config) {
@@ -190,7 +285,13 @@ void RegistryService::SetConfigHandlers(ReloadHandler reload, ConfigHandler conf
 grpc::Status RegistryService::Reload(grpc::ServerContext* context,
                                      const admin::v1::ReloadRequest* /*request*/,
                                      admin::v1::ReloadResponse* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return s;
+  AdminCaller caller;
+  if (grpc::Status s = Authorize(context, &caller); !s.ok()) return s;
+  if (!caller.admin) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("Reload needs an admin token; the token of \"", caller.owner,
+                                     "\" is a team's"));
+  }
   ReloadHandler reload;
   {
     absl::MutexLock lock(&handlers_mu_);
@@ -201,13 +302,22 @@ grpc::Status RegistryService::Reload(grpc::ServerContext* context,
   }
   absl::Status status = reload(response);
   if (!status.ok()) return ToGrpc(status);
+  if (audit_ != nullptr) {
+    AuditEntry entry;
+    entry.time = absl::Now();
+    entry.who = caller.who;
+    entry.action = "reload";
+    entry.changes = response->summary();
+    audit_->Write(entry);
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status RegistryService::GetConfig(grpc::ServerContext* context,
                                         const admin::v1::GetConfigRequest* /*request*/,
                                         admin::v1::GetConfigResponse* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return s;
+  AdminCaller caller;
+  if (grpc::Status s = Authorize(context, &caller); !s.ok()) return s;
   ConfigHandler config;
   {
     absl::MutexLock lock(&handlers_mu_);
@@ -228,6 +338,7 @@ void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
   out->set_version(v.version);
   out->set_registered_at_unix_seconds(absl::ToUnixSeconds(v.registered_at));
   out->set_removed(v.removed);
+  out->set_changed_by(v.changed_by);
   if (with_descriptor_set) out->set_descriptor_set(v.descriptor_set);
   if (!v.removed) {
     auto [methods, routes] = registry_.load()->Counts(v.service);
@@ -239,16 +350,24 @@ void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
 grpc::Status RegistryService::Register(grpc::ServerContext* context,
                                        const admin::v1::RegisterRequest* request,
                                        admin::v1::RegisterResponse* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return s;
+  AdminCaller caller;
+  if (grpc::Status s = Authorize(context, &caller); !s.ok()) return s;
   RegisterRequest r;
   r.service = request->service();
-  r.owner = request->owner();
+  if (grpc::Status s = OwnerFor(caller, request->owner(), &r.owner); !s.ok()) return s;
+  r.changed_by = caller.who;
+  r.restricted = !caller.admin;
+  r.allowed_packages = caller.packages;
+  r.allowed_path_prefixes = caller.path_prefixes;
   r.backend = request->backend();
   r.descriptor_set = request->descriptor_set();
   r.force = request->force();
   r.dry_run = request->dry_run();
   absl::StatusOr<ChangeResult> result = registry_.load()->Register(r);
   if (!result.ok()) return ToGrpc(result.status());
+  if (!result->dry_run && !result->unchanged) {
+    Audit(caller, "register", result->version, result->changes);
+  }
   Fill(result->version, false, response->mutable_version());
   FillSummary(result->changes, response->mutable_changes());
   response->set_dry_run(result->dry_run);
@@ -260,7 +379,8 @@ grpc::Status RegistryService::Register(grpc::ServerContext* context,
 grpc::Status RegistryService::ListServices(grpc::ServerContext* context,
                                            const admin::v1::ListServicesRequest*,
                                            admin::v1::ListServicesResponse* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return s;
+  AdminCaller caller;
+  if (grpc::Status s = Authorize(context, &caller); !s.ok()) return s;
   for (const ServiceVersion& v : registry_.load()->List()) Fill(v, false, response->add_services());
   return grpc::Status::OK;
 }
@@ -268,7 +388,8 @@ grpc::Status RegistryService::ListServices(grpc::ServerContext* context,
 grpc::Status RegistryService::GetService(grpc::ServerContext* context,
                                          const admin::v1::GetServiceRequest* request,
                                          admin::v1::ServiceVersion* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return s;
+  AdminCaller caller;
+  if (grpc::Status s = Authorize(context, &caller); !s.ok()) return s;
   absl::StatusOr<ServiceVersion> v = registry_.load()->Get(request->service());
   if (!v.ok()) return ToGrpc(v.status());
   Fill(*v, request->include_descriptor_set(), response);
@@ -278,13 +399,17 @@ grpc::Status RegistryService::GetService(grpc::ServerContext* context,
 grpc::Status RegistryService::RemoveService(grpc::ServerContext* context,
                                             const admin::v1::RemoveServiceRequest* request,
                                             admin::v1::RemoveServiceResponse* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return s;
-  if (request->owner().empty()) {
+  AdminCaller caller;
+  if (grpc::Status s = Authorize(context, &caller); !s.ok()) return s;
+  std::string owner;
+  if (grpc::Status s = OwnerFor(caller, request->owner(), &owner); !s.ok()) return s;
+  if (owner.empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "owner: required");
   }
   absl::StatusOr<ChangeResult> result =
-      registry_.load()->Remove(request->service(), request->owner(), request->dry_run());
+      registry_.load()->Remove(request->service(), owner, request->dry_run(), caller.who);
   if (!result.ok()) return ToGrpc(result.status());
+  if (!result->dry_run) Audit(caller, "remove", result->version, result->changes);
   Fill(result->version, false, response->mutable_version());
   FillSummary(result->changes, response->mutable_changes());
   response->set_dry_run(result->dry_run);
@@ -294,7 +419,8 @@ grpc::Status RegistryService::RemoveService(grpc::ServerContext* context,
 grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
                                            const admin::v1::ListVersionsRequest* request,
                                            admin::v1::ListVersionsResponse* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return s;
+  AdminCaller caller;
+  if (grpc::Status s = Authorize(context, &caller); !s.ok()) return s;
   absl::StatusOr<std::vector<ServiceVersion>> versions = registry_.load()->Versions(request->service());
   if (!versions.ok()) return ToGrpc(versions.status());
   for (const ServiceVersion& v : *versions) {
@@ -305,6 +431,7 @@ grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
     out->set_version(v.version);
     out->set_registered_at_unix_seconds(absl::ToUnixSeconds(v.registered_at));
     out->set_removed(v.removed);
+    out->set_changed_by(v.changed_by);
   }
   return grpc::Status::OK;
 }
@@ -312,13 +439,17 @@ grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
 grpc::Status RegistryService::Rollback(grpc::ServerContext* context,
                                        const admin::v1::RollbackRequest* request,
                                        admin::v1::RegisterResponse* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return s;
-  if (request->owner().empty()) {
+  AdminCaller caller;
+  if (grpc::Status s = Authorize(context, &caller); !s.ok()) return s;
+  std::string owner;
+  if (grpc::Status s = OwnerFor(caller, request->owner(), &owner); !s.ok()) return s;
+  if (owner.empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "owner: required");
   }
   absl::StatusOr<ChangeResult> result = registry_.load()->Rollback(
-      request->service(), request->to_version(), request->owner(), request->dry_run());
+      request->service(), request->to_version(), owner, request->dry_run(), caller.who);
   if (!result.ok()) return ToGrpc(result.status());
+  if (!result->dry_run) Audit(caller, "rollback", result->version, result->changes);
   Fill(result->version, false, response->mutable_version());
   FillSummary(result->changes, response->mutable_changes());
   response->set_dry_run(result->dry_run);
@@ -349,7 +480,10 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     Registry* registry = self->live_registry_.load();
     return registry == nullptr ? nullptr : registry->routes();
   };
-  server->service_ = std::make_unique<RegistryService>(settings.token);
+  absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(settings.audit_log_file);
+  if (!audit.ok()) return audit.status();
+  server->service_ = std::make_unique<RegistryService>(settings.token, settings.tokens,
+                                                       *std::move(audit));
   server->reflection_ = std::make_unique<ReflectionService>(
       live_routes, std::vector<const google::protobuf::ServiceDescriptor*>{admin_api});
   grpc::ServerBuilder builder;
@@ -471,7 +605,17 @@ absl::Status AdminServer::Rebase(const GatewayConfig& config,
                                  std::vector<std::string>* problems) {
   absl::StatusOr<BaseRoutes> base = BaseOf(config);
   if (!base.ok()) return base.status();
-  return registry_->Rebase(*std::move(base), problems);
+  std::optional<AdminSettings> settings;
+  if (config.proto.has_admin_listener()) {
+    absl::StatusOr<AdminSettings> compiled = CompileAdminListener(config.proto, config.base_dir);
+    if (!compiled.ok()) return compiled.status();
+    settings = *std::move(compiled);
+  }
+  absl::Status status = registry_->Rebase(*std::move(base), problems);
+  if (status.ok() && settings.has_value()) {
+    service_->SetTokens(settings->token, settings->tokens);
+  }
+  return status;
 }
 
 void AdminServer::SetConfigHandlers(RegistryService::ReloadHandler reload,

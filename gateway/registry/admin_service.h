@@ -2,9 +2,14 @@
 // listener, and the wiring that gives a running gateway its Registry.
 //
 // The admin listener is loopback by default. Bound to any other address it requires a
-// bearer token (config `admin_listener.token_file`); when a token is configured every call
-// must carry `authorization: Bearer <token>`, or fails with UNAUTHENTICATED (with a
-// `www-authenticate: Bearer realm="gatewayd-admin"` challenge in the trailing metadata).
+// bearer token (config `admin_listener.token_file`, an admin, and/or the digests of
+// `admin_listener.tokens_file`, each bound to an owner and a role: admin_tokens.h); when a
+// token is configured every call must carry `authorization: Bearer <token>`, or fails with
+// UNAUTHENTICATED (with a `www-authenticate: Bearer realm="gatewayd-admin"` challenge in
+// the trailing metadata). A team token may register only as its owner, in its packages and
+// under its path prefixes, change only its own services and never Reload
+// (PERMISSION_DENIED naming what it lacks). Every change is written to the audit log
+// (audit_log.h) and its version records who made it.
 //
 // The public front ends route server reflection to a reflection-only server of their own
 // (loopback, ephemeral port) that lists what they serve; the admin API is routed there only
@@ -34,6 +39,8 @@
 #include "gateway/admin/v1/registry.grpc.pb.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/gateway_config.h"
+#include "gateway/registry/admin_tokens.h"
+#include "gateway/registry/audit_log.h"
 #include "gateway/registry/redis_store.h"
 #include "gateway/registry/reflection_service.h"
 #include "gateway/registry/registry.h"
@@ -52,14 +59,18 @@ struct AdminSettings {
   bool expose_on_public_listeners = false;  // route the admin API from the front ends
   std::string registry_redis_cache_directory;  // empty: no cache of the Redis registry
   int history_limit = kDefaultHistoryLimit;  // versions kept per service
+  std::shared_ptr<const AdminTokens> tokens;  // from tokens_file; null: none
+  std::string audit_log_file;                 // empty: the process log
 };
 
 // The default admin address.
 inline constexpr char kDefaultAdminAddress[] = "127.0.0.1:9901";
 
 // Validates `config.admin_listener` (which must be set). Returns INVALID_ARGUMENT naming
-// the key: a malformed address, a non-loopback address without token_file, an unreadable
-// or empty token file, expose_on_public_listeners without token_file. Relative paths are resolved against `base_dir`.
+// the key: a malformed address, a non-loopback address without token_file or tokens_file,
+// an unreadable or empty token file, an unreadable or invalid tokens file (AdminTokens),
+// expose_on_public_listeners without a token. Relative paths are resolved against
+// `base_dir`.
 absl::StatusOr<AdminSettings> CompileAdminListener(const config::v1::Config& config,
                                                    const std::string& base_dir);
 
@@ -70,8 +81,14 @@ bool IsLoopbackAddress(const std::string& address);
 class RegistryService final : public admin::v1::Registry::Service {
  public:
   // `registry` must outlive the service; until set_registry() is called every call fails
-  // with UNAVAILABLE.
-  explicit RegistryService(std::string token) : token_(std::move(token)) {}
+  // with UNAVAILABLE. `token` (may be empty) is an admin's; `tokens` (may be null) the
+  // owners' tokens; with neither, every caller is an admin (loopback only). `audit` (may
+  // be null: no audit) receives one entry per change.
+  RegistryService(std::string token, std::shared_ptr<const AdminTokens> tokens,
+                  std::unique_ptr<AuditLog> audit);
+
+  // Replaces the tokens (a reload); calls already authorized finish with the old ones.
+  void SetTokens(std::string token, std::shared_ptr<const AdminTokens> tokens);
 
   void set_registry(Registry* registry) { registry_.store(registry); }
 
@@ -105,13 +122,22 @@ class RegistryService final : public admin::v1::Registry::Service {
                          admin::v1::GetConfigResponse* response) override;
 
  private:
-  // OK, or UNAVAILABLE while starting, or UNAUTHENTICATED (adding the www-authenticate
-  // challenge to `context`'s trailing metadata).
-  grpc::Status Authorize(grpc::ServerContext* context) const;
+  // OK with the caller in `*caller`, or UNAVAILABLE while starting, or UNAUTHENTICATED
+  // (adding the www-authenticate challenge to `context`'s trailing metadata).
+  grpc::Status Authorize(grpc::ServerContext* context, AdminCaller* caller) const;
+  // The owner a change is made as: `requested`, or the team token's own when empty.
+  // PERMISSION_DENIED when a team token names another owner.
+  static grpc::Status OwnerFor(const AdminCaller& caller, const std::string& requested,
+                               std::string* owner);
+  void Audit(const AdminCaller& caller, const std::string& action, const ServiceVersion& v,
+             const ChangeSummary& changes) const;
   void Fill(const ServiceVersion& v, bool with_descriptor_set, admin::v1::ServiceVersion* out) const;
 
   std::atomic<Registry*> registry_{nullptr};
-  const std::string token_;
+  mutable absl::Mutex tokens_mu_;
+  std::string token_ ABSL_GUARDED_BY(tokens_mu_);
+  std::shared_ptr<const AdminTokens> tokens_ ABSL_GUARDED_BY(tokens_mu_);
+  const std::unique_ptr<AuditLog> audit_;
   absl::Mutex handlers_mu_;
   ReloadHandler reload_ ABSL_GUARDED_BY(handlers_mu_);
   ConfigHandler config_ ABSL_GUARDED_BY(handlers_mu_);
@@ -144,7 +170,8 @@ class AdminServer {
   RedisRegistryStatus::Report Readiness() const;
 
   // Serves the services, backends and interceptor chain of a reloaded `config` (with the
-  // registered services over them) and publishes the complete table. Registered services
+  // registered services over them) and publishes the complete table, and takes the admin
+  // tokens of its admin_listener (token_file, tokens_file, read again). Registered services
   // that no longer validate are left out and named in `problems`. Returns the error of a
   // descriptor set that cannot be read or of the config's own services (nothing changed).
   absl::Status Rebase(const GatewayConfig& config, std::vector<std::string>* problems);

@@ -31,8 +31,40 @@ TEST(CompileAdminListener, DefaultsToLoopbackWithoutToken) {
 
 TEST(CompileAdminListener, NonLoopbackAddressRequiresAToken) {
   EXPECT_EQ(CompileAdminListener(WithAdmin("0.0.0.0:9901"), ".").status(),
-            absl::InvalidArgumentError("admin_listener.token_file: required when the admin "
-                                       "listener is not on loopback (0.0.0.0:9901)"));
+            absl::InvalidArgumentError("admin_listener.token_file: required (or tokens_file) "
+                                       "when the admin listener is not on loopback "
+                                       "(0.0.0.0:9901)"));
+}
+
+TEST(CompileAdminListener, TokensFileIsReadAndEnoughOffLoopback) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string path =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/tokens-", ::getpid(), ".yaml");
+  std::ofstream(path) << "tokens:\n  - sha256: " << Sha256Hex("team-token")
+                      << "\n    owner: payments\n    role: team\n    packages: [payments]\n";
+  config::v1::Config config = WithAdmin("0.0.0.0:9901");
+  config.mutable_admin_listener()->set_tokens_file(path);
+  config.mutable_admin_listener()->set_audit_log_file("audit.jsonl");
+  absl::StatusOr<AdminSettings> settings = CompileAdminListener(config, "/var/lib/gw");
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  ASSERT_NE(settings->tokens, nullptr);
+  const AdminCaller* caller = settings->tokens->Find("team-token");
+  ASSERT_NE(caller, nullptr);
+  EXPECT_EQ(caller->owner, "payments");
+  EXPECT_EQ(settings->audit_log_file, "/var/lib/gw/audit.jsonl");
+}
+
+TEST(CompileAdminListener, InvalidTokensFileIsRefusedNamingTheEntry) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string path =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/bad-tokens-", ::getpid(), ".yaml");
+  std::ofstream(path) << "tokens:\n  - {sha256: 1234, owner: a, role: admin}\n";
+  config::v1::Config config = WithAdmin("127.0.0.1:0");
+  config.mutable_admin_listener()->set_tokens_file(path);
+  EXPECT_EQ(CompileAdminListener(config, ".").status(),
+            absl::InvalidArgumentError(absl::StrCat(
+                "admin_listener.tokens_file: ", path,
+                ": tokens[0].sha256: required: the token's SHA-256 digest as 64 hex digits")));
 }
 
 TEST(CompileAdminListener, TokenIsReadAndTrimmed) {

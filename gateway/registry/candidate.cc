@@ -172,15 +172,18 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
 
 namespace {
 
-// "GET /v1/x/{id} -> pkg.S.M"
-std::string RouteText(const transcoder::MethodPlan& plan) {
-  // rule_text is `get "/v1/x"`: keep the path between the quotes.
+// The path template of a plan: rule_text is `get "/v1/x"`, the path is between the quotes.
+std::string PathOf(const transcoder::MethodPlan& plan) {
   const std::string& rule = plan.rule_text;
   const std::size_t open = rule.find('"');
   const std::size_t close = rule.rfind('"');
-  const std::string path =
-      open != std::string::npos && close > open ? rule.substr(open + 1, close - open - 1) : rule;
-  return absl::StrCat(plan.http_method, " ", path, " -> ", plan.method->full_name());
+  return open != std::string::npos && close > open ? rule.substr(open + 1, close - open - 1)
+                                                   : rule;
+}
+
+// "GET /v1/x/{id} -> pkg.S.M"
+std::string RouteText(const transcoder::MethodPlan& plan) {
+  return absl::StrCat(plan.http_method, " ", PathOf(plan), " -> ", plan.method->full_name());
 }
 
 using Segment = transcoder::HttpTemplate::Segment;
@@ -271,6 +274,17 @@ std::string ChangeSummary::ToString() const {
   for (const auto& s : breaking_changes) lines.push_back(absl::StrCat("! ", s));
   if (lines.empty()) return "no changes";
   return absl::StrJoin(lines, "\n");
+}
+
+std::vector<std::string> RoutesOutside(const RouteTable& table, const std::string& service,
+                                       const std::function<bool(absl::string_view)>& allowed) {
+  std::vector<std::string> out;
+  for (const auto& plan : table.transcoder().routes().plans()) {
+    if (plan->method->service()->full_name() != service) continue;
+    if (!allowed(PathOf(*plan))) out.push_back(RouteText(*plan));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace gateway::registry

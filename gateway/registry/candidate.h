@@ -12,6 +12,7 @@
 #ifndef GATEWAY_REGISTRY_CANDIDATE_H_
 #define GATEWAY_REGISTRY_CANDIDATE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "gateway/registry/registry_state.h"
 #include "gateway/route_table.h"
 #include "gateway/upstream.h"
@@ -96,6 +98,11 @@ bool TemplatesOverlap(const transcoder::HttpTemplate& a, const transcoder::HttpT
 // Such a route takes requests that the other service's clients mean for it (or for paths
 // it does not serve) whenever the other route does not match exactly.
 std::vector<std::string> OverlappingRoutes(const RouteTable& table, const std::string& service);
+
+// The HTTP routes of `service` in `table` whose path template (as written in its rule, e.g.
+// "/v1/shelves/{shelf}") `allowed` refuses, as "GET /v1/x -> pkg.S.M", sorted.
+std::vector<std::string> RoutesOutside(const RouteTable& table, const std::string& service,
+                                       const std::function<bool(absl::string_view)>& allowed);
 
 }  // namespace gateway::registry
 

@@ -110,6 +110,7 @@ std::string EncodeVersionFile(const ServiceVersion& version) {
   record.set_registered_at_unix_seconds(absl::ToUnixSeconds(version.registered_at));
   record.set_descriptor_set(version.descriptor_set);
   record.set_removed(version.removed);
+  record.set_changed_by(version.changed_by);
   const std::string payload = record.SerializeAsString();
   std::string out(kMagic, kMagicSize);
   PutLittleEndian(payload.size(), 8, &out);
@@ -150,6 +151,7 @@ absl::StatusOr<ServiceVersion> DecodeVersionFile(const std::string& bytes) {
   v.registered_at = absl::FromUnixSeconds(record.registered_at_unix_seconds());
   v.descriptor_set = record.descriptor_set();
   v.removed = record.removed();
+  v.changed_by = record.changed_by();
   return v;
 }
 

@@ -42,6 +42,18 @@ ServiceVersion Version(const std::string& service, int64_t version, const std::s
   return v;
 }
 
+TEST(DirectoryStore, WhoMadeAVersionIsKept) {
+  ServiceVersion v = Version("a.B", 1, "x");
+  v.changed_by = "books-team (sha256:0123abcd)";
+  absl::StatusOr<ServiceVersion> decoded = DecodeVersionFile(EncodeVersionFile(v));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->changed_by, "books-team (sha256:0123abcd)");
+  // A file written before `changed_by` existed reads as made by nobody named.
+  decoded = DecodeVersionFile(EncodeVersionFile(Version("a.B", 1, "x")));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->changed_by, "");
+}
+
 TEST(DirectoryStore, RoundTripRestoresEveryVersionExactly) {
   DirectoryStore store(FreshDirectory("roundtrip") + "/nested/registry");
   ASSERT_TRUE(store.Open().ok());

@@ -10,6 +10,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gateway/descriptor_sets.h"
+#include "gateway/registry/admin_tokens.h"
 #include "gateway/registry/compatibility.h"
 
 namespace gateway::registry {
@@ -267,6 +268,13 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
         defined.empty() ? "no service" : absl::StrJoin(defined, ", "), ")"));
   }
 
+  if (request.restricted && !PackageAllowed(PackageOf(*service), request.allowed_packages)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "package ", PackageOf(*service).empty() ? "(none)" : PackageOf(*service),
+        " of service ", request.service, " is not one this token may register in (",
+        request.allowed_packages.empty() ? "none" : absl::StrJoin(request.allowed_packages, ", "),
+        ")"));
+  }
   // Ownership first (cheap, and the more basic refusal); the backend is asked without the
   // lock held, as it may take its time (bounded by the check); ownership is checked again
   // below since another change may have happened meanwhile.
@@ -333,6 +341,7 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   version.backend = request.backend;
   version.descriptor_set = request.descriptor_set;
   version.registered_at = now_();
+  version.changed_by = request.changed_by;
   RegistryState candidate = state_;
   version.version = candidate.Append(version);
   // Routes overlapping another service's: only those this change adds count (one accepted
@@ -344,6 +353,19 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
     }
   }
   auto check_overlaps = [&](const RouteTable& table, ChangeResult* result) -> absl::Status {
+    if (request.restricted) {
+      std::vector<std::string> outside = RoutesOutside(
+          table, request.service,
+          [&](absl::string_view path) { return PathAllowed(path, request.allowed_path_prefixes); });
+      if (!outside.empty()) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "routes of ", request.service, " outside the path prefixes this token may claim (",
+            request.allowed_path_prefixes.empty()
+                ? "none"
+                : absl::StrJoin(request.allowed_path_prefixes, ", "),
+            "):\n", absl::StrJoin(outside, "\n")));
+      }
+    }
     std::vector<std::string> overlaps;
     for (std::string& o : OverlappingRoutes(table, request.service)) {
       if (known_overlaps.count(o) == 0) overlaps.push_back(std::move(o));
@@ -367,7 +389,8 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
 }
 
 absl::StatusOr<ChangeResult> Registry::Remove(const std::string& service,
-                                              const std::string& owner, bool dry_run) {
+                                              const std::string& owner, bool dry_run,
+                                              const std::string& changed_by) {
   absl::MutexLock lock(&mu_);
   const ServiceVersion* current = state_.Current(service);
   if (current == nullptr) {
@@ -389,6 +412,7 @@ absl::StatusOr<ChangeResult> Registry::Remove(const std::string& service,
   version.owner = owner;
   version.backend = current->backend;
   version.registered_at = now_();
+  version.changed_by = changed_by;
   version.removed = true;
   RegistryState candidate = state_;
   version.version = candidate.Append(version);
@@ -398,7 +422,8 @@ absl::StatusOr<ChangeResult> Registry::Remove(const std::string& service,
 }
 
 absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int64_t to_version,
-                                                const std::string& owner, bool dry_run) {
+                                                const std::string& owner, bool dry_run,
+                                                const std::string& changed_by) {
   absl::MutexLock lock(&mu_);
   const std::vector<ServiceVersion>& history = state_.History(service);
   if (history.empty()) {
@@ -455,6 +480,7 @@ absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int6
   ServiceVersion version = *target;
   version.owner = owner;
   version.registered_at = now_();
+  version.changed_by = changed_by;
   RegistryState candidate = state_;
   version.version = candidate.Append(version);
   absl::StatusOr<ChangeResult> result =

@@ -8,6 +8,8 @@
 //      defines the service;
 //   3. ownership: a service belongs to the owner that registered it first, a package to
 //      the owner of its first service; services of the gateway config belong to nobody;
+//      a restricted request (a team's token) must stay in its packages, and (step 5) its
+//      HTTP routes under its path prefixes;
 //   4. compatibility with the registered version (compatibility.h): breaking changes are
 //      refused unless forced; with a backend check (RegistryOptions), the backend is asked
 //      whether it serves the service (backend_check.h): refused unless forced when it says
@@ -63,6 +65,15 @@ struct RegisterRequest {
   std::string descriptor_set;  // serialized FileDescriptorSet with imports
   bool force = false;          // accept breaking changes
   bool dry_run = false;        // report, change nothing
+  std::string changed_by;      // who asks (kept with the version); may be empty
+  // A caller limited to some packages and path prefixes (a team's admin token): the
+  // service's package must be one of `allowed_packages` or below one (PackageAllowed), and
+  // every HTTP route of the service must lie under one of `allowed_path_prefixes`
+  // (PathAllowed), or the request is refused with PERMISSION_DENIED naming the package or
+  // the routes (also for a dry run).
+  bool restricted = false;
+  std::vector<std::string> allowed_packages;
+  std::vector<std::string> allowed_path_prefixes;
 };
 
 struct ChangeResult {
@@ -137,14 +148,15 @@ class Registry {
   // Stops serving `service` (records a removal version). NOT_FOUND when it is not served;
   // PERMISSION_DENIED for another owner.
   absl::StatusOr<ChangeResult> Remove(const std::string& service, const std::string& owner,
-                                      bool dry_run);
+                                      bool dry_run, const std::string& changed_by = "");
 
   // Serves the content of version `to_version` (0: the one before the current) again, as
   // a new version. NOT_FOUND for an unknown service or version (naming the versions kept
   // when `to_version` was pruned from the history); PERMISSION_DENIED for another owner;
   // INVALID_ARGUMENT when the result does not validate.
   absl::StatusOr<ChangeResult> Rollback(const std::string& service, int64_t to_version,
-                                        const std::string& owner, bool dry_run);
+                                        const std::string& owner, bool dry_run,
+                                        const std::string& changed_by = "");
 
   // The served services (current versions), ordered by name.
   std::vector<ServiceVersion> List() const;

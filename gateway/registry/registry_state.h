@@ -33,6 +33,7 @@ struct ServiceVersion {
   std::string descriptor_set;  // serialized FileDescriptorSet (empty when removed)
   absl::Time registered_at = absl::UnixEpoch();
   bool removed = false;  // this version records a removal
+  std::string changed_by;  // who made it (audit name of the admin token; may be empty)
 };
 
 class RegistryState {

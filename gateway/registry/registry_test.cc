@@ -115,6 +115,51 @@ TEST_F(RegistryTest, MissingOwnerIsRefused) {
   EXPECT_EQ(RegisterStatus(r), absl::InvalidArgumentError("owner: required"));
 }
 
+// --- A restricted caller (a team's token): its packages and path prefixes only. ---
+
+TEST_F(RegistryTest, RestrictedRequestOutsideItsPackagesIsRefused) {
+  RegisterRequest r = Library();
+  r.restricted = true;
+  r.allowed_packages = {"books", "lib.v2"};
+  r.allowed_path_prefixes = {"/v1/books"};
+  EXPECT_EQ(RegisterStatus(r),
+            absl::PermissionDeniedError("package lib.v1 of service lib.v1.Library is not one "
+                                        "this token may register in (books, lib.v2)"));
+  EXPECT_THAT(registry_->List(), IsEmpty());
+}
+
+TEST_F(RegistryTest, RestrictedRequestWithRoutesOutsideItsPrefixesIsRefusedEvenDryRun) {
+  RegisterRequest r = Library("/v1/shelves/{id}");
+  r.restricted = true;
+  r.allowed_packages = {"lib"};
+  r.allowed_path_prefixes = {"/v1/books"};
+  for (bool dry_run : {false, true}) {
+    r.dry_run = dry_run;
+    EXPECT_EQ(RegisterStatus(r),
+              absl::PermissionDeniedError(
+                  "routes of lib.v1.Library outside the path prefixes this token may claim "
+                  "(/v1/books):\nGET /v1/shelves/{id} -> lib.v1.Library.Get"));
+  }
+  EXPECT_THAT(registry_->List(), IsEmpty());
+}
+
+TEST_F(RegistryTest, RestrictedRequestInsideItsPackagesAndPrefixesIsServedAndRecordsWho) {
+  RegisterRequest r = Library("/v1/books/{id}");
+  r.restricted = true;
+  r.allowed_packages = {"lib"};
+  r.allowed_path_prefixes = {"/v1/books"};
+  r.changed_by = "team-a (sha256:0123abcd)";
+  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->version.changed_by, "team-a (sha256:0123abcd)");
+  ASSERT_TRUE(registry_->Remove("lib.v1.Library", "team-a", false, "admin (x)").ok());
+  absl::StatusOr<std::vector<ServiceVersion>> versions = registry_->Versions("lib.v1.Library");
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ((*versions)[0].changed_by, "team-a (sha256:0123abcd)");
+  EXPECT_EQ((*versions)[1].changed_by, "admin (x)");
+}
+
 TEST_F(RegistryTest, UnknownBackendIsRefusedListingTheKnownOnes) {
   RegisterRequest r = Library();
   r.backend = "bookz";

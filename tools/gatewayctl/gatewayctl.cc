@@ -41,20 +41,22 @@ namespace {
 constexpr char kUsage[] = R"(usage: gatewayctl [--admin=HOST:PORT] [--token-file=PATH] COMMAND [ARGS]
 
 commands:
-  register SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...
+  register SERVICE --backend=NAME [--owner=TEAM] (--descriptor-set=FILE.pb | --proto=FILE.proto...
            | --from-reflection=HOST:PORT) [--proto-path=DIR]... [--force] [--dry-run]
       register SERVICE, or a new version of it; breaking changes need --force;
       --from-reflection asks a backend with gRPC server reflection for the descriptors
-  diff SERVICE --backend=NAME --owner=TEAM (--descriptor-set=FILE.pb | --proto=FILE.proto...
+  diff SERVICE --backend=NAME [--owner=TEAM] (--descriptor-set=FILE.pb | --proto=FILE.proto...
        | --from-reflection=HOST:PORT) [--proto-path=DIR]... [--force]
       what registering would change (services, methods, routes, breaking changes);
       exits 5 when there are breaking changes (unless --force), 0 when the change is
       compatible or there is none
   list                          the registered services
   show SERVICE [--versions]     one service (and its version history)
-  remove SERVICE --owner=TEAM [--dry-run]
-  rollback SERVICE --owner=TEAM [--to=VERSION] [--dry-run]
+  remove SERVICE [--owner=TEAM] [--dry-run]
+  rollback SERVICE [--owner=TEAM] [--to=VERSION] [--dry-run]
       serve an earlier version again (default: the one before the current)
+  (--owner may be left out with a team's token: the gateway uses the token's owner;
+   an admin names the owner)
   openapi SERVICE (--descriptor-set=FILE.pb | --proto=FILE.proto... | --from-reflection=HOST:PORT)
           [--proto-path=DIR]... [--config=GATEWAY.yaml]
       print the OpenAPI 3.1 document the gateway serves for SERVICE
@@ -348,7 +350,6 @@ int ReadDescriptorSet(const Args& args, const std::string& service, std::string*
 int Register(const Args& args, Client& client, bool dry_run) {
   if (args.positional.size() != 1) return UsageError("register needs one SERVICE");
   if (args.backend.empty()) return UsageError("--backend=NAME is required");
-  if (args.owner.empty()) return UsageError("--owner=TEAM is required");
   admin::v1::RegisterRequest request;
   request.set_service(args.positional[0]);
   request.set_backend(args.backend);
@@ -432,7 +433,8 @@ int Show(const Args& args, Client& client) {
     for (const admin::v1::ServiceVersion& v : response.versions()) {
       std::cout << "v" << v.version() << "  " << TimeText(v.registered_at_unix_seconds())
                 << "  owner " << v.owner() << "  backend " << v.backend()
-                << (v.removed() ? "  (removed)" : "") << "\n";
+                << (v.removed() ? "  (removed)" : "")
+                << (v.changed_by().empty() ? "" : "  by " + v.changed_by()) << "\n";
     }
     return kOk;
   }
@@ -455,7 +457,6 @@ int Show(const Args& args, Client& client) {
 
 int Remove(const Args& args, Client& client) {
   if (args.positional.size() != 1) return UsageError("remove needs one SERVICE");
-  if (args.owner.empty()) return UsageError("--owner=TEAM is required");
   grpc::ClientContext context;
   client.Prepare(&context);
   admin::v1::RemoveServiceRequest request;
@@ -478,7 +479,6 @@ int Remove(const Args& args, Client& client) {
 
 int Rollback(const Args& args, Client& client) {
   if (args.positional.size() != 1) return UsageError("rollback needs one SERVICE");
-  if (args.owner.empty()) return UsageError("--owner=TEAM is required");
   grpc::ClientContext context;
   client.Prepare(&context);
   admin::v1::RollbackRequest request;
