@@ -329,6 +329,39 @@ services: [{{name: bookstore.v1.Bookstore, backend: bookstore}}]
         self.assertEqual(base64.b64decode(reply["payload"]), b"lib")
         self.assertEqual(code, 1000)
 
+    def test_websocket_over_tls(self):
+        import ssl
+        import websockets
+
+        cert, key = harness.self_signed_certificate(self.ws.dir)
+        gateway = self.ws.gatewayd(f"""
+http_listener:
+  address: "127.0.0.1:0"
+  transcoding: {{expose_grpc_paths: true}}
+  tls: {{cert_file: "{cert}", key_file: "{key}"}}
+descriptor_sets: ["{harness.ECHO_SET}"]
+backends: [{{name: echo, target: "ipv4:{self.echo.address}"}}]
+services: [{{name: gateway.test.v1.Echo, backend: echo}}]
+""", name="tls_gatewayd")
+        port = harness.http_address(gateway).rsplit(":", 1)[1]
+        context = ssl.create_default_context(cafile=cert)
+
+        async def run():
+            uri = f"wss://localhost:{port}/gateway.test.v1.Echo/Bidi"
+            async with websockets.connect(uri, ssl=context, open_timeout=TIMEOUT) as conn:
+                replies = []
+                for word in ["t", "l", "s"]:
+                    await conn.send(json.dumps({"payload": b64(word)}))
+                    reply = json.loads(await asyncio.wait_for(conn.recv(), TIMEOUT))
+                    replies.append(base64.b64decode(reply["payload"]).decode())
+                await conn.send("")
+                await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+                return replies, conn.close_code
+
+        replies, code = asyncio.run(run())
+        self.assertEqual(replies, ["t", "l", "s"])
+        self.assertEqual(code, 1000)
+
     # --- Refused before the upgrade ---
 
     def test_unary_method_is_refused(self):
