@@ -411,6 +411,12 @@ services: [{{name: gateway.test.v1.Echo, backend: echo}}]
         self.assertEqual(json.loads(c.body)["code"], 16)
         bad = self.open("ServerStream", headers={"Authorization": "Bearer not-a-jwt"})
         self.assertEqual(bad.status, 401)
+        # The same rule refuses the method over plain REST (a text/plain body: application/json
+        # on a gRPC path is Connect's).
+        status, data = self.rest("POST", "/gateway.test.v1.Echo/ServerStream",
+                                 '{"payload":"eA=="}', {"Content-Type": "text/plain"})
+        self.assertEqual(status, 401, data)
+        self.assertEqual(json.loads(data)["code"], 16)
 
     def test_quota_counts_each_websocket_call_once_with_rest(self):
         # 3 calls per hour for ClientStream, shared by REST and WebSocket; each WebSocket
