@@ -25,6 +25,7 @@
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
 #include "gateway/http/call.h"
+#include "gateway/http/connect_call.h"
 #include "gateway/http/request_checks.h"
 #include "gateway/http/server_internal.h"
 #include "gateway/http/tls_identity.h"
@@ -369,6 +370,14 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     is_head_ = req.method() == bhttp::verb::head;
     HttpRequest request = MakeRequest();
     responding_ = false;
+    if (IsConnectRequest(*worker_->routes(), request)) {
+      connect_ = std::make_shared<ConnectCall>(&server_->env_, worker_->routes(),
+                                               worker_->ioc_.get_executor(),
+                                               worker_->upstreams(), this, nullptr, Self());
+      connect_->Start(std::move(request));
+      if (!responding_) WatchForDisconnect();
+      return;
+    }
     call_ = std::make_shared<HttpCall>(&server_->env_, worker_->routes(),
                                        worker_->ioc_.get_executor(), worker_->upstreams(),
                                        this, Self());
@@ -407,6 +416,16 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     continue_pending_ = absl::EqualsIgnoreCase(SV(req[bhttp::field::expect]), "100-continue");
     responding_ = false;
     body_streaming_ = true;  // before the call starts: it may answer at once
+    if (IsConnectStreaming(head.Header("content-type"))) {
+      connect_ = std::make_shared<ConnectCall>(&server_->env_, worker_->routes(),
+                                               worker_->ioc_.get_executor(),
+                                               worker_->upstreams(), this, this, Self());
+      Lowest().expires_never();
+      stream_parser_.emplace(std::move(*parser_));
+      stream_parser_->body_limit(server_->options_.max_body_bytes);
+      connect_->Start(std::move(head));
+      return true;
+    }
     call_ = std::make_shared<HttpCall>(&server_->env_, worker_->routes(),
                                        worker_->ioc_.get_executor(), worker_->upstreams(),
                                        this, Self());
@@ -624,6 +643,7 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   void OnResponseWritten(bool close) {
     EndRequest();
     call_.reset();
+    connect_.reset();
     serializer_.reset();
     is_head_ = false;
     body_callback_ = nullptr;
@@ -654,6 +674,10 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
       call_->Cancel();
       call_.reset();
     }
+    if (connect_ != nullptr) {
+      connect_->Cancel();
+      connect_.reset();
+    }
     if (websocket_ != nullptr) {
       websocket_->Cancel();
       websocket_.reset();
@@ -679,6 +703,7 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   bool is_head_ = false;
   bool closed_ = false;
   std::shared_ptr<HttpCall> call_;
+  std::shared_ptr<ConnectCall> connect_;  // a Connect call (then call_ is null)
   std::shared_ptr<WebSocketCall> websocket_;  // an upgraded (or upgrading) request
   bool responding_ = false;  // the response of the current request has begun
   bool watching_ = false;    // WatchForDisconnect's read is pending

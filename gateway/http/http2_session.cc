@@ -39,6 +39,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "gateway/http/call.h"
+#include "gateway/http/connect_call.h"
 #include "gateway/http/grpc_call.h"
 #include "gateway/http/server_internal.h"
 #include "gateway/http/tls_identity.h"
@@ -78,6 +79,7 @@ class Stream final : public CallSink, public BodyReader {
   void CancelCall() {
     if (call != nullptr) call->Cancel();
     if (grpc_call != nullptr) grpc_call->Cancel();
+    if (connect_call != nullptr) connect_call->Cancel();
   }
 
   SessionBase* session_;
@@ -92,6 +94,7 @@ class Stream final : public CallSink, public BodyReader {
   bool request_active = false;
   std::shared_ptr<HttpCall> call;
   std::shared_ptr<GrpcRelayCall> grpc_call;  // a gRPC call (then `call` is null)
+  std::shared_ptr<ConnectCall> connect_call;  // a Connect call (then `call` is null)
   bool grpc = false;
 
   // The response body not yet handed to nghttp2.
@@ -349,6 +352,7 @@ class Http2Session final : public SessionBase {
       stream->CancelCall();
       stream->call.reset();
       stream->grpc_call.reset();
+      stream->connect_call.reset();
       EndStream(stream.get());
     }
     boost::system::error_code ec;
@@ -411,6 +415,14 @@ class Http2Session final : public SessionBase {
     s->request.peer = peer_;
     s->request.peer_identity = peer_identity_;
     s->request.protocol = "HTTP/2";
+    if (IsConnectRequest(*worker_->routes(), s->request)) {
+      s->connect_call = std::make_shared<ConnectCall>(&server_->env_, worker_->routes(),
+                                                      executor(), worker_->upstreams(), s,
+                                                      nullptr, shared_from_this());
+      std::shared_ptr<ConnectCall> call = s->connect_call;
+      call->Start(std::move(s->request));
+      return;
+    }
     s->is_head = s->request.method == "HEAD";
     s->call = std::make_shared<HttpCall>(&server_->env_, worker_->routes(), executor(),
                                          worker_->upstreams(), s, shared_from_this());
@@ -442,6 +454,21 @@ class Http2Session final : public SessionBase {
     }
     if (IsGrpcContentType(s->request.Header("content-type"))) {
       StartGrpcCall(s);
+      return;
+    }
+    if (IsConnectStreaming(s->request.Header("content-type"))) {
+      s->dispatched = true;
+      got_request_ = true;
+      s->request.peer = peer_;
+      s->request.peer_identity = peer_identity_;
+      s->request.protocol = "HTTP/2";
+      s->grpc = true;  // the body is bounded per message, not as a whole
+      s->body_streaming = true;
+      s->connect_call = std::make_shared<ConnectCall>(&server_->env_, worker_->routes(),
+                                                      executor(), worker_->upstreams(), s, s,
+                                                      shared_from_this());
+      std::shared_ptr<ConnectCall> call = s->connect_call;
+      call->Start(std::move(s->request));
       return;
     }
     s->request.peer = peer_;

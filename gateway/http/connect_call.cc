@@ -1,0 +1,608 @@
+#include "gateway/http/connect_call.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "boost/asio/post.hpp"
+#include "gateway/http/request_checks.h"
+#include "gateway/metadata/metadata_policy.h"
+#include "gateway/upstream.h"
+#include "gateway/upstream/cluster.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "transcoder/route_set.h"
+
+namespace gateway::http {
+
+namespace asio = boost::asio;
+
+namespace {
+
+absl::string_view PathOf(absl::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+absl::string_view QueryOf(absl::string_view target) {
+  const size_t q = target.find('?');
+  return q == absl::string_view::npos ? absl::string_view() : target.substr(q + 1);
+}
+
+// The protocol's own headers: never metadata.
+bool IsConnectHeader(absl::string_view key) { return absl::StartsWith(key, "connect-"); }
+
+// Backend metadata the policy passes back, as (name, value) with binary values in base64.
+void AppendClientMetadata(const metadata::MetadataPolicy& policy, const upstream::Headers& md,
+                          absl::string_view prefix, HeaderList* out) {
+  for (const auto& [key, value] : md) {
+    if (!metadata::IsBinaryKey(key)) {
+      if (policy.ForwardsToClient(key, value)) out->emplace_back(absl::StrCat(prefix, key), value);
+      continue;
+    }
+    absl::StatusOr<std::string> raw = metadata::DecodeBinaryText(key, value);
+    if (raw.ok() && policy.ForwardsToClient(key, *raw)) {
+      out->emplace_back(absl::StrCat(prefix, key), absl::Base64Escape(*raw));
+    }
+  }
+}
+
+}  // namespace
+
+bool IsConnectStreaming(absl::string_view content_type) {
+  std::optional<connect::ContentType> type = connect::ParseContentType(content_type);
+  return type.has_value() && type->streaming;
+}
+
+bool IsConnectRequest(const RouteTable& table, const HttpRequest& request) {
+  std::optional<connect::ContentType> type =
+      connect::ParseContentType(request.Header("content-type"));
+  if (type.has_value() && type->streaming) return true;
+  const absl::string_view path = PathOf(request.target);
+  if (request.method == "POST") {
+    if (!type.has_value()) return false;
+    if (type->codec == connect::Codec::kJson &&
+        request.Header("connect-protocol-version").empty()) {
+      return false;
+    }
+    return table.Find(path) != nullptr;
+  }
+  if (request.method == "GET") {
+    const absl::string_view query = QueryOf(request.target);
+    return (absl::StartsWith(query, "connect=v1") || absl::StrContains(query, "&connect=v1")) &&
+           table.Find(path) != nullptr;
+  }
+  return false;
+}
+
+ConnectCall::ConnectCall(const CallEnv* env, std::shared_ptr<const RouteTable> table,
+                         asio::io_context::executor_type executor,
+                         upstream::WorkerUpstreams* upstreams, CallSink* sink, BodyReader* body,
+                         std::shared_ptr<void> sink_owner)
+    : env_(env),
+      table_(std::move(table)),
+      executor_(executor),
+      upstreams_(upstreams),
+      sink_(sink),
+      body_(body),
+      sink_owner_(std::move(sink_owner)) {}
+
+ConnectCall::~ConnectCall() = default;
+
+void ConnectCall::Cancel() {
+  if (cancelled_) return;
+  cancelled_ = true;
+  if (!finished_) CountResponse(0);
+  finished_ = true;
+  sink_ = nullptr;
+  body_ = nullptr;
+  sink_owner_.reset();
+  if (backend_ != nullptr) backend_->Cancel();
+}
+
+void ConnectCall::Start(HttpRequest request) {
+  arrival_ = absl::Now();
+  request_ = std::move(request);
+  const HttpRequest& req = request_;
+  const absl::string_view sent = req.Header("x-request-id");
+  if (!sent.empty()) {
+    if (IsValidMetadataValue(sent)) request_id_ = std::string(sent);
+  } else if (env_->generate_request_id) {
+    request_id_ = access_log::NewRequestId();
+  }
+  get_ = req.method == "GET";
+  std::optional<connect::ContentType> type = connect::ParseContentType(req.Header("content-type"));
+  if (type.has_value()) type_ = *type;
+  const absl::string_view path = PathOf(req.target);
+  route_ = table_->Find(path);
+  if (route_ == nullptr) {
+    Fail(absl::UnimplementedError(absl::StrCat("method not found: ", path)), 404);
+    return;
+  }
+  if (!get_ && req.method != "POST") {
+    Fail(absl::UnimplementedError(absl::StrCat("method ", req.method,
+                                               ": Connect calls are POST (or GET) requests")),
+         405);
+    return;
+  }
+  std::optional<connect::GetRequest> get_request;
+  if (get_) {
+    if (route_->method->options().idempotency_level() !=
+        google::protobuf::MethodOptions::NO_SIDE_EFFECTS) {
+      Fail(absl::UnimplementedError(absl::StrCat(
+               "GET of ", route_->path,
+               ": only methods with idempotency_level NO_SIDE_EFFECTS may be called with GET")),
+           405);
+      return;
+    }
+    absl::StatusOr<connect::GetRequest> parsed = connect::ParseGetQuery(QueryOf(req.target));
+    if (!parsed.ok()) {
+      Fail(parsed.status());
+      return;
+    }
+    get_request = *std::move(parsed);
+    type_.streaming = false;
+    type_.codec = get_request->codec;
+    if (!get_request->compression.empty()) {
+      Fail(absl::UnimplementedError(absl::StrCat("compression \"",
+                                                 absl::CHexEscape(get_request->compression),
+                                                 "\" is not supported (identity only)")));
+      return;
+    }
+  } else if (!type.has_value()) {
+    Fail(absl::InvalidArgumentError("not a Connect content type"), 415);
+    return;
+  }
+  if (!type_.streaming && route_->kind != CallKind::kUnary) {
+    Fail(absl::InvalidArgumentError(absl::StrCat(
+        route_->path, " is a streaming method: call it with application/connect+proto or "
+                      "application/connect+json")), 415);
+    return;
+  }
+  if (!type_.streaming && !get_) {
+    const absl::string_view version = req.Header("connect-protocol-version");
+    if (!version.empty() && version != "1") {
+      Fail(absl::InvalidArgumentError(absl::StrCat(
+          "connect-protocol-version \"", absl::CHexEscape(version.substr(0, 32)),
+          "\" is not supported (1)")));
+      return;
+    }
+  }
+  const absl::string_view encoding =
+      req.Header(type_.streaming ? "connect-content-encoding" : "content-encoding");
+  if (!encoding.empty() && encoding != "identity") {
+    Fail(absl::UnimplementedError(absl::StrCat(
+        type_.streaming ? "connect-content-encoding" : "content-encoding", " \"",
+        absl::CHexEscape(encoding.substr(0, 32)), "\" is not supported (identity only)")));
+    return;
+  }
+  const absl::Time now = arrival_;
+  const absl::string_view timeout = req.Header("connect-timeout-ms");
+  if (!timeout.empty()) {
+    absl::StatusOr<absl::Duration> d = connect::ParseTimeoutMs(timeout);
+    if (!d.ok()) {
+      Fail(d.status());
+      return;
+    }
+    client_deadline_ = now + *d;
+  }
+  deadline_ = client_deadline_;
+  if (deadline_ == absl::InfiniteFuture() &&
+      env_->default_deadline != absl::InfiniteDuration()) {
+    deadline_ = now + env_->default_deadline;
+  }
+  // Metadata: the request's headers as for gRPC-Web, without the protocol's own.
+  HeaderList client;
+  client.reserve(req.headers.size());
+  for (const auto& [key, value] : req.headers) {
+    if (!IsConnectHeader(key)) client.emplace_back(key, value);
+  }
+  if (absl::Status status = table_->chain().metadata_policy().CollectClientMetadata(
+          metadata::Protocol::kGrpcWeb, client, &env_->forwarded, &metadata_);
+      !status.ok()) {
+    Fail(status);
+    return;
+  }
+  if (sent.empty() && !request_id_.empty()) metadata_.emplace_back("x-request-id", request_id_);
+  max_message_ = route_->backend->cluster()->options().connection.max_message_size;
+  if (get_request.has_value()) {
+    unary_body_ = std::move(get_request->message);
+    body_ = nullptr;
+    body_ended_ = true;
+  } else if (body_ == nullptr) {
+    unary_body_ = std::move(request_.body);
+    body_ended_ = true;
+  }
+  request_.body.clear();
+  if (type_.streaming) {
+    reader_.emplace(max_message_);
+    if (body_ended_) {
+      if (absl::Status fed = reader_->Feed(unary_body_); !fed.ok()) {
+        Fail(fed);
+        return;
+      }
+      unary_body_.clear();
+    }
+  } else if (unary_body_.size() > max_message_) {
+    Fail(absl::ResourceExhaustedError(absl::StrCat(
+        "request message of ", unary_body_.size(), " bytes is larger than the limit of ",
+        max_message_, " bytes (limits.max_message_bytes)")));
+    return;
+  }
+  RunInterceptors(now);
+}
+
+void ConnectCall::RunInterceptors(absl::Time now) {
+  const InterceptorChain* chain = &table_->chain();
+  if (chain->empty()) {
+    StartBackend();
+    return;
+  }
+  const HttpRequest& req = request_;
+  call_ctx_ = CallContext::Make({FrontEnd::kHttp, route_->method, &route_->rules, route_->path,
+                                 req.peer, req.peer_identity, client_deadline_, now,
+                                 req.headers.size()});
+  call_ctx_->query = QueryOf(req.target);
+  call_ctx_->backend_deadline = deadline_;
+  RunInterceptorChain(*chain, call_ctx_.get(), req.headers, executor_,
+                      [self = shared_from_this()](absl::Status status) {
+                        self->OnIntercepted(std::move(status));
+                      });
+}
+
+void ConnectCall::OnIntercepted(absl::Status status) {
+  if (cancelled_) return;
+  if (!status.ok()) {
+    reject_headers_ = std::move(call_ctx_->response_headers);
+    Fail(status);
+    return;
+  }
+  deadline_ = call_ctx_->backend_deadline;
+  if (absl::Status edited =
+          metadata::MetadataPolicy::ApplyEdits(call_ctx_->backend_metadata, &metadata_);
+      !edited.ok()) {
+    Fail(edited);
+    return;
+  }
+  StartBackend();
+}
+
+void ConnectCall::StartBackend() {
+  if (absl::Status size =
+          metadata::CheckMetadataSize(metadata_, route_->backend->max_metadata_bytes());
+      !size.ok()) {
+    Fail(size);
+    return;
+  }
+  if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
+    Fail(absl::DeadlineExceededError("deadline exceeded before the call started"));
+    return;
+  }
+  upstream::BackendCall::Spec spec;
+  spec.path = route_->path;
+  spec.deadline = deadline_;
+  spec.metadata = std::move(metadata_);
+  if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
+  // A unary response goes out whole: the call may be tried again until it ends.
+  spec.single_response = !type_.streaming;
+  upstream::BackendCall::Callbacks cb;
+  std::weak_ptr<ConnectCall> weak = weak_from_this();
+  cb.on_headers = [weak](const upstream::Headers& headers) {
+    if (auto self = weak.lock()) self->response_headers_ = headers;
+  };
+  cb.on_message = [weak](std::string message) {
+    if (auto self = weak.lock()) self->OnBackendMessage(std::move(message));
+  };
+  cb.on_writable = [weak] {
+    if (auto self = weak.lock()) {
+      self->writing_ = false;
+      self->PumpRequest();
+    }
+  };
+  cb.on_done = [self = shared_from_this()](const upstream::CallResult& result) {
+    self->OnBackendDone(result);
+  };
+  backend_ = upstream::BackendCall::Start(upstreams_->For(route_->backend->cluster()),
+                                          std::move(spec), std::move(cb));
+  asio::post(executor_, [self = shared_from_this()] { self->PumpRequest(); });
+}
+
+absl::StatusOr<std::string> ConnectCall::RequestMessage(std::string data) {
+  bytes_in_ += data.size();
+  if (type_.codec == connect::Codec::kProto) return data;
+  const transcoder::Transcoder& tc = table_->transcoder();
+  transcoder::MethodPlan plan;
+  plan.method = route_->method;
+  return tc.request_translator().TranslateStreamMessage(plan, data, tc.options().request);
+}
+
+// Runs whenever nothing is pending with the backend (as GrpcRelayCall::PumpRequest).
+void ConnectCall::PumpRequest() {
+  if (finished_ || backend_done_ || writing_ || writes_done_ || reading_ ||
+      !request_error_.ok()) {
+    return;
+  }
+  if (!type_.streaming) {
+    if (!body_ended_) {
+      if (body_ == nullptr) return;
+      reading_ = true;
+      body_->Read([self = shared_from_this()](absl::Status s, std::string d, bool last) {
+        self->OnBody(std::move(s), std::move(d), last);
+      });
+      return;
+    }
+    absl::StatusOr<std::string> message = RequestMessage(std::move(unary_body_));
+    if (!message.ok()) {
+      FailRequest(absl::InvalidArgumentError(message.status().message()));
+      return;
+    }
+    ++messages_in_;
+    writes_done_ = true;
+    backend_->Write(*std::move(message));
+    backend_->WritesDone();
+    return;
+  }
+  if (std::optional<connect::Envelope> e = reader_->Next()) {
+    if (e->flags != 0) {
+      FailRequest(absl::InvalidArgumentError(
+          (e->flags & connect::kFlagCompressed) != 0
+              ? "compressed Connect request message, but no connect-content-encoding"
+              : "end-stream envelope in a Connect request (only responses end with one)"));
+      return;
+    }
+    if (messages_in_ > 0 && (route_->kind == CallKind::kUnary ||
+                             route_->kind == CallKind::kServerStreaming)) {
+      FailRequest(absl::InvalidArgumentError(absl::StrCat(
+          route_->path, " takes one request message; got another")));
+      return;
+    }
+    absl::StatusOr<std::string> message = RequestMessage(std::move(e->data));
+    if (!message.ok()) {
+      FailRequest(absl::InvalidArgumentError(
+          absl::StrCat("message ", messages_in_, ": ", message.status().message())));
+      return;
+    }
+    ++messages_in_;
+    writing_ = true;
+    backend_->Write(*std::move(message));
+    return;
+  }
+  if (body_ended_) {
+    if (absl::Status complete = reader_->CheckComplete(); !complete.ok()) {
+      FailRequest(std::move(complete));
+      return;
+    }
+    writes_done_ = true;
+    backend_->WritesDone();
+    return;
+  }
+  if (body_ == nullptr) return;
+  reading_ = true;
+  body_->Read([self = shared_from_this()](absl::Status s, std::string d, bool last) {
+    self->OnBody(std::move(s), std::move(d), last);
+  });
+}
+
+void ConnectCall::OnBody(absl::Status status, std::string data, bool last) {
+  reading_ = false;
+  if (finished_ || backend_done_ || !request_error_.ok()) return;
+  if (!status.ok()) {
+    FailRequest(std::move(status));
+    return;
+  }
+  body_ended_ = last;
+  if (type_.streaming) {
+    if (absl::Status fed = reader_->Feed(data); !fed.ok()) {
+      FailRequest(std::move(fed));
+      return;
+    }
+  } else {
+    if (unary_body_.size() + data.size() > max_message_) {
+      FailRequest(absl::ResourceExhaustedError(absl::StrCat(
+          "request message larger than the limit of ", max_message_,
+          " bytes (limits.max_message_bytes)")));
+      return;
+    }
+    unary_body_.append(data);
+  }
+  PumpRequest();
+}
+
+void ConnectCall::FailRequest(absl::Status status) {
+  request_error_ = std::move(status);
+  if (backend_ != nullptr) backend_->Cancel();
+}
+
+HeaderList ConnectCall::ResponseHeaders(bool unary_trailers) {
+  HeaderList headers;
+  const metadata::MetadataPolicy& policy = table_->chain().metadata_policy();
+  AppendClientMetadata(policy, response_headers_, "", &headers);
+  if (unary_trailers) AppendClientMetadata(policy, response_trailers_, "trailer-", &headers);
+  if (!request_id_.empty()) {
+    headers.erase(std::remove_if(headers.begin(), headers.end(),
+                                 [](const auto& h) { return h.first == "x-request-id"; }),
+                  headers.end());
+    headers.emplace_back("x-request-id", request_id_);
+  }
+  return headers;
+}
+
+void ConnectCall::OnBackendMessage(std::string message) {
+  if (finished_ || sink_ == nullptr) return;
+  std::string out;
+  if (type_.codec == connect::Codec::kJson) {
+    const transcoder::Transcoder& tc = table_->transcoder();
+    absl::StatusOr<std::string> json = tc.response_translator().MessageToJson(
+        route_->method->output_type(), message, tc.options().response);
+    if (!json.ok()) {
+      request_error_ = absl::InternalError(json.status().message());
+      if (backend_ != nullptr) backend_->Cancel();
+      return;
+    }
+    out = *std::move(json);
+  } else {
+    out = std::move(message);
+  }
+  bytes_out_ += out.size();
+  if (!type_.streaming) {
+    response_ = std::move(out);
+    has_response_ = true;
+    return;  // single_response: on_done follows
+  }
+  if (!headers_sent_) {
+    headers_sent_ = true;
+    if (env_->access_log != nullptr) first_byte_ = absl::Now();
+    HeaderList headers = ResponseHeaders(false);
+    headers.emplace_back("content-type", connect::ContentTypeName(type_));
+    sink_->StartStream(200, std::move(headers));
+  }
+  sink_->Write(connect::MakeEnvelope(0, out), /*last=*/false,
+               [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
+}
+
+void ConnectCall::OnWritten(bool ok) {
+  if (!ok) {
+    Cancel();
+    return;
+  }
+  if (backend_ != nullptr && !backend_done_) backend_->RequestNext();
+}
+
+void ConnectCall::OnBackendDone(const upstream::CallResult& result) {
+  backend_done_ = true;
+  status_ = request_error_.ok() ? route_->backend->UpstreamClientStatus(result, route_->path)
+                                : request_error_;
+  if (request_error_.ok()) status_details_ = result.details_bin;
+  if (!request_error_.ok()) gateway_code_ = request_error_.raw_code();
+  response_trailers_ = result.trailers;
+  if (type_.streaming) {
+    FinishStream();
+  } else {
+    FinishUnary();
+  }
+  body_ = nullptr;
+  backend_.reset();
+}
+
+void ConnectCall::FinishUnary() {
+  if (finished_ || sink_ == nullptr) return;
+  if (status_.ok() && !has_response_) {
+    status_ = absl::UnimplementedError("the backend ended a unary call without a response");
+    gateway_code_ = status_.raw_code();
+  }
+  HeaderList headers = ResponseHeaders(/*unary_trailers=*/true);
+  int http_status = 200;
+  std::string body;
+  if (status_.ok()) {
+    headers.emplace_back("content-type", connect::ContentTypeName(type_));
+    body = std::move(response_);
+  } else {
+    http_status = connect::HttpStatusFor(status_.code());
+    headers.emplace_back("content-type", "application/json");
+    body = connect::ErrorJson(status_, status_details_);
+  }
+  finished_ = true;
+  CallSink* sink = sink_;
+  std::shared_ptr<void> owner = std::move(sink_owner_);
+  sink_ = nullptr;
+  CountResponse(http_status);
+  sink->Respond(http_status, std::move(headers), std::move(body));
+}
+
+void ConnectCall::FinishStream() {
+  if (finished_ || sink_ == nullptr) return;
+  HeaderList trailers;
+  AppendClientMetadata(table_->chain().metadata_policy(), response_trailers_, "", &trailers);
+  std::string end = connect::MakeEnvelope(
+      connect::kFlagEndStream, connect::EndStreamJson(status_, status_details_, trailers));
+  finished_ = true;
+  CallSink* sink = sink_;
+  std::shared_ptr<void> owner = std::move(sink_owner_);
+  sink_ = nullptr;
+  CountResponse(200);
+  if (!headers_sent_) {
+    headers_sent_ = true;
+    HeaderList headers = ResponseHeaders(false);
+    headers.emplace_back("content-type", connect::ContentTypeName(type_));
+    sink->Respond(200, std::move(headers), std::move(end));
+    return;
+  }
+  sink->Write(std::move(end), /*last=*/true, [owner](bool) {});
+}
+
+void ConnectCall::Fail(const absl::Status& status, int http_status) {
+  if (finished_ || sink_ == nullptr) return;
+  gateway_code_ = status.raw_code();
+  status_ = status;
+  HeaderList headers = ResponseHeaders(false);
+  for (auto& [key, value] : reject_headers_) {
+    if (metadata::CheckEntry(key, value).ok() && !metadata::IsProtocolHeader(key)) {
+      headers.emplace_back(std::move(key), std::move(value));
+    }
+  }
+  reject_headers_.clear();
+  std::string body;
+  if (type_.streaming && !get_) {
+    // A streaming response is always 200; the error is in the end-of-stream message.
+    http_status = 200;
+    headers.emplace_back("content-type", connect::ContentTypeName(type_));
+    body = connect::MakeEnvelope(connect::kFlagEndStream,
+                                 connect::EndStreamJson(status, "", {}));
+  } else {
+    if (http_status == 0) http_status = connect::HttpStatusFor(status.code());
+    headers.emplace_back("content-type", "application/json");
+    body = connect::ErrorJson(status, "");
+  }
+  finished_ = true;
+  body_ = nullptr;
+  CallSink* sink = sink_;
+  std::shared_ptr<void> owner = std::move(sink_owner_);
+  sink_ = nullptr;
+  CountResponse(http_status);
+  sink->Respond(http_status, std::move(headers), std::move(body));
+}
+
+void ConnectCall::CountResponse(int status) {
+  if (counted_ || env_->access_log == nullptr) return;
+  counted_ = true;
+  LogAccess(status, absl::Now());
+}
+
+// The call's access log line (docs/config.md, "access_log"): front end "connect".
+void ConnectCall::LogAccess(int status, absl::Time now) {
+  access_log::AccessLog* log = env_->access_log;
+  access_log::Record r;
+  r.status = status;
+  r.grpc_status = gateway_code_ >= 0 ? gateway_code_
+                  : backend_done_    ? static_cast<int>(status_.code())
+                                     : -1;
+  if (!log->Sample(r.IsError())) return;
+  r.time = arrival_;
+  r.front_end = "connect";
+  r.protocol = request_.protocol;
+  r.trace_id = std::string(access_log::TraceIdFromTraceparent(request_.Header("traceparent")));
+  r.user_agent = std::string(request_.Header("user-agent"));
+  r.method = request_.method;
+  r.path = request_.target;
+  if (route_ != nullptr) r.grpc_method = route_->path;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration = now - arrival_;
+  if (first_byte_ != absl::InfinitePast()) {
+    r.ttfb = first_byte_ - arrival_;
+  } else if (status != 0) {
+    r.ttfb = r.duration;
+  }
+  if (backend_ != nullptr) {
+    r.upstream = backend_->endpoint();
+    r.attempts = backend_->attempts();
+  }
+  if (call_ctx_ != nullptr) r.caller_id = call_ctx_->caller_id;
+  r.request_id = request_id_;
+  r.peer = request_.peer;
+  log->Push(std::move(r));
+}
+
+}  // namespace gateway::http

@@ -1,0 +1,238 @@
+"""The Connect protocol on the HTTP listener: the real connect-node client (tools/npm,
+dynamic types from the echo descriptor set) makes every call kind over HTTP/1.1 and HTTP/2,
+JSON and proto; raw requests check what the client does not show (error JSON and HTTP
+status, GET, envelopes, limits, precedence over REST on the same path).
+
+Real processes on loopback (echo backend, gatewayd, node); every call has a deadline.
+"""
+
+import base64
+import http.client
+import json
+import os
+import struct
+import subprocess
+import unittest
+import urllib.parse
+
+import harness
+
+TIMEOUT = 30
+CLIENT = os.path.join(harness.ROOT, "tests/connect/client.mjs")
+if not os.path.exists(CLIENT):
+    CLIENT = os.path.join(os.path.dirname(os.path.realpath(__file__)), "connect/client.mjs")
+
+
+def node_modules():
+    for base in (os.path.join(harness.ROOT, "tools/npm"),
+                 os.path.join(os.path.dirname(os.path.realpath(__file__)), "../tools/npm")):
+        d = os.path.join(base, "node_modules")
+        if os.path.isdir(os.path.join(d, "@connectrpc", "connect-node")):
+            return os.path.realpath(d)
+    return None
+
+
+def config(backend_address):
+    return f"""
+http_listener:
+  address: "127.0.0.1:0"
+  worker_threads: 2
+  transcoding: {{expose_grpc_paths: true}}
+limits: {{max_message_bytes: 65536}}
+descriptor_sets: ["{harness.ECHO_SET}"]
+backends:
+  - name: echo
+    target: "ipv4:{backend_address}"
+services:
+  - {{name: gateway.test.v1.Echo, backend: echo}}
+"""
+
+
+def envelope(flags, data):
+    return struct.pack(">BI", flags, len(data)) + data
+
+
+def envelopes(data):
+    out = []
+    while len(data) >= 5:
+        flags, size = struct.unpack(">BI", data[:5])
+        out.append((flags, data[5:5 + size]))
+        data = data[5 + size:]
+    return out
+
+
+class ConnectTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.backend = cls.ws.echo_backend()
+        cls.gateway = cls.ws.gatewayd(config(cls.backend.address))
+        cls.address = harness.http_address(cls.gateway)
+        cls.host, port = cls.address.rsplit(":", 1)
+        cls.port = int(port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    # --- the real client ---
+
+    def run_client(self, http_version, fmt):
+        modules = node_modules()
+        if modules is None:
+            self.fail("tools/npm/node_modules has no @connectrpc/connect-node: run "
+                      "tools/install_deps.sh (npm ci in tools/npm)")
+        result = subprocess.run(
+            ["node", CLIENT, f"http://{self.address}", http_version, fmt, harness.ECHO_SET,
+             modules], capture_output=True, text=True, timeout=90)
+        self.assertEqual(result.returncode, 0, result.stderr + "\n" + self.gateway.output()[-3000:])
+        return json.loads(result.stdout)
+
+    def check_client(self, http_version, fmt):
+        out = self.run_client(http_version, fmt)
+        unary = out["unary"]["ok"]
+        self.assertEqual(unary["payload"], "hello")
+        self.assertTrue(0 < unary["deadlineMs"] <= 5000, unary)  # connect-timeout-ms
+        self.assertIn("x-echo-color=blue", unary["metadata"])
+        self.assertFalse([m for m in unary["metadata"] if m.startswith("connect-")], unary)
+        self.assertEqual(unary["headers"].get("x-reflect-color"), "blue")
+        self.assertEqual(unary["trailers"].get("x-echo-trailing"), "done")
+        self.assertEqual(out["unaryError"]["error"]["code"], "NotFound")
+        self.assertEqual(out["unaryError"]["error"]["message"], "no such book")
+        self.assertEqual(out["unaryError"]["error"]["details"], ["gateway.test.v1.EchoResponse"])
+        stream = out["serverStream"]["ok"]
+        self.assertEqual(stream["got"], [["s", 0], ["s", 1], ["s", 2]])
+        self.assertEqual(stream["trailers"].get("x-echo-trailing"), "done")
+        err = out["serverStreamError"]["ok"]
+        self.assertEqual((err["got"], err["code"], err["message"]),
+                         ([0, 1], "ResourceExhausted", "quota gone"))
+        self.assertEqual(out["get"]["ok"], {"finished": False, "calls": 0})
+        if http_version == "2":
+            self.assertEqual(out["clientStream"]["ok"], {"index": 4, "payload": "m3"})
+            self.assertEqual(out["bidi"]["ok"], [["m0", 0], ["m1", 1], ["m2", 2]])
+
+    def test_connect_node_http1_json(self):
+        self.check_client("1.1", "json")
+
+    def test_connect_node_http1_proto(self):
+        self.check_client("1.1", "proto")
+
+    def test_connect_node_http2_json(self):
+        self.check_client("2", "json")
+
+    def test_connect_node_http2_proto(self):
+        self.check_client("2", "proto")
+
+    # --- the wire, as the spec has it ---
+
+    def test_unary_error_json_and_http_status(self):
+        for code, http_status, name in [(3, 400, "invalid_argument"), (5, 404, "not_found"),
+                                        (7, 403, "permission_denied"),
+                                        (8, 429, "resource_exhausted"),
+                                        (12, 501, "unimplemented"), (14, 503, "unavailable"),
+                                        (16, 401, "unauthenticated")]:
+            body = json.dumps({"failCode": code, "failMessage": "why"})
+            status, headers, data = self.request(
+                "POST", "/gateway.test.v1.Echo/Unary", body,
+                {"content-type": "application/json", "connect-protocol-version": "1"})
+            self.assertEqual(status, http_status, data)
+            self.assertEqual(headers["content-type"], "application/json")
+            # The backend's grpc-status-details-bin: google.rpc.Status details as
+            # {type, value} (value: the Any's bytes in base64, here an empty message).
+            self.assertEqual(json.loads(data), {
+                "code": name, "message": "why",
+                "details": [{"type": "gateway.test.v1.EchoResponse", "value": ""}]})
+
+    def test_json_post_without_protocol_version_stays_rest(self):
+        body = json.dumps({"failCode": 5, "failMessage": "why"})
+        status, _, data = self.request("POST", "/gateway.test.v1.Echo/Unary", body,
+                                       {"content-type": "application/json"})
+        self.assertEqual(status, 404)
+        self.assertEqual(json.loads(data)["code"], 5)  # REST's error body: numeric code
+
+    def test_unknown_method_and_bad_headers(self):
+        status, _, data = self.request("POST", "/gateway.test.v1.Echo/Nope", b"",
+                                       {"content-type": "application/connect+proto"})
+        self.assertEqual(status, 200)
+        (flags, end), = envelopes(data)
+        self.assertEqual(flags, 2)
+        self.assertEqual(json.loads(end)["error"]["code"], "unimplemented")
+        status, _, data = self.request(
+            "POST", "/gateway.test.v1.Echo/Unary", b"",
+            {"content-type": "application/proto", "connect-timeout-ms": "soon"})
+        self.assertEqual(status, 400)
+        self.assertIn("connect-timeout-ms", json.loads(data)["message"])
+        status, _, data = self.request(
+            "POST", "/gateway.test.v1.Echo/Unary", b"\x1f\x8b",
+            {"content-type": "application/proto", "content-encoding": "br"})
+        self.assertEqual(status, 501)
+        self.assertEqual(json.loads(data)["code"], "unimplemented")
+
+    def test_get_only_for_no_side_effects_methods(self):
+        message = base64.urlsafe_b64encode(b"\x0a\x02hi").decode().rstrip("=")
+        status, headers, data = self.request(
+            "GET", f"/gateway.test.v1.Echo/Stats?connect=v1&encoding=proto&base64=1&message={message}")
+        self.assertEqual(status, 200, data)
+        self.assertEqual(headers["content-type"], "application/proto")
+        query = urllib.parse.urlencode({"connect": "v1", "encoding": "json",
+                                        "message": json.dumps({"payload": "aGk="})})
+        status, _, data = self.request("GET", f"/gateway.test.v1.Echo/Unary?{query}")
+        self.assertEqual(status, 405, data)
+        self.assertIn("NO_SIDE_EFFECTS", json.loads(data)["message"])
+        status, _, data = self.request(
+            "GET", "/gateway.test.v1.Echo/Stats?connect=v1&encoding=xml&message=x")
+        self.assertEqual(status, 400)
+        self.assertIn("encoding", json.loads(data)["message"])
+
+    def test_stream_envelopes_end_stream_and_limits(self):
+        req = json.dumps({"payload": "YQ==", "count": 2}).encode()
+        status, headers, data = self.request(
+            "POST", "/gateway.test.v1.Echo/ServerStream", envelope(0, req),
+            {"content-type": "application/connect+json"})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["content-type"], "application/connect+json")
+        got = envelopes(data)
+        self.assertEqual([f for f, _ in got], [0, 0, 2])
+        self.assertEqual(json.loads(got[1][1]), {"payload": "YQ==", "index": 1})
+        end = json.loads(got[2][1])
+        self.assertNotIn("error", end)
+        self.assertEqual(end["metadata"]["x-echo-trailing"], ["done"])
+        # An envelope announcing more than limits.max_message_bytes, refused before its data.
+        status, _, data = self.request(
+            "POST", "/gateway.test.v1.Echo/Bidi", struct.pack(">BI", 0, 1 << 30) + b"x",
+            {"content-type": "application/connect+proto"})
+        self.assertEqual(status, 200)
+        error = json.loads(envelopes(data)[-1][1])["error"]
+        self.assertEqual(error["code"], "resource_exhausted")
+        self.assertIn("limits.max_message_bytes", error["message"])
+        # Unknown flags, a truncated envelope, a compressed one without an encoding.
+        for body, want in [(envelope(0x80, b""), "unknown flags"),
+                           (envelope(0, req)[:-1], "ends inside an envelope"),
+                           (envelope(1, req), "compressed")]:
+            status, _, data = self.request(
+                "POST", "/gateway.test.v1.Echo/ServerStream", body,
+                {"content-type": "application/connect+json"})
+            self.assertEqual(status, 200)
+            error = json.loads(envelopes(data)[-1][1])["error"]
+            self.assertEqual(error["code"], "invalid_argument", error)
+            self.assertIn(want, error["message"])
+
+    def test_unary_streaming_method_mismatch(self):
+        status, _, data = self.request("POST", "/gateway.test.v1.Echo/ServerStream", b"",
+                                       {"content-type": "application/proto"})
+        self.assertEqual(status, 415)
+        self.assertIn("streaming method", json.loads(data)["message"])
+
+
+if __name__ == "__main__":
+    unittest.main()
