@@ -220,6 +220,41 @@ class TeamTokensTest(unittest.TestCase):
                       out)
         self.assertEqual(self.ctl("echo", "list")[0], 0)
 
+    def test_apply_and_diff_take_a_service_file_next_to_the_protos(self):
+        team_dir = os.path.join(self.ws.dir, "echo-repo")
+        os.makedirs(team_dir)
+        with open(ECHO_HTTP_V1, "rb") as src, open(os.path.join(team_dir, "echo.pb"), "wb") as dst:
+            dst.write(src.read())
+        service_file = os.path.join(team_dir, "service.yaml")
+        with open(service_file, "w") as f:
+            f.write(f"service: {ECHO}\nbackend: echo\ndescriptor_set: echo.pb\n")
+
+        code, out = self.ctl("echo", "diff", "-f", service_file)
+        self.assertEqual(code, 0, out)
+        self.assertIn("+ service gateway.test.v1.Echo", out)
+        self.assert_not_served()
+        self.assertEqual(self.audit_lines(), [])
+
+        code, out = self.ctl("echo", "apply", "-f", service_file)
+        self.assertEqual(code, 0, out)
+        self.assertIn(b"hi", self.gw.grpc_call(f"/{ECHO}/Unary", echo_request(b"hi")))
+        self.assertEqual([l["action"] for l in self.audit_lines()], ["register"])
+        code, out = self.ctl("echo", "show", ECHO)
+        self.assertIn("owner:      echo-team", out)
+
+        # The same file applied by a team that does not own the package is refused.
+        code, out = self.ctl("books", "apply", "-f", service_file)
+        self.assertEqual(code, 1, out)
+        self.assertIn("is not one this token may register in (library)", out)
+
+        # A key the file format does not know is refused, naming the file and the key.
+        with open(service_file, "a") as f:
+            f.write("rules: []\n")
+        code, out = self.ctl("echo", "apply", "-f", service_file)
+        self.assertEqual(code, 2, out)
+        self.assertIn(f"{service_file}: rules: unknown key (known: service, owner, backend, "
+                      "descriptor_set, protos, proto_paths, force)", out)
+
 
 if __name__ == "__main__":
     unittest.main()

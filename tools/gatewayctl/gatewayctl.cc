@@ -34,6 +34,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/security/credentials.h"
+#include "yaml-cpp/yaml.h"
 
 namespace gateway::ctl {
 namespace {
@@ -50,6 +51,16 @@ commands:
       what registering would change (services, methods, routes, breaking changes);
       exits 5 when there are breaking changes (unless --force), 0 when the change is
       compatible or there is none
+  apply -f SERVICE.yaml [--force] [--dry-run]
+  diff -f SERVICE.yaml [--force]
+      register (or show what registering would change) from one YAML file per service,
+      kept next to the service's protos:
+        service: payments.v1.Payments   # required
+        owner: payments                 # optional with a team's token
+        backend: payments               # a backend of the gateway config (required)
+        descriptor_set: payments.pb     # or protos: [payments.proto] (+ proto_paths: [.])
+        force: false
+      relative paths are taken from the file's directory
   list                          the registered services
   show SERVICE [--versions]     one service (and its version history)
   remove SERVICE [--owner=TEAM] [--dry-run]
@@ -94,6 +105,7 @@ struct Args {
   std::string command;
   std::vector<std::string> positional;
   std::string backend, owner, descriptor_set_file, from_reflection, config_file;
+  std::string service_file;  // -f: a service's YAML file (apply, diff)
   std::vector<std::string> protos, proto_paths;
   bool force = false, dry_run = false, versions = false;
   int64_t to_version = 0;
@@ -347,6 +359,70 @@ int ReadDescriptorSet(const Args& args, const std::string& service, std::string*
   return CompileProtos(args, out);
 }
 
+// Fills `args` from the service file `args->service_file` (see kUsage). Returns kOk, or
+// kUsageError after printing what is wrong (naming the file and the key).
+int LoadServiceFile(Args* args) {
+  const std::string& path = args->service_file;
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return UsageError(absl::StrCat("-f: ", text.status().message()));
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  auto resolve = [&dir](const std::string& p) {
+    return p.empty() || p[0] == '/' || dir.empty() ? p : (dir / p).string();
+  };
+  auto bad = [&path](absl::string_view key, absl::string_view what) {
+    return UsageError(absl::StrCat(path, ": ", key, ": ", what));
+  };
+  YAML::Node root;
+  try {
+    root = YAML::Load(*text);
+  } catch (const YAML::Exception& e) {
+    return UsageError(absl::StrCat(path, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
+  }
+  if (!root.IsMap()) return bad("(top level)", "expected a map (service, owner, backend, ...)");
+  if (!args->positional.empty()) {
+    return UsageError("-f names the service in the file; give no SERVICE argument");
+  }
+  try {
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& value = kv.second;
+      if (key == "service" || key == "owner" || key == "backend" || key == "descriptor_set") {
+        if (!value.IsScalar()) {
+          return bad(key, key == "backend" ? "expected the name of a backend of the gateway "
+                                             "config"
+                                           : "expected a string");
+        }
+        const std::string v = value.as<std::string>();
+        if (key == "service") args->positional.push_back(v);
+        if (key == "owner" && args->owner.empty()) args->owner = v;
+        if (key == "backend" && args->backend.empty()) args->backend = v;
+        if (key == "descriptor_set") args->descriptor_set_file = resolve(v);
+      } else if (key == "protos" || key == "proto_paths") {
+        if (!value.IsSequence()) return bad(key, "expected a list of paths");
+        for (const YAML::Node& item : value) {
+          if (!item.IsScalar()) return bad(key, "expected a list of paths");
+          (key == "protos" ? args->protos : args->proto_paths)
+              .push_back(resolve(item.as<std::string>()));
+        }
+      } else if (key == "force") {
+        if (!value.IsScalar()) return bad(key, "expected true or false");
+        args->force = args->force || value.as<bool>();
+      } else {
+        return bad(key,
+                   "unknown key (known: service, owner, backend, descriptor_set, protos, "
+                   "proto_paths, force)");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return UsageError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  if (args->positional.empty()) return bad("service", "required");
+  if (!args->protos.empty() && args->proto_paths.empty()) {
+    args->proto_paths.push_back(dir.empty() ? "." : dir.string());
+  }
+  return kOk;
+}
+
 int Register(const Args& args, Client& client, bool dry_run) {
   if (args.positional.size() != 1) return UsageError("register needs one SERVICE");
   if (args.backend.empty()) return UsageError("--backend=NAME is required");
@@ -557,6 +633,7 @@ int Run(int argc, char** argv) {
                value("--descriptor-set=", &args.descriptor_set_file) ||
                value("--descriptor_set=", &args.descriptor_set_file) ||
                value("--config=", &args.config_file) ||
+               value("--file=", &args.service_file) ||
                value("--from-reflection=", &args.from_reflection)) {
     } else if (value("--proto=", &v)) {
       args.protos.push_back(v);
@@ -566,6 +643,9 @@ int Run(int argc, char** argv) {
       if (!absl::SimpleAtoi(v, &args.to_version) || args.to_version <= 0) {
         return UsageError("--to: a version number (1, 2, ...)");
       }
+    } else if (arg == "-f") {
+      if (i + 1 >= argc) return UsageError("-f needs a FILE");
+      args.service_file = argv[++i];
     } else if (arg == "--force") {
       args.force = true;
     } else if (arg == "--dry-run") {
@@ -581,10 +661,20 @@ int Run(int argc, char** argv) {
     }
   }
   if (args.command.empty()) return UsageError("a COMMAND is required");
+  if (args.command == "apply" && args.service_file.empty()) {
+    return UsageError("apply needs -f SERVICE.yaml");
+  }
+  if (!args.service_file.empty()) {
+    if (args.command != "apply" && args.command != "diff") {
+      return UsageError("-f is for apply and diff");
+    }
+    if (int rc = LoadServiceFile(&args); rc != kOk) return rc;
+  }
   if (args.command == "openapi") return OpenApi(args);
   Client client(args);
   if (args.command == "register") return Register(args, client, args.dry_run);
   if (args.command == "diff") return Register(args, client, /*dry_run=*/true);
+  if (args.command == "apply") return Register(args, client, args.dry_run);
   if (args.command == "list") return List(client);
   if (args.command == "show") return Show(args, client);
   if (args.command == "remove") return Remove(args, client);
