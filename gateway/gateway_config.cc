@@ -288,6 +288,68 @@ absl::Status CompileAccessLog(const config::v1::AccessLog& a, const std::string&
   return absl::OkStatus();
 }
 
+// logging: format and level.
+LogOptions CompileLogging(const config::v1::Logging& l) {
+  LogOptions o;
+  o.format = l.format() == config::v1::Logging::JSON ? LogFormat::kJson : LogFormat::kText;
+  switch (l.level()) {
+    case config::v1::Logging::DEBUG: o.level = LogLevel::kDebug; break;
+    case config::v1::Logging::WARN: o.level = LogLevel::kWarn; break;
+    case config::v1::Logging::ERROR: o.level = LogLevel::kError; break;
+    default: o.level = LogLevel::kInfo; break;
+  }
+  return o;
+}
+
+// tracing: defaults applied, the collector URL checked.
+absl::Status CompileTracing(const config::v1::Config& proto, GatewayConfig* out) {
+  if (!proto.has_tracing()) return absl::OkStatus();
+  const config::v1::Tracing& t = proto.tracing();
+  out->tracing_enabled = !t.has_enabled() || t.enabled();
+  if (!out->tracing_enabled) return absl::OkStatus();
+  if (t.collector_url().empty()) {
+    return Invalid("tracing.collector_url", "required (e.g. http://127.0.0.1:4318)");
+  }
+  if (absl::StatusOr<tracing::CollectorUrl> url = tracing::ParseCollectorUrl(t.collector_url());
+      !url.ok()) {
+    return Invalid("tracing.collector_url", url.status().message());
+  }
+  tracing::SpanExporter::Options& o = out->tracing_export;
+  o.collector_url = t.collector_url();
+  if (t.has_sample_ratio()) {
+    if (!(t.sample_ratio() >= 0 && t.sample_ratio() <= 1)) {
+      return Invalid("tracing.sample_ratio",
+                     absl::StrCat("must be between 0 and 1, got ", t.sample_ratio()));
+    }
+    out->tracing_sample_ratio = t.sample_ratio();
+  }
+  if (!t.service_name().empty()) o.identity.service_name = t.service_name();
+  if (t.max_queue_size() != 0) {
+    if (t.max_queue_size() > (1u << 20)) {
+      return Invalid("tracing.max_queue_size", "at most 1048576");
+    }
+    o.max_queue = t.max_queue_size();
+  }
+  if (t.max_batch_size() != 0) o.max_batch = t.max_batch_size();
+  if (o.max_batch > o.max_queue) {
+    return Invalid("tracing.max_batch_size",
+                   absl::StrCat("at most max_queue_size (", o.max_queue, ")"));
+  }
+  if (t.has_export_interval()) {
+    o.interval = DurationOf(t.export_interval());
+    if (o.interval < absl::Milliseconds(1)) {
+      return Invalid("tracing.export_interval", "must be at least 1ms");
+    }
+  }
+  if (t.has_export_timeout()) {
+    o.timeout = DurationOf(t.export_timeout());
+    if (o.timeout < absl::Milliseconds(1)) {
+      return Invalid("tracing.export_timeout", "must be at least 1ms");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string DirName(const std::string& path) {
@@ -331,6 +393,8 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
       !logged.ok()) {
     return logged;
   }
+  config->logging = CompileLogging(proto.logging());
+  if (absl::Status traced = CompileTracing(proto, config.get()); !traced.ok()) return traced;
 
   // Limits and runtime.
   config->max_message_bytes = MaxMessageBytes(proto.limits());

@@ -26,8 +26,10 @@
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/http/cors.h"
 #include "gateway/interceptor.h"
+#include "gateway/log.h"
 #include "gateway/openapi/openapi_endpoint.h"
 #include "gateway/route_table.h"
+#include "gateway/tracing/exporter.h"
 #include "gateway/upstream.h"
 
 namespace gateway {
@@ -92,6 +94,14 @@ struct GatewayConfig {
   bool access_log_enabled = true;
   access_log::AccessLog::Options access_log;
   bool generate_request_id = true;
+
+  // --- logging: the process log's format and level. ---
+  LogOptions logging;
+
+  // --- tracing: on when the section is present and enabled is not false. ---
+  bool tracing_enabled = false;
+  double tracing_sample_ratio = 1.0;
+  tracing::SpanExporter::Options tracing_export;
 };
 
 // Validates `proto` and builds the GatewayConfig. Relative paths are resolved against

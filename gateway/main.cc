@@ -19,6 +19,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/access_log/access_log.h"
+#include "gateway/tracing/exporter.h"
+#include "gateway/tracing/tracer.h"
 #include "gateway/config/config_loader.h"
 #include "gateway/gateway_config.h"
 #include "gateway/log.h"
@@ -183,6 +185,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
 
+  ConfigureLogging((*config)->logging);
   LogLine(absl::StrCat("gatewayd ", kVersion, " starting (config ", config_path, ")"));
   Snapshot<RouteTable> route_snapshot((*config)->routes);
   std::shared_ptr<UpstreamMetricsTargets> upstream_metrics;
@@ -212,6 +215,34 @@ int Run(int argc, char** argv) {
     }
   }
   // --- end access log ---
+
+  // --- tracing: spans exported to tracing.collector_url; outlives the front ends ---
+  std::unique_ptr<tracing::SpanExporter> span_exporter;
+  std::unique_ptr<tracing::Tracer> tracer;
+  if ((*config)->tracing_enabled) {
+    tracing::SpanExporter::Options export_options = (*config)->tracing_export;
+    export_options.identity.version = kVersion;
+    absl::StatusOr<std::unique_ptr<tracing::SpanExporter>> exporter =
+        tracing::SpanExporter::Start(export_options);
+    if (!exporter.ok()) {
+      std::cerr << "gatewayd: invalid config " << config_path << ": tracing: "
+                << exporter.status().message() << "\n";
+      return 2;
+    }
+    span_exporter = *std::move(exporter);
+    tracer = std::make_unique<tracing::Tracer>(
+        tracing::Tracer::Options{(*config)->tracing_sample_ratio}, span_exporter.get());
+    if (metric_registry != nullptr) {
+      metric_registry->AddCallback(
+          "gateway_tracing_spans_dropped_total",
+          "Spans dropped: the exporter's queue was full or the collector did not take them.",
+          metrics::Type::kCounter, {}, [e = span_exporter.get()] {
+            return std::vector<metrics::Sample>{{{}, static_cast<double>(e->dropped())}};
+          });
+    }
+    LogInfo("tracing: exporting spans", {{"collector", export_options.collector_url}});
+  }
+  // --- end tracing ---
 
   // --- admin listener: the registry publishes complete route tables into route_snapshot
   // (restoring its directory first, so the front ends start with the registered services).
@@ -243,6 +274,7 @@ int Run(int argc, char** argv) {
     o.tls_client_ca_file = h.tls_client_ca_file;
     o.metrics = metric_registry.get();
     o.access_log = access_log.get();
+    o.tracer = tracer.get();
     o.generate_request_id = (*config)->generate_request_id;
     o.cors = h.cors;
     o.openapi = h.openapi;

@@ -45,6 +45,17 @@ void HttpCall::Respond(int status, HeaderList headers, std::string body) {
 }
 
 void HttpCall::CountResponse(int status) {
+  if (span_ != nullptr) {  // the call's span ends with its response (once)
+    const absl::string_view target = request_.target;
+    span_->End(absl::Now(), {grpc_web_ ? "grpc-web" : "http", request_.method,
+                             target.substr(0, target.find('?')),
+                             route_ != nullptr ? absl::string_view(route_->path) : "",
+                             request_.Header("host"), request_.peer, status,
+                             gateway_code_ >= 0 ? gateway_code_
+                             : backend_done_    ? static_cast<int>(status_.code())
+                                                : -1,
+                             backend_done_ ? status_.message() : ""});
+  }
   if (counted_ || (env_->metrics == nullptr && env_->access_log == nullptr)) return;
   counted_ = true;
   const absl::Time now = absl::Now();
@@ -319,6 +330,8 @@ void HttpCall::Dispatch() {
 // when it accepts the call (OnIntercepted).
 void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
   const HttpRequest& req = request_;
+  span_ = tracing::CallSpan::Start(env_->tracer, req.Header("traceparent"),
+                                   req.Header("tracestate"), arrival_);
   const InterceptorChain* chain = &table_->chain();
   if (chain->empty()) {
     StartBackend();
@@ -424,6 +437,7 @@ void HttpCall::StartBackend() {
   spec.deadline = deadline_;
   spec.metadata = std::move(metadata_);
   if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
+  if (span_ != nullptr) span_->HookAttempts(&spec.on_attempt_start, &spec.on_attempt_end);
   // REST and gRPC-Web answer a unary or client-streaming call only once it ended.
   spec.single_response = route_->kind == CallKind::kUnary ||
                          route_->kind == CallKind::kClientStreaming;

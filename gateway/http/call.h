@@ -33,6 +33,7 @@
 #include "gateway/http/grpc_web.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
+#include "gateway/tracing/tracer.h"
 #include "gateway/upstream/backend_call.h"
 #include "gateway/upstream/worker_upstreams.h"
 #include "transcoder/transcoder.h"
@@ -69,6 +70,8 @@ struct CallEnv {
   // A request without x-request-id gets a generated one, sent to the backend; the call's id
   // goes back in the x-request-id response header either way.
   bool generate_request_id = true;
+  // Spans of every call and backend attempt (HttpServer::Options::tracer); null: none.
+  const tracing::Tracer* tracer = nullptr;
 };
 
 // A request as received (HTTP/1.1 or HTTP/2).
@@ -254,6 +257,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   bool cancelled_ = false;
   bool headers_sent_ = false;
   absl::Time arrival_;
+  std::shared_ptr<tracing::CallSpan> span_;  // null: tracing off
   bool counted_ = false;
   // The backend's answer: the status (for the client: Backend::UpstreamClientStatus), its
   // details (grpc-status-details-bin, decoded), the response headers and trailers as

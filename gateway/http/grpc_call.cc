@@ -172,6 +172,8 @@ void GrpcRelayCall::Start(HttpRequest head) {
 // starts when it accepts the call.
 void GrpcRelayCall::RunInterceptors(absl::Time now) {
   const HttpRequest& req = request_;
+  span_ = tracing::CallSpan::Start(env_->tracer, req.Header("traceparent"),
+                                   req.Header("tracestate"), arrival_);
   const InterceptorChain* chain = &table_->chain();
   if (chain->empty()) {
     StartBackend();
@@ -224,6 +226,7 @@ void GrpcRelayCall::StartBackend() {
   spec.deadline = deadline_;
   spec.metadata = std::move(metadata_);
   if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
+  if (span_ != nullptr) span_->HookAttempts(&spec.on_attempt_start, &spec.on_attempt_end);
   spec.single_response = false;  // messages go to the client as they come
   spec.framed = true;            // whole frames both ways, compressed ones untouched
   spec.encoding = std::string(request_.Header("grpc-encoding"));
@@ -416,6 +419,12 @@ int GrpcRelayCall::ClientCode(int http_status) const {
 }
 
 void GrpcRelayCall::CountResponse(int status) {
+  if (span_ != nullptr) {  // the call's span ends with its response (once)
+    span_->End(absl::Now(), {"grpc", request_.method, request_.target,
+                             route_ != nullptr ? absl::string_view(route_->path) : "",
+                             request_.Header("host"), request_.peer, status, ClientCode(status),
+                             backend_done_ ? status_.message() : ""});
+  }
   if (counted_ || (series_ == nullptr && env_->access_log == nullptr)) return;
   counted_ = true;
   const absl::Time now = absl::Now();

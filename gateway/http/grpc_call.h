@@ -107,6 +107,7 @@ class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
   HttpRequest request_;
   const Route* route_ = nullptr;
   absl::Time arrival_;
+  std::shared_ptr<tracing::CallSpan> span_;  // null: tracing off
   absl::Time deadline_ = absl::InfiniteFuture();
   absl::Time client_deadline_ = absl::InfiniteFuture();
   upstream::Headers metadata_;

@@ -75,6 +75,7 @@
 #include "gateway/metrics/metrics.h"
 #include "gateway/route_table.h"
 #include "gateway/snapshot.h"
+#include "gateway/tracing/tracer.h"
 
 namespace gateway::openapi {
 class OpenApiEndpoint;
@@ -129,6 +130,9 @@ class HttpServer {
     // A request without x-request-id gets a generated one (sent to the backend); the
     // call's id is returned in the x-request-id response header either way.
     bool generate_request_id = true;
+    // Spans of every call and backend attempt (gateway/tracing/tracer.h); null: none. Must
+    // outlive the server.
+    const tracing::Tracer* tracer = nullptr;
   };
 
   // Binds, starts the threads and returns the running server. `routes` must outlive the

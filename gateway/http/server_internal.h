@@ -138,6 +138,7 @@ class HttpServer::Impl {
     env_.readiness = options.readiness;
     env_.access_log = options.access_log;
     env_.generate_request_id = options.generate_request_id;
+    env_.tracer = options.tracer;
     if (options.metrics != nullptr) {
       metrics_ = std::make_unique<HttpMetrics>(options.metrics);
       env_.metrics = metrics_.get();

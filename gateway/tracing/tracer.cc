@@ -5,6 +5,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "gateway/tracing/exporter.h"
 
 namespace gateway::tracing {
@@ -42,6 +43,8 @@ void SplitHostPort(absl::string_view hostport, absl::string_view* host, int64_t*
 
 void AddHostPort(absl::string_view prefix, absl::string_view hostport,
                  std::vector<Attribute>* attributes) {
+  // gRPC's peer form: "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000".
+  if (!absl::ConsumePrefix(&hostport, "ipv4:")) absl::ConsumePrefix(&hostport, "ipv6:");
   if (hostport.empty()) return;
   absl::string_view host;
   int64_t port;

@@ -147,7 +147,7 @@ TEST(CallSpan, ContinuesTheIncomingTraceAndParentsEachAttempt) {
   const std::string second = on_start("/pkg.Echo/Say", "127.0.0.1:5001");
   on_end(absl::OkStatus());
   span->End(absl::Now(), {"grpc", "POST", "/pkg.Echo/Say", "/pkg.Echo/Say", "gw.example:8443",
-                          "127.0.0.1:40000", 200, 0, ""});
+                          "ipv6:[::1]:40000", 200, 0, ""});
   span->End(absl::Now(), {});  // ignored
 
   ASSERT_TRUE(collector.WaitForBodies(1));
@@ -183,7 +183,8 @@ TEST(CallSpan, ContinuesTheIncomingTraceAndParentsEachAttempt) {
   EXPECT_EQ(attrs["rpc.grpc.status_code"], "0");
   EXPECT_EQ(attrs["server.address"], "gw.example");
   EXPECT_EQ(attrs["server.port"], "8443");
-  EXPECT_EQ(attrs["client.address"], "127.0.0.1");
+  EXPECT_EQ(attrs["client.address"], "::1");
+  EXPECT_EQ(attrs["client.port"], "40000");
   EXPECT_EQ(attrs["gateway.attempts"], "2");
   EXPECT_GE(server->end_time_unix_nano(), server->start_time_unix_nano());
   EXPECT_EQ((*exporter)->exported(), 3u);
