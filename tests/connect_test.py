@@ -7,6 +7,7 @@ Real processes on loopback (echo backend, gatewayd, node); every call has a dead
 """
 
 import base64
+import gzip
 import http.client
 import json
 import os
@@ -117,6 +118,7 @@ class ConnectTest(unittest.TestCase):
         self.assertEqual((err["got"], err["code"], err["message"]),
                          ([0, 1], "ResourceExhausted", "quota gone"))
         self.assertEqual(out["get"]["ok"], {"finished": False, "calls": 0})
+        self.assertEqual(out["gzip"]["ok"], {"unary": True, "stream": [True, True]})
         if http_version == "2":
             self.assertEqual(out["clientStream"]["ok"], {"index": 4, "payload": "m3"})
             self.assertEqual(out["bidi"]["ok"], [["m0", 0], ["m1", 1], ["m2", 2]])
@@ -226,6 +228,43 @@ class ConnectTest(unittest.TestCase):
             error = json.loads(envelopes(data)[-1][1])["error"]
             self.assertEqual(error["code"], "invalid_argument", error)
             self.assertIn(want, error["message"])
+
+    def test_gzip_both_ways_and_bomb_refused(self):
+        payload = b"z" * 20000
+        req = gzip.compress(json.dumps({"payload": base64.b64encode(payload).decode()}).encode())
+        status, headers, data = self.request(
+            "POST", "/gateway.test.v1.Echo/Unary", req,
+            {"content-type": "application/json", "connect-protocol-version": "1",
+             "content-encoding": "gzip", "accept-encoding": "br, gzip"})
+        self.assertEqual(status, 200, data)
+        self.assertEqual(headers.get("content-encoding"), "gzip")
+        self.assertEqual(base64.b64decode(json.loads(gzip.decompress(data))["payload"]), payload)
+        # Streams: compressed envelopes (flag 1) both ways.
+        msg = json.dumps({"payload": base64.b64encode(payload).decode(), "count": 2}).encode()
+        status, headers, data = self.request(
+            "POST", "/gateway.test.v1.Echo/ServerStream", envelope(1, gzip.compress(msg)),
+            {"content-type": "application/connect+json", "connect-content-encoding": "gzip",
+             "connect-accept-encoding": "gzip"})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.get("connect-content-encoding"), "gzip")
+        got = envelopes(data)
+        self.assertEqual([f for f, _ in got], [1, 1, 2])
+        self.assertEqual(json.loads(gzip.decompress(got[1][1]))["index"], 1)
+        # A bomb: 16 KiB of gzip inflating to 16 MiB, over limits.max_message_bytes (64 KiB).
+        bomb = gzip.compress(b"\0" * (16 << 20))
+        self.assertLess(len(bomb), 65536)
+        status, _, data = self.request(
+            "POST", "/gateway.test.v1.Echo/Unary", bomb,
+            {"content-type": "application/proto", "content-encoding": "gzip"})
+        self.assertEqual(status, 429, data)
+        error = json.loads(data)
+        self.assertEqual(error["code"], "resource_exhausted")
+        self.assertIn("limits.max_message_bytes", error["message"])
+        status, _, data = self.request(
+            "POST", "/gateway.test.v1.Echo/Bidi", envelope(1, bomb),
+            {"content-type": "application/connect+proto", "connect-content-encoding": "gzip"})
+        self.assertEqual(json.loads(envelopes(data)[-1][1])["error"]["code"],
+                         "resource_exhausted")
 
     def test_unary_streaming_method_mismatch(self):
         status, _, data = self.request("POST", "/gateway.test.v1.Echo/ServerStream", b"",

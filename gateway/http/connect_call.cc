@@ -7,8 +7,11 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "boost/asio/post.hpp"
+#include "gateway/http/gzip.h"
 #include "gateway/http/request_checks.h"
 #include "gateway/metadata/metadata_policy.h"
 #include "gateway/upstream.h"
@@ -29,6 +32,18 @@ absl::string_view PathOf(absl::string_view target) {
 absl::string_view QueryOf(absl::string_view target) {
   const size_t q = target.find('?');
   return q == absl::string_view::npos ? absl::string_view() : target.substr(q + 1);
+}
+
+// Responses smaller than this are not worth compressing.
+constexpr size_t kCompressMinBytes = 1024;
+
+// Whether an accept-encoding list ("gzip, br", "gzip;q=1.0") names gzip.
+bool AcceptsGzip(absl::string_view list) {
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    item = absl::StripAsciiWhitespace(item.substr(0, item.find(';')));
+    if (absl::EqualsIgnoreCase(item, "gzip")) return true;
+  }
+  return false;
 }
 
 // The protocol's own headers: never metadata.
@@ -145,10 +160,12 @@ void ConnectCall::Start(HttpRequest request) {
     get_request = *std::move(parsed);
     type_.streaming = false;
     type_.codec = get_request->codec;
-    if (!get_request->compression.empty()) {
+    if (get_request->compression == "gzip") {
+      request_gzip_ = true;
+    } else if (!get_request->compression.empty()) {
       Fail(absl::UnimplementedError(absl::StrCat("compression \"",
                                                  absl::CHexEscape(get_request->compression),
-                                                 "\" is not supported (identity only)")));
+                                                 "\" is not supported (gzip, identity)")));
       return;
     }
   } else if (!type.has_value()) {
@@ -172,12 +189,16 @@ void ConnectCall::Start(HttpRequest request) {
   }
   const absl::string_view encoding =
       req.Header(type_.streaming ? "connect-content-encoding" : "content-encoding");
-  if (!encoding.empty() && encoding != "identity") {
+  if (encoding == "gzip") {
+    request_gzip_ = true;
+  } else if (!encoding.empty() && encoding != "identity") {
     Fail(absl::UnimplementedError(absl::StrCat(
         type_.streaming ? "connect-content-encoding" : "content-encoding", " \"",
-        absl::CHexEscape(encoding.substr(0, 32)), "\" is not supported (identity only)")));
+        absl::CHexEscape(encoding.substr(0, 32)), "\" is not supported (gzip, identity)")));
     return;
   }
+  response_gzip_ =
+      AcceptsGzip(req.Header(type_.streaming ? "connect-accept-encoding" : "accept-encoding"));
   const absl::Time now = arrival_;
   const absl::string_view timeout = req.Header("connect-timeout-ms");
   if (!timeout.empty()) {
@@ -333,6 +354,14 @@ void ConnectCall::PumpRequest() {
       });
       return;
     }
+    if (request_gzip_) {
+      absl::StatusOr<std::string> inflated = gzip::Decompress(unary_body_, max_message_);
+      if (!inflated.ok()) {
+        FailRequest(inflated.status());
+        return;
+      }
+      unary_body_ = *std::move(inflated);
+    }
     absl::StatusOr<std::string> message = RequestMessage(std::move(unary_body_));
     if (!message.ok()) {
       FailRequest(absl::InvalidArgumentError(message.status().message()));
@@ -345,12 +374,25 @@ void ConnectCall::PumpRequest() {
     return;
   }
   if (std::optional<connect::Envelope> e = reader_->Next()) {
-    if (e->flags != 0) {
+    if ((e->flags & connect::kFlagEndStream) != 0) {
       FailRequest(absl::InvalidArgumentError(
-          (e->flags & connect::kFlagCompressed) != 0
-              ? "compressed Connect request message, but no connect-content-encoding"
-              : "end-stream envelope in a Connect request (only responses end with one)"));
+          "end-stream envelope in a Connect request (only responses end with one)"));
       return;
+    }
+    if ((e->flags & connect::kFlagCompressed) != 0) {
+      if (!request_gzip_) {
+        FailRequest(absl::InvalidArgumentError(
+            "compressed Connect request message, but no connect-content-encoding"));
+        return;
+      }
+      absl::StatusOr<std::string> inflated = gzip::Decompress(e->data, max_message_);
+      if (!inflated.ok()) {
+        FailRequest(absl::Status(inflated.status().code(),
+                                 absl::StrCat("message ", messages_in_, ": ",
+                                              inflated.status().message())));
+        return;
+      }
+      e->data = *std::move(inflated);
     }
     if (messages_in_ > 0 && (route_->kind == CallKind::kUnary ||
                              route_->kind == CallKind::kServerStreaming)) {
@@ -456,9 +498,15 @@ void ConnectCall::OnBackendMessage(std::string message) {
     if (env_->access_log != nullptr) first_byte_ = absl::Now();
     HeaderList headers = ResponseHeaders(false);
     headers.emplace_back("content-type", connect::ContentTypeName(type_));
+    if (response_gzip_) headers.emplace_back("connect-content-encoding", "gzip");
     sink_->StartStream(200, std::move(headers));
   }
-  sink_->Write(connect::MakeEnvelope(0, out), /*last=*/false,
+  uint8_t flags = 0;
+  if (response_gzip_ && out.size() >= kCompressMinBytes) {
+    out = gzip::Compress(out);
+    flags = connect::kFlagCompressed;
+  }
+  sink_->Write(connect::MakeEnvelope(flags, out), /*last=*/false,
                [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
 }
 
@@ -498,6 +546,10 @@ void ConnectCall::FinishUnary() {
   if (status_.ok()) {
     headers.emplace_back("content-type", connect::ContentTypeName(type_));
     body = std::move(response_);
+    if (response_gzip_ && body.size() >= kCompressMinBytes) {
+      body = gzip::Compress(body);
+      headers.emplace_back("content-encoding", "gzip");
+    }
   } else {
     http_status = connect::HttpStatusFor(status_.code());
     headers.emplace_back("content-type", "application/json");

@@ -13,7 +13,9 @@
 // as they are. The method is routed by path (RouteTable::Find), the request headers become
 // metadata through the metadata policy as for gRPC-Web (connect-* headers are the
 // protocol's, not metadata), connect-timeout-ms sets the deadline, and the interceptor chain
-// runs as for every front end. Compression other than identity is refused (unimplemented).
+// runs as for every front end. Compression: gzip both ways (requests inflated with
+// limits.max_message_bytes as the bound, responses of at least 1 KiB compressed when the
+// client accepts gzip); any other encoding is refused (unimplemented).
 //
 // Thread-safety: a call runs on its connection's event loop, backend call included;
 // asynchronous interceptor results are posted there. Start and Cancel on that loop only.
@@ -111,6 +113,8 @@ class ConnectCall : public std::enable_shared_from_this<ConnectCall> {
   std::shared_ptr<upstream::BackendCall> backend_;
   std::optional<connect::EnvelopeReader> reader_;  // streaming requests
   std::string unary_body_;                         // unary POST: the body so far
+  bool request_gzip_ = false;   // the request's messages (or unary body) may be gzip
+  bool response_gzip_ = false;  // the client accepts gzip responses
   bool unary_sent_ = false;
   bool cancelled_ = false;
   bool finished_ = false;

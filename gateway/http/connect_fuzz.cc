@@ -1,6 +1,7 @@
 // Fuzz target: the Connect codec's parsers of untrusted bytes. The first input byte picks
 // the envelope limit and how the rest is cut into pieces; the rest is a streaming request
-// body for EnvelopeReader and a GET query for ParseGetQuery. Whatever it is: no crash, no
+// body for EnvelopeReader, a GET query for ParseGetQuery and compressed data for
+// gzip::Decompress. Whatever it is: no crash, no
 // envelope larger than the limit, envelopes that re-encode to the bytes they came from.
 #include <cstdint>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 
 #include "absl/strings/string_view.h"
 #include "gateway/http/connect.h"
+#include "gateway/http/gzip.h"
 
 namespace cn = gateway::http::connect;
 
@@ -37,5 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (get.ok()) (void)cn::ErrorJson(absl::InvalidArgumentError(get->message), get->message);
   (void)cn::ParseContentType(body);
   (void)cn::ParseTimeoutMs(body);
+  absl::StatusOr<std::string> inflated = gateway::http::gzip::Decompress(body, limit);
+  if (inflated.ok() && inflated->size() > limit) std::abort();
   return 0;
 }

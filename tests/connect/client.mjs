@@ -10,7 +10,8 @@ import { pathToFileURL } from "node:url";
 const [baseUrl, httpVersion, format, descriptorSet, modules] = process.argv.slice(2);
 const load = (name, file) => import(pathToFileURL(path.join(modules, name, file)).href);
 const { createClient, ConnectError, Code } = await load("@connectrpc/connect", "dist/esm/index.js");
-const { createConnectTransport } = await load("@connectrpc/connect-node", "dist/esm/index.js");
+const { createConnectTransport, compressionGzip } =
+  await load("@connectrpc/connect-node", "dist/esm/index.js");
 const { fromBinary, createFileRegistry } = await load("@bufbuild/protobuf", "dist/esm/index.js");
 const { FileDescriptorSetSchema } = await load("@bufbuild/protobuf", "dist/esm/wkt/index.js");
 
@@ -19,6 +20,10 @@ const service = registry.getService("gateway.test.v1.Echo");
 const options = { baseUrl, httpVersion, useBinaryFormat: format === "proto" };
 const client = createClient(service, createConnectTransport(options));
 const getClient = createClient(service, createConnectTransport({ ...options, useHttpGet: true }));
+// Requests gzip-compressed (every message), gzip accepted for responses.
+const gzipClient = createClient(service, createConnectTransport({
+  ...options, sendCompression: compressionGzip, acceptCompression: [compressionGzip],
+  compressMinBytes: 0 }));
 const enc = (s) => new TextEncoder().encode(s);
 const dec = (b) => new TextDecoder().decode(b);
 
@@ -70,6 +75,15 @@ out.serverStreamError = await attempt(async () => {
 out.get = await attempt(async () => {
   const r = await getClient.stats({ tag: "nothing" });
   return { finished: r.finished, calls: r.calls };
+});
+out.gzip = await attempt(async () => {
+  const big = "g".repeat(30000);  // under limits.max_message_bytes as JSON too
+  const r = await gzipClient.unary({ payload: enc(big) });
+  const got = [];
+  for await (const s of gzipClient.serverStream({ payload: enc(big), count: 2 })) {
+    got.push(dec(s.payload) === big);
+  }
+  return { unary: dec(r.payload) === big, stream: got };
 });
 async function* requests(n) {
   for (let i = 0; i < n; i++) yield { payload: enc(`m${i}`) };
