@@ -444,7 +444,7 @@ int Run(int argc, char** argv) {
                          BoundAddress(metrics_options->address, metrics_listener->port()),
                          " (GET /metrics)"));
     if (!registry::IsLoopbackAddress(metrics_options->address)) {
-      LogLine(absl::StrCat("warning: the metrics listener is not on loopback (",
+      LogWarn(absl::StrCat("warning: the metrics listener is not on loopback (",
                            metrics_options->address,
                            "): whoever reaches it reads every called method's name and counts"));
     }

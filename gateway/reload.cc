@@ -37,7 +37,7 @@ bool FieldDiffers(const Message& a, const Message& b, const FieldDescriptor* fie
 bool Reloads(const std::string& key, bool http_tls_reloads) {
   static const std::set<std::string>* const kReloaded = new std::set<std::string>{
       "descriptor_sets", "backends", "services", "auth", "quotas", "retries",
-      "deadlines", "http_listener.transcoding"};
+      "deadlines", "http_listener.transcoding", "logging"};
   if (key == "deadlines.http_timeout_header") return false;
   if (key == "http_listener.tls" || key == "grpc_listener.tls") return http_tls_reloads;
   if (kReloaded->count(key) > 0) return true;
@@ -209,7 +209,7 @@ absl::StatusOr<ConfigReloader::Result> ConfigReloader::Reload() {
     for (const std::string& p : result->problems) LogLine(absl::StrCat("reload: ", p));
   } else {
     ++stats_.refused;
-    LogLine(result.status().message());
+    LogWarn(result.status().message());
   }
   return result;
 }
@@ -236,6 +236,7 @@ absl::StatusOr<ConfigReloader::Result> ConfigReloader::ReloadLocked() {
   Result result;
   absl::Status status = apply_(*next, &result.problems);
   if (!status.ok()) return refused(status.message());
+  ConfigureLogging((*next)->logging);
   result.restart_required = RestartRequired(before->proto, (*next)->proto, http_tls_reloads_);
   result.summary = absl::StrCat(
       "reload applied: ", (*next)->routes->services().size(), " services (was ",

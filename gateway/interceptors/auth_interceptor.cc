@@ -286,7 +286,7 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
       if (!c.jwks_ca_file().empty()) p->ca_file = ResolvePath(base_dir, c.jwks_ca_file());
       absl::Status loaded = Reload(*p);
       if (!loaded.ok()) {
-        LogLine(absl::StrCat("jwt provider ", p->name, ": cannot load keys (", loaded.message(),
+        LogWarn(absl::StrCat("jwt provider ", p->name, ": cannot load keys (", loaded.message(),
                          "); retrying in the background"));
         p->next_refresh = absl::Now() + p->min_refresh_interval;
       }
@@ -416,8 +416,11 @@ absl::Status AuthInterceptor::Impl::Reload(Provider& p) {
   if (p.keys->generation() != generation) {
     // Keys the gateway cannot use are left out of the set; say so once per new document.
     for (const std::string& skipped : p.keys->Current().keys->skipped()) {
-      LogLine(absl::StrCat("jwt provider ", p.name, ": JWKS key skipped, not used: ", skipped));
+      LogWarn(absl::StrCat("jwt provider ", p.name, ": JWKS key skipped, not used: ", skipped));
     }
+    // A new key set (a first load, or a document that changed), once per change.
+    LogInfo(absl::StrCat("jwt provider ", p.name, ": JWKS keys loaded (generation ",
+                         p.keys->generation(), ")"));
   }
   return absl::OkStatus();
 }
@@ -456,7 +459,7 @@ void AuthInterceptor::Impl::RefreshLoop() {
     }
     const absl::Status status = Reload(*due);
     if (!status.ok()) {
-      LogLine(absl::StrCat("jwt provider ", due->name, ": key reload failed (", status.message(),
+      LogWarn(absl::StrCat("jwt provider ", due->name, ": key reload failed (", status.message(),
                        "); keeping the last good keys"));
       absl::MutexLock lock(&mu_);
       due->next_refresh = std::min(due->next_refresh, absl::Now() + due->min_refresh_interval);

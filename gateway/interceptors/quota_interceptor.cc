@@ -160,15 +160,18 @@ absl::Status QuotaInterceptor::Rejection(const Rule& rule, const RateLimiter::De
 
 void QuotaInterceptor::OnStoreFailure(const absl::Status& status) const {
   store_->CountFailureDecision(fail_open_);
-  const absl::Time now = absl::Now();
-  {
-    absl::MutexLock lock(&log_mu_);
-    if (now - last_log_ < absl::Seconds(10)) return;
-    last_log_ = now;
-  }
-  LogLine(absl::StrCat("quota store unavailable (", status.message(), "); failing ",
+  if (store_down_.exchange(true, std::memory_order_acq_rel)) return;  // once per outage
+  LogWarn(absl::StrCat("quota store unavailable (", status.message(), "); failing ",
                        fail_open_ ? "open: shared quotas are not enforced"
                                   : "closed: calls under shared quotas are rejected"));
+}
+
+void QuotaInterceptor::OnStoreAnswered() const {
+  if (!store_down_.load(std::memory_order_relaxed) ||
+      !store_down_.exchange(false, std::memory_order_acq_rel)) {
+    return;
+  }
+  LogInfo("quota store answers again; shared quotas are enforced");
 }
 
 // The shared rules of one call, checked in Redis together.
@@ -198,6 +201,7 @@ struct QuotaInterceptor::SharedCheck {
     absl::Status outcome;
     {
       absl::MutexLock lock(&mu);
+      if (failure.ok()) self->OnStoreAnswered();
       if (rejected_index >= 0) {
         outcome = Rejection(*rules[rejected_index], rejected, ctx);
       } else if (!failure.ok()) {

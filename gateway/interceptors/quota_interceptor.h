@@ -20,6 +20,7 @@
 #ifndef GATEWAY_INTERCEPTORS_QUOTA_INTERCEPTOR_H_
 #define GATEWAY_INTERCEPTORS_QUOTA_INTERCEPTOR_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,14 +69,15 @@ class QuotaInterceptor : public Interceptor {
   absl::string_view KeyOf(const Rule& rule, const CallContext& ctx) const;
   static absl::Status Rejection(const Rule& rule, const RateLimiter::Decision& d,
                                 CallContext* ctx);
+  // The shared store failed / answered: an outage and its end are logged once each.
   void OnStoreFailure(const absl::Status& status) const;
+  void OnStoreAnswered() const;
 
   std::vector<std::unique_ptr<Rule>> rules_;
   std::shared_ptr<const Clock> clock_;
   std::unique_ptr<RedisQuotaStore> store_;
   bool fail_open_ = true;
-  mutable absl::Mutex log_mu_;
-  mutable absl::Time last_log_ ABSL_GUARDED_BY(log_mu_) = absl::InfinitePast();
+  mutable std::atomic<bool> store_down_{false};
 };
 
 // The IP address part of a peer address: "ipv4:127.0.0.1:5000" -> "127.0.0.1",

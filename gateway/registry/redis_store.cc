@@ -363,7 +363,7 @@ absl::Status RedisStore::Write(const ServiceVersion& version) const {
     absl::Status cached =
         DirectoryStore(absl::StrCat(cache_directory_, kCacheVersions)).Write(version);
     if (!cached.ok() && !absl::IsAlreadyExists(cached)) {
-      LogLine(absl::StrCat("registry cache ", cache_directory_, ": ", cached.message()));
+      LogWarn(absl::StrCat("registry cache ", cache_directory_, ": ", cached.message()));
     }
   }
   return absl::OkStatus();
@@ -433,7 +433,7 @@ void RedisWatcher::Run() {
       // Redis does not answer: say so once, retry with backoff (stopping within 50 ms).
       if (status_ != nullptr) status_->Unavailable(error);
       if (!down) {
-        LogLine(absl::StrCat("registry: redis ", address_, " unavailable (", error,
+        LogWarn(absl::StrCat("registry: redis ", address_, " unavailable (", error,
                              "); serving the last state seen, reconnecting with backoff (",
                              kFirstBackoff.count(), " ms doubling to ", kMaxBackoff.count(),
                              " ms)"));

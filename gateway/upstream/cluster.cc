@@ -383,7 +383,7 @@ absl::Duration Cluster::OnResolved(const boost::system::error_code& ec,
     const std::string why = ec ? ec.message() : "no addresses";
     absl::Status status = absl::UnavailableError(
         absl::StrCat(Quoted(name()), ": cannot resolve host \"", dns_host_, "\": ", why));
-    if (resolution_status().message() != status.message()) LogLine(status.message());
+    if (resolution_status().message() != status.message()) LogWarn(status.message());
     SetResolutionError(std::move(status));
     next = std::min(next, kDnsRetryInterval);
   } else {
@@ -515,7 +515,7 @@ void Cluster::RecordOutcome(EndpointState& endpoint, EndpointOutcome outcome, ab
   endpoint.ejected_until_ns.store(absl::ToUnixNanos(now + duration), std::memory_order_relaxed);
   endpoint.consecutive_failures.store(0, std::memory_order_relaxed);
   endpoint.ejections_total.fetch_add(1, std::memory_order_relaxed);
-  LogLine(absl::StrCat(Quoted(name()), ": endpoint ", endpoint.endpoint().ToString(),
+  LogWarn(absl::StrCat(Quoted(name()), ": endpoint ", endpoint.endpoint().ToString(),
                        " ejected for ", absl::FormatDuration(duration), " after ", failures,
                        " consecutive failures (ejection ", n, ")"));
 }

@@ -241,11 +241,11 @@ void HealthChecker::OnResult(const std::shared_ptr<Target>& target, bool serving
   const bool was = e.healthy();
   if (serving && !was && (first || target->successes >= options_.healthy_threshold)) {
     e.set_healthy(true);
-    LogLine(absl::StrCat("backend \"", backend_, "\": endpoint ", e.endpoint().ToString(),
+    LogInfo(absl::StrCat("backend \"", backend_, "\": endpoint ", e.endpoint().ToString(),
                          " is healthy (health check: SERVING)"));
   } else if (!serving && was && (first || target->failures >= options_.unhealthy_threshold)) {
     e.set_healthy(false);
-    LogLine(absl::StrCat("backend \"", backend_, "\": endpoint ", e.endpoint().ToString(),
+    LogWarn(absl::StrCat("backend \"", backend_, "\": endpoint ", e.endpoint().ToString(),
                          " is unhealthy (health check: ", why, ")"));
   }
 
