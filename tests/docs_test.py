@@ -153,6 +153,11 @@ class DocsTest(unittest.TestCase):
     def test_config_examples_pass_check_config(self):
         for document, line, text in blocks("yaml"):
             with self.subTest(f"{document}:{line}"):
+                if text.startswith("# ") and "not a gateway config" in text.splitlines()[0]:
+                    # Another file of the gateway (a service file, a tokens file): valid
+                    # YAML, checked by the tests of the program that reads it.
+                    self.assertIsInstance(yaml.safe_load(text), dict)
+                    continue
                 code, out = check_config(document, line, text)
                 self.assertEqual(code, 0, out)
 
