@@ -95,38 +95,46 @@ void HttpCall::StreamStarted() {
 // The call's access log line (docs/config.md, "access_log"). Runs once, when the response
 // is handed to the sink (or the client went away).
 void HttpCall::LogAccess(int status, absl::Time now) {
-  access_log::AccessLog* log = env_->access_log;
+  LogCall(env_->access_log, request_,
+          {grpc_web_ ? "grpc-web" : "http", status,
+           gateway_code_ >= 0 ? gateway_code_
+           : backend_done_    ? static_cast<int>(status_.code())
+                              : -1,
+           arrival_, now, first_byte_, route_, bytes_in_, bytes_out_, backend_.get(),
+           call_ctx_.get(), std::move(request_id_)});
+}
+
+void LogCall(access_log::AccessLog* log, const HttpRequest& request, AccessLogEntry entry) {
   access_log::Record r;
-  r.status = status;
-  r.grpc_status = gateway_code_ >= 0    ? gateway_code_
-                  : backend_done_       ? static_cast<int>(status_.code())
-                                        : -1;
+  r.status = entry.status;
+  r.grpc_status = entry.grpc_status;
   if (!log->Sample(r.IsError())) return;
-  r.time = arrival_;
-  r.front_end = grpc_web_ ? "grpc-web" : "http";
-  r.protocol = request_.protocol;
-  r.trace_id = std::string(access_log::TraceIdFromTraceparent(request_.Header("traceparent")));
-  r.user_agent = std::string(request_.Header("user-agent"));
-  r.method = request_.method;
-  // Copies: an asynchronous interceptor may still hold views of the request (Cancel).
-  const absl::string_view target = request_.target;
+  r.time = entry.arrival;
+  r.front_end = entry.front_end;
+  r.protocol = request.protocol;
+  r.trace_id = std::string(access_log::TraceIdFromTraceparent(request.Header("traceparent")));
+  r.user_agent = std::string(request.Header("user-agent"));
+  r.method = request.method;
+  // Copies: an asynchronous interceptor may still hold views of the request (Cancel). The
+  // query string stays out: it may carry credentials (and a Connect GET's message).
+  const absl::string_view target = request.target;
   r.path = std::string(target.substr(0, target.find('?')));
-  if (route_ != nullptr) r.grpc_method = route_->path;
-  r.bytes_in = bytes_in_;
-  r.bytes_out = bytes_out_;
-  r.duration = now - arrival_;
-  if (first_byte_ != absl::InfinitePast()) {
-    r.ttfb = first_byte_ - arrival_;
-  } else if (status != 0) {
+  if (entry.route != nullptr) r.grpc_method = entry.route->path;
+  r.bytes_in = entry.bytes_in;
+  r.bytes_out = entry.bytes_out;
+  r.duration = entry.now - entry.arrival;
+  if (entry.first_byte != absl::InfinitePast()) {
+    r.ttfb = entry.first_byte - entry.arrival;
+  } else if (entry.status != 0) {
     r.ttfb = r.duration;  // the whole response went at once
   }
-  if (backend_ != nullptr) {
-    r.upstream = backend_->endpoint();
-    r.attempts = backend_->attempts();
+  if (entry.backend != nullptr) {
+    r.upstream = entry.backend->endpoint();
+    r.attempts = entry.backend->attempts();
   }
-  if (call_ctx_ != nullptr) r.caller_id = call_ctx_->caller_id;
-  r.request_id = std::move(request_id_);
-  r.peer = request_.peer;
+  if (entry.call_ctx != nullptr) r.caller_id = entry.call_ctx->caller_id;
+  r.request_id = std::move(entry.request_id);
+  r.peer = request.peer;
   log->Push(std::move(r));
 }
 

@@ -144,6 +144,29 @@ class BodyReader {
   virtual void Read(Callback done) = 0;
 };
 
+// The access-log line of a call of the HTTP front end (docs/config.md, "access_log"), the
+// same fields filled the same way for every call class: what the class knows goes in
+// `entry`, the request's own fields (time, protocol, method, path without the query,
+// user agent, trace id, peer) come from `request`. The line is kept or dropped by the
+// log's sampling rules (errors kept). TTFB: `first_byte` when a response head went out
+// before the end, else the whole duration (a response sent at once); none for a client
+// that left first (status 0) before any byte.
+struct AccessLogEntry {
+  const char* front_end = "";  // a literal
+  int status = 0;              // HTTP status; 0: the client went away first
+  int grpc_status = -1;        // -1: none
+  absl::Time arrival;
+  absl::Time now;
+  absl::Time first_byte = absl::InfinitePast();
+  const Route* route = nullptr;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  const upstream::BackendCall* backend = nullptr;  // upstream endpoint and attempts
+  const CallContext* call_ctx = nullptr;           // caller id
+  std::string request_id;
+};
+void LogCall(access_log::AccessLog* log, const HttpRequest& request, AccessLogEntry entry);
+
 // The interceptor part every call of the HTTP front end shares: copies the request headers
 // into `ctx` (already made with CallContext::Make), runs `chain`, and hands the verdict to
 // `done` on `executor` (an asynchronous interceptor may answer on another thread). `done`

@@ -624,37 +624,13 @@ void ConnectCall::CountResponse(int status) {
 
 // The call's access log line (docs/config.md, "access_log"): front end "connect".
 void ConnectCall::LogAccess(int status, absl::Time now) {
-  access_log::AccessLog* log = env_->access_log;
-  access_log::Record r;
-  r.status = status;
-  r.grpc_status = gateway_code_ >= 0 ? gateway_code_
-                  : backend_done_    ? static_cast<int>(status_.code())
-                                     : -1;
-  if (!log->Sample(r.IsError())) return;
-  r.time = arrival_;
-  r.front_end = "connect";
-  r.protocol = request_.protocol;
-  r.trace_id = std::string(access_log::TraceIdFromTraceparent(request_.Header("traceparent")));
-  r.user_agent = std::string(request_.Header("user-agent"));
-  r.method = request_.method;
-  r.path = request_.target;
-  if (route_ != nullptr) r.grpc_method = route_->path;
-  r.bytes_in = bytes_in_;
-  r.bytes_out = bytes_out_;
-  r.duration = now - arrival_;
-  if (first_byte_ != absl::InfinitePast()) {
-    r.ttfb = first_byte_ - arrival_;
-  } else if (status != 0) {
-    r.ttfb = r.duration;
-  }
-  if (backend_ != nullptr) {
-    r.upstream = backend_->endpoint();
-    r.attempts = backend_->attempts();
-  }
-  if (call_ctx_ != nullptr) r.caller_id = call_ctx_->caller_id;
-  r.request_id = request_id_;
-  r.peer = request_.peer;
-  log->Push(std::move(r));
+  LogCall(env_->access_log, request_,
+          {"connect", status,
+           gateway_code_ >= 0 ? gateway_code_
+           : backend_done_    ? static_cast<int>(status_.code())
+                              : -1,
+           arrival_, now, first_byte_, route_, bytes_in_, bytes_out_, backend_.get(),
+           call_ctx_.get(), request_id_});
 }
 
 }  // namespace gateway::http
