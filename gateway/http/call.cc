@@ -65,17 +65,17 @@ void HttpCall::CountResponse(int status) {
   if (env_->access_log != nullptr) LogAccess(status, now);
 }
 
+std::string CallRequestId(const CallEnv& env, const HttpRequest& request, bool* generated) {
+  *generated = false;
+  const absl::string_view sent = request.Header("x-request-id");
+  if (!sent.empty()) return IsValidMetadataValue(sent) ? std::string(sent) : std::string();
+  if (!env.generate_request_id) return std::string();
+  *generated = true;
+  return access_log::NewRequestId();
+}
+
 void HttpCall::AssignRequestId() {
-  const absl::string_view sent = request_.Header("x-request-id");
-  if (!sent.empty()) {
-    // One that cannot be a header value is not returned (the metadata policy refuses the
-    // call when it forwards it).
-    if (IsValidMetadataValue(sent)) request_id_ = std::string(sent);
-    return;
-  }
-  if (!env_->generate_request_id) return;
-  request_id_ = access_log::NewRequestId();
-  request_id_generated_ = true;
+  request_id_ = CallRequestId(*env_, request_, &request_id_generated_);
 }
 
 // The call's id, in place of any the backend sent (exposed metadata, gRPC-Web).

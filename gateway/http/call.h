@@ -144,6 +144,12 @@ class BodyReader {
   virtual void Read(Callback done) = 0;
 };
 
+// The id of a call of `request`: the client's x-request-id (empty when it cannot be a header
+// value: the metadata policy refuses a call that forwards it), else, when
+// `env.generate_request_id`, a fresh one, and *generated is set (the call sends it to the
+// backend). The call returns its id in the x-request-id response header unless empty.
+std::string CallRequestId(const CallEnv& env, const HttpRequest& request, bool* generated);
+
 // The access-log line of a call of the HTTP front end (docs/config.md, "access_log"), the
 // same fields filled the same way for every call class: what the class knows goes in
 // `entry`, the request's own fields (time, protocol, method, path without the query,

@@ -121,12 +121,8 @@ void ConnectCall::Start(HttpRequest request) {
   arrival_ = absl::Now();
   request_ = std::move(request);
   const HttpRequest& req = request_;
-  const absl::string_view sent = req.Header("x-request-id");
-  if (!sent.empty()) {
-    if (IsValidMetadataValue(sent)) request_id_ = std::string(sent);
-  } else if (env_->generate_request_id) {
-    request_id_ = access_log::NewRequestId();
-  }
+  bool id_generated = false;
+  request_id_ = CallRequestId(*env_, req, &id_generated);
   get_ = req.method == "GET";
   std::optional<connect::ContentType> type = connect::ParseContentType(req.Header("content-type"));
   if (type.has_value()) type_ = *type;
@@ -226,7 +222,7 @@ void ConnectCall::Start(HttpRequest request) {
     Fail(status);
     return;
   }
-  if (sent.empty() && !request_id_.empty()) metadata_.emplace_back("x-request-id", request_id_);
+  if (id_generated) metadata_.emplace_back("x-request-id", request_id_);
   max_message_ = route_->backend->cluster()->options().connection.max_message_size;
   if (get_request.has_value()) {
     unary_body_ = std::move(get_request->message);

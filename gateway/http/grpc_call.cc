@@ -94,12 +94,8 @@ void GrpcRelayCall::Start(HttpRequest head) {
   request_ = std::move(head);
   const HttpRequest& req = request_;
   // The call's id: the client's x-request-id, or a generated one sent to the backend.
-  const absl::string_view sent = req.Header("x-request-id");
-  if (!sent.empty()) {
-    if (IsValidMetadataValue(sent)) request_id_ = std::string(sent);
-  } else if (env_->generate_request_id) {
-    request_id_ = access_log::NewRequestId();
-  }
+  bool id_generated = false;
+  request_id_ = CallRequestId(*env_, req, &id_generated);
   const absl::string_view path = req.target;
   route_ = table_->Find(path);
   if (env_->grpc_metrics != nullptr) {
@@ -154,7 +150,7 @@ void GrpcRelayCall::Start(HttpRequest head) {
     }
     value = *std::move(raw);
   }
-  if (sent.empty() && !request_id_.empty()) metadata_.emplace_back("x-request-id", request_id_);
+  if (id_generated) metadata_.emplace_back("x-request-id", request_id_);
   // Compression is the client's and the backend's business: the names go through as they
   // are (the frames too), if they are valid header values.
   for (const char* name : {"grpc-encoding", "grpc-accept-encoding"}) {

@@ -157,12 +157,7 @@ void WebSocketCall::Start(HttpRequest request) {
   request_ = std::move(request);
   const HttpRequest& req = request_;
   // The call's id: the client's, or a generated one (sent to the backend).
-  if (const absl::string_view sent = req.Header("x-request-id"); !sent.empty()) {
-    if (IsValidMetadataValue(sent)) request_id_ = std::string(sent);
-  } else if (env_->generate_request_id) {
-    request_id_ = access_log::NewRequestId();
-    request_id_generated_ = true;
-  }
+  request_id_ = CallRequestId(*env_, req, &request_id_generated_);
   bool version_mismatch = false;
   if (absl::Status status = CheckUpgradeRequest(req, &version_mismatch); !status.ok()) {
     if (version_mismatch) {
