@@ -6,6 +6,32 @@
 
 namespace gateway::http {
 
+namespace {
+
+// The series of `route` of `table` for `owner`, resolved once per route table and thread
+// (`for_method(label)` takes a lock; a call then only reads this thread's cache). The table
+// is held, so a later table never reuses its address while cached.
+template <typename Owner, typename Series, typename ForMethod>
+Series* CachedSeries(const Owner* owner, const std::shared_ptr<const RouteTable>& table,
+                     const Route* route, ForMethod for_method) {
+  struct Cache {
+    std::shared_ptr<const RouteTable> table;
+    const Owner* owner = nullptr;
+    absl::flat_hash_map<const Route*, Series*> series;
+  };
+  thread_local Cache cache;
+  if (cache.table != table || cache.owner != owner) {
+    cache.series.clear();
+    cache.table = table;
+    cache.owner = owner;
+  }
+  Series*& s = cache.series[route];
+  if (s == nullptr) s = for_method(route->path);
+  return s;
+}
+
+}  // namespace
+
 metrics::Counter* HttpMetrics::Series::ForStatus(int status) {
   for (int i = 0; i < kSlots; ++i) {
     int seen = slot_status_[i].load(std::memory_order_acquire);
@@ -53,22 +79,8 @@ HttpMetrics::Series* HttpMetrics::ForMethod(const std::string& label) {
 HttpMetrics::Series* HttpMetrics::SeriesFor(const std::shared_ptr<const RouteTable>& table,
                                             const Route* route) {
   if (route == nullptr) return unknown_;
-  // Per thread: the series of the routes of the last table this thread saw. The table is
-  // held, so a later table never reuses its address while cached.
-  struct Cache {
-    std::shared_ptr<const RouteTable> table;
-    const HttpMetrics* owner = nullptr;
-    absl::flat_hash_map<const Route*, Series*> series;
-  };
-  thread_local Cache cache;
-  if (cache.table != table || cache.owner != this) {
-    cache.series.clear();
-    cache.table = table;
-    cache.owner = this;
-  }
-  Series*& s = cache.series[route];
-  if (s == nullptr) s = ForMethod(route->path);
-  return s;
+  return CachedSeries<HttpMetrics, Series>(
+      this, table, route, [this](const std::string& label) { return ForMethod(label); });
 }
 
 void HttpMetrics::Rejected(const absl::Status& status) {
@@ -117,20 +129,8 @@ GrpcMetrics::Series* GrpcMetrics::ForMethod(const std::string& label) {
 GrpcMetrics::Series* GrpcMetrics::SeriesFor(const std::shared_ptr<const RouteTable>& table,
                                             const Route* route) {
   if (route == nullptr) return unknown_;
-  struct Cache {
-    std::shared_ptr<const RouteTable> table;
-    const GrpcMetrics* owner = nullptr;
-    absl::flat_hash_map<const Route*, Series*> series;
-  };
-  thread_local Cache cache;
-  if (cache.table != table || cache.owner != this) {
-    cache.series.clear();
-    cache.table = table;
-    cache.owner = this;
-  }
-  Series*& s = cache.series[route];
-  if (s == nullptr) s = ForMethod(route->path);
-  return s;
+  return CachedSeries<GrpcMetrics, Series>(
+      this, table, route, [this](const std::string& label) { return ForMethod(label); });
 }
 
 void GrpcMetrics::Rejected(const absl::Status& status) {
