@@ -458,7 +458,11 @@ int Run(int argc, char** argv) {
     if (signal_number == SIGUSR1 && access_log != nullptr) access_log->Reopen();
     if (signal_number == SIGHUP) {
       LogLine("SIGHUP received: reloading " + config_path);
-      (void)reloader.Reload();  // logs its result
+      absl::StatusOr<ConfigReloader::Result> reloaded = reloader.Reload();  // logs its result
+      if (admin_server != nullptr) {
+        admin_server->AuditReload("signal", reloaded.status(),
+                                  reloaded.ok() ? reloaded->summary : "");
+      }
     }
     signal_number = 0;
   }

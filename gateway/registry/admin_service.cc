@@ -301,16 +301,15 @@ grpc::Status RegistryService::Reload(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this gateway cannot reload its config");
   }
   absl::Status status = reload(response);
+  AuditReload(caller.who, status, response->summary());
   if (!status.ok()) return ToGrpc(status);
-  if (audit_ != nullptr) {
-    AuditEntry entry;
-    entry.time = absl::Now();
-    entry.who = caller.who;
-    entry.action = "reload";
-    entry.changes = response->summary();
-    audit_->Write(entry);
-  }
   return grpc::Status::OK;
+}
+
+void RegistryService::AuditReload(const std::string& who, const absl::Status& status,
+                                  const std::string& summary) const {
+  if (audit_ == nullptr) return;
+  audit_->Write(ReloadAuditEntry(absl::Now(), who, status, summary));
 }
 
 grpc::Status RegistryService::GetConfig(grpc::ServerContext* context,
@@ -621,6 +620,11 @@ absl::Status AdminServer::Rebase(const GatewayConfig& config,
 void AdminServer::SetConfigHandlers(RegistryService::ReloadHandler reload,
                                     RegistryService::ConfigHandler config) {
   service_->SetConfigHandlers(std::move(reload), std::move(config));
+}
+
+void AdminServer::AuditReload(const std::string& who, const absl::Status& status,
+                              const std::string& summary) const {
+  service_->AuditReload(who, status, summary);
 }
 
 RedisRegistryStatus::Report AdminServer::Readiness() const {

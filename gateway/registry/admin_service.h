@@ -99,6 +99,12 @@ class RegistryService final : public admin::v1::Registry::Service {
   using ConfigHandler = std::function<void(admin::v1::GetConfigResponse*)>;
   void SetConfigHandlers(ReloadHandler reload, ConfigHandler config);
 
+  // Writes the audit line of a config reload made outside the admin API (SIGHUP: `who` is
+  // "signal"): its result and summary, or the reason it was refused. The admin API's
+  // Reload writes its own, with the token's owner, applied or refused.
+  void AuditReload(const std::string& who, const absl::Status& status,
+                   const std::string& summary) const;
+
   grpc::Status Register(grpc::ServerContext* context, const admin::v1::RegisterRequest* request,
                         admin::v1::RegisterResponse* response) override;
   grpc::Status ListServices(grpc::ServerContext* context,
@@ -179,6 +185,10 @@ class AdminServer {
   // Gives the admin API's Reload and GetConfig their work (see RegistryService).
   void SetConfigHandlers(RegistryService::ReloadHandler reload,
                          RegistryService::ConfigHandler config);
+
+  // See RegistryService::AuditReload.
+  void AuditReload(const std::string& who, const absl::Status& status,
+                   const std::string& summary) const;
 
   // Stops the admin server (calls in flight are cancelled after a short grace).
   void Shutdown();

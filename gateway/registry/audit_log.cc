@@ -47,9 +47,21 @@ std::string AuditLine(const AuditEntry& e) {
   if (!e.service.empty()) Field("service", e.service, &out);
   if (e.version > 0) absl::StrAppend(&out, ",\"version\":", e.version);
   if (!e.owner.empty()) Field("owner", e.owner, &out);
+  if (!e.result.empty()) Field("result", e.result, &out);
   Field("changes", e.changes, &out);
   out.push_back('}');
   return out;
+}
+
+AuditEntry ReloadAuditEntry(absl::Time time, const std::string& who, const absl::Status& status,
+                            const std::string& summary) {
+  AuditEntry entry;
+  entry.time = time;
+  entry.who = who;
+  entry.action = "reload";
+  entry.result = status.ok() ? "applied" : "refused";
+  entry.changes = status.ok() ? summary : std::string(status.message());
+  return entry;
 }
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -33,7 +34,16 @@ struct AuditEntry {
   int64_t version = 0;  // 0: not applicable
   std::string owner;
   std::string changes;  // diff summary
+  // Set for actions that may fail and are logged either way (reload): "applied" or
+  // "refused". Empty: not written (a change is only logged once it succeeded).
+  std::string result;
 };
+
+// The entry of a config reload (SIGHUP: `who` is "signal"; the admin API's Reload: the
+// token's audit name): result "applied" with the reload's one-line summary as `changes`, or
+// "refused" with the reason.
+AuditEntry ReloadAuditEntry(absl::Time time, const std::string& who, const absl::Status& status,
+                            const std::string& summary);
 
 // The JSON line of `entry` (no trailing newline).
 std::string AuditLine(const AuditEntry& entry);

@@ -41,6 +41,20 @@ TEST(AuditLine, EscapesQuotesAndControlCharacters) {
             "\"action\":\"reload\",\"changes\":\"a \\\"b\\\"\\n\\u0001\"}");
 }
 
+TEST(ReloadAuditEntry, RecordsWhoTheResultAndTheSummary) {
+  const absl::Time t = absl::FromUnixSeconds(1796000000);
+  EXPECT_EQ(AuditLine(ReloadAuditEntry(t, "signal", absl::OkStatus(),
+                                       "reload applied: 1 services (was 1)")),
+            "{\"time\":\"2026-11-30T00:53:20Z\",\"who\":\"signal\",\"action\":\"reload\","
+            "\"result\":\"applied\",\"changes\":\"reload applied: 1 services (was 1)\"}");
+  EXPECT_EQ(AuditLine(ReloadAuditEntry(
+                t, "ops (sha256:9f86d081)",
+                absl::InvalidArgumentError("reload refused: backends[0].target: required"), "")),
+            "{\"time\":\"2026-11-30T00:53:20Z\",\"who\":\"ops (sha256:9f86d081)\","
+            "\"action\":\"reload\",\"result\":\"refused\","
+            "\"changes\":\"reload refused: backends[0].target: required\"}");
+}
+
 TEST(AuditLog, AppendsOneLinePerEntry) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::string path = std::string(tmp == nullptr ? "/tmp" : tmp) + "/audit.jsonl";
