@@ -1,7 +1,9 @@
 """The Connect protocol on the HTTP listener: the real connect-node client (tools/npm,
 dynamic types from the echo descriptor set) makes every call kind over HTTP/1.1 and HTTP/2,
 JSON and proto; raw requests check what the client does not show (error JSON and HTTP
-status, GET, envelopes, limits, precedence over REST on the same path).
+status, GET, envelopes, limits, precedence over REST on the same path); with a metrics
+listener, quota and CORS policy, the calls in gateway_http_* (checked by promtool) and the
+CORS answers of preflights and responses.
 
 Real processes on loopback (echo backend, gatewayd, node); every call has a deadline.
 """
@@ -11,12 +13,14 @@ import gzip
 import http.client
 import json
 import os
+import shutil
 import struct
 import subprocess
 import unittest
 import urllib.parse
 
 import harness
+from metrics_test import Page, get, metrics_address
 
 TIMEOUT = 30
 CLIENT = os.path.join(harness.ROOT, "tests/connect/client.mjs")
@@ -33,12 +37,13 @@ def node_modules():
     return None
 
 
-def config(backend_address):
+def config(backend_address, listener_extra="", extra=""):
     return f"""
 http_listener:
   address: "127.0.0.1:0"
   worker_threads: 2
   transcoding: {{expose_grpc_paths: true}}
+{listener_extra}
 limits: {{max_message_bytes: 65536}}
 descriptor_sets: ["{harness.ECHO_SET}"]
 backends:
@@ -46,6 +51,7 @@ backends:
     target: "ipv4:{backend_address}"
 services:
   - {{name: gateway.test.v1.Echo, backend: echo}}
+{extra}
 """
 
 
@@ -271,6 +277,125 @@ class ConnectTest(unittest.TestCase):
                                        {"content-type": "application/proto"})
         self.assertEqual(status, 415)
         self.assertIn("streaming method", json.loads(data)["message"])
+
+
+class ConnectMetricsAndCorsTest(unittest.TestCase):
+    """Connect calls in the front-end metrics (gateway_http_*: the HTTP status each was
+    answered with, interceptor rejections under front_end="http"), and the CORS answers a
+    browser client of Connect needs."""
+
+    ORIGIN = "http://page.test:8000"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.backend = cls.ws.echo_backend()
+        cls.gateway = cls.ws.gatewayd(config(
+            cls.backend.address,
+            f'  cors: {{allowed_origins: ["{cls.ORIGIN}"], allowed_methods: [GET, POST]}}',
+            """
+metrics_listener: {address: "127.0.0.1:0"}
+quotas:
+  rules:
+    - {name: two-unary, selectors: ["gateway.test.v1.Echo.Unary"], key: HEADER,
+       header: x-quota-key, requests: 2, per: 1h}
+"""))
+        cls.metrics = metrics_address(cls.gateway)
+        cls.address = harness.http_address(cls.gateway)
+        cls.host, port = cls.address.rsplit(":", 1)
+        cls.port = int(port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    request = ConnectTest.request
+
+    def scrape(self):
+        status, _, body = get(self.metrics, "/metrics")
+        self.assertEqual(status, 200)
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool not found (Debian package prometheus, "
+                             "tools/install_deps.sh)")
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, "promtool check metrics: " + r.stdout + r.stderr)
+        return Page(body)
+
+    def test_calls_are_counted_with_their_http_status(self):
+        unary = "/gateway.test.v1.Echo/Unary"
+        proto = {"content-type": "application/proto", "x-quota-key": "metrics"}
+        before = self.scrape()
+
+        def count(page, method, status):
+            return page.get("gateway_http_responses_total", 0, method=method, status=status)
+
+        # Two unary calls pass the quota, the third is refused: 429 and one rejection.
+        for _ in range(2):
+            status, _, data = self.request("POST", unary, b"\x0a\x02hi", proto)
+            self.assertEqual(status, 200, data)
+        status, _, data = self.request("POST", unary, b"\x0a\x02hi", proto)
+        self.assertEqual(status, 429, data)
+        self.assertEqual(json.loads(data)["code"], "resource_exhausted")
+        # A stream is answered 200 whatever its end; an unknown method lands in "unknown".
+        status, _, data = self.request(
+            "POST", "/gateway.test.v1.Echo/ServerStream", envelope(0, b"\x0a\x01s\x30\x02"),
+            {"content-type": "application/connect+proto"})
+        self.assertEqual(status, 200, data)
+        self.assertEqual(len(envelopes(data)), 3, data)
+        status, _, _ = self.request("POST", "/gateway.test.v1.Echo/Nope", b"", proto)
+        self.assertEqual(status, 404)
+
+        page = self.scrape()
+        self.assertEqual(count(page, unary, "200") - count(before, unary, "200"), 2, page.text)
+        self.assertEqual(count(page, unary, "429") - count(before, unary, "429"), 1, page.text)
+        stream = "/gateway.test.v1.Echo/ServerStream"
+        self.assertEqual(count(page, stream, "200") - count(before, stream, "200"), 1)
+        self.assertEqual(count(page, "unknown", "404") - count(before, "unknown", "404"), 1)
+        durations = page.get("gateway_http_request_duration_seconds_count", 0, method=unary)
+        self.assertEqual(
+            durations - before.get("gateway_http_request_duration_seconds_count", 0,
+                                   method=unary), 3)
+        rejected = page.get("gateway_interceptor_rejections_total", 0, front_end="http",
+                            code="RESOURCE_EXHAUSTED")
+        self.assertEqual(rejected - before.get("gateway_interceptor_rejections_total", 0,
+                                               front_end="http", code="RESOURCE_EXHAUSTED"), 1)
+
+    def test_preflight_allows_connect_headers_on_method_paths(self):
+        asked = "connect-protocol-version,connect-timeout-ms,content-type"
+        status, headers, _ = self.request("OPTIONS", "/gateway.test.v1.Echo/Stats", headers={
+            "origin": self.ORIGIN, "access-control-request-method": "POST",
+            "access-control-request-headers": asked})
+        self.assertEqual(status, 204)
+        self.assertEqual(headers["access-control-allow-origin"], self.ORIGIN)
+        allowed = [h.strip() for h in headers["access-control-allow-headers"].split(",")]
+        for h in asked.split(","):
+            self.assertIn(h, allowed)
+        # Not on other paths: there the Connect headers are not the protocol's.
+        status, _, data = self.request("OPTIONS", "/v1/anything", headers={
+            "origin": self.ORIGIN, "access-control-request-method": "POST",
+            "access-control-request-headers": asked})
+        self.assertEqual(status, 403)
+        self.assertIn(b"connect-protocol-version", data)
+
+    def test_responses_carry_cors_headers(self):
+        for method, body, headers, want in [
+                ("Stats", b"\x0a\x02hi", {"content-type": "application/proto"}, 200),
+                ("Unary", json.dumps({"failCode": 5, "failMessage": "why"}),
+                 {"content-type": "application/json", "connect-protocol-version": "1",
+                  "x-quota-key": "cors"}, 404)]:
+            status, got, data = self.request("POST", "/gateway.test.v1.Echo/" + method, body,
+                                             {**headers, "origin": self.ORIGIN})
+            self.assertEqual(status, want, data)
+            self.assertEqual(got.get("access-control-allow-origin"), self.ORIGIN, got)
+            self.assertEqual(got.get("access-control-expose-headers"),
+                             "content-encoding, connect-content-encoding", got)
+            self.assertEqual(got.get("vary"), "Origin", got)
+        # Another origin gets none.
+        _, got, _ = self.request("POST", "/gateway.test.v1.Echo/Stats", b"",
+                                 {"content-type": "application/proto",
+                                  "origin": "http://evil.test"})
+        self.assertNotIn("access-control-allow-origin", got)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,11 @@ void ConnectCall::Start(HttpRequest request) {
   bool id_generated = false;
   request_id_ = CallRequestId(*env_, req, &id_generated);
   get_ = req.method == "GET";
+  // The preflight, if any, was answered as for every gRPC method path (HttpCall).
+  if (const absl::string_view origin = req.Header("origin");
+      env_->cors != nullptr && !origin.empty() && env_->cors->AllowsOrigin(origin)) {
+    env_->cors->AddConnectResponseHeaders(origin, &cors_headers_);
+  }
   std::optional<connect::ContentType> type = connect::ParseContentType(req.Header("content-type"));
   if (type.has_value()) type_ = *type;
   const absl::string_view path = PathOf(req.target);
@@ -272,6 +277,7 @@ void ConnectCall::RunInterceptors(absl::Time now) {
 void ConnectCall::OnIntercepted(absl::Status status) {
   if (cancelled_) return;
   if (!status.ok()) {
+    if (env_->metrics != nullptr) env_->metrics->Rejected(status);
     reject_headers_ = std::move(call_ctx_->response_headers);
     Fail(status);
     return;
@@ -464,6 +470,7 @@ HeaderList ConnectCall::ResponseHeaders(bool unary_trailers) {
                   headers.end());
     headers.emplace_back("x-request-id", request_id_);
   }
+  headers.insert(headers.end(), cors_headers_.begin(), cors_headers_.end());
   return headers;
 }
 
@@ -612,10 +619,16 @@ void ConnectCall::Fail(const absl::Status& status, int http_status) {
   sink->Respond(http_status, std::move(headers), std::move(body));
 }
 
+// Counts the call once (HttpMetrics, with the HTTP status of its response: 0 for a client
+// that went away) and logs it.
 void ConnectCall::CountResponse(int status) {
-  if (counted_ || env_->access_log == nullptr) return;
+  if (counted_ || (env_->metrics == nullptr && env_->access_log == nullptr)) return;
   counted_ = true;
-  LogAccess(status, absl::Now());
+  const absl::Time now = absl::Now();
+  if (env_->metrics != nullptr) {
+    env_->metrics->SeriesFor(table_, route_)->Responded(status, now - arrival_);
+  }
+  if (env_->access_log != nullptr) LogAccess(status, now);
 }
 
 // The call's access log line (docs/config.md, "access_log"): front end "connect".

@@ -13,9 +13,12 @@
 // as they are. The method is routed by path (RouteTable::Find), the request headers become
 // metadata through the metadata policy as for gRPC-Web (connect-* headers are the
 // protocol's, not metadata), connect-timeout-ms sets the deadline, and the interceptor chain
-// runs as for every front end. Compression: gzip both ways (requests inflated with
-// limits.max_message_bytes as the bound, responses of at least 1 KiB compressed when the
-// client accepts gzip); any other encoding is refused (unimplemented).
+// runs as for every front end. Calls are counted in HttpMetrics (http_metrics.h) with the
+// HTTP status they were answered with; a call from another origin that the CORS policy
+// allows gets the CORS headers (CorsPolicy::AddConnectResponseHeaders). Compression: gzip
+// both ways (requests inflated with limits.max_message_bytes as the bound, responses of at
+// least 1 KiB compressed when the client accepts gzip); any other encoding is refused
+// (unimplemented).
 //
 // Thread-safety: a call runs on its connection's event loop, backend call included;
 // asynchronous interceptor results are posted there. Start and Cancel on that loop only.
@@ -107,6 +110,7 @@ class ConnectCall : public std::enable_shared_from_this<ConnectCall> {
   upstream::Headers metadata_;
   std::unique_ptr<CallContext> call_ctx_;
   HeaderList reject_headers_;
+  HeaderList cors_headers_;  // every response of a call from an allowed other origin
   std::string request_id_;
   size_t max_message_ = 4 << 20;
 

@@ -54,11 +54,19 @@ absl::StatusOr<std::shared_ptr<const CorsPolicy>> CorsPolicy::Create(const CorsO
     add(std::string(h));
   }
   p->headers_text_ = absl::StrJoin(headers, ", ");
-  for (absl::string_view h : absl::StrSplit(kGrpcWebRequestHeaders, ", ")) {
-    if (!p->headers_.contains(h)) headers.push_back(std::string(h));
+  for (const char* set : {kGrpcWebRequestHeaders, kConnectRequestHeaders}) {
+    for (absl::string_view h : absl::StrSplit(set, ", ")) {
+      if (!p->headers_.contains(h)) headers.push_back(std::string(h));
+    }
   }
-  p->grpc_web_headers_text_ = absl::StrJoin(headers, ", ");
+  p->grpc_path_headers_text_ = absl::StrJoin(headers, ", ");
   p->exposed_text_ = absl::StrJoin(o.exposed_headers, ", ");
+  auto exposed = [&](absl::string_view protocol_set) {
+    return p->exposed_text_.empty() ? std::string(protocol_set)
+                                    : absl::StrCat(protocol_set, ", ", p->exposed_text_);
+  };
+  p->grpc_web_exposed_text_ = exposed(kGrpcWebExposedHeaders);
+  p->connect_exposed_text_ = exposed(kConnectExposedHeaders);
   if (o.max_age > absl::ZeroDuration()) {
     p->max_age_text_ = absl::StrCat(absl::ToInt64Seconds(o.max_age));
   }
@@ -78,22 +86,31 @@ bool CorsPolicy::AllowsOrigin(absl::string_view origin) const {
 
 const char CorsPolicy::kGrpcWebRequestHeaders[] =
     "content-type, x-grpc-web, x-user-agent, grpc-timeout";
+const char CorsPolicy::kConnectRequestHeaders[] =
+    "connect-protocol-version, connect-timeout-ms, content-encoding, accept-encoding, "
+    "connect-content-encoding, connect-accept-encoding";
 const char CorsPolicy::kGrpcWebExposedHeaders[] = "grpc-status, grpc-message";
+const char CorsPolicy::kConnectExposedHeaders[] = "content-encoding, connect-content-encoding";
 const char CorsPolicy::kSafelistedRequestHeaders[] =
     "accept, accept-language, content-language, content-type, range";
 
 namespace {
 
-bool IsGrpcWebRequestHeader(absl::string_view name) {
+// The headers gRPC-Web and Connect clients send (kGrpcWebRequestHeaders,
+// kConnectRequestHeaders); `name` in lower case.
+bool IsGrpcPathRequestHeader(absl::string_view name) {
   return name == "content-type" || name == "x-grpc-web" || name == "x-user-agent" ||
-         name == "grpc-timeout";
+         name == "grpc-timeout" || name == "connect-protocol-version" ||
+         name == "connect-timeout-ms" || name == "content-encoding" ||
+         name == "accept-encoding" || name == "connect-content-encoding" ||
+         name == "connect-accept-encoding";
 }
 
 }  // namespace
 
 absl::Status CorsPolicy::Preflight(absl::string_view origin, absl::string_view request_method,
                                    absl::string_view request_headers, Headers* out,
-                                   bool grpc_web) const {
+                                   bool grpc_path) const {
   // Client text in the message is cut short and escaped.
   auto quoted = [](absl::string_view text) {
     return absl::StrCat("\"", absl::CEscape(text.substr(0, 100)), "\"");
@@ -110,15 +127,15 @@ absl::Status CorsPolicy::Preflight(absl::string_view origin, absl::string_view r
   for (absl::string_view h : absl::StrSplit(request_headers, ',', absl::SkipWhitespace())) {
     const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(h));
     if (name.empty() || headers_.contains(name)) continue;
-    if (grpc_web && IsGrpcWebRequestHeader(name)) continue;
+    if (grpc_path && IsGrpcPathRequestHeader(name)) continue;
     return absl::PermissionDeniedError(absl::StrCat(
         "CORS preflight refused: header ", quoted(name), " is not allowed (allowed: ",
-        grpc_web ? grpc_web_headers_text_ : headers_text_, ")"));
+        grpc_path ? grpc_path_headers_text_ : headers_text_, ")"));
   }
   out->emplace_back("access-control-allow-origin", any_origin_ ? "*" : std::string(origin));
   out->emplace_back("access-control-allow-methods", methods_text_);
   out->emplace_back("access-control-allow-headers",
-                    grpc_web ? grpc_web_headers_text_ : headers_text_);
+                    grpc_path ? grpc_path_headers_text_ : headers_text_);
   if (!max_age_text_.empty()) out->emplace_back("access-control-max-age", max_age_text_);
   if (allow_credentials_) out->emplace_back("access-control-allow-credentials", "true");
   out->emplace_back("vary", "Origin");
@@ -130,13 +147,17 @@ void CorsPolicy::AddResponseHeaders(absl::string_view origin, Headers* out,
   out->emplace_back("access-control-allow-origin", any_origin_ ? "*" : std::string(origin));
   if (allow_credentials_) out->emplace_back("access-control-allow-credentials", "true");
   if (grpc_web) {
-    out->emplace_back("access-control-expose-headers",
-                      exposed_text_.empty()
-                          ? std::string(kGrpcWebExposedHeaders)
-                          : absl::StrCat(kGrpcWebExposedHeaders, ", ", exposed_text_));
+    out->emplace_back("access-control-expose-headers", grpc_web_exposed_text_);
   } else if (!exposed_text_.empty()) {
     out->emplace_back("access-control-expose-headers", exposed_text_);
   }
+  if (!any_origin_) out->emplace_back("vary", "Origin");
+}
+
+void CorsPolicy::AddConnectResponseHeaders(absl::string_view origin, Headers* out) const {
+  out->emplace_back("access-control-allow-origin", any_origin_ ? "*" : std::string(origin));
+  if (allow_credentials_) out->emplace_back("access-control-allow-credentials", "true");
+  out->emplace_back("access-control-expose-headers", connect_exposed_text_);
   if (!any_origin_) out->emplace_back("vary", "Origin");
 }
 

@@ -52,27 +52,40 @@ class CorsPolicy {
   // Checks a preflight (OPTIONS with Access-Control-Request-Method) and fills `out` with
   // the headers of its answer. Allowed request headers (comma-separated `request_headers`):
   // the CORS-safelisted ones (kSafelistedRequestHeaders; content-type whatever its value),
-  // the configured ones, and with `grpc_web` (a preflight of a gRPC method path) the headers
-  // gRPC-Web clients send (kGrpcWebRequestHeaders). Returns OK, or PERMISSION_DENIED (and
-  // no headers) saying what was refused: 'CORS preflight refused: origin "..." is not
-  // allowed', '... method "DELETE" is not allowed (allowed: GET, POST)' or '... header
-  // "x-secret" is not allowed (allowed: accept, ...)'.
+  // the configured ones, and with `grpc_path` (a preflight of a gRPC method path,
+  // "/pkg.Service/Method") the headers browser clients of gRPC-Web and Connect send
+  // (kGrpcWebRequestHeaders, kConnectRequestHeaders): a preflight does not say which
+  // protocol the call will speak, and both only exist on such paths. Returns OK, or
+  // PERMISSION_DENIED (and no headers) saying what was refused: 'CORS preflight refused:
+  // origin "..." is not allowed', '... method "DELETE" is not allowed (allowed: GET, POST)'
+  // or '... header "x-secret" is not allowed (allowed: accept, ...)'.
   absl::Status Preflight(absl::string_view origin, absl::string_view request_method,
                          absl::string_view request_headers, Headers* out,
-                         bool grpc_web = false) const;
+                         bool grpc_path = false) const;
 
   // Adds the headers of an actual response to an allowed `origin`. With `grpc_web`, the
   // status headers of trailers-only responses (kGrpcWebExposedHeaders) are exposed in
   // addition to the configured ones.
   void AddResponseHeaders(absl::string_view origin, Headers* out, bool grpc_web = false) const;
 
+  // The same for the response of a Connect call: kConnectExposedHeaders are exposed in
+  // addition to the configured ones. (A unary call's trailing metadata arrives as
+  // "trailer-NAME" headers: scripts read those only when configured as exposed headers.)
+  void AddConnectResponseHeaders(absl::string_view origin, Headers* out) const;
+
   // "content-type, x-grpc-web, x-user-agent, grpc-timeout".
   static const char kGrpcWebRequestHeaders[];
+  // "connect-protocol-version, connect-timeout-ms, content-encoding, accept-encoding,
+  // connect-content-encoding, connect-accept-encoding": what Connect clients send besides
+  // content-type (the compression headers are unused by browsers today).
+  static const char kConnectRequestHeaders[];
   // "accept, accept-language, content-language, content-type, range": the Fetch standard's
   // CORS-safelisted request headers, allowed without configuration.
   static const char kSafelistedRequestHeaders[];
   // "grpc-status, grpc-message".
   static const char kGrpcWebExposedHeaders[];
+  // "content-encoding, connect-content-encoding": the compression of a Connect response.
+  static const char kConnectExposedHeaders[];
 
  private:
   CorsPolicy() = default;
@@ -84,8 +97,10 @@ class CorsPolicy {
   absl::flat_hash_set<std::string> headers_;  // lower case: configured and safelisted
   std::string methods_text_;
   std::string headers_text_;           // headers_ as Access-Control-Allow-Headers
-  std::string grpc_web_headers_text_;  // the same plus the gRPC-Web headers
+  std::string grpc_path_headers_text_;  // the same plus the gRPC-Web and Connect headers
   std::string exposed_text_;
+  std::string grpc_web_exposed_text_;  // kGrpcWebExposedHeaders plus exposed_text_
+  std::string connect_exposed_text_;   // kConnectExposedHeaders plus exposed_text_
   std::string max_age_text_;
   bool allow_credentials_ = false;
 };

@@ -118,10 +118,13 @@ TEST(CorsPolicy, GrpcWebPreflightAllowsTheGrpcWebHeaders) {
   const char* kRequested = "content-type,x-grpc-web,x-user-agent,grpc-timeout,authorization";
   EXPECT_FALSE(p->Preflight("https://app.example", "POST", kRequested, &h).ok());
   EXPECT_TRUE(
-      p->Preflight("https://app.example", "POST", kRequested, &h, /*grpc_web=*/true).ok());
+      p->Preflight("https://app.example", "POST", kRequested, &h, /*grpc_path=*/true).ok());
   EXPECT_THAT(h, Contains(Pair("access-control-allow-headers",
                                "authorization, accept, accept-language, content-language, "
-                               "content-type, range, x-grpc-web, x-user-agent, grpc-timeout")));
+                               "content-type, range, x-grpc-web, x-user-agent, grpc-timeout, "
+                               "connect-protocol-version, connect-timeout-ms, "
+                               "content-encoding, accept-encoding, connect-content-encoding, "
+                               "connect-accept-encoding")));
   h.clear();
   EXPECT_FALSE(
       p->Preflight("https://app.example", "POST", "x-grpc-web, cookie", &h, true).ok());
@@ -141,6 +144,66 @@ TEST(CorsPolicy, GrpcWebResponsesExposeTheStatusHeaders) {
   p->AddResponseHeaders("https://app.example", &h, /*grpc_web=*/true);
   EXPECT_THAT(h, Contains(Pair("access-control-expose-headers",
                                "grpc-status, grpc-message, x-echo-initial")));
+}
+
+TEST(CorsPolicy, GrpcPathPreflightAllowsTheConnectHeaders) {
+  CorsOptions o;
+  o.allowed_origins = {"https://app.example"};
+  o.allowed_methods = {"GET", "POST"};
+  auto p = Policy(o);
+  CorsPolicy::Headers h;
+  // What connect-web asks for before a unary POST with a timeout, in the browser's case.
+  const char* kRequested = "Connect-Protocol-Version,connect-timeout-ms,content-type";
+  absl::Status s = p->Preflight("https://app.example", "POST", kRequested, &h);
+  EXPECT_EQ(s.message(),
+            "CORS preflight refused: header \"connect-protocol-version\" is not allowed "
+            "(allowed: accept, accept-language, content-language, content-type, range)");
+  ASSERT_TRUE(p->Preflight("https://app.example", "POST", kRequested, &h, true).ok());
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-headers",
+                               "accept, accept-language, content-language, content-type, "
+                               "range, x-grpc-web, x-user-agent, grpc-timeout, "
+                               "connect-protocol-version, connect-timeout-ms, "
+                               "content-encoding, accept-encoding, connect-content-encoding, "
+                               "connect-accept-encoding")));
+  h.clear();
+  EXPECT_TRUE(p->Preflight("https://app.example", "POST",
+                           "content-encoding, accept-encoding, connect-content-encoding, "
+                           "connect-accept-encoding",
+                           &h, true)
+                  .ok());
+  // Only the protocols' headers come with the path, nothing else.
+  h.clear();
+  s = p->Preflight("https://app.example", "POST", "connect-protocol-version, connect-x", &h,
+                   true);
+  EXPECT_THAT(s.message(), HasSubstr("header \"connect-x\" is not allowed"));
+  EXPECT_TRUE(h.empty());
+}
+
+TEST(CorsPolicy, ConnectResponsesExposeTheCompressionHeaders) {
+  CorsOptions o;
+  o.allowed_origins = {"https://app.example"};
+  o.allow_credentials = true;
+  auto p = Policy(o);
+  CorsPolicy::Headers h;
+  p->AddConnectResponseHeaders("https://app.example", &h);
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-origin", "https://app.example")));
+  EXPECT_THAT(h, Contains(Pair("access-control-allow-credentials", "true")));
+  EXPECT_THAT(h, Contains(Pair("access-control-expose-headers",
+                               "content-encoding, connect-content-encoding")));
+  EXPECT_THAT(h, Contains(Pair("vary", "Origin")));
+  o.exposed_headers = {"trailer-x-echo-trailing", "x-reflect-color"};
+  p = Policy(o);
+  h.clear();
+  p->AddConnectResponseHeaders("https://app.example", &h);
+  EXPECT_THAT(h, Contains(Pair("access-control-expose-headers",
+                               "content-encoding, connect-content-encoding, "
+                               "trailer-x-echo-trailing, x-reflect-color")));
+  // gRPC-Web and REST responses keep their own sets.
+  h.clear();
+  p->AddResponseHeaders("https://app.example", &h, /*grpc_web=*/true);
+  EXPECT_THAT(h, Contains(Pair("access-control-expose-headers",
+                               "grpc-status, grpc-message, trailer-x-echo-trailing, "
+                               "x-reflect-color")));
 }
 
 TEST(CorsPolicy, RejectsBadConfig) {

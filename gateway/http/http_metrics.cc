@@ -58,9 +58,9 @@ void HttpMetrics::Series::Responded(int status, absl::Duration elapsed) {
 HttpMetrics::HttpMetrics(metrics::MetricRegistry* registry)
     : responses_(&registry->AddCounter(
           "gateway_http_responses_total",
-          "Requests of the HTTP front end (REST and gRPC-Web) answered, by the gRPC method "
-          "they were routed to (\"unknown\" for none) and HTTP status (499: the client went "
-          "away first).",
+          "Requests of the HTTP front end (REST, gRPC-Web, Connect) answered, by the gRPC "
+          "method they were routed to (\"unknown\" for none) and HTTP status (499: the "
+          "client went away first).",
           {"method", "status"})),
       duration_(&registry->AddHistogram(
           "gateway_http_request_duration_seconds",

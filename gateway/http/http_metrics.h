@@ -1,7 +1,10 @@
 // The front ends' metrics (docs/config.md, "Metrics").
 //
-// HttpMetrics: REST and gRPC-Web requests: responses by method and HTTP status, request
-// durations by method, and interceptor rejections (front_end="http").
+// HttpMetrics: REST, gRPC-Web and Connect requests: responses by method and HTTP status,
+// request durations by method, and interceptor rejections (front_end="http"). The three
+// protocols share the series (no protocol label: one method's calls add up whatever the
+// client speaks); each counts with the HTTP status it sent: gRPC-Web and Connect streams
+// 200 whatever their status, Connect unary errors their Connect status (404, 429, ...).
 // GrpcMetrics: native gRPC calls (the relay, on any listener): calls started by method,
 // finished by method and the gRPC status code sent to the client, durations by method, and
 // interceptor rejections (front_end="grpc").
