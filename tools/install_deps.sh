@@ -8,6 +8,7 @@ PACKAGES=(
   bazel-bootstrap bazel-rules-java g++ protobuf-compiler protobuf-compiler-grpc
   libprotobuf-dev libgrpc++-dev libabsl-dev libssl-dev libre2-dev libyaml-cpp-dev
   libboost-dev libnghttp2-dev libhiredis-dev zlib1g-dev
+  libgoogle-perftools-dev  # tcmalloc, the allocator of gatewayd
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev llvm
   python3 python3-grpcio python3-protobuf python3-cryptography python3-h2 python3-yaml curl openssl redis-server
