@@ -1,4 +1,5 @@
-"""WebSocket calls of streaming REST routes over HTTP/1.1 (gateway/http/websocket_call.h).
+"""WebSocket calls of streaming REST routes over HTTP/1.1 and, RFC 8441, over HTTP/2
+(gateway/http/websocket_call.h, http2_websocket_stream.h).
 
 Real processes on loopback (gatewayd, the echo backend); a small raw-socket WebSocket
 client (so that hostile frames can be sent) and, for interoperability, the `websockets`
@@ -7,8 +8,10 @@ text frame; the query fields fill every message; the status as a last JSON error
 a close frame (1000, or 4000 + the gRPC code, the message as the reason); server, client and
 bidi streams; refusals before the upgrade (unary methods, unknown paths, origins the CORS
 policy does not allow, the interceptors' auth and quota, counted once per call and shared
-with REST calls of the same method); hostile frames; back-pressure both ways. Every wait is
-bounded.
+with REST calls of the same method); hostile frames; back-pressure both ways. Over HTTP/2
+(python3-h2, h2c and TLS with ALPN h2): the ENABLE_CONNECT_PROTOCOL setting, the same calls
+over an extended CONNECT, refused CONNECTs (plain, other protocols, bad version), hostile
+frames and streams. Every wait is bounded.
 """
 
 import asyncio
@@ -578,6 +581,314 @@ quotas:
         print(f"backend->client: gateway RSS grew {grown} KiB while the client did not read")
         self.assertLess(grown, 48 << 10)
         c.close_socket()
+
+
+class H2StreamSocket:
+    """The DATA of one HTTP/2 stream as a socket (sendall / recv), for RawWebSocket's frame
+    code: WebSocket over HTTP/2 (RFC 8441) driven by python3-h2."""
+
+    def __init__(self, h2ws):
+        self.h2ws = h2ws
+
+    def sendall(self, data):
+        self.h2ws.send_data(data)
+
+    def recv(self, n):
+        return self.h2ws.recv_data(n)
+
+    def close(self):
+        self.h2ws.close_socket()
+
+
+class H2WebSocket(RawWebSocket):
+    """A WebSocket over an HTTP/2 extended CONNECT (RFC 8441) on h2c or TLS (ALPN h2).
+    status/headers/body as RawWebSocket's (status 200 when accepted). `wait_for_settings`:
+    send the CONNECT only once the server's SETTINGS arrived (as RFC 8441 requires)."""
+
+    def __init__(self, address, path, headers=None, tls=False, protocol="websocket",
+                 version="13", method="CONNECT", wait_for_settings=True, end_stream=False):
+        import ssl
+        import h2.config
+        import h2.connection
+        host, port = address.rsplit(":", 1)
+        raw = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.set_alpn_protocols(["h2"])
+            raw = context.wrap_socket(raw, server_hostname="localhost")
+            assert raw.selected_alpn_protocol() == "h2", raw.selected_alpn_protocol()
+        self.raw = raw
+        # (h2 refuses to send the hostile forms: a plain CONNECT without :path, :protocol on
+        # another method.)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8",
+            validate_outbound_headers=method == "CONNECT" and protocol is not None))
+        self.conn.initiate_connection()
+        self.raw.sendall(self.conn.data_to_send())
+        self.settings = {}
+        self.data = b""
+        self.ended = False
+        self.reset = None
+        self.status = None
+        self.headers = {}
+        if wait_for_settings:
+            while not self.settings:
+                self._pump()
+        fields = [(":method", method)]
+        if protocol is not None:
+            fields.append((":protocol", protocol))
+        if method != "CONNECT" or protocol is not None:
+            fields += [(":scheme", "https" if tls else "http"), (":path", path)]
+        fields += [(":authority", address), ("sec-websocket-version", version)]
+        fields += [(k.lower(), v) for k, v in (headers or {}).items()]
+        self.stream_id = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(self.stream_id, fields, end_stream=end_stream)
+        self.raw.sendall(self.conn.data_to_send())
+        while self.status is None and self.reset is None:
+            self._pump()
+        self.sock = H2StreamSocket(self)
+        self.buf = b""
+        self.body = b""
+        if self.status is not None and self.status != 200:
+            while not self.ended and self.reset is None:
+                self._pump()
+            self.body, self.data = self.data, b""
+
+    def _pump(self):
+        import h2.events
+        import h2.settings
+        chunk = self.raw.recv(65536)
+        if not chunk:
+            raise WsError("the connection closed")
+        for event in self.conn.receive_data(chunk):
+            if isinstance(event, h2.events.RemoteSettingsChanged):
+                for code, setting in event.changed_settings.items():
+                    self.settings[int(code)] = setting.new_value
+            elif isinstance(event, h2.events.ResponseReceived):
+                self.status = int(dict(event.headers)[":status"])
+                self.headers = dict(event.headers)
+            elif isinstance(event, h2.events.DataReceived):
+                self.data += event.data
+                self.conn.acknowledge_received_data(event.flow_controlled_length,
+                                                    event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                self.ended = True
+            elif isinstance(event, h2.events.StreamReset):
+                self.reset = event.error_code
+        out = self.conn.data_to_send()
+        if out:
+            self.raw.sendall(out)
+
+    def send_data(self, data, end_stream=False):
+        while data:
+            window = min(self.conn.local_flow_control_window(self.stream_id),
+                         self.conn.max_outbound_frame_size)
+            if window <= 0:
+                self._pump()  # WINDOW_UPDATE
+                continue
+            piece, data = data[:window], data[window:]
+            self.conn.send_data(self.stream_id, piece)
+            self.raw.sendall(self.conn.data_to_send())
+        if end_stream:
+            self.conn.end_stream(self.stream_id)
+            self.raw.sendall(self.conn.data_to_send())
+
+    def recv_data(self, n):
+        while not self.data and not self.ended and self.reset is None:
+            self._pump()
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+    def close_socket(self):
+        self.raw.close()
+
+
+class WebSocketOverHttp2Test(unittest.TestCase):
+    """RFC 8441: the same calls over an HTTP/2 stream, on h2c and on TLS (ALPN h2)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.key = jwt_util.RsaKey("k1")
+        jwks_file = cls.ws.write("jwks.json", jwt_util.jwks(cls.key).decode())
+        cls.echo = cls.ws.echo_backend()
+        cls.gateway = cls.ws.gatewayd(config(cls.echo.address, jwks_file))
+        cls.address = harness.http_address(cls.gateway)
+        cert, key = harness.self_signed_certificate(cls.ws.dir)
+        tls_config = config(cls.echo.address, jwks_file).replace(
+            "  cors:\n", f'  tls: {{cert_file: "{cert}", key_file: "{key}"}}\n  cors:\n')
+        cls.tls_gateway = cls.ws.gatewayd(tls_config, name="tls_gatewayd")
+        cls.tls_address = harness.http_address(cls.tls_gateway)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def open(self, rpc, tls=False, **kwargs):
+        c = H2WebSocket(self.tls_address if tls else self.address,
+                        f"/gateway.test.v1.Echo/{rpc}", tls=tls, **kwargs)
+        self.addCleanup(c.close_socket)
+        return c
+
+    def test_settings_advertise_enable_connect_protocol(self):
+        for tls in (False, True):
+            c = self.open("Bidi", tls=tls)
+            self.assertEqual(c.settings.get(0x8), 1, c.settings)
+
+    def test_bidi_over_h2c_and_tls(self):
+        for tls in (False, True):
+            c = self.open("Bidi", tls=tls)
+            self.assertEqual(c.status, 200, c.body)
+            self.assertTrue(c.headers.get("x-request-id"))
+            self.assertNotIn("sec-websocket-accept", c.headers)
+            for i, word in enumerate(["one", "two", "three"]):
+                c.send_json({"payload": b64(word)})
+                op, payload = c.recv_frame()  # each answer before the next request
+                self.assertEqual(op, 1)
+                msg = json.loads(payload)
+                self.assertEqual(base64.b64decode(msg["payload"]).decode(), word)
+                self.assertEqual(msg.get("index", 0), i)
+            c.send_text("")
+            texts, code, reason = c.recv_all()
+            self.assertEqual((texts, code, reason), ([], 1000, ""))
+            # After the close handshake the gateway ends the stream (END_STREAM, no reset).
+            c.send_data(b"", end_stream=True)
+            deadline = time.monotonic() + TIMEOUT
+            while not c.ended and c.reset is None and time.monotonic() < deadline:
+                c._pump()
+            self.assertTrue(c.ended)
+            self.assertIsNone(c.reset)
+
+    def test_server_stream_over_tls(self):
+        token = self.key.token(jwt_util.claims())
+        c = self.open("ServerStream", tls=True, headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual(c.status, 200, c.body)
+        c.send_json({"payload": b64("s"), "count": 4})
+        texts, code, _ = c.recv_all()
+        self.assertEqual([json.loads(t).get("index", 0) for t in texts], [0, 1, 2, 3])
+        self.assertEqual(code, 1000)
+
+    def test_auth_runs_on_the_connect(self):
+        c = self.open("ServerStream")
+        self.assertEqual(c.status, 401, c.body)
+
+    def test_backend_status_is_an_error_frame_and_the_close(self):
+        c = self.open("Bidi")
+        c.send_json({"payload": b64("a")})
+        c.send_json({"payload": b64("b"), "fail_code": 9, "fail_message": "stopped here",
+                     "fail_after": 1})
+        texts, code, reason = c.recv_all()
+        self.assertEqual(len(texts), 2, texts)
+        self.assertEqual(json.loads(texts[1])["code"], 9)
+        self.assertEqual(json.loads(texts[1])["message"], "stopped here")
+        self.assertEqual((code, reason), (4009, "stopped here"))
+
+    def test_origins_follow_the_cors_policy(self):
+        c = self.open("Bidi", headers={"Origin": "http://evil.example"})
+        self.assertEqual(c.status, 403)
+        self.assertIn('origin "http://evil.example" is not allowed',
+                      json.loads(c.body)["message"])
+        ok = self.open("Bidi", headers={"Origin": ALLOWED_ORIGIN})
+        self.assertEqual(ok.status, 200, ok.body)
+
+    def test_unary_method_is_refused(self):
+        c = self.open("Stats")
+        self.assertEqual(c.status, 400)
+        self.assertIn("cannot be called over WebSocket", json.loads(c.body)["message"])
+
+    def test_plain_connect_and_other_protocols_are_refused(self):
+        c = self.open("Bidi", protocol=None)
+        self.assertEqual(c.status, 501, c.body)
+        self.assertIn("CONNECT tunnels are not served", json.loads(c.body)["message"])
+        c = self.open("Bidi", protocol="webtransport")
+        self.assertEqual(c.status, 501, c.body)
+        self.assertIn('protocol "webtransport" is not served', json.loads(c.body)["message"])
+        c = self.open("Bidi", end_stream=True)
+        self.assertEqual(c.status, 400, c.body)
+        self.assertIn("must leave its stream open", json.loads(c.body)["message"])
+
+    def test_bad_version_is_426_naming_13(self):
+        c = self.open("Bidi", version="8")
+        self.assertEqual(c.status, 426, c.body)
+        self.assertEqual(c.headers.get("sec-websocket-version"), "13")
+        self.assertIn('"8" (supported: 13)', json.loads(c.body)["message"])
+
+    def test_protocol_on_a_get_is_a_stream_error(self):
+        # :protocol belongs to CONNECT only (RFC 8441 4): nghttp2 resets the stream.
+        c = self.open("Bidi", method="GET")
+        self.assertIsNotNone(c.reset)
+        self.assertIsNone(c.status)
+        self.assertEqual(self.open("Bidi").status, 200)  # the connection's others go on
+
+    def test_connect_sent_before_the_settings_arrived(self):
+        # A client that does not wait for ENABLE_CONNECT_PROTOCOL: the gateway's SETTINGS
+        # preceded anything it answers, so the CONNECT is served.
+        c = self.open("Bidi", wait_for_settings=False)
+        self.assertEqual(c.status, 200, c.body)
+        c.send_json({"payload": b64("early")})
+        op, payload = c.recv_frame()
+        self.assertEqual(base64.b64decode(json.loads(payload)["payload"]), b"early")
+
+    def test_unmasked_frame_is_a_protocol_error(self):
+        c = self.open("Bidi")
+        c.send_frame(1, b'{"payload":"eA=="}', mask=False)
+        _, code, _ = c.recv_all()
+        self.assertEqual(code, 1002)
+
+    def test_message_over_the_limit_is_1009(self):
+        c = self.open("Bidi")
+        c.send_frame(1, b'{"payload":"' + b"A" * MAX_BODY + b'"}')
+        _, code, _ = c.recv_all()
+        self.assertEqual(code, 1009)
+
+    def test_client_reset_cancels_the_backend_call(self):
+        c = self.open("Bidi")
+        c.send_json({"payload": b64("x"), "tag": "h2ws-gone", "sleep_ms": 5000})
+        time.sleep(0.3)
+        c.conn.reset_stream(c.stream_id)
+        c.raw.sendall(c.conn.data_to_send())
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            if WebSocketTest.stats(self, "h2ws-gone").get("cancelled"):
+                return
+            time.sleep(0.05)
+        self.fail("the backend call was not cancelled")
+
+    rest = WebSocketTest.rest
+
+    def test_client_to_backend_back_pressure(self):
+        # The backend reads one message per 100 ms; the gateway opens the stream's window
+        # only as it takes frames, so the client soon has no window left.
+        c = self.open("ClientStream")
+        self.assertEqual(c.status, 200, c.body)
+        frame_payload = (b'{"tag":"h2ws-bp-in","sleep_ms":100,"payload":"'
+                         + base64.b64encode(b"p" * (120 << 10)) + b'"}')
+        frame = bytes([0x81, 0x80 | 127]) + struct.pack(">Q", len(frame_payload)) + \
+            b"\x00\x00\x00\x00" + frame_payload
+        sent = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and sent < 400 * len(frame):
+            window = min(c.conn.local_flow_control_window(c.stream_id),
+                         c.conn.max_outbound_frame_size)
+            if window <= 0:
+                c.raw.settimeout(0.2)
+                try:
+                    c._pump()
+                except (socket.timeout, TimeoutError):
+                    pass
+                continue
+            piece = (frame * 2)[sent % len(frame):][:window]
+            c.conn.send_data(c.stream_id, piece)
+            c.raw.sendall(c.conn.data_to_send())
+            sent += len(piece)
+        received = WebSocketTest.stats(self, "h2ws-bp-in")["received"]
+        print(f"h2 client->backend: {sent} bytes sent in 3 s, backend read {received}")
+        # 3 s at 10 messages/s: ~30 messages (5 MB) taken, plus at most one window (1 MiB)
+        # and a frame in flight.
+        self.assertLess(sent, 12 << 20)
+        self.assertLess(received, 60)
 
 
 if __name__ == "__main__":

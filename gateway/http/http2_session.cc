@@ -21,6 +21,11 @@
 // to a GrpcRelayCall (grpc_call.h), which pulls the body the same way (bounded per message
 // by limits.max_message_bytes, not by the body limit) and ends its response with HTTP/2
 // trailers (nghttp2_submit_trailer from the data provider at the end of the body).
+//
+// WebSockets (RFC 8441): the SETTINGS advertise ENABLE_CONNECT_PROTOCOL; an extended CONNECT
+// with ":protocol: websocket" becomes a WebSocketCall (websocket_call.h) whose frames travel
+// in the stream's DATA both ways (http2_websocket_stream.h), its body pulled like a client
+// stream's. Any other CONNECT is refused (501).
 
 #include <nghttp2/nghttp2.h>
 
@@ -41,8 +46,10 @@
 #include "gateway/http/call.h"
 #include "gateway/http/connect_call.h"
 #include "gateway/http/grpc_call.h"
+#include "gateway/http/http2_websocket_stream.h"
 #include "gateway/http/server_internal.h"
 #include "gateway/http/tls_identity.h"
+#include "gateway/http/websocket_call.h"
 #include "gateway/metadata/metadata_policy.h"
 
 namespace gateway::http {
@@ -80,6 +87,8 @@ class Stream final : public CallSink, public BodyReader {
     if (call != nullptr) call->Cancel();
     if (grpc_call != nullptr) grpc_call->Cancel();
     if (connect_call != nullptr) connect_call->Cancel();
+    if (websocket_call != nullptr) websocket_call->Cancel();
+    if (websocket != nullptr) websocket->Detach();
   }
 
   SessionBase* session_;
@@ -95,6 +104,9 @@ class Stream final : public CallSink, public BodyReader {
   std::shared_ptr<HttpCall> call;
   std::shared_ptr<GrpcRelayCall> grpc_call;  // a gRPC call (then `call` is null)
   std::shared_ptr<ConnectCall> connect_call;  // a Connect call (then `call` is null)
+  std::string connect_protocol;  // an extended CONNECT's :protocol (RFC 8441)
+  std::shared_ptr<WebSocketCall> websocket_call;  // a WebSocket (then `call` is null)
+  std::shared_ptr<Http2WebSocketStream> websocket;  // its byte stream over this stream
   bool grpc = false;
 
   // The response body not yet handed to nghttp2.
@@ -179,6 +191,8 @@ class Http2Session final : public SessionBase {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, server_->options_.max_concurrent_streams},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, server_->options_.max_header_bytes},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+        // RFC 8441: WebSockets over HTTP/2 (extended CONNECT with :protocol).
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
                             sizeof(settings) / sizeof(settings[0]));
@@ -353,6 +367,7 @@ class Http2Session final : public SessionBase {
       stream->call.reset();
       stream->grpc_call.reset();
       stream->connect_call.reset();
+      stream->websocket_call.reset();
       EndStream(stream.get());
     }
     boost::system::error_code ec;
@@ -399,6 +414,10 @@ class Http2Session final : public SessionBase {
       }
       s->Respond(s->reject_status, {{"content-type", "application/json"}},
                  worker_->routes()->transcoder().ErrorBody(error));
+      return;
+    }
+    if (s->request.method == "CONNECT") {
+      StartConnect(s, /*ended=*/true);
       return;
     }
     if (s->request.method.empty() || s->request.target.empty()) {
@@ -448,10 +467,12 @@ class Http2Session final : public SessionBase {
   // Request headers without END_STREAM: a gRPC or client-streaming call starts now and
   // pulls its body (see the file comment); any other request waits for its whole body.
   void StartStreamingCall(Stream* s) {
-    if (s->dispatched || s->reject_status != 0 || s->request.method.empty() ||
-        s->request.target.empty()) {
+    if (s->dispatched || s->reject_status != 0) return;
+    if (s->request.method == "CONNECT") {
+      StartConnect(s, /*ended=*/false);
       return;
     }
+    if (s->request.method.empty() || s->request.target.empty()) return;
     if (IsGrpcContentType(s->request.Header("content-type"))) {
       StartGrpcCall(s);
       return;
@@ -485,6 +506,73 @@ class Http2Session final : public SessionBase {
     }
     s->body_streaming = false;
     s->call.reset();
+  }
+
+  // A CONNECT. An extended CONNECT (RFC 8441) with ":protocol: websocket" is a WebSocket
+  // call (websocket_call.h) over this stream (http2_websocket_stream.h); a plain CONNECT
+  // (a tunnel) or another protocol is refused with 501, a WebSocket CONNECT whose HEADERS
+  // end the stream (`ended`) with 400.
+  void StartConnect(Stream* s, bool ended) {
+    s->dispatched = true;
+    got_request_ = true;
+    s->request.peer = peer_;
+    s->request.peer_identity = peer_identity_;
+    s->request.protocol = "HTTP/2";
+    absl::Status refused;
+    if (s->connect_protocol.empty()) {
+      refused = absl::UnimplementedError(
+          "CONNECT tunnels are not served; a WebSocket over HTTP/2 is an extended CONNECT "
+          "with :protocol websocket (RFC 8441) to a streaming method's REST path");
+    } else if (s->connect_protocol != "websocket") {
+      refused = absl::UnimplementedError(absl::StrCat(
+          "extended CONNECT protocol \"", s->connect_protocol,
+          "\" is not served (only websocket)"));
+    } else if (ended) {
+      refused = absl::InvalidArgumentError(
+          "a WebSocket CONNECT must leave its stream open (its HEADERS carried END_STREAM)");
+    }
+    if (!refused.ok()) {
+      s->Respond(transcoder::HttpStatusFromCode(refused.code()),
+                 {{"content-type", "application/json"}},
+                 worker_->routes()->transcoder().ErrorBody(refused));
+      return;
+    }
+    s->grpc = true;  // the body is bounded per message (by the WebSocket layer), not as a whole
+    s->body_streaming = true;
+    const int32_t id = s->id_;
+    // The byte stream keeps this session alive until it is detached (CancelCall).
+    auto socket = std::make_shared<Http2WebSocketStream>(
+        executor(), s, s, [this, id, keep = shared_from_this()] { ResetStream(id); });
+    typename BeastWebSocket<Http2WebSocketStream>::Options options;
+    options.max_message_bytes = server_->options_.max_body_bytes;
+    options.handshake_timeout = server_->header_read_timeout_;
+    options.idle_timeout = server_->idle_timeout_;
+    std::weak_ptr<Http2WebSocketStream> weak = socket;
+    auto transport = std::make_shared<BeastWebSocket<Http2WebSocketStream>>(
+        *socket,
+        Http2WebSocketStream::UpgradeRequest(s->request.target, s->request.Header("host")),
+        options, socket,
+        [weak](int status, HeaderList headers, std::string body) {
+          if (auto socket = weak.lock()) {
+            socket->Refuse(status, std::move(headers), std::move(body));
+          }
+        },
+        [weak] {
+          if (auto socket = weak.lock()) socket->Close();
+        });
+    s->websocket = std::move(socket);
+    s->websocket_call = std::make_shared<WebSocketCall>(&server_->env_, worker_->routes(),
+                                                        executor(), worker_->upstreams(),
+                                                        std::move(transport));
+    std::shared_ptr<WebSocketCall> call = s->websocket_call;
+    call->Start(std::move(s->request));
+  }
+
+  // Resets stream `id` (a WebSocket that failed or timed out).
+  void ResetStream(int32_t id) {
+    if (closed_ || Find(id) == nullptr) return;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    Flush();
   }
 
   // --- nghttp2 callbacks ---
@@ -555,6 +643,8 @@ class Http2Session final : public SessionBase {
         s->request.target = std::string(v);
       } else if (n == ":authority") {
         s->request.headers.emplace_back("host", std::string(v));
+      } else if (n == ":protocol") {
+        s->connect_protocol = std::string(v);
       }
       return 0;
     }

@@ -98,6 +98,22 @@ absl::Status CheckUpgradeRequest(const HttpRequest& request, bool* version_misma
   return absl::OkStatus();
 }
 
+absl::Status CheckExtendedConnect(const HttpRequest& request, bool* version_mismatch) {
+  *version_mismatch = false;
+  if (request.method != "CONNECT" || absl::string_view(request.protocol) != "HTTP/2") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a WebSocket over HTTP/2 is an extended CONNECT (RFC 8441), not ", request.method,
+        " over ", request.protocol));
+  }
+  if (absl::StripAsciiWhitespace(request.Header("sec-websocket-version")) != "13") {
+    *version_mismatch = true;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unsupported sec-websocket-version \"", request.Header("sec-websocket-version"),
+        "\" (supported: 13)"));
+  }
+  return absl::OkStatus();
+}
+
 uint16_t CloseCodeForStatus(absl::StatusCode code) {
   if (code == absl::StatusCode::kOk) return 1000;
   return static_cast<uint16_t>(4000 + static_cast<int>(code));
@@ -159,7 +175,11 @@ void WebSocketCall::Start(HttpRequest request) {
   // The call's id: the client's, or a generated one (sent to the backend).
   request_id_ = CallRequestId(*env_, req, &request_id_generated_);
   bool version_mismatch = false;
-  if (absl::Status status = CheckUpgradeRequest(req, &version_mismatch); !status.ok()) {
+  // HTTP/2 (RFC 8441) opens a WebSocket with an extended CONNECT, HTTP/1.1 with a GET.
+  extended_connect_ = req.method == "CONNECT";
+  if (absl::Status status = extended_connect_ ? CheckExtendedConnect(req, &version_mismatch)
+                                              : CheckUpgradeRequest(req, &version_mismatch);
+      !status.ok()) {
     if (version_mismatch) {
       Refuse(426, status, {{"sec-websocket-version", "13"}});
     } else {
@@ -338,7 +358,7 @@ void WebSocketCall::Accept() {
       return;
     }
     self->accepted_ = true;
-    self->http_status_ = 101;
+    self->http_status_ = self->extended_connect_ ? 200 : 101;
     if (self->env_->access_log != nullptr) self->first_byte_ = absl::Now();
     self->StartBackend();
   });

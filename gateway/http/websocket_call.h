@@ -1,7 +1,9 @@
-// WebSocket calls of streaming REST routes (RFC 6455 over HTTP/1.1).
+// WebSocket calls of streaming REST routes (RFC 6455 over HTTP/1.1, RFC 8441 over HTTP/2).
 //
-// A GET request with `Upgrade: websocket` to the REST route of a client-, server- or
-// bidi-streaming method (the route's own verb may be GET or POST) becomes one gRPC call:
+// A GET request with `Upgrade: websocket` (HTTP/1.1), or an extended CONNECT with
+// `:protocol: websocket` (HTTP/2; see http2_websocket_stream.h), to the REST route of a
+// client-, server- or bidi-streaming method (the route's own verb may be GET or POST)
+// becomes one gRPC call:
 //
 //   client -> gateway   each text frame is one JSON request message; the path and query
 //                       fields of the upgrade request fill every message (as for client
@@ -15,7 +17,7 @@
 //                       INVALID_ARGUMENT, 4014 UNAVAILABLE, ...), the gRPC message as the
 //                       reason (cut to 123 bytes at a UTF-8 character boundary).
 //
-// The upgrade request is checked like any REST request before the 101 answer: target,
+// The upgrade request is checked like any REST request before the 101 (HTTP/2: 200) answer: target,
 // route (unary methods: 400), Origin (the CORS policy: an origin it does not allow gets 403;
 // without a policy only a same-origin Origin is accepted), deadline headers, metadata, and
 // the interceptor chain (authentication, quotas: run once per WebSocket call). A refusal is
@@ -83,6 +85,12 @@ bool IsWebSocketUpgrade(const HttpRequest& request);
 // Sec-WebSocket-Version: 13).
 absl::Status CheckUpgradeRequest(const HttpRequest& request, bool* version_mismatch);
 
+// Checks the handshake fields of an extended CONNECT (RFC 8441 4, 5): method CONNECT over
+// HTTP/2 (the session has checked ":protocol: websocket"), "sec-websocket-version: 13"; no
+// key (HTTP/2 has none). Returns OK or INVALID_ARGUMENT naming what is wrong;
+// *version_mismatch as for CheckUpgradeRequest.
+absl::Status CheckExtendedConnect(const HttpRequest& request, bool* version_mismatch);
+
 // The close frame code for a call that ended with `code`: 1000 for OK, 4000 + the code for
 // every other gRPC code (4001 CANCELLED ... 4016 UNAUTHENTICATED).
 uint16_t CloseCodeForStatus(absl::StatusCode code);
@@ -123,10 +131,11 @@ class WebSocketTransport {
 };
 
 // The WebSocketTransport of an HTTP/1.1 connection, on Beast's websocket::stream over the
-// connection's own stream (`Stream`: beast::tcp_stream or ssl_stream of one), which must
-// outlive it: the transport holds `owner` (the connection) until it is destroyed. `refuse`
-// and `closed` run once the transport is done with the stream (`refuse`: answer this HTTP
-// error and close; `closed`: close).
+// connection's own stream (`Stream`: beast::tcp_stream or ssl_stream of one; for HTTP/2,
+// the Http2WebSocketStream of the CONNECT stream, with the upgrade request it synthesizes),
+// which must outlive it: the transport holds `owner` (the connection) until it is
+// destroyed. `refuse` and `closed` run once the transport is done with the stream
+// (`refuse`: answer this HTTP error and close; `closed`: close).
 template <typename Stream>
 class BeastWebSocket final : public WebSocketTransport,
                              public std::enable_shared_from_this<BeastWebSocket<Stream>> {
@@ -307,6 +316,7 @@ class WebSocketCall : public std::enable_shared_from_this<WebSocketCall> {
   std::unique_ptr<CallContext> call_ctx_;
 
   std::shared_ptr<upstream::BackendCall> backend_;
+  bool extended_connect_ = false;  // RFC 8441 (HTTP/2), not an HTTP/1.1 upgrade
   bool accepted_ = false;
   bool cancelled_ = false;
   bool reading_ = false;
@@ -320,7 +330,7 @@ class WebSocketCall : public std::enable_shared_from_this<WebSocketCall> {
   absl::Status failure_;  // OK: none
   absl::Status status_;   // the call's end
   std::string status_details_;
-  int http_status_ = 0;   // 101 once upgraded; the refusal's status otherwise
+  int http_status_ = 0;   // 101 (HTTP/2: 200) once upgraded; the refusal's status otherwise
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   std::string upstream_;  // the backend endpoint of the last attempt
