@@ -5,11 +5,13 @@ small page (tests/browser/index.html and main.js, bundled at test time with esbu
 tools/npm) served by Python's http.server on one loopback port; the gateway listens on
 another, with a CORS policy that allows the page's origin. The page calls the gateway from
 JavaScript: REST with fetch (the bookstore example's routes: a preflighted JSON POST, a
-preflight the policy refuses, an NDJSON server stream), gRPC-Web with the grpc-web npm client (unary, server streaming), and
-a WebSocket bidi stream (messages, a normal close; an error's close code and reason). The
-test reads what the page reports (window.results) and the gateway's access log.
+preflight the policy refuses, an NDJSON server stream), gRPC-Web with the grpc-web npm
+client (unary, server streaming), Connect with @connectrpc/connect-web (unary JSON and
+binary with their preflights, an error, a GET, a server stream; types from the echo
+descriptor set, which the page server serves beside the page), and a WebSocket bidi stream
+(messages, a normal close; an error's close code and reason). The test reads what the page
+reports (window.results) and the gateway's access log.
 
-The Connect protocol is not part of this test (the gateway does not serve it yet).
 Skipped, saying why, only when the browser cannot start at all. Every wait is bounded.
 """
 
@@ -51,6 +53,8 @@ def bundle(out_dir):
     if result.returncode != 0:
         raise AssertionError(f"esbuild failed:\n{result.stderr}")
     shutil.copy(os.path.join(BROWSER_DIR, "index.html"), out_dir)
+    # The Connect client builds its message types from this at run time.
+    shutil.copy(harness.ECHO_SET, os.path.join(out_dir, "echo_proto.pb"))
 
 
 def start_page_server(directory):
@@ -121,7 +125,8 @@ http_listener:
   cors:
     allowed_origins: ["{cls.origin}"]
     allowed_methods: [GET, POST]
-    allowed_headers: [x-echo-test]
+    allowed_headers: [x-echo-test, x-echo-color]
+    exposed_headers: [x-reflect-color, trailer-x-echo-trailing]
 """)
             cls.gateway_url = "http://" + harness.http_address(cls.gateway)
             cls.browser = start_browser(tempfile.mkdtemp(dir=cls.ws.dir, prefix="chromium-"))
@@ -156,6 +161,15 @@ http_listener:
         self.assertEqual(results["grpcWebUnary"], {"payload": "grpc-web"}, report)
         self.assertEqual(results["grpcWebServerStream"],
                          {"indexes": [0, 1, 2, 3], "status": 0}, report)
+        self.assertEqual(results["connectUnaryJson"],
+                         {"payload": "connect-json", "deadlineSet": True, "reflected": "blue",
+                          "trailer": "done"}, report)
+        self.assertEqual(results["connectUnaryBinary"], {"payload": "connect-binary"}, report)
+        self.assertEqual(results["connectUnaryError"],
+                         {"code": "NotFound", "message": "not here"}, report)
+        self.assertEqual(results["connectGet"], {"finished": False, "calls": 0}, report)
+        self.assertEqual(results["connectServerStream"],
+                         {"got": [["cs", 0], ["cs", 1], ["cs", 2]]}, report)
         self.assertEqual(results["webSocketBidi"],
                          {"messages": ["one", "two", "three"], "code": 1000, "reason": ""},
                          report)
@@ -178,6 +192,13 @@ http_listener:
                         lines)
         self.assertTrue(any(r["method"] == "OPTIONS" and r["status"] == 403 for r in lines),
                         lines)
+        # The Connect calls went through as Connect (POSTs preflighted on their method path).
+        connect = [r for r in lines if r["front_end"] == "connect"]
+        self.assertEqual(sorted((r["method"], r["status"]) for r in connect),
+                         [("GET", 200), ("POST", 200), ("POST", 200), ("POST", 200),
+                          ("POST", 404)], connect)
+        self.assertTrue(any(r["method"] == "OPTIONS" and r["status"] == 204 and
+                            r["path"] == "/gateway.test.v1.Echo/Unary" for r in lines), lines)
         sockets = [r for r in lines if r["front_end"] == "websocket"]
         self.assertEqual(sorted(r["grpc_status"] for r in sockets), [0, 5], sockets)
         self.assertTrue(all(r["status"] == 101 for r in sockets), sockets)

@@ -1,8 +1,15 @@
 // Calls the gateway from a page of another origin, the way browser clients do: REST with
-// fetch (a preflighted JSON POST, a refused preflight, an NDJSON server stream), gRPC-Web with the grpc-web npm
-// client (unary and server streaming), and a bidi stream over a WebSocket. Each check puts
-// its outcome into window.results (and the #results element); window.done is set at the end.
-// The gateway's address comes from the page's query: ?gateway=http://127.0.0.1:PORT.
+// fetch (a preflighted JSON POST, a refused preflight, an NDJSON server stream), gRPC-Web
+// with the grpc-web npm client (unary and server streaming), Connect with connect-web
+// (unary JSON and binary, an error, a GET, a server stream; message types built at run time
+// from the echo descriptor set the page server also serves), and a bidi stream over a
+// WebSocket. Each check puts its outcome into window.results (and the #results element);
+// window.done is set at the end. The gateway's address comes from the page's query:
+// ?gateway=http://127.0.0.1:PORT.
+import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
 import { GrpcWebClientBase, MethodDescriptor, MethodType } from "grpc-web";
 
 const gateway = new URLSearchParams(location.search).get("gateway");
@@ -148,6 +155,74 @@ function grpcWebServerStream() {
   });
 }
 
+// --- Connect (connect-web): every call is cross-origin, so POSTs are preflighted with the
+// Connect headers (connect-protocol-version, connect-timeout-ms) ---
+
+const enc = (s) => new TextEncoder().encode(s);
+const dec = (b) => new TextDecoder().decode(b);
+let echoService = null;
+
+async function connectClient(options) {
+  if (echoService === null) {
+    const resp = await fetch("echo_proto.pb");  // the page's own server
+    if (resp.status !== 200) throw new Error(`echo_proto.pb: HTTP ${resp.status}`);
+    const set = fromBinary(FileDescriptorSetSchema, new Uint8Array(await resp.arrayBuffer()));
+    echoService = createFileRegistry(set).getService("gateway.test.v1.Echo");
+  }
+  return createClient(echoService, createConnectTransport({ baseUrl: gateway, ...options }));
+}
+
+// Headers and trailers the script can read: only the exposed ones.
+function collect(into) {
+  return (h) => h.forEach((v, k) => { into[k] = v; });
+}
+
+async function connectUnaryJson() {
+  const client = await connectClient({ useBinaryFormat: false });
+  const headers = {}, trailers = {};
+  const r = await client.unary({ payload: enc("connect-json") }, {
+    headers: { "x-echo-color": "blue" }, timeoutMs: 5000,
+    onHeader: collect(headers), onTrailer: collect(trailers),
+  });
+  const deadlineMs = Number(r.deadlineMs);
+  return { payload: dec(r.payload), deadlineSet: deadlineMs > 0 && deadlineMs <= 5000,
+           reflected: headers["x-reflect-color"] ?? null,
+           trailer: trailers["x-echo-trailing"] ?? null };
+}
+
+async function connectUnaryBinary() {
+  const client = await connectClient({ useBinaryFormat: true });
+  const r = await client.unary({ payload: enc("connect-binary") }, { timeoutMs: 5000 });
+  return { payload: dec(r.payload) };
+}
+
+async function connectUnaryError() {
+  const client = await connectClient({ useBinaryFormat: false });
+  try {
+    await client.unary({ payload: enc("x"), failCode: 5, failMessage: "not here" });
+    return { error: null };
+  } catch (e) {
+    const err = ConnectError.from(e);
+    return { code: Code[err.code], message: err.rawMessage };
+  }
+}
+
+async function connectGet() {
+  const client = await connectClient({ useBinaryFormat: true, useHttpGet: true });
+  const r = await client.stats({ tag: "browser-nothing" });
+  return { finished: r.finished, calls: r.calls };
+}
+
+async function connectServerStream() {
+  const client = await connectClient({ useBinaryFormat: true });
+  const got = [];
+  for await (const r of client.serverStream({ payload: enc("cs"), count: 3 },
+                                            { timeoutMs: 5000 })) {
+    got.push([dec(r.payload), r.index]);
+  }
+  return { got };
+}
+
 function webSocketBidi() {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(gateway.replace(/^http/, "ws") + ECHO + "Bidi");
@@ -197,6 +272,11 @@ async function run(name, fn) {
   await run("restServerStream", restServerStream);
   await run("grpcWebUnary", grpcWebUnary);
   await run("grpcWebServerStream", grpcWebServerStream);
+  await run("connectUnaryJson", connectUnaryJson);
+  await run("connectUnaryBinary", connectUnaryBinary);
+  await run("connectUnaryError", connectUnaryError);
+  await run("connectGet", connectGet);
+  await run("connectServerStream", connectServerStream);
   await run("webSocketBidi", webSocketBidi);
   await run("webSocketError", webSocketError);
   window.done = true;
