@@ -359,6 +359,27 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
+absl::StatusOr<std::shared_ptr<Backend>> CompileBackend(const config::v1::Backend& b,
+                                                        const config::v1::Limits& limits,
+                                                        const std::string& base_dir,
+                                                        const std::string& key,
+                                                        const std::shared_ptr<Backend>& reuse) {
+  if (b.name().empty()) return Invalid(absl::StrCat(key, ".name"), "required");
+  if (b.target().empty()) {
+    return Invalid(absl::StrCat(key, ".target"),
+                   "required (e.g. dns:///127.0.0.1:50051 or unix:/path)");
+  }
+  if (absl::Status status = CheckTarget(b.target(), absl::StrCat(key, ".target"));
+      !status.ok()) {
+    return status;
+  }
+  if (reuse != nullptr && reuse->name() == b.name()) {
+    absl::StatusOr<std::string> fingerprint = Backend::Fingerprint(b, limits, base_dir);
+    if (fingerprint.ok() && *fingerprint == reuse->fingerprint()) return reuse;
+  }
+  return Backend::Create(b, limits, base_dir, key);
+}
+
 absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
     const config::v1::Config& proto, const std::string& base_dir,
     metrics::MetricRegistry* metrics, const GatewayConfig* previous) {
@@ -447,26 +468,16 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
       return Invalid(absl::StrCat(key, ".name"),
                      absl::StrCat("duplicate backend name \"", b.name(), "\""));
     }
-    if (b.target().empty()) {
-      return Invalid(absl::StrCat(key, ".target"),
-                     "required (e.g. dns:///127.0.0.1:50051 or unix:/path)");
-    }
-    status = CheckTarget(b.target(), absl::StrCat(key, ".target"));
-    if (!status.ok()) return status;
     // A backend the previous config had, unchanged (same entry, limits and TLS files), is
     // kept: its connections, health and outlier state live on.
-    absl::StatusOr<std::shared_ptr<Backend>> backend;
+    std::shared_ptr<Backend> reuse;
     if (previous != nullptr) {
       for (const std::shared_ptr<Backend>& old : previous->backends) {
-        if (old->name() != b.name()) continue;
-        absl::StatusOr<std::string> fingerprint =
-            Backend::Fingerprint(b, proto.limits(), base_dir);
-        if (fingerprint.ok() && *fingerprint == old->fingerprint()) backend = old;
+        if (old->name() == b.name()) reuse = old;
       }
     }
-    if (!backend.ok() || *backend == nullptr) {
-      backend = Backend::Create(b, proto.limits(), base_dir, key);
-    }
+    absl::StatusOr<std::shared_ptr<Backend>> backend =
+        CompileBackend(b, proto.limits(), base_dir, key, reuse);
     if (!backend.ok()) return backend.status();
     config->backends.push_back(*backend);
     backends.emplace(b.name(), *std::move(backend));

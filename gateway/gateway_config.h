@@ -104,6 +104,17 @@ struct GatewayConfig {
   tracing::SpanExporter::Options tracing_export;
 };
 
+// Validates one backend entry (`key` names it in errors, e.g. "backends[0]"): name, target,
+// TLS, load balancing, health checks, limits; the one validator of the config's backends
+// and of the backends registrations define. Returns `reuse` itself when it has the same name
+// and fingerprint (Backend::Fingerprint: its connections, health and outlier state live
+// on), else a new Backend. INVALID_ARGUMENT naming the key and the problem.
+absl::StatusOr<std::shared_ptr<Backend>> CompileBackend(const config::v1::Backend& backend,
+                                                        const config::v1::Limits& limits,
+                                                        const std::string& base_dir,
+                                                        const std::string& key,
+                                                        const std::shared_ptr<Backend>& reuse);
+
 // Validates `proto` and builds the GatewayConfig. Relative paths are resolved against
 // `base_dir` (the config file's directory). Parts that count metrics (the Redis quota store)
 // count them in `metrics` when it is not null; it must outlive the GatewayConfig. With

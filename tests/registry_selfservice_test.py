@@ -101,5 +101,94 @@ class ReloadAuditTest(unittest.TestCase):
         self.assertEqual(self.audit_lines()[3]["result"], "applied")
 
 
+class OwnBackendTest(unittest.TestCase):
+    """A service file whose `backend` defines the service's own backend: an echo backend
+    the gateway config does not name (the config's `echo` backend points elsewhere)."""
+
+    def setUp(self):
+        self.ws = harness.Workspace()
+        self.bookstore = harness.bookstore_backend(self.ws)
+        self.config_echo = self.ws.echo_backend()  # named "echo" by the config, unused here
+        self.own_echo = self.ws.echo_backend()
+        self.registry_dir = os.path.join(self.ws.dir, "registry")
+        self.gw = registry_test.Gateway(self.ws, self.bookstore.address,
+                                        self.config_echo.address, self.registry_dir)
+
+    def tearDown(self):
+        self.ws.close()
+
+    def service_file(self, backend, extra="", name="echo.yaml"):
+        return self.ws.write(name, f"""service: {ECHO}
+owner: echo-team
+descriptor_set: {ECHO_HTTP_V1}
+backend: {backend}
+{extra}""")
+
+    def served_by(self):
+        """The address of the echo backend that answers a gRPC call (x-served-by)."""
+        call = self.gw.channel.unary_unary(f"/{ECHO}/Unary")
+        response, rpc = call.with_call(echo_request(b"who"), timeout=TIMEOUT)
+        self.assertTrue(response.startswith(echo_request(b"who")), response)
+        return dict(rpc.initial_metadata())["x-served-by"]
+
+    def test_apply_serves_through_the_files_own_backend_until_removed(self):
+        own = f'{{target: "ipv4:{self.own_echo.address}", connect_timeout: 2s}}'
+        path = self.service_file(own)
+        code, out = self.gw.ctl("diff", "-f", path)
+        self.assertEqual(code, 0, out)
+        self.assertIn(f'~ backend_config: none -> name: "{ECHO}" target: "ipv4:'
+                      f'{self.own_echo.address}"', out)
+        code, out = self.gw.ctl("apply", "-f", path)
+        self.assertEqual(code, 0, out)
+        self.assertIn(f"registered v1 (backend {ECHO}, owner echo-team)", out)
+
+        # gRPC and REST reach the service's own backend, not the config's "echo".
+        self.assertEqual(self.served_by(), self.own_echo.address)
+        status, body = self.gw.rest("POST", "/v1/echo", {"payload": "aGVsbG8="})
+        self.assertEqual((status, json.loads(body)), (200, {"payload": "aGVsbG8="}), body)
+
+        # The same file again changes nothing; show names the definition.
+        code, out = self.gw.ctl("apply", "-f", path)
+        self.assertEqual(code, 0, out)
+        self.assertIn("unchanged, v1", out)
+        code, out = self.gw.ctl("diff", "-f", self.service_file(
+            f'{{target: "ipv4:{self.config_echo.address}"}}', name="moved.yaml"))
+        self.assertEqual(code, 0, out)
+        self.assertIn(f'~ backend_config: name: "{ECHO}" target: "ipv4:{self.own_echo.address}"'
+                      f' connect_timeout {{ seconds: 2 }} -> name: "{ECHO}" target: "ipv4:'
+                      f'{self.config_echo.address}"', out)
+
+        code, out = self.gw.ctl("show", ECHO)
+        self.assertEqual(code, 0, out)
+        self.assertIn(f'backend:    {ECHO} (its own: name: "{ECHO}" target: "ipv4:'
+                      f'{self.own_echo.address}"', out)
+
+        # Restart with the directory store: served again through its own backend.
+        self.gw.stop()
+        self.gw.start()
+        self.assertEqual(self.served_by(), self.own_echo.address)
+
+        # Remove: the routes and the backend go.
+        code, out = self.gw.ctl("remove", ECHO, "--owner=echo-team")
+        self.assertEqual(code, 0, out)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.gw.grpc_call(f"/{ECHO}/Unary", echo_request(b"x"))
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        status, _ = self.gw.rest("POST", "/v1/echo", {"payload": "eA=="})
+        self.assertEqual(status, 404)
+
+    def test_an_invalid_or_colliding_backend_is_refused_naming_the_key(self):
+        code, out = self.gw.ctl("apply", "-f", self.service_file("{target: \"ipv4:x\", bogus: 1}"))
+        self.assertEqual(code, 2, out)
+        self.assertIn("backend.bogus", out)
+        code, out = self.gw.ctl("apply", "-f", self.service_file(
+            f'{{name: bookstore, target: "ipv4:{self.own_echo.address}"}}'))
+        self.assertEqual(code, 1, out)
+        self.assertIn('backend_config.name: "bookstore" is a backend of the gateway config', out)
+        code, out = self.gw.ctl("apply", "-f", self.service_file("{target: \"http://x:1\"}"))
+        self.assertEqual(code, 1, out)
+        self.assertIn('backend_config.target: "http://x:1": unsupported scheme', out)
+
+
 if __name__ == "__main__":
     unittest.main()

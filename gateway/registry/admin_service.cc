@@ -47,6 +47,7 @@ void FillSummary(const ChangeSummary& s, admin::v1::ChangeSummary* out) {
   for (const auto& x : s.routes_added) out->add_routes_added(x);
   for (const auto& x : s.routes_removed) out->add_routes_removed(x);
   for (const auto& x : s.breaking_changes) out->add_breaking_changes(x);
+  for (const auto& x : s.settings_changes) out->add_settings_changes(x);
 }
 
 // "+1 services, +3 methods, -1 routes": the counts of a change that are not zero.
@@ -338,6 +339,7 @@ void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
   out->set_registered_at_unix_seconds(absl::ToUnixSeconds(v.registered_at));
   out->set_removed(v.removed);
   out->set_changed_by(v.changed_by);
+  if (v.backend_config.has_value()) *out->mutable_backend_config() = *v.backend_config;
   if (with_descriptor_set) out->set_descriptor_set(v.descriptor_set);
   if (!v.removed) {
     auto [methods, routes] = registry_.load()->Counts(v.service);
@@ -359,6 +361,7 @@ grpc::Status RegistryService::Register(grpc::ServerContext* context,
   r.allowed_packages = caller.packages;
   r.allowed_path_prefixes = caller.path_prefixes;
   r.backend = request->backend();
+  if (request->has_backend_config()) r.backend_config = request->backend_config();
   r.descriptor_set = request->descriptor_set();
   r.force = request->force();
   r.dry_run = request->dry_run();
@@ -431,6 +434,7 @@ grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
     out->set_registered_at_unix_seconds(absl::ToUnixSeconds(v.registered_at));
     out->set_removed(v.removed);
     out->set_changed_by(v.changed_by);
+    if (v.backend_config.has_value()) *out->mutable_backend_config() = *v.backend_config;
   }
   return grpc::Status::OK;
 }
@@ -588,6 +592,8 @@ absl::StatusOr<BaseRoutes> AdminServer::BaseOf(const GatewayConfig& config) cons
   for (const std::shared_ptr<Backend>& b : config.backends) base.backends[b->name()] = b;
   base.http_options = config.routes->transcoder().options();
   base.chain = config.routes->shared_chain();
+  base.limits = config.proto.limits();
+  base.base_dir = config.base_dir;
   for (const auto& [service, backend] : builtin_) {
     bool bound = false;
     for (const ServiceBinding& b : base.services) bound |= b.service == service->full_name();

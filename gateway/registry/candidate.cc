@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gateway/gateway_config.h"
 #include "gateway/registry/compatibility.h"
 #include "google/protobuf/descriptor.pb.h"
 
@@ -133,8 +134,33 @@ absl::Status BuildFiles(const std::map<std::string, FileEntry>& files, Descripto
 
 }  // namespace
 
+absl::StatusOr<std::shared_ptr<Backend>> RegisteredBackends::Get(
+    const config::v1::Backend& config, const config::v1::Limits& limits,
+    const std::string& base_dir, const std::string& key) {
+  std::shared_ptr<Backend>& kept = by_name_[config.name()];
+  absl::StatusOr<std::shared_ptr<Backend>> backend =
+      CompileBackend(config, limits, base_dir, key, kept);
+  if (!backend.ok()) {
+    if (kept == nullptr) by_name_.erase(config.name());
+    return backend.status();
+  }
+  kept = *backend;
+  return backend;
+}
+
+void RegisteredBackends::Retain(const RouteTable& table) {
+  std::map<std::string, std::shared_ptr<Backend>> kept;
+  for (const ServiceBinding& b : table.services()) {
+    if (b.backend != nullptr && by_name_.count(b.backend->name()) > 0) {
+      kept[b.backend->name()] = b.backend;
+    }
+  }
+  by_name_ = std::move(kept);
+}
+
 absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRoutes& base,
-                                                                  const RegistryState& state) {
+                                                                  const RegistryState& state,
+                                                                  RegisteredBackends* backends) {
   if (base.pool == nullptr) return absl::InternalError("BuildRouteTable: no config pool");
   std::map<std::string, FileEntry> base_files;
   for (const BaseRoutes::DescriptorSet& set : base.descriptor_sets) {
@@ -150,11 +176,34 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
     if (base.pool->FindFileByName(name) == nullptr) files.emplace(name, entry);
   }
   std::vector<ServiceBinding> bindings = base.services;
+  std::map<std::string, std::string> own_backends;  // backend name -> service
   for (const ServiceVersion* v : state.Served()) {
     absl::Status status = AddFiles(v->descriptor_set,
                                    absl::StrCat("service ", v->service, " v", v->version),
                                    base_files, &files);
     if (!status.ok()) return status;
+    if (v->backend_config.has_value()) {
+      const std::string& name = v->backend_config->name();
+      if (base.backends.count(name) > 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "service ", v->service, ": backend_config.name: \"", name,
+            "\" is a backend of the gateway config (name the service's own backend "
+            "differently, or name the config's with `backend` alone)"));
+      }
+      if (auto [it, added] = own_backends.emplace(name, v->service); !added) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "service ", v->service, ": backend_config.name: \"", name,
+            "\" is already the backend of service ", it->second));
+      }
+      const std::string key = absl::StrCat("service ", v->service, ": backend_config");
+      absl::StatusOr<std::shared_ptr<Backend>> backend =
+          backends != nullptr
+              ? backends->Get(*v->backend_config, base.limits, base.base_dir, key)
+              : CompileBackend(*v->backend_config, base.limits, base.base_dir, key, nullptr);
+      if (!backend.ok()) return backend.status();
+      bindings.push_back({v->service, *std::move(backend)});
+      continue;
+    }
     auto backend = base.backends.find(v->backend);
     if (backend == base.backends.end()) {
       return absl::InvalidArgumentError(absl::StrCat("service ", v->service,
@@ -272,6 +321,7 @@ std::string ChangeSummary::ToString() const {
   for (const auto& s : routes_added) lines.push_back(absl::StrCat("+ route ", s));
   for (const auto& s : routes_removed) lines.push_back(absl::StrCat("- route ", s));
   for (const auto& s : breaking_changes) lines.push_back(absl::StrCat("! ", s));
+  for (const auto& s : settings_changes) lines.push_back(absl::StrCat("~ ", s));
   if (lines.empty()) return "no changes";
   return absl::StrJoin(lines, "\n");
 }

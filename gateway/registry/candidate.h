@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "gateway/config/v1/config.pb.h"
 #include "gateway/registry/registry_state.h"
 #include "gateway/route_table.h"
 #include "gateway/upstream.h"
@@ -50,6 +51,35 @@ struct BaseRoutes {
   // The interceptors of every call; each table resolves their rules for all its methods,
   // registered ones included. Null: none.
   std::shared_ptr<const InterceptorChain> chain;
+  // What the backends that registrations define are built with, as the config's own: the
+  // config's limits, and the directory relative TLS file paths are resolved against.
+  config::v1::Limits limits;
+  std::string base_dir;
+};
+
+// The running backends that registered versions define (ServiceVersion::backend_config), by
+// name, kept from one route table to the next: a definition that did not change
+// (Backend::Fingerprint) keeps its Backend, with its connections, health and outlier state.
+//
+// Thread-safety: none; the registry uses it under its lock.
+class RegisteredBackends {
+ public:
+  // The Backend for `config` (validated by CompileBackend, the config's own validator;
+  // `key` names it in errors): the one kept under its name when its fingerprint is the
+  // same, else a new one, which is kept from now on. INVALID_ARGUMENT naming the key.
+  absl::StatusOr<std::shared_ptr<Backend>> Get(const config::v1::Backend& config,
+                                               const config::v1::Limits& limits,
+                                               const std::string& base_dir,
+                                               const std::string& key);
+
+  // Keeps only the registered backends `table` serves with (the very Backends it holds);
+  // the others are dropped (their clusters end once no call holds them).
+  void Retain(const RouteTable& table);
+
+  std::size_t size() const { return by_name_.size(); }
+
+ private:
+  std::map<std::string, std::shared_ptr<Backend>> by_name_;
 };
 
 // Builds the route table for the config's services plus every served version of `state`,
@@ -59,9 +89,12 @@ struct BaseRoutes {
 // config file, then each difference on a line of its own: see FileDifferences in
 // compatibility.h; the copy seen first is used), an import is missing or a
 // file does not build, a backend is unknown, or an HTTP rule is invalid or conflicts with
-// another (the transcoder's message, naming both methods and the path).
-absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRoutes& base,
-                                                                  const RegistryState& state);
+// another (the transcoder's message, naming both methods and the path). A version that
+// defines its backend gets it from `backends` (null: a new Backend each time); its name must
+// be neither a config backend's nor another served version's backend's (INVALID_ARGUMENT
+// naming both services), and its definition must validate as a config entry.
+absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(
+    const BaseRoutes& base, const RegistryState& state, RegisteredBackends* backends = nullptr);
 
 // What a change does to the served routes.
 struct ChangeSummary {
@@ -72,9 +105,12 @@ struct ChangeSummary {
   std::vector<std::string> routes_added;     // "GET /v1/x/{id} -> pkg.S.M"
   std::vector<std::string> routes_removed;
   std::vector<std::string> breaking_changes;  // see compatibility.h
+  // The service's own settings that change (its backend definition), e.g.
+  // "backend_config: target: \"dns:///a:1\" -> target: \"dns:///b:1\"".
+  std::vector<std::string> settings_changes;
 
   // Multi-line text for people ("+ service pkg.S", "- route GET /v1/x -> pkg.S.M",
-  // "! pkg.S.M: removed"); "no changes" when empty.
+  // "! pkg.S.M: removed", "~ backend_config: ..."); "no changes" when empty.
   std::string ToString() const;
 };
 

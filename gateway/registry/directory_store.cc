@@ -111,6 +111,9 @@ std::string EncodeVersionFile(const ServiceVersion& version) {
   record.set_descriptor_set(version.descriptor_set);
   record.set_removed(version.removed);
   record.set_changed_by(version.changed_by);
+  if (version.backend_config.has_value()) {
+    *record.mutable_backend_config() = *version.backend_config;
+  }
   const std::string payload = record.SerializeAsString();
   std::string out(kMagic, kMagicSize);
   PutLittleEndian(payload.size(), 8, &out);
@@ -152,6 +155,7 @@ absl::StatusOr<ServiceVersion> DecodeVersionFile(const std::string& bytes) {
   v.descriptor_set = record.descriptor_set();
   v.removed = record.removed();
   v.changed_by = record.changed_by();
+  if (record.has_backend_config()) v.backend_config = record.backend_config();
   return v;
 }
 

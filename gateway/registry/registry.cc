@@ -83,6 +83,32 @@ std::string CanonicalDescriptorSet(const std::string& bytes) {
   return out;
 }
 
+// How the service's own settings differ between `before` (null: not served) and `after`.
+std::vector<std::string> SettingsChanges(const ServiceVersion* before,
+                                         const ServiceVersion& after) {
+  std::vector<std::string> out;
+  if (after.removed) return out;
+  auto text = [](const ServiceVersion* v) -> std::string {
+    if (v == nullptr || !v->backend_config.has_value()) {
+      return v == nullptr ? "none" : absl::StrCat("(config backend \"", v->backend, "\")");
+    }
+    return v->backend_config->ShortDebugString();
+  };
+  const bool before_own = before != nullptr && before->backend_config.has_value();
+  if (after.backend_config.has_value() || before_own) {
+    const std::string a = text(before);
+    const std::string b = text(&after);
+    if (a != b) out.push_back(absl::StrCat("backend_config: ", a, " -> ", b));
+  }
+  return out;
+}
+
+bool SameBackendConfig(const std::optional<config::v1::Backend>& a,
+                       const std::optional<config::v1::Backend>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a.has_value() || a->SerializeAsString() == b->SerializeAsString();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(BaseRoutes base,
@@ -122,7 +148,10 @@ absl::Status Registry::Rebase(BaseRoutes base, std::vector<std::string>* problem
   BaseRoutes old = std::move(base_);
   base_ = std::move(base);
   absl::Status status = Restore(state_, problems);
-  if (!status.ok()) base_ = std::move(old);
+  if (!status.ok()) {
+    base_ = std::move(old);
+    if (routes_ != nullptr) own_backends_.Retain(*routes_);
+  }
   return status;
 }
 
@@ -131,7 +160,8 @@ absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* p
   // it was registered, and one that no longer validates is left out (and reported).
   const absl::Time started = absl::Now();
   RegistryState accepted;
-  absl::StatusOr<std::shared_ptr<const RouteTable>> table = BuildRouteTable(base_, accepted);
+  absl::StatusOr<std::shared_ptr<const RouteTable>> table =
+      BuildRouteTable(base_, accepted, &own_backends_);
   if (!table.ok()) return table.status();
   std::vector<const ServiceVersion*> served = loaded.Served();
   std::stable_sort(served.begin(), served.end(),
@@ -147,7 +177,8 @@ absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* p
   for (const ServiceVersion* v : served) {
     RegistryState candidate = accepted;
     candidate.Restore(*v);
-    absl::StatusOr<std::shared_ptr<const RouteTable>> next = BuildRouteTable(base_, candidate);
+    absl::StatusOr<std::shared_ptr<const RouteTable>> next =
+        BuildRouteTable(base_, candidate, &own_backends_);
     if (!next.ok()) {
       problems->push_back(absl::StrCat("service ", v->service, " v", v->version,
                                        " is not served: ", next.status().message()));
@@ -168,6 +199,7 @@ absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* p
   }
   state_ = std::move(accepted);
   routes_ = *table;
+  own_backends_.Retain(*routes_);
   if (publish_) publish_(*table);
   CountSwap(started);
   return absl::OkStatus();
@@ -240,9 +272,44 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
         "service: \"", request.service, "\" is not a full service name (e.g. pkg.v1.Service)"));
   }
   if (request.owner.empty()) return absl::InvalidArgumentError("owner: required");
-  if (request.backend.empty()) return absl::InvalidArgumentError("backend: required");
+  std::optional<config::v1::Backend> backend_config = request.backend_config;
+  if (backend_config.has_value()) {
+    if (backend_config->name().empty()) backend_config->set_name(request.service);
+    if (!request.backend.empty() && request.backend != backend_config->name()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "backend: \"", request.backend, "\" differs from backend_config.name \"",
+          backend_config->name(), "\" (with backend_config, leave backend empty)"));
+    }
+    const config::v1::ClientTls& tls = backend_config->tls();
+    const std::pair<const char*, const std::string*> files[] = {
+        {"ca_file", &tls.ca_file()}, {"cert_file", &tls.cert_file()},
+        {"key_file", &tls.key_file()}};
+    for (const auto& [field, value] : files) {
+      if (request.restricted && !value->empty()) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "backend_config.tls.", field, ": a team token may not name files on the "
+            "gateway's host (ask the platform team for a backend of the gateway config)"));
+      }
+    }
+  } else if (request.backend.empty()) {
+    return absl::InvalidArgumentError("backend: required (or backend_config)");
+  }
+  const std::string backend_name =
+      backend_config.has_value() ? backend_config->name() : request.backend;
   std::shared_ptr<Backend> backend;
-  {
+  if (backend_config.has_value()) {
+    absl::MutexLock lock(&mu_);
+    if (base_.backends.count(backend_name) > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "backend_config.name: \"", backend_name,
+          "\" is a backend of the gateway config (name the service's own backend "
+          "differently, or name the config's with `backend` alone)"));
+    }
+    absl::StatusOr<std::shared_ptr<Backend>> own =
+        own_backends_.Get(*backend_config, base_.limits, base_.base_dir, "backend_config");
+    if (!own.ok()) return own.status();
+    backend = *std::move(own);
+  } else {
     absl::MutexLock lock(&mu_);
     auto it = base_.backends.find(request.backend);
     if (it == base_.backends.end()) {
@@ -290,14 +357,14 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
     if (check.verdict == ServiceCheck::kNotServed) {
       if (!request.force && !request.dry_run) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "backend \"", request.backend, "\" does not serve ", request.service, " (",
+            "backend \"", backend_name, "\" does not serve ", request.service, " (",
             check.detail, "); register it with the backend that serves it, or force it (",
             kForceHint, ")"));
       }
-      warnings.push_back(absl::StrCat("backend \"", request.backend, "\" does not serve ",
+      warnings.push_back(absl::StrCat("backend \"", backend_name, "\" does not serve ",
                                       request.service, " (", check.detail, ")"));
     } else if (check.verdict == ServiceCheck::kUnknown) {
-      warnings.push_back(absl::StrCat("backend \"", request.backend,
+      warnings.push_back(absl::StrCat("backend \"", backend_name,
                                       "\" could not be asked whether it serves ",
                                       request.service, ": ", check.detail));
     }
@@ -309,7 +376,8 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
 
   if (const ServiceVersion* current = state_.Current(request.service);
       current != nullptr && current->owner == request.owner &&
-      current->backend == request.backend &&
+      current->backend == backend_name &&
+      SameBackendConfig(current->backend_config, backend_config) &&
       CanonicalDescriptorSet(current->descriptor_set) ==
           CanonicalDescriptorSet(request.descriptor_set)) {
     ChangeResult result;
@@ -338,7 +406,8 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   ServiceVersion version;
   version.service = request.service;
   version.owner = request.owner;
-  version.backend = request.backend;
+  version.backend = backend_name;
+  version.backend_config = backend_config;
   version.descriptor_set = request.descriptor_set;
   version.registered_at = now_();
   version.changed_by = request.changed_by;
@@ -385,6 +454,7 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   absl::StatusOr<ChangeResult> result = Apply(std::move(candidate), version, std::move(breaking),
                                               request.dry_run, check_overlaps);
   if (result.ok() && !request.dry_run) ++stats_.registered;
+  if (routes_ != nullptr) own_backends_.Retain(*routes_);
   return result;
 }
 
@@ -418,6 +488,7 @@ absl::StatusOr<ChangeResult> Registry::Remove(const std::string& service,
   version.version = candidate.Append(version);
   absl::StatusOr<ChangeResult> result = Apply(std::move(candidate), version, {}, dry_run);
   if (result.ok() && !dry_run) ++stats_.removed;
+  if (routes_ != nullptr) own_backends_.Retain(*routes_);
   return result;
 }
 
@@ -486,6 +557,7 @@ absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int6
   absl::StatusOr<ChangeResult> result =
       Apply(std::move(candidate), version, std::move(breaking), dry_run);
   if (result.ok() && !dry_run) ++stats_.rolled_back;
+  if (routes_ != nullptr) own_backends_.Retain(*routes_);
   return result;
 }
 
@@ -494,13 +566,15 @@ absl::StatusOr<ChangeResult> Registry::Apply(RegistryState candidate,
                                              std::vector<std::string> breaking, bool dry_run,
                                              const TableCheck& check) {
   const absl::Time started = absl::Now();
-  absl::StatusOr<std::shared_ptr<const RouteTable>> table = BuildRouteTable(base_, candidate);
+  absl::StatusOr<std::shared_ptr<const RouteTable>> table =
+      BuildRouteTable(base_, candidate, &own_backends_);
   if (!table.ok()) return table.status();
   ChangeResult result;
   result.version = version;
   result.version.descriptor_set.clear();
   result.changes = Summarize(routes_.get(), **table);
   result.changes.breaking_changes = std::move(breaking);
+  result.changes.settings_changes = SettingsChanges(state_.Current(version.service), version);
   result.dry_run = dry_run;
   if (check) {
     if (absl::Status status = check(**table, &result); !status.ok()) return status;

@@ -3,7 +3,8 @@
 // candidate state, persisted, and only then published as a new RouteTable.
 //
 // A change goes through these steps, and stops at the first failure with nothing changed:
-//   1. the request is complete (service name, owner, a known backend);
+//   1. the request is complete (service name, owner, a known backend, or a backend the
+//      registration defines, validated as a config `backends[]` entry);
 //   2. the descriptor set parses and is self-contained (every import inside it) and
 //      defines the service;
 //   3. ownership: a service belongs to the owner that registered it first, a package to
@@ -43,6 +44,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,7 +63,11 @@ namespace gateway::registry {
 struct RegisterRequest {
   std::string service;         // full name
   std::string owner;           // team name
-  std::string backend;         // a config backend name
+  std::string backend;         // a config backend name (empty with backend_config)
+  // The backend the registration defines itself (a config `backends[]` entry, validated as
+  // one): its name defaults to `service` and must not be a config backend's or another
+  // service's; with `restricted`, its TLS may name no file (PERMISSION_DENIED).
+  std::optional<config::v1::Backend> backend_config;
   std::string descriptor_set;  // serialized FileDescriptorSet with imports
   bool force = false;          // accept breaking changes
   bool dry_run = false;        // report, change nothing
@@ -229,6 +235,8 @@ class Registry {
 
   mutable absl::Mutex mu_;
   RegistryState state_ ABSL_GUARDED_BY(mu_);
+  // The backends registered versions define, kept across tables (candidate.h).
+  RegisteredBackends own_backends_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const RouteTable> routes_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };

@@ -18,22 +18,27 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "gateway/config/v1/config.pb.h"
 
 namespace gateway::registry {
 
 struct ServiceVersion {
   std::string service;  // full name, "pkg.Service"
   std::string owner;    // the team that owns it
-  std::string backend;  // a backend name from the gateway config
+  std::string backend;  // a backend name from the gateway config, or backend_config's
   int64_t version = 0;  // 1, 2, ... per service
   std::string descriptor_set;  // serialized FileDescriptorSet (empty when removed)
   absl::Time registered_at = absl::UnixEpoch();
   bool removed = false;  // this version records a removal
   std::string changed_by;  // who made it (audit name of the admin token; may be empty)
+  // The backend this version defines itself (a config `backends[]` entry; its name is
+  // `backend`); unset: `backend` names a backend of the gateway config.
+  std::optional<config::v1::Backend> backend_config;
 };
 
 class RegistryState {

@@ -769,5 +769,160 @@ TEST_F(RegistryTest, RebaseLeavesOutARegisteredServiceWhoseBackendLeft) {
       << problems[0];
 }
 
+// --- A backend the registration defines (backend_config). ---
+
+config::v1::Backend OwnBackend(const std::string& name, const std::string& target) {
+  config::v1::Backend b;
+  b.set_name(name);
+  b.set_target(target);
+  return b;
+}
+
+const Route* RouteOf(const RouteTable& table, const std::string& path) { return table.Find(path); }
+
+TEST_F(RegistryTest, OwnBackendServesTheServiceNamedAfterItByDefault) {
+  RegisterRequest r = Library();
+  r.backend.clear();
+  r.backend_config = OwnBackend("", "dns:///127.0.0.1:7001");
+  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->version.backend, "lib.v1.Library");
+  ASSERT_TRUE(result->version.backend_config.has_value());
+  const Route* route = RouteOf(*published_, "/lib.v1.Library/Get");
+  ASSERT_NE(route, nullptr);
+  EXPECT_EQ(route->backend->name(), "lib.v1.Library");
+  EXPECT_EQ(route->backend->target(), "dns:///127.0.0.1:7001");
+}
+
+TEST_F(RegistryTest, OwnBackendIsValidatedAsAConfigEntry) {
+  RegisterRequest r = Library();
+  r.backend.clear();
+  r.backend_config = OwnBackend("lib", "");
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "backend_config.target: required (e.g. dns:///127.0.0.1:50051 or unix:/path)"));
+  r.backend_config = OwnBackend("lib", "http://x:1");
+  EXPECT_THAT(std::string(RegisterStatus(r).message()),
+              HasSubstr("backend_config.target: \"http://x:1\": unsupported scheme"));
+  r.backend_config = OwnBackend("lib", "dns:///127.0.0.1:7001");
+  r.backend = "other";
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError("backend: \"other\" differs from backend_config.name "
+                                       "\"lib\" (with backend_config, leave backend empty)"));
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
+}
+
+TEST_F(RegistryTest, OwnBackendNamedLikeAConfigBackendOrAnotherServicesIsRefused) {
+  RegisterRequest r = Library();
+  r.backend.clear();
+  r.backend_config = OwnBackend("books", "dns:///127.0.0.1:7001");
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "backend_config.name: \"books\" is a backend of the gateway config (name the "
+                "service's own backend differently, or name the config's with `backend` "
+                "alone)"));
+  r.backend_config = OwnBackend("shared", "dns:///127.0.0.1:7001");
+  ASSERT_TRUE(registry_->Register(r).ok());
+  RegisterRequest other;
+  other.service = "news.v1.News";
+  other.owner = "team-b";
+  other.descriptor_set = SimpleServiceSet("news.v1", "News", "/v1/news/{id}");
+  other.backend_config = OwnBackend("shared", "dns:///127.0.0.1:7002");
+  EXPECT_EQ(RegisterStatus(other),
+            absl::InvalidArgumentError("service news.v1.News: backend_config.name: \"shared\" "
+                                       "is already the backend of service lib.v1.Library"));
+}
+
+TEST_F(RegistryTest, TeamTokenMayNotNameFilesForItsOwnBackend) {
+  RegisterRequest r = Library();
+  r.backend.clear();
+  r.restricted = true;
+  r.allowed_packages = {"lib"};
+  r.allowed_path_prefixes = {"/v1/books"};
+  r.backend_config = OwnBackend("lib", "dns:///127.0.0.1:7001");
+  r.backend_config->mutable_tls()->set_ca_file("/etc/shadow");
+  EXPECT_EQ(RegisterStatus(r),
+            absl::PermissionDeniedError(
+                "backend_config.tls.ca_file: a team token may not name files on the gateway's "
+                "host (ask the platform team for a backend of the gateway config)"));
+  r.backend_config->mutable_tls()->clear_ca_file();
+  r.backend_config->mutable_tls()->set_server_name("lib.internal");
+  EXPECT_TRUE(registry_->Register(r).ok());
+}
+
+TEST_F(RegistryTest, OwnBackendIsKeptWhileUnchangedAndDroppedByRemove) {
+  RegisterRequest r = Library();
+  r.backend.clear();
+  r.backend_config = OwnBackend("lib", "dns:///127.0.0.1:7001");
+  ASSERT_TRUE(registry_->Register(r).ok());
+  Backend* first = published_->Find("/lib.v1.Library/Get")->backend;
+  std::weak_ptr<Backend> first_alive = published_->services().back().backend;
+  // A new descriptor set, the same backend definition: the same running Backend.
+  r.descriptor_set = SimpleServiceSet("lib.v1", "Library", "/v1/volumes/{id}");
+  r.force = true;
+  absl::StatusOr<ChangeResult> second = registry_->Register(r);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get")->backend, first);
+  // Identical request: unchanged; a changed definition is a new version with a new Backend.
+  EXPECT_TRUE(registry_->Register(r)->unchanged);
+  r.backend_config->set_target("dns:///127.0.0.1:7002");
+  absl::StatusOr<ChangeResult> third = registry_->Register(r);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_FALSE(third->unchanged);
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get")->backend->target(), "dns:///127.0.0.1:7002");
+  EXPECT_TRUE(first_alive.expired()) << "the replaced backend is still held";
+  // Rollback restores the earlier definition; remove drops it.
+  ASSERT_TRUE(registry_->Rollback("lib.v1.Library", 2, "team-a", false).ok());
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get")->backend->target(), "dns:///127.0.0.1:7001");
+  std::weak_ptr<Backend> rolled_back;
+  for (const ServiceBinding& b : published_->services()) {
+    if (b.service == "lib.v1.Library") rolled_back = b.backend;
+  }
+  ASSERT_TRUE(registry_->Remove("lib.v1.Library", "team-a", false).ok());
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
+  EXPECT_TRUE(rolled_back.expired()) << "the removed service's backend is still held";
+}
+
+TEST_F(RegistryTest, OwnBackendSurvivesARestartThroughTheDirectoryStore) {
+  const std::string dir = FreshDirectory("own-backend");
+  Start(std::make_unique<DirectoryStore>(dir));
+  RegisterRequest r = Library();
+  r.backend.clear();
+  r.backend_config = OwnBackend("lib", "dns:///127.0.0.1:7001");
+  r.backend_config->mutable_connect_timeout()->set_seconds(3);
+  ASSERT_TRUE(registry_->Register(r).ok());
+  registry_.reset();
+  published_.reset();
+  Start(std::make_unique<DirectoryStore>(dir));
+  EXPECT_THAT(problems_, IsEmpty());
+  const Route* route = published_->Find("/lib.v1.Library/Get");
+  ASSERT_NE(route, nullptr);
+  EXPECT_EQ(route->backend->name(), "lib");
+  EXPECT_EQ(route->backend->target(), "dns:///127.0.0.1:7001");
+  absl::StatusOr<ServiceVersion> v = registry_->Get("lib.v1.Library");
+  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_TRUE(v->backend_config.has_value());
+  EXPECT_EQ(v->backend_config->connect_timeout().seconds(), 3);
+  // The same definition again: nothing changes.
+  EXPECT_TRUE(registry_->Register(r)->unchanged);
+}
+
+TEST_F(RegistryTest, BackendCheckAsksTheOwnBackend) {
+  std::vector<std::string> asked;
+  RegistryOptions options;
+  options.check_backend = [&asked](const Backend& backend, const std::string& service) {
+    asked.push_back(absl::StrCat(backend.name(), " ", backend.target(), " ", service));
+    return ServiceCheck{ServiceCheck::kNotServed, "it lists only x.Y"};
+  };
+  Start(nullptr, options);
+  RegisterRequest r = Library();
+  r.backend.clear();
+  r.backend_config = OwnBackend("lib", "dns:///127.0.0.1:7001");
+  EXPECT_EQ(RegisterStatus(r).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(asked, ElementsAre("lib dns:///127.0.0.1:7001 lib.v1.Library"));
+  EXPECT_THAT(std::string(RegisterStatus(r).message()),
+              HasSubstr("backend \"lib\" does not serve lib.v1.Library (it lists only x.Y)"));
+}
+
 }  // namespace
 }  // namespace gateway::registry

@@ -12,11 +12,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,7 +59,8 @@ commands:
       kept next to the service's protos:
         service: payments.v1.Payments   # required
         owner: payments                 # optional with a team's token
-        backend: payments               # a backend of the gateway config (required)
+        backend: payments               # a backend of the gateway config, or the
+                                        # service's own: {target: "dns:///pay:50051", ...}
         descriptor_set: payments.pb     # or protos: [payments.proto] (+ proto_paths: [.])
         force: false
       relative paths are taken from the file's directory
@@ -107,6 +110,8 @@ struct Args {
   std::string backend, owner, descriptor_set_file, from_reflection, config_file;
   std::string service_file;  // -f: a service's YAML file (apply, diff)
   std::vector<std::string> protos, proto_paths;
+  // -f: the backend the service file defines (`backend:` as a map).
+  std::optional<config::v1::Backend> backend_config;
   bool force = false, dry_run = false, versions = false;
   int64_t to_version = 0;
 };
@@ -283,13 +288,14 @@ void PrintChanges(const admin::v1::ChangeSummary& c) {
   print("- method ", c.methods_removed());
   print("+ route ", c.routes_added());
   print("- route ", c.routes_removed());
+  print("~ ", c.settings_changes());
   if (c.breaking_changes_size() > 0) {
     std::cout << "breaking changes:\n";
     print("! ", c.breaking_changes());
   }
   if (c.services_added_size() + c.services_removed_size() + c.methods_added_size() +
           c.methods_removed_size() + c.routes_added_size() + c.routes_removed_size() +
-          c.breaking_changes_size() ==
+          c.breaking_changes_size() + c.settings_changes_size() ==
       0) {
     std::cout << "  no changes to the served routes\n";
   }
@@ -382,14 +388,21 @@ int LoadServiceFile(Args* args) {
   if (!args->positional.empty()) {
     return UsageError("-f names the service in the file; give no SERVICE argument");
   }
+  // The service's own settings, in the gateway config's schema: read by the config's own
+  // parser, as the `backends` entry of a config.
+  YAML::Node settings(YAML::NodeType::Map);
   try {
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
       const YAML::Node& value = kv.second;
-      if (key == "service" || key == "owner" || key == "backend" || key == "descriptor_set") {
+      if (key == "backend" && value.IsMap()) {
+        settings["backends"].push_back(value);
+      } else if (key == "service" || key == "owner" || key == "backend" ||
+                 key == "descriptor_set") {
         if (!value.IsScalar()) {
           return bad(key, key == "backend" ? "expected the name of a backend of the gateway "
-                                             "config"
+                                             "config, or a map defining the service's own "
+                                             "backend (target, tls, load_balancing, ...)"
                                            : "expected a string");
         }
         const std::string v = value.as<std::string>();
@@ -417,6 +430,21 @@ int LoadServiceFile(Args* args) {
     return UsageError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
   }
   if (args->positional.empty()) return bad("service", "required");
+  if (settings.size() > 0) {
+    YAML::Emitter out;
+    out << YAML::Flow << settings;
+    absl::StatusOr<config::v1::Config> parsed = ParseConfigText(out.c_str(), path);
+    if (!parsed.ok()) {
+      // The config's key names the service file's: "backends[0].target" is "backend.target".
+      std::string message(parsed.status().message());
+      for (std::size_t at = message.find("backends[0]"); at != std::string::npos;
+           at = message.find("backends[0]", at)) {
+        message.replace(at, std::strlen("backends[0]"), "backend");
+      }
+      return UsageError(message);
+    }
+    if (parsed->backends_size() > 0) args->backend_config = parsed->backends(0);
+  }
   if (!args->protos.empty() && args->proto_paths.empty()) {
     args->proto_paths.push_back(dir.empty() ? "." : dir.string());
   }
@@ -425,10 +453,13 @@ int LoadServiceFile(Args* args) {
 
 int Register(const Args& args, Client& client, bool dry_run) {
   if (args.positional.size() != 1) return UsageError("register needs one SERVICE");
-  if (args.backend.empty()) return UsageError("--backend=NAME is required");
+  if (args.backend.empty() && !args.backend_config.has_value()) {
+    return UsageError("--backend=NAME is required");
+  }
   admin::v1::RegisterRequest request;
   request.set_service(args.positional[0]);
   request.set_backend(args.backend);
+  if (args.backend_config.has_value()) *request.mutable_backend_config() = *args.backend_config;
   request.set_owner(args.owner);
   request.set_force(args.force);
   request.set_dry_run(dry_run);
@@ -524,7 +555,11 @@ int Show(const Args& args, Client& client) {
   std::cout << "service:    " << v.service() << "\n"
             << "version:    " << v.version() << "\n"
             << "owner:      " << v.owner() << "\n"
-            << "backend:    " << v.backend() << "\n"
+            << "backend:    " << v.backend()
+            << (v.has_backend_config()
+                    ? absl::StrCat(" (its own: ", v.backend_config().ShortDebugString(), ")")
+                    : "")
+            << "\n"
             << "methods:    " << v.method_count() << "\n"
             << "routes:     " << v.route_count() << "\n"
             << "registered: " << TimeText(v.registered_at_unix_seconds()) << "\n";
