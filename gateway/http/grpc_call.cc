@@ -1,6 +1,7 @@
 #include "gateway/http/grpc_call.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -216,7 +217,8 @@ void GrpcRelayCall::StartBackend() {
   }
   const std::shared_ptr<upstream::Cluster>& cluster = route_->backend->cluster();
   // limits.max_message_bytes, which also bounds the backend's response messages.
-  reader_.emplace(cluster->options().connection.max_message_size, /*framed=*/true);
+  request_scan_.emplace(cluster->options().connection.max_message_size);
+  response_scan_.emplace(std::numeric_limits<uint32_t>::max());  // counts (the stream checks)
   upstream::BackendCall::Spec spec;
   spec.path = route_->path;
   spec.deadline = deadline_;
@@ -224,7 +226,7 @@ void GrpcRelayCall::StartBackend() {
   if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
   if (span_ != nullptr) span_->HookAttempts(&spec.on_attempt_start, &spec.on_attempt_end);
   spec.single_response = false;  // messages go to the client as they come
-  spec.framed = true;            // whole frames both ways, compressed ones untouched
+  spec.framed = true;  // frames both ways as they come, compressed ones untouched
   spec.encoding = std::string(request_.Header("grpc-encoding"));
   spec.accept_encoding = std::string(request_.Header("grpc-accept-encoding"));
   upstream::BackendCall::Callbacks cb;
@@ -253,21 +255,21 @@ void GrpcRelayCall::StartBackend() {
 
 // Runs whenever nothing is pending with the backend: after the call started, after each
 // write the backend took, after each piece of body. So the client's HTTP/2 window opens
-// only as fast as the backend takes the messages.
+// only as fast as the backend takes the bytes; nothing waits for a whole message.
 void GrpcRelayCall::PumpRequest() {
   if (finished_ || backend_done_ || writing_ || writes_done_ || reading_ ||
       !request_error_.ok() || body_ == nullptr) {
     return;
   }
-  if (std::optional<std::string> message = reader_->Next()) {
+  if (!pending_.empty()) {
     writing_ = true;
-    ++messages_in_;
-    bytes_in_ += message->size() - 5;  // message bytes (the access log's BYTES_IN)
-    backend_->Write(*std::move(message));
+    std::string bytes = std::move(pending_);
+    pending_ = std::string();
+    backend_->Write(std::move(bytes));
     return;
   }
   if (body_ended_) {
-    if (absl::Status complete = reader_->CheckComplete(); !complete.ok()) {
+    if (absl::Status complete = request_scan_->CheckComplete(); !complete.ok()) {
       FailRequest(std::move(complete));
       return;
     }
@@ -289,10 +291,13 @@ void GrpcRelayCall::OnBody(absl::Status status, std::string data, bool last) {
     return;
   }
   body_ended_ = last;
-  if (absl::Status fed = reader_->Feed(data); !fed.ok()) {
-    FailRequest(std::move(fed));
+  // The prefixes are checked before any byte of the piece goes on: a message over the
+  // limit never reaches the backend.
+  if (absl::Status scanned = request_scan_->Scan(data); !scanned.ok()) {
+    FailRequest(std::move(scanned));
     return;
   }
+  pending_ = std::move(data);
   PumpRequest();
 }
 
@@ -332,8 +337,8 @@ void GrpcRelayCall::SendHeaders() {
 void GrpcRelayCall::OnBackendMessage(std::string message) {
   if (finished_ || sink_ == nullptr) return;
   if (!headers_sent_) SendHeaders();
-  // `message` is the backend's whole frame (prefix included), passed on as it is.
-  bytes_out_ += message.size() - 5;  // message bytes, as BYTES_IN
+  // `message` is the next bytes of the backend's frames, passed on as they are.
+  (void)response_scan_->Scan(message);  // counts the message bytes (BYTES_OUT)
   sink_->Write(std::move(message), /*last=*/false,
                [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
 }
@@ -435,7 +440,9 @@ void GrpcRelayCall::LogAccess(int status, absl::Time now) {
            gateway_code_ >= 0 ? gateway_code_
            : backend_done_    ? static_cast<int>(status_.code())
                               : -1,
-           arrival_, now, first_byte_, route_, bytes_in_, bytes_out_, backend_.get(),
+           arrival_, now, first_byte_, route_,
+           request_scan_.has_value() ? request_scan_->message_bytes() : 0,
+           response_scan_.has_value() ? response_scan_->message_bytes() : 0, backend_.get(),
            call_ctx_.get(), request_id_});
 }
 

@@ -5,15 +5,16 @@
 // The request headers are checked (POST, grpc-timeout, grpc-encoding), the method is
 // routed by :path (RouteTable::Find), the request headers become metadata through the
 // metadata policy, and the interceptor chain runs as for every front end (front end
-// "grpc"). The request body is split only at the 5-byte message prefixes (upstream::
-// GrpcDeframer in framed mode: limits.max_message_bytes is enforced at the prefix): each
-// whole frame goes to upstream::BackendCall::Write as it is (BackendCall::Spec::framed),
-// and more of the body is read only once the backend took it. Response frames are written
-// as they arrive, as the backend sent them, the next one asked for only once the client
-// took the one before; the call ends with HTTP/2 trailers (grpc-status, grpc-message,
-// grpc-status-details-bin, the backend's trailing metadata), or with a trailers-only
-// response when it ends before its first response message (errors the gateway answers
-// itself included).
+// "grpc"). The request body goes to upstream::BackendCall::Write as it is read, in the
+// pieces it arrives in (BackendCall::Spec::framed): only the 5-byte message prefixes are
+// read (upstream::GrpcFrameScanner: limits.max_message_bytes is enforced at the prefix,
+// before any byte of that message goes on), and more of the body is read only once the
+// backend took the piece before. No message is ever held whole, either way. Response
+// bytes are written as they arrive, as the backend sent them, the next piece asked for
+// only once the client took the one before; the call ends with HTTP/2 trailers
+// (grpc-status, grpc-message, grpc-status-details-bin, the backend's trailing metadata), or
+// with a trailers-only response when it ends before its first response bytes (errors the
+// gateway answers itself included).
 //
 // Compressed messages (flag byte 1) pass through untouched both ways: the client's
 // grpc-encoding and grpc-accept-encoding go to the backend, the backend's come back, and
@@ -77,8 +78,8 @@ class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
   void RunInterceptors(absl::Time now);
   void OnIntercepted(absl::Status status);
   void StartBackend();
-  // Request side: hands the next complete message to the backend, or reads more body, or
-  // ends the request stream.
+  // Request side: hands what was read of the body to the backend, or reads more, or ends
+  // the request stream.
   void PumpRequest();
   void OnBody(absl::Status status, std::string data, bool last);
   void FailRequest(absl::Status status);
@@ -117,15 +118,18 @@ class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
   GrpcMetrics::Series* series_ = nullptr;  // null: no metrics
 
   std::shared_ptr<upstream::BackendCall> backend_;
-  // The request body split at the 5-byte prefixes into whole frames (upstream::
-  // GrpcDeframer, framed), each passed to the backend as it is.
-  std::optional<upstream::GrpcDeframer> reader_;
+  // The request body, passed to the backend as it is read: request_scan_ follows its
+  // 5-byte prefixes (limits.max_message_bytes), pending_ holds what was read and not yet
+  // written. response_scan_ follows the response's prefixes (for BYTES_OUT).
+  std::optional<upstream::GrpcFrameScanner> request_scan_;
+  std::optional<upstream::GrpcFrameScanner> response_scan_;
+  std::string pending_;
   bool cancelled_ = false;
   bool finished_ = false;       // the response ended (or the call was cancelled)
   bool backend_done_ = false;
   bool reading_ = false;        // a body Read is pending
   bool body_ended_ = false;     // the client's END_STREAM was read
-  bool writing_ = false;        // a message is with the backend, on_writable pending
+  bool writing_ = false;        // bytes are with the backend, on_writable pending
   bool writes_done_ = false;
   absl::Status request_error_;  // a broken request body: the call ends with it
   bool headers_sent_ = false;
@@ -135,9 +139,6 @@ class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
   std::string status_details_;
   bool counted_ = false;
   int gateway_code_ = -1;  // the gRPC code of an error the gateway answered itself
-  uint64_t bytes_in_ = 0;
-  uint64_t bytes_out_ = 0;
-  uint64_t messages_in_ = 0;
   absl::Time first_byte_ = absl::InfinitePast();
 };
 

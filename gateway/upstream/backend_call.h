@@ -57,8 +57,9 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
     // end (on_headers, on_message, on_done in a row), so the call may be tried again until
     // then, even after a whole message arrived.
     bool single_response = false;
-    // Messages both ways are whole gRPC frames (prefix included, compressed ones passed
-    // through): CallSpec::framed. `encoding` and `accept_encoding` are sent as
+    // Bytes both ways are gRPC frames as on the wire, in pieces of any size (prefixes
+    // included, compressed ones passed through): CallSpec::framed. Retries replay the
+    // written pieces; the first response piece commits the call. `encoding` and `accept_encoding` are sent as
     // grpc-encoding and grpc-accept-encoding when not empty (valid header values).
     bool framed = false;
     std::string encoding;

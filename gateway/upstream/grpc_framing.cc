@@ -1,5 +1,7 @@
 #include "gateway/upstream/grpc_framing.h"
 
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +16,41 @@ void AppendGrpcFrame(absl::string_view message, std::string* out) {
   out->append(message.data(), message.size());
 }
 
+namespace {
+
+// The error of a prefix (5 bytes) with a flag byte other than those allowed, or announcing
+// more than `max` bytes; OK otherwise, with the message length in *size.
+absl::Status CheckPrefix(const unsigned char* h, bool compressed_allowed, size_t max,
+                         uint32_t* size) {
+  if (h[0] != 0 && !(compressed_allowed && h[0] == 1)) {
+    return absl::InternalError(
+        compressed_allowed
+            ? absl::StrCat("message with flag byte ", static_cast<int>(h[0]),
+                           " (0 or 1 expected)")
+            : absl::StrCat("backend sent a message with compressed flag ",
+                           static_cast<int>(h[0]), " (no compression was negotiated)"));
+  }
+  *size = (uint32_t{h[1]} << 24) | (uint32_t{h[2]} << 16) | (uint32_t{h[3]} << 8) |
+          uint32_t{h[4]};
+  if (*size > max) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("message of ", *size, " bytes is larger than the limit of ", max,
+                     " bytes (limits.max_message_bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Truncated(size_t prefix_bytes, size_t body_bytes, size_t body_size) {
+  if (prefix_bytes < 5) {
+    return absl::InternalError(absl::StrCat("message truncated: the stream ended after ",
+                                            prefix_bytes, " of 5 prefix bytes"));
+  }
+  return absl::InternalError(absl::StrCat("message truncated: the stream ended after ",
+                                          body_bytes, " of ", body_size, " message bytes"));
+}
+
+}  // namespace
+
 absl::Status GrpcDeframer::Feed(absl::string_view bytes) {
   if (!error_.ok()) return error_;
   while (!bytes.empty()) {
@@ -22,34 +59,15 @@ absl::Status GrpcDeframer::Feed(absl::string_view bytes) {
       header_.append(bytes.data(), take);
       bytes.remove_prefix(take);
       if (header_.size() < 5) break;
-      const auto* h = reinterpret_cast<const unsigned char*>(header_.data());
-      if (h[0] != 0 && !(framed_ && h[0] == 1)) {
-        error_ = absl::InternalError(
-            framed_ ? absl::StrCat("message with flag byte ", static_cast<int>(h[0]),
-                                   " (0 or 1 expected)")
-                    : absl::StrCat("backend sent a message with compressed flag ",
-                                   static_cast<int>(h[0]), " (no compression was negotiated)"));
-        return error_;
-      }
-      body_size_ = (uint32_t{h[1]} << 24) | (uint32_t{h[2]} << 16) | (uint32_t{h[3]} << 8) |
-                   uint32_t{h[4]};
-      if (body_size_ > max_message_size_) {
-        error_ = absl::ResourceExhaustedError(
-            absl::StrCat("message of ", body_size_, " bytes is larger than the limit of ",
-                         max_message_size_, " bytes (limits.max_message_bytes)"));
-        return error_;
-      }
+      error_ = CheckPrefix(reinterpret_cast<const unsigned char*>(header_.data()),
+                           /*compressed_allowed=*/false, max_message_size_, &body_size_);
+      if (!error_.ok()) return error_;
       body_.clear();
-      if (framed_) {
-        body_.reserve(std::min<size_t>(body_size_, 64 << 10) + 5);
-        body_.append(header_);
-      }
     }
-    const size_t want = body_size_ + (framed_ ? 5 : 0);
-    const size_t take = std::min<size_t>(want - body_.size(), bytes.size());
+    const size_t take = std::min<size_t>(body_size_ - body_.size(), bytes.size());
     body_.append(bytes.data(), take);
     bytes.remove_prefix(take);
-    if (body_.size() == want) {
+    if (body_.size() == body_size_) {
       ready_.push_back(std::move(body_));
       body_ = std::string();
       header_.clear();
@@ -68,13 +86,39 @@ std::optional<std::string> GrpcDeframer::Next() {
 absl::Status GrpcDeframer::CheckComplete() const {
   if (!error_.ok()) return error_;
   if (header_.empty()) return absl::OkStatus();
-  if (header_.size() < 5) {
-    return absl::InternalError(absl::StrCat("message truncated: the stream ended after ",
-                                            header_.size(), " of 5 prefix bytes"));
+  return Truncated(header_.size(), body_.size(), body_size_);
+}
+
+absl::Status GrpcFrameScanner::Scan(absl::string_view bytes) {
+  if (!error_.ok()) return error_;
+  while (!bytes.empty()) {
+    if (header_size_ < 5) {
+      const size_t take = std::min<size_t>(5 - header_size_, bytes.size());
+      std::memcpy(header_ + header_size_, bytes.data(), take);
+      header_size_ += take;
+      bytes.remove_prefix(take);
+      if (header_size_ < 5) break;
+      error_ = CheckPrefix(header_, /*compressed_allowed=*/true, max_message_size_,
+                           &body_size_);
+      if (!error_.ok()) return error_;
+      body_seen_ = 0;
+    }
+    const size_t take = std::min<size_t>(body_size_ - body_seen_, bytes.size());
+    body_seen_ += static_cast<uint32_t>(take);
+    message_bytes_ += take;
+    bytes.remove_prefix(take);
+    if (body_seen_ == body_size_) {
+      ++frames_;
+      header_size_ = 0;
+    }
   }
-  return absl::InternalError(absl::StrCat("message truncated: the stream ended after ",
-                                          body_.size() - (framed_ ? 5 : 0), " of ", body_size_,
-                                          " message bytes"));
+  return absl::OkStatus();
+}
+
+absl::Status GrpcFrameScanner::CheckComplete() const {
+  if (!error_.ok()) return error_;
+  if (header_size_ == 0) return absl::OkStatus();
+  return Truncated(header_size_, body_seen_, body_size_);
 }
 
 absl::StatusOr<std::string> EncodeGrpcTimeout(absl::Duration timeout) {

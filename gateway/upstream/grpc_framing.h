@@ -30,15 +30,12 @@ void AppendGrpcFrame(absl::string_view message, std::string* out);
 
 // Splits a stream of DATA payload bytes into gRPC messages. Messages whose prefix
 // announces more than `max_message_size` bytes are refused with RESOURCE_EXHAUSTED before
-// any of their body is buffered. By default messages come out without their prefix and a
+// any of their body is buffered. Messages come out without their prefix; a
 // compressed-flag message is refused with INTERNAL (the upstream never asks for
-// compression). `framed`: each message comes out as its whole frame, 5-byte prefix
-// included, and the compressed flag (1) is allowed (a relay passes frames through as they
-// are); any other flag byte is INTERNAL. After an error the deframer stays failed.
+// compression). After an error the deframer stays failed.
 class GrpcDeframer {
  public:
-  explicit GrpcDeframer(size_t max_message_size, bool framed = false)
-      : max_message_size_(max_message_size), framed_(framed) {}
+  explicit GrpcDeframer(size_t max_message_size) : max_message_size_(max_message_size) {}
 
   // Takes the next bytes of the stream. Returns OK, or the error described above.
   absl::Status Feed(absl::string_view bytes);
@@ -47,21 +44,52 @@ class GrpcDeframer {
   // Whether a message is ready for Next().
   bool HasMessage() const { return !ready_.empty(); }
   // Bytes buffered of a message not yet complete (prefix included).
-  size_t partial_bytes() const {
-    return framed_ && !body_.empty() ? body_.size() : header_.size() + body_.size();
-  }
+  size_t partial_bytes() const { return header_.size() + body_.size(); }
   // OK unless a message was partly received; for the end of the stream: a prefix or body
   // cut short is INTERNAL ("message truncated: ...").
   absl::Status CheckComplete() const;
 
  private:
   const size_t max_message_size_;
-  const bool framed_;
   absl::Status error_;
   std::string header_;  // 0..5 bytes of the current prefix
   std::string body_;
   uint32_t body_size_ = 0;
   std::deque<std::string> ready_;
+};
+
+// Follows a stream of gRPC frames passed through as they arrive (a relay: any split, whole
+// or partial frames, nothing buffered or copied here): reads only the 5-byte prefixes. A
+// prefix whose flag byte is neither 0 nor 1 (compressed) is INTERNAL; one that announces
+// more than `max_message_size` bytes is RESOURCE_EXHAUSTED, so the caller stops before
+// passing any of that message on. After an error the scanner stays failed.
+//
+//   GrpcFrameScanner scan(/*max_message_size=*/4 << 20);
+//   if (absl::Status s = scan.Scan(chunk); !s.ok()) return Fail(s);
+//   Forward(std::move(chunk));
+class GrpcFrameScanner {
+ public:
+  explicit GrpcFrameScanner(size_t max_message_size) : max_message_size_(max_message_size) {}
+
+  // Checks the prefixes that start in `bytes`, the next bytes of the stream.
+  absl::Status Scan(absl::string_view bytes);
+  // OK unless a frame was partly seen; for the end of the stream: a prefix or body cut
+  // short is INTERNAL ("message truncated: ...").
+  absl::Status CheckComplete() const;
+  // Frames seen whole, and their message bytes (prefixes not counted) plus those of the
+  // frame under way.
+  uint64_t frames() const { return frames_; }
+  uint64_t message_bytes() const { return message_bytes_; }
+
+ private:
+  const size_t max_message_size_;
+  absl::Status error_;
+  unsigned char header_[5] = {};
+  size_t header_size_ = 0;  // prefix bytes of the current frame seen (0..5)
+  uint32_t body_size_ = 0;
+  uint32_t body_seen_ = 0;
+  uint64_t frames_ = 0;
+  uint64_t message_bytes_ = 0;
 };
 
 // The `grpc-timeout` value for `timeout`: the largest unit (H, M, S, m, u, n) that holds it

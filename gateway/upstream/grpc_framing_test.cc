@@ -86,60 +86,64 @@ std::string Frame(absl::string_view payload, char flag = 0) {
   return out;
 }
 
-TEST(GrpcDeframerFramedTest, WholeFramesSplitAnywhere) {
+TEST(GrpcFrameScannerTest, FollowsFramesSplitAnywhere) {
   const std::string wire = Frame("hello") + Frame("") + Frame("zip!", 1) + Frame("world!");
   for (size_t chunk = 1; chunk <= wire.size(); ++chunk) {
-    GrpcDeframer d(1024, /*framed=*/true);
-    std::vector<std::string> got;
+    GrpcFrameScanner scan(1024);
     for (size_t i = 0; i < wire.size(); i += chunk) {
-      ASSERT_TRUE(d.Feed(absl::string_view(wire).substr(i, chunk)).ok()) << chunk;
-      if (i + chunk < wire.size()) EXPECT_LE(d.partial_bytes(), 11u);
-      while (auto m = d.Next()) got.push_back(*m);
+      ASSERT_TRUE(scan.Scan(absl::string_view(wire).substr(i, chunk)).ok()) << chunk;
+      if (i + chunk < wire.size()) EXPECT_LT(scan.frames(), 4u) << chunk;
     }
-    ASSERT_EQ(got.size(), 4u) << chunk;
-    EXPECT_EQ(got[0], Frame("hello"));
-    EXPECT_EQ(got[1], Frame(""));
-    EXPECT_EQ(got[2], Frame("zip!", 1));  // compressed: passed through as it is
-    EXPECT_EQ(got[3], Frame("world!"));
-    EXPECT_TRUE(d.CheckComplete().ok());
+    EXPECT_EQ(scan.frames(), 4u) << chunk;
+    EXPECT_EQ(scan.message_bytes(), 15u) << chunk;  // compressed frames count as they are
+    EXPECT_TRUE(scan.CheckComplete().ok());
   }
 }
 
-TEST(GrpcDeframerFramedTest, RefusesAHugeDeclaredLengthAtThePrefix) {
-  GrpcDeframer d(1024, /*framed=*/true);
-  // 4 GiB - 1 announced: refused at the prefix, nothing buffered.
-  const absl::Status status = d.Feed(std::string("\x00\xff\xff\xff\xff", 5));
+TEST(GrpcFrameScannerTest, RefusesAHugeDeclaredLengthAtThePrefix) {
+  GrpcFrameScanner scan(1024);
+  ASSERT_TRUE(scan.Scan(Frame("ok")).ok());
+  // 4 GiB - 1 announced: refused at the prefix, before any of its body.
+  const absl::Status status = scan.Scan(std::string("\x00\xff\xff\xff\xff", 5));
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(status.message().find("4294967295 bytes is larger than the limit of 1024"),
             std::string::npos)
       << status.message();
-  EXPECT_EQ(d.Feed(Frame("x")).code(), absl::StatusCode::kResourceExhausted);  // stays failed
-  EXPECT_EQ(d.Next(), std::nullopt);
+  EXPECT_EQ(scan.Scan(Frame("x")).code(), absl::StatusCode::kResourceExhausted);  // stays failed
+  EXPECT_EQ(scan.frames(), 1u);
 }
 
-TEST(GrpcDeframerFramedTest, AcceptsAMessageOfExactlyTheLimit) {
-  GrpcDeframer d(4, /*framed=*/true);
-  ASSERT_TRUE(d.Feed(Frame("abcd")).ok());
-  EXPECT_EQ(d.Next(), Frame("abcd"));
-  EXPECT_EQ(d.Feed(Frame("abcde")).code(), absl::StatusCode::kResourceExhausted);
+TEST(GrpcFrameScannerTest, AHugePrefixSplitAcrossChunksIsStillRefused) {
+  GrpcFrameScanner scan(1024);
+  ASSERT_TRUE(scan.Scan(std::string("\x01\x00", 2)).ok());
+  EXPECT_EQ(scan.Scan(std::string("\x10\x00\x00", 3)).code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
-TEST(GrpcDeframerFramedTest, RefusesUnknownFlags) {
-  GrpcDeframer d(1024, /*framed=*/true);
-  const absl::Status status = d.Feed(Frame("zz", 7));
+TEST(GrpcFrameScannerTest, AcceptsAMessageOfExactlyTheLimit) {
+  GrpcFrameScanner scan(4);
+  ASSERT_TRUE(scan.Scan(Frame("abcd")).ok());
+  EXPECT_EQ(scan.frames(), 1u);
+  EXPECT_EQ(scan.Scan(Frame("abcde")).code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(GrpcFrameScannerTest, RefusesUnknownFlags) {
+  GrpcFrameScanner scan(1024);
+  const absl::Status status = scan.Scan(Frame("zz", 7));
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_NE(status.message().find("flag byte 7"), std::string::npos) << status.message();
 }
 
-TEST(GrpcDeframerFramedTest, ReportsATruncatedMessageAtTheEnd) {
-  GrpcDeframer in_prefix(1024, /*framed=*/true);
-  ASSERT_TRUE(in_prefix.Feed(std::string("\x00\x00", 2)).ok());
+TEST(GrpcFrameScannerTest, ReportsATruncatedMessageAtTheEnd) {
+  GrpcFrameScanner in_prefix(1024);
+  ASSERT_TRUE(in_prefix.Scan(std::string("\x00\x00", 2)).ok());
   EXPECT_EQ(in_prefix.CheckComplete().code(), absl::StatusCode::kInternal);
   EXPECT_NE(in_prefix.CheckComplete().message().find("2 of 5 prefix bytes"), std::string::npos);
-  GrpcDeframer in_body(1024, /*framed=*/true);
-  ASSERT_TRUE(in_body.Feed(Frame("abcdef").substr(0, 8)).ok());
+  GrpcFrameScanner in_body(1024);
+  ASSERT_TRUE(in_body.Scan(Frame("abcdef").substr(0, 8)).ok());
   EXPECT_NE(in_body.CheckComplete().message().find("3 of 6 message bytes"), std::string::npos)
       << in_body.CheckComplete().message();
+  EXPECT_EQ(in_body.message_bytes(), 3u);
 }
 
 }  // namespace

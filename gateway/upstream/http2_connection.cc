@@ -758,7 +758,8 @@ GrpcStream::GrpcStream(std::shared_ptr<Http2Connection> conn, CallSpec spec,
     : conn_(std::move(conn)),
       spec_(std::move(spec)),
       cb_(std::move(cb)),
-      deframer_(conn_->options_.max_message_size, spec_.framed) {}
+      deframer_(conn_->options_.max_message_size),
+      scanner_(conn_->options_.max_message_size) {}
 
 GrpcStream::~GrpcStream() = default;
 
@@ -879,20 +880,44 @@ void GrpcStream::OnData(const uint8_t* data, size_t len) {
     return;
   }
   unconsumed_ += len;
-  absl::Status s = deframer_.Feed(absl::string_view(reinterpret_cast<const char*>(data), len));
+  absl::Status s = FeedInput(absl::string_view(reinterpret_cast<const char*>(data), len));
   if (!s.ok()) {
     EndLocally(std::move(s), false, NGHTTP2_CANCEL);
     return;
   }
   ReturnWindow();
-  if (deframer_.HasMessage()) SchedulePump();
+  if (HasInput()) SchedulePump();
+}
+
+absl::Status GrpcStream::FeedInput(absl::string_view bytes) {
+  if (!spec_.framed) return deframer_.Feed(bytes);
+  if (absl::Status s = scanner_.Scan(bytes); !s.ok()) return s;
+  passthrough_.append(bytes.data(), bytes.size());
+  return absl::OkStatus();
+}
+
+bool GrpcStream::HasInput() const {
+  return spec_.framed ? !passthrough_.empty() : deframer_.HasMessage();
+}
+
+std::string GrpcStream::NextInput() {
+  if (!spec_.framed) return *deframer_.Next();
+  std::string bytes = std::move(passthrough_);
+  passthrough_ = std::string();
+  return bytes;
+}
+
+void GrpcStream::DropInput() {
+  passthrough_.clear();
+  while (deframer_.Next()) {
+  }
 }
 
 void GrpcStream::ReturnWindow() {
   // Bytes go back to the windows only while the consumer waits and nothing complete is
   // queued: a consumer that holds a message stops the backend after one window.
   if (unconsumed_ == 0 || closed_ || stream_id_ <= 0) return;
-  if (!wants_message_ || deframer_.HasMessage()) return;
+  if (!wants_message_ || HasInput()) return;
   nghttp2_session_consume(conn_->session_, stream_id_, unconsumed_);
   unconsumed_ = 0;
   conn_->FlushSoon();
@@ -912,8 +937,7 @@ void GrpcStream::Cancel() {
     if (result_->status.ok()) {
       result_->status = absl::CancelledError("the call was cancelled by the gateway");
     }
-    while (deframer_.Next()) {
-    }
+    DropInput();
     SchedulePump();
     return;
   }
@@ -976,7 +1000,8 @@ void GrpcStream::OnClose(uint32_t error_code) {
                                                 ": invalid grpc-status '",
                                                 absl::CHexEscape(*grpc_status), "'"));
   } else {
-    absl::Status framing = deframer_.CheckComplete();
+    absl::Status framing =
+        spec_.framed ? scanner_.CheckComplete() : deframer_.CheckComplete();
     if (!framing.ok()) {
       r.status = absl::InternalError(absl::StrCat("upstream ", conn_->endpoint_.ToString(),
                                                   ": ", framing.message()));
@@ -1012,8 +1037,7 @@ void GrpcStream::EndLocally(absl::Status status, bool unprocessed, uint32_t rst_
     conn_->Flush();
   }
   // Messages not yet delivered are dropped: the call has failed.
-  while (deframer_.Next()) {
-  }
+  DropInput();
   SchedulePump();
 }
 
@@ -1028,9 +1052,9 @@ void GrpcStream::SchedulePump() {
 
 void GrpcStream::Pump() {
   if (done_) return;
-  if (wants_message_ && deframer_.HasMessage()) {
+  if (wants_message_ && HasInput()) {
     wants_message_ = false;
-    std::string m = *deframer_.Next();
+    std::string m = NextInput();
     if (cb_.on_message) {
       cb_.on_message(std::move(m));
     } else {
@@ -1042,7 +1066,7 @@ void GrpcStream::Pump() {
     return;
   }
   if (wants_message_) ReturnWindow();
-  if (result_.has_value() && !deframer_.HasMessage()) {
+  if (result_.has_value() && !HasInput()) {
     done_ = true;
     CancelDeadlineTimer();
     CallResult r = std::move(*result_);

@@ -121,9 +121,11 @@ struct CallSpec {
   // Sent as given after the reserved headers. Invalid names/values (per RFC 9113) make
   // StartStream fail with INVALID_ARGUMENT.
   std::vector<std::pair<std::string, std::string>> metadata;
-  // Request and response messages are whole gRPC frames, 5-byte prefix included: Write()
-  // sends them as given and on_message hands them up as received, compressed ones (flag
-  // 1) included. For a relay that passes frames through untouched.
+  // Request and response bytes are gRPC frames as on the wire (5-byte prefixes included,
+  // compressed ones (flag 1) too), in pieces of any size: Write() sends its bytes as given,
+  // and on_message hands up the response bytes as they arrived (whole frames, parts of one,
+  // several), only their prefixes checked (flag, limits.max_message_bytes). For a relay
+  // that passes frames through untouched and never holds a whole message.
   bool framed = false;
   // Sent as grpc-encoding and grpc-accept-encoding when not empty (framed calls relaying a
   // client's compressed messages).
@@ -135,8 +137,8 @@ struct CallSpec {
 struct GrpcStreamCallbacks {
   // The response headers (not called for a trailers-only response).
   std::function<void(const std::vector<std::pair<std::string, std::string>>&)> on_headers;
-  // One response message (prefix removed; the whole frame for CallSpec::framed). The next
-  // comes after RequestNext().
+  // One response message (prefix removed), or for CallSpec::framed the response bytes
+  // received since the last call. The next comes after RequestNext().
   std::function<void(std::string)> on_message;
   // After NotifyWhenDrained(): every queued request byte was taken by HTTP/2 flow control
   // (posted, never called inside a stream method).
@@ -236,7 +238,7 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   GrpcStream& operator=(const GrpcStream&) = delete;
 
   // Queues one request message (the 5-byte prefix is added here, unless the call is
-  // CallSpec::framed: then `message` is a whole frame). Returns
+  // CallSpec::framed: then `message` is the next bytes of the frames). Returns
   // FAILED_PRECONDITION after WritesDone() or once the call ended.
   absl::Status Write(absl::string_view message);
   // Half-closes the request side (END_STREAM after the queued messages).
@@ -292,7 +294,15 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   std::vector<std::pair<std::string, std::string>> headers_;
   std::vector<std::pair<std::string, std::string>> trailers_;
   size_t header_block_bytes_ = 0;  // of the header block being received
+  // Response bytes: whole messages (deframer_), or for CallSpec::framed the stream's bytes
+  // as they arrive, prefixes checked by scanner_, held in passthrough_ until taken.
+  absl::Status FeedInput(absl::string_view bytes);
+  bool HasInput() const;
+  std::string NextInput();  // precondition: HasInput()
+  void DropInput();
   GrpcDeframer deframer_;
+  GrpcFrameScanner scanner_;
+  std::string passthrough_;
   size_t unconsumed_ = 0;
   bool wants_message_ = true;
   bool pump_scheduled_ = false;
