@@ -603,13 +603,26 @@ class H2StreamSocket:
 class H2WebSocket(RawWebSocket):
     """A WebSocket over an HTTP/2 extended CONNECT (RFC 8441) on h2c or TLS (ALPN h2).
     status/headers/body as RawWebSocket's (status 200 when accepted). `wait_for_settings`:
-    send the CONNECT only once the server's SETTINGS arrived (as RFC 8441 requires)."""
+    send the CONNECT only once the server's SETTINGS arrived (as RFC 8441 requires).
+    `share`: another H2WebSocket whose connection this one's stream is opened on."""
 
     def __init__(self, address, path, headers=None, tls=False, protocol="websocket",
-                 version="13", method="CONNECT", wait_for_settings=True, end_stream=False):
+                 version="13", method="CONNECT", wait_for_settings=True, end_stream=False,
+                 share=None):
         import ssl
         import h2.config
         import h2.connection
+        self.data = b""
+        self.ended = False
+        self.reset = None
+        self.status = None
+        self.headers = {}
+        if share is not None:
+            self.raw, self.conn, self.settings, self.peers = \
+                share.raw, share.conn, share.settings, share.peers
+            self._open(address, path, headers, tls, protocol, version, method, end_stream)
+            return
+        self.peers = {}  # stream id -> the H2WebSocket of that stream
         host, port = address.rsplit(":", 1)
         raw = socket.create_connection((host, int(port)), timeout=TIMEOUT)
         if tls:
@@ -628,14 +641,12 @@ class H2WebSocket(RawWebSocket):
         self.conn.initiate_connection()
         self.raw.sendall(self.conn.data_to_send())
         self.settings = {}
-        self.data = b""
-        self.ended = False
-        self.reset = None
-        self.status = None
-        self.headers = {}
         if wait_for_settings:
             while not self.settings:
                 self._pump()
+        self._open(address, path, headers, tls, protocol, version, method, end_stream)
+
+    def _open(self, address, path, headers, tls, protocol, version, method, end_stream):
         fields = [(":method", method)]
         if protocol is not None:
             fields.append((":protocol", protocol))
@@ -644,6 +655,7 @@ class H2WebSocket(RawWebSocket):
         fields += [(":authority", address), ("sec-websocket-version", version)]
         fields += [(k.lower(), v) for k, v in (headers or {}).items()]
         self.stream_id = self.conn.get_next_available_stream_id()
+        self.peers[self.stream_id] = self
         self.conn.send_headers(self.stream_id, fields, end_stream=end_stream)
         self.raw.sendall(self.conn.data_to_send())
         while self.status is None and self.reset is None:
@@ -666,17 +678,21 @@ class H2WebSocket(RawWebSocket):
             if isinstance(event, h2.events.RemoteSettingsChanged):
                 for code, setting in event.changed_settings.items():
                     self.settings[int(code)] = setting.new_value
-            elif isinstance(event, h2.events.ResponseReceived):
-                self.status = int(dict(event.headers)[":status"])
-                self.headers = dict(event.headers)
+                continue
+            peer = self.peers.get(getattr(event, "stream_id", None))
+            if peer is None:
+                continue
+            if isinstance(event, h2.events.ResponseReceived):
+                peer.status = int(dict(event.headers)[":status"])
+                peer.headers = dict(event.headers)
             elif isinstance(event, h2.events.DataReceived):
-                self.data += event.data
+                peer.data += event.data
                 self.conn.acknowledge_received_data(event.flow_controlled_length,
                                                     event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
-                self.ended = True
+                peer.ended = True
             elif isinstance(event, h2.events.StreamReset):
-                self.reset = event.error_code
+                peer.reset = event.error_code
         out = self.conn.data_to_send()
         if out:
             self.raw.sendall(out)
@@ -760,6 +776,28 @@ class WebSocketOverHttp2Test(unittest.TestCase):
                 c._pump()
             self.assertTrue(c.ended)
             self.assertIsNone(c.reset)
+
+    def test_websockets_share_a_connection(self):
+        # Two WebSockets as two streams of one HTTP/2 connection, their messages interleaved,
+        # and a third stream that ends with an error while the others go on.
+        a = self.open("Bidi")
+        b = H2WebSocket(self.address, "/gateway.test.v1.Echo/Bidi", share=a)
+        c = H2WebSocket(self.address, "/gateway.test.v1.Echo/Bidi", share=a)
+        self.assertEqual((a.status, b.status, c.status), (200, 200, 200))
+        c.send_json({"payload": b64("c"), "fail_code": 14, "fail_message": "c failed"})
+        for word in ["1", "2", "3"]:
+            a.send_json({"payload": b64("a" + word)})
+            b.send_json({"payload": b64("b" + word)})
+            for ws, name in ((b, "b"), (a, "a")):
+                op, payload = ws.recv_frame()
+                self.assertEqual(op, 1)
+                self.assertEqual(base64.b64decode(json.loads(payload)["payload"]).decode(),
+                                 name + word)
+        texts, code, reason = c.recv_all()
+        self.assertEqual((code, reason), (4014, "c failed"), texts)
+        for ws in (a, b):
+            ws.send_text("")
+            self.assertEqual(ws.recv_all(), ([], 1000, ""))
 
     def test_server_stream_over_tls(self):
         token = self.key.token(jwt_util.claims())
