@@ -1,5 +1,5 @@
 """Integration tests of tracing: a real gatewayd between real clients (REST, gRPC,
-gRPC-Web) and the echo backend, exporting spans to a collector written here (an HTTP
+gRPC-Web, Connect) and the echo backend, exporting spans to a collector written here (an HTTP
 server that decodes each OTLP ExportTraceServiceRequest with the gateway's own descriptor
 set of the OTLP schema). Asserts the chain incoming traceparent -> the gateway's server
 span -> one client span per backend attempt -> the traceparent the backend saw. Every call
@@ -9,6 +9,7 @@ import http.client
 import http.server
 import json
 import os
+import struct
 import sys
 import threading
 import time
@@ -252,6 +253,47 @@ class TracingTest(unittest.TestCase):
         (tp,) = backend_saw(Resp.FromString(web.messages[0]), "traceparent")
         server, _ = self.assert_chain(self.collector.trace(web_trace, 2), "c7ad6b7169203331", tp)
         self.assertEqual(attributes(server)["gateway.front_end"], "grpc-web")
+
+    def connect(self, path, body, content_type, headers):
+        conn = http.client.HTTPConnection(*self.http.rsplit(":", 1), timeout=TIMEOUT)
+        try:
+            conn.request("POST", path, body=body,
+                         headers={"content-type": content_type, **headers})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def test_connect_calls_continue_the_incoming_trace(self):
+        trace = "5bf92f3577b34da6a3ce929d0e0e4737"
+        status, out = self.connect(UNARY, json.dumps({"payload": "aGk="}), "application/json", {
+            "connect-protocol-version": "1", "traceparent": f"00-{trace}-10f067aa0ba902b7-01"})
+        self.assertEqual(status, 200, out)
+        (tp,) = [m.split("=", 1)[1] for m in json.loads(out)["metadata"]
+                 if m.startswith("traceparent=")]
+        server, _ = self.assert_chain(self.collector.trace(trace, 2), "10f067aa0ba902b7", tp)
+        self.assertEqual(server.name, "gateway.test.v1.Echo/Unary")  # an RPC, as gRPC-Web's
+        a = attributes(server)
+        self.assertEqual(a["gateway.front_end"], "connect")
+        self.assertEqual(a["url.path"], UNARY)
+        self.assertEqual(a["http.response.status_code"], 200)
+        self.assertEqual(a["rpc.grpc.status_code"], 0)
+
+        # A Connect stream that fails after a message: the span has the backend's status.
+        trace = "6bf92f3577b34da6a3ce929d0e0e4738"
+        req = Req(payload=b"a", count=3, fail_code=13, fail_message="gone", fail_after=1)
+        data = req.SerializeToString()
+        status, out = self.connect(
+            "/gateway.test.v1.Echo/ServerStream", struct.pack(">BI", 0, len(data)) + data,
+            "application/connect+proto", {"traceparent": f"00-{trace}-20f067aa0ba902b7-01"})
+        self.assertEqual(status, 200, out)
+        self.assertIn(b'"internal"', out)
+        server, _ = self.assert_chain(self.collector.trace(trace, 2), "20f067aa0ba902b7", None)
+        a = attributes(server)
+        self.assertEqual(a["gateway.front_end"], "connect")
+        self.assertEqual(a["rpc.grpc.status_code"], 13)
+        self.assertEqual(server.status.code, STATUS_ERROR)
+        self.assertIn("gone", server.status.message)
 
     def test_unsampled_incoming_trace_is_propagated_not_exported(self):
         trace = "2af7651916cd43dd8448eb211c80319e"

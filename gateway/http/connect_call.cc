@@ -257,12 +257,14 @@ void ConnectCall::Start(HttpRequest request) {
 }
 
 void ConnectCall::RunInterceptors(absl::Time now) {
+  const HttpRequest& req = request_;
+  span_ = tracing::CallSpan::Start(env_->tracer, req.Header("traceparent"),
+                                   req.Header("tracestate"), arrival_);
   const InterceptorChain* chain = &table_->chain();
   if (chain->empty()) {
     StartBackend();
     return;
   }
-  const HttpRequest& req = request_;
   call_ctx_ = CallContext::Make({FrontEnd::kHttp, route_->method, &route_->rules, route_->path,
                                  req.peer, req.peer_identity, client_deadline_, now,
                                  req.headers.size()});
@@ -308,6 +310,7 @@ void ConnectCall::StartBackend() {
   spec.deadline = deadline_;
   spec.metadata = std::move(metadata_);
   if (call_ctx_ != nullptr) spec.retry = call_ctx_->retry_policy;
+  if (span_ != nullptr) span_->HookAttempts(&spec.on_attempt_start, &spec.on_attempt_end);
   // A unary response goes out whole: the call may be tried again until it ends.
   spec.single_response = !type_.streaming;
   upstream::BackendCall::Callbacks cb;
@@ -620,8 +623,18 @@ void ConnectCall::Fail(const absl::Status& status, int http_status) {
 }
 
 // Counts the call once (HttpMetrics, with the HTTP status of its response: 0 for a client
-// that went away) and logs it.
+// that went away), logs it and ends its span.
 void ConnectCall::CountResponse(int status) {
+  if (span_ != nullptr) {  // the call's span ends with its response (once)
+    span_->End(absl::Now(),
+               {"connect", request_.method, PathOf(request_.target),
+                route_ != nullptr ? absl::string_view(route_->path) : "",
+                request_.Header("host"), request_.peer, status,
+                gateway_code_ >= 0 ? gateway_code_
+                : backend_done_    ? static_cast<int>(status_.code())
+                                   : -1,
+                status_.ok() ? absl::string_view() : status_.message()});
+  }
   if (counted_ || (env_->metrics == nullptr && env_->access_log == nullptr)) return;
   counted_ = true;
   const absl::Time now = absl::Now();

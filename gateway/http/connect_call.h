@@ -15,7 +15,9 @@
 // protocol's, not metadata), connect-timeout-ms sets the deadline, and the interceptor chain
 // runs as for every front end. Calls are counted in HttpMetrics (http_metrics.h) with the
 // HTTP status they were answered with; a call from another origin that the CORS policy
-// allows gets the CORS headers (CorsPolicy::AddConnectResponseHeaders). Compression: gzip
+// allows gets the CORS headers (CorsPolicy::AddConnectResponseHeaders). With a tracer, a call
+// that reaches the interceptor chain gets a server span (front end "connect") continuing its
+// traceparent, and each backend attempt a client span, as REST calls do. Compression: gzip
 // both ways (requests inflated with limits.max_message_bytes as the bound, responses of at
 // least 1 KiB compressed when the client accepts gzip); any other encoding is refused
 // (unimplemented).
@@ -40,6 +42,7 @@
 #include "boost/asio/io_context.hpp"
 #include "gateway/http/call.h"
 #include "gateway/http/connect.h"
+#include "gateway/tracing/tracer.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
 #include "gateway/upstream/backend_call.h"
@@ -109,6 +112,7 @@ class ConnectCall : public std::enable_shared_from_this<ConnectCall> {
   absl::Time client_deadline_ = absl::InfiniteFuture();
   upstream::Headers metadata_;
   std::unique_ptr<CallContext> call_ctx_;
+  std::shared_ptr<tracing::CallSpan> span_;  // null: tracing off, or refused before the chain
   HeaderList reject_headers_;
   HeaderList cors_headers_;  // every response of a call from an allowed other origin
   std::string request_id_;
