@@ -42,9 +42,9 @@
 #include "boost/asio/io_context.hpp"
 #include "gateway/http/call.h"
 #include "gateway/http/connect.h"
-#include "gateway/tracing/tracer.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
+#include "gateway/tracing/tracer.h"
 #include "gateway/upstream/backend_call.h"
 #include "gateway/upstream/worker_upstreams.h"
 
