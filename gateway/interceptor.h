@@ -204,6 +204,10 @@ class InterceptorChain {
 
   std::size_t size() const { return interceptors_.size(); }
   bool empty() const { return interceptors_.empty(); }
+  // The interceptors, in order (to build a chain that runs more after them).
+  const std::vector<std::shared_ptr<const Interceptor>>& interceptors() const {
+    return interceptors_;
+  }
 
  private:
   friend struct CallContext;

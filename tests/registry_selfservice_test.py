@@ -190,5 +190,93 @@ backend: {backend}
         self.assertIn('backend_config.target: "http://x:1": unsupported scheme', out)
 
 
+class OwnRulesTest(unittest.TestCase):
+    """A service file with the service's own deadline and retry rules: they apply to its
+    methods only, and a rule for another service's methods is refused."""
+
+    def setUp(self):
+        self.ws = harness.Workspace()
+        self.bookstore = harness.bookstore_backend(self.ws)
+        self.config_echo = self.ws.echo_backend()
+        self.own_echo = self.ws.echo_backend()
+        self.gw = registry_test.Gateway(self.ws, self.bookstore.address,
+                                        self.config_echo.address,
+                                        os.path.join(self.ws.dir, "registry"))
+
+    def tearDown(self):
+        self.ws.close()
+
+    def apply(self, rules, command="apply"):
+        path = self.ws.write("echo.yaml", f"""service: {ECHO}
+owner: echo-team
+descriptor_set: {ECHO_HTTP_V1}
+backend: {{target: "ipv4:{self.own_echo.address}"}}
+{rules}""")
+        return self.gw.ctl(command, "-f", path)
+
+    def timed_call(self, sleep_ms):
+        """(status code, seconds) of a gRPC call of Echo.Unary that the backend answers
+        after sleep_ms, with the client's own deadline 5 s."""
+        call = self.gw.channel.unary_unary(f"/{ECHO}/Unary")
+        started = time.monotonic()
+        try:
+            response = call(echo_request(b"slow", sleep_ms), timeout=5)
+            self.assertTrue(response.startswith(echo_request(b"slow")), response)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            code = e.code()
+        return code, time.monotonic() - started
+
+    def test_deadline_and_retry_rules_apply_to_the_services_methods(self):
+        code, out = self.apply(f"deadlines: {{rules: [{{selectors: [{ECHO}.Unary], "
+                               f"max_timeout: 300ms}}]}}")
+        self.assertEqual(code, 0, out)
+        self.assertIn(f'~ deadlines: none -> rules {{ selectors: "{ECHO}.Unary" max_timeout '
+                      f'{{ nanos: 300000000 }} }}', out)
+        self.assertEqual(self.timed_call(0)[0], grpc.StatusCode.OK)
+        status, elapsed = self.timed_call(2000)
+        self.assertEqual(status, grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertLess(elapsed, 1.5)
+        # The config's service is not governed by the registered rule.
+        self.assertIsNotNone(self.gw.grpc_call("/bookstore.v1.Bookstore/ListShelves"))
+
+        # A retry rule (no selectors: the whole service): each attempt gets 200 ms, two in
+        # all, so a 600 ms answer fails after two attempts (at least 400 ms), not one.
+        code, out = self.apply("retries: {rules: [{max_attempts: 2, per_try_timeout: 200ms, "
+                               "retry_on: [DEADLINE_EXCEEDED]}]}", command="diff")
+        self.assertEqual(code, 0, out)
+        self.assertIn(f"~ deadlines: rules {{ selectors: \"{ECHO}.Unary\" max_timeout {{ nanos: "
+                      f"300000000 }} }} -> none", out)
+        self.assertIn(f'~ retries: none -> rules {{ selectors: "{ECHO}.*" max_attempts: 2', out)
+        code, out = self.apply("retries: {rules: [{max_attempts: 2, per_try_timeout: 200ms, "
+                               "retry_on: [DEADLINE_EXCEEDED]}]}")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.timed_call(50)[0], grpc.StatusCode.OK)
+        status, elapsed = self.timed_call(600)
+        self.assertNotEqual(status, grpc.StatusCode.OK)
+        self.assertGreaterEqual(elapsed, 0.39)
+        self.assertLess(elapsed, 0.6)
+
+        # Without rules the same call takes its 600 ms and succeeds.
+        code, out = self.apply("")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.timed_call(600)[0], grpc.StatusCode.OK)
+
+    def test_a_rule_for_another_services_methods_or_a_gateway_wide_key_is_refused(self):
+        code, out = self.apply("deadlines: {rules: [{selectors: [bookstore.v1.Bookstore.*], "
+                               "max_timeout: 1s}]}")
+        self.assertEqual(code, 1, out)
+        self.assertIn('deadlines.rules[0].selectors[0]: "bookstore.v1.Bookstore.*" is not a '
+                      f"method of {ECHO} (a registration's rules apply to its own methods "
+                      f"only: {ECHO}.* or {ECHO}.METHOD)", out)
+        code, out = self.apply("retries: {budget_percent: 90, rules: [{max_attempts: 2}]}")
+        self.assertEqual(code, 1, out)
+        self.assertIn("retries.budget_percent: gateway-wide, set in the gateway config only",
+                      out)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.gw.grpc_call(f"/{ECHO}/Unary", echo_request(b"x"))
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -340,6 +340,8 @@ void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
   out->set_removed(v.removed);
   out->set_changed_by(v.changed_by);
   if (v.backend_config.has_value()) *out->mutable_backend_config() = *v.backend_config;
+  if (v.deadlines.rules_size() > 0) *out->mutable_deadlines() = v.deadlines;
+  if (v.retries.rules_size() > 0) *out->mutable_retries() = v.retries;
   if (with_descriptor_set) out->set_descriptor_set(v.descriptor_set);
   if (!v.removed) {
     auto [methods, routes] = registry_.load()->Counts(v.service);
@@ -362,6 +364,8 @@ grpc::Status RegistryService::Register(grpc::ServerContext* context,
   r.allowed_path_prefixes = caller.path_prefixes;
   r.backend = request->backend();
   if (request->has_backend_config()) r.backend_config = request->backend_config();
+  r.deadlines = request->deadlines();
+  r.retries = request->retries();
   r.descriptor_set = request->descriptor_set();
   r.force = request->force();
   r.dry_run = request->dry_run();
@@ -435,6 +439,8 @@ grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
     out->set_removed(v.removed);
     out->set_changed_by(v.changed_by);
     if (v.backend_config.has_value()) *out->mutable_backend_config() = *v.backend_config;
+    if (v.deadlines.rules_size() > 0) *out->mutable_deadlines() = v.deadlines;
+    if (v.retries.rules_size() > 0) *out->mutable_retries() = v.retries;
   }
   return grpc::Status::OK;
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "gateway/gateway_config.h"
 #include "gateway/registry/compatibility.h"
+#include "gateway/registry/service_rules.h"
 #include "google/protobuf/descriptor.pb.h"
 
 namespace gateway::registry {
@@ -216,7 +217,22 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
   std::shared_ptr<DescriptorPool> pool(new DescriptorPool(underlay.get()),
                                        [underlay](DescriptorPool* p) { delete p; });
   if (absl::Status s = BuildFiles(files, pool.get()); !s.ok()) return s;
-  return RouteTable::Create(std::move(pool), std::move(bindings), base.http_options, base.chain);
+  std::vector<ServiceRules> rules;
+  for (const ServiceVersion* v : state.Served()) {
+    rules.push_back({v->service, &v->deadlines, &v->retries});
+  }
+  absl::StatusOr<std::shared_ptr<const Interceptor>> service_rules =
+      BuildServiceRules(rules, *pool, base.clock != nullptr ? base.clock : RealClock());
+  if (!service_rules.ok()) return service_rules.status();
+  std::shared_ptr<const InterceptorChain> chain = base.chain;
+  if (*service_rules != nullptr) {
+    std::vector<std::shared_ptr<const Interceptor>> interceptors;
+    if (base.chain != nullptr) interceptors = base.chain->interceptors();
+    interceptors.push_back(*std::move(service_rules));
+    chain = std::make_shared<const InterceptorChain>(std::move(interceptors));
+  }
+  return RouteTable::Create(std::move(pool), std::move(bindings), base.http_options,
+                            std::move(chain));
 }
 
 namespace {

@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "gateway/clock.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/registry/registry_state.h"
 #include "gateway/route_table.h"
@@ -55,6 +56,8 @@ struct BaseRoutes {
   // config's limits, and the directory relative TLS file paths are resolved against.
   config::v1::Limits limits;
   std::string base_dir;
+  // The clock of the registered services' deadline rules (null: the real one).
+  std::shared_ptr<const Clock> clock;
 };
 
 // The running backends that registered versions define (ServiceVersion::backend_config), by
@@ -92,7 +95,8 @@ class RegisteredBackends {
 // another (the transcoder's message, naming both methods and the path). A version that
 // defines its backend gets it from `backends` (null: a new Backend each time); its name must
 // be neither a config backend's nor another served version's backend's (INVALID_ARGUMENT
-// naming both services), and its definition must validate as a config entry.
+// naming both services), and its definition must validate as a config entry. The rules
+// served versions carry for their own methods (service_rules.h) run after `base.chain`.
 absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(
     const BaseRoutes& base, const RegistryState& state, RegisteredBackends* backends = nullptr);
 

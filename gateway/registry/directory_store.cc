@@ -114,6 +114,8 @@ std::string EncodeVersionFile(const ServiceVersion& version) {
   if (version.backend_config.has_value()) {
     *record.mutable_backend_config() = *version.backend_config;
   }
+  if (version.deadlines.rules_size() > 0) *record.mutable_deadlines() = version.deadlines;
+  if (version.retries.rules_size() > 0) *record.mutable_retries() = version.retries;
   const std::string payload = record.SerializeAsString();
   std::string out(kMagic, kMagicSize);
   PutLittleEndian(payload.size(), 8, &out);
@@ -156,6 +158,8 @@ absl::StatusOr<ServiceVersion> DecodeVersionFile(const std::string& bytes) {
   v.removed = record.removed();
   v.changed_by = record.changed_by();
   if (record.has_backend_config()) v.backend_config = record.backend_config();
+  v.deadlines = record.deadlines();
+  v.retries = record.retries();
   return v;
 }
 

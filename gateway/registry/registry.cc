@@ -12,6 +12,7 @@
 #include "gateway/descriptor_sets.h"
 #include "gateway/registry/admin_tokens.h"
 #include "gateway/registry/compatibility.h"
+#include "gateway/registry/service_rules.h"
 
 namespace gateway::registry {
 namespace {
@@ -99,6 +100,20 @@ std::vector<std::string> SettingsChanges(const ServiceVersion* before,
     const std::string a = text(before);
     const std::string b = text(&after);
     if (a != b) out.push_back(absl::StrCat("backend_config: ", a, " -> ", b));
+  }
+  auto rules = [](const google::protobuf::Message* m) -> std::string {
+    const std::string text = m == nullptr ? "" : m->ShortDebugString();
+    return text.empty() ? "none" : text;
+  };
+  const std::string deadlines_before = rules(before ? &before->deadlines : nullptr);
+  const std::string deadlines_after = rules(&after.deadlines);
+  if (deadlines_before != deadlines_after) {
+    out.push_back(absl::StrCat("deadlines: ", deadlines_before, " -> ", deadlines_after));
+  }
+  const std::string retries_before = rules(before ? &before->retries : nullptr);
+  const std::string retries_after = rules(&after.retries);
+  if (retries_before != retries_after) {
+    out.push_back(absl::StrCat("retries: ", retries_before, " -> ", retries_after));
   }
   return out;
 }
@@ -335,6 +350,13 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
         defined.empty() ? "no service" : absl::StrJoin(defined, ", "), ")"));
   }
 
+  config::v1::Deadlines deadlines = request.deadlines;
+  config::v1::Retries retries = request.retries;
+  DefaultSelectors(request.service, &deadlines, &retries);
+  if (absl::Status s = CheckServiceRules(request.service, deadlines, retries, **pool); !s.ok()) {
+    return s;
+  }
+
   if (request.restricted && !PackageAllowed(PackageOf(*service), request.allowed_packages)) {
     return absl::PermissionDeniedError(absl::StrCat(
         "package ", PackageOf(*service).empty() ? "(none)" : PackageOf(*service),
@@ -378,6 +400,8 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
       current != nullptr && current->owner == request.owner &&
       current->backend == backend_name &&
       SameBackendConfig(current->backend_config, backend_config) &&
+      current->deadlines.SerializeAsString() == deadlines.SerializeAsString() &&
+      current->retries.SerializeAsString() == retries.SerializeAsString() &&
       CanonicalDescriptorSet(current->descriptor_set) ==
           CanonicalDescriptorSet(request.descriptor_set)) {
     ChangeResult result;
@@ -408,6 +432,8 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   version.owner = request.owner;
   version.backend = backend_name;
   version.backend_config = backend_config;
+  version.deadlines = deadlines;
+  version.retries = retries;
   version.descriptor_set = request.descriptor_set;
   version.registered_at = now_();
   version.changed_by = request.changed_by;

@@ -39,6 +39,9 @@ struct ServiceVersion {
   // The backend this version defines itself (a config `backends[]` entry; its name is
   // `backend`); unset: `backend` names a backend of the gateway config.
   std::optional<config::v1::Backend> backend_config;
+  // The service's own rules for its own methods (service_rules.h); empty: none.
+  config::v1::Deadlines deadlines;
+  config::v1::Retries retries;
 };
 
 class RegistryState {

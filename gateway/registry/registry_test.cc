@@ -924,5 +924,57 @@ TEST_F(RegistryTest, BackendCheckAsksTheOwnBackend) {
               HasSubstr("backend \"lib\" does not serve lib.v1.Library (it lists only x.Y)"));
 }
 
+// --- Rules a registration carries for its own methods. ---
+
+TEST_F(RegistryTest, OwnRulesRunAfterTheConfigChainForItsMethodsAndAreStored) {
+  const std::string dir = FreshDirectory("own-rules");
+  Start(std::make_unique<DirectoryStore>(dir));
+  RegisterRequest r = Library();
+  r.deadlines.add_rules()->mutable_default_timeout()->set_seconds(2);
+  r.retries.add_rules()->set_max_attempts(4);
+  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->changes.settings_changes,
+              ElementsAre("deadlines: none -> rules { selectors: \"lib.v1.Library.*\" "
+                          "default_timeout { seconds: 2 } }",
+                          "retries: none -> rules { selectors: \"lib.v1.Library.*\" "
+                          "max_attempts: 4 }"));
+  const Route* route = published_->Find("/lib.v1.Library/Get");
+  ASSERT_NE(route, nullptr);
+  ASSERT_EQ(published_->chain().size(), 1u);  // the config has none; the service's rules
+  ASSERT_EQ(route->rules.rules.size(), 1u);
+  EXPECT_NE(route->rules.rules[0], nullptr);
+  const Route* front = published_->Find("/config.v1.Front/Get");
+  ASSERT_NE(front, nullptr);
+  EXPECT_EQ(front->rules.rules[0], nullptr) << "the config's service got a registered rule";
+
+  // Stored with the version: a restart serves the same rules; the same request is unchanged.
+  registry_.reset();
+  Start(std::make_unique<DirectoryStore>(dir));
+  absl::StatusOr<ServiceVersion> v = registry_->Get("lib.v1.Library");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->deadlines.rules(0).default_timeout().seconds(), 2);
+  EXPECT_EQ(v->retries.rules(0).max_attempts(), 4u);
+  EXPECT_EQ(published_->chain().size(), 1u);
+  EXPECT_TRUE(registry_->Register(r)->unchanged);
+  // Without the rules: a new version, and the table runs no extra interceptor.
+  r.deadlines.Clear();
+  r.retries.Clear();
+  ASSERT_TRUE(registry_->Register(r).ok());
+  EXPECT_EQ(published_->chain().size(), 0u);
+}
+
+TEST_F(RegistryTest, OwnRuleForAnotherServicesMethodIsRefused) {
+  RegisterRequest r = Library();
+  r.deadlines.add_rules()->add_selectors("config.v1.Front.*");
+  r.deadlines.mutable_rules(0)->mutable_max_timeout()->set_seconds(100);
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "deadlines.rules[0].selectors[0]: \"config.v1.Front.*\" is not a method of "
+                "lib.v1.Library (a registration's rules apply to its own methods only: "
+                "lib.v1.Library.* or lib.v1.Library.METHOD)"));
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
+}
+
 }  // namespace
 }  // namespace gateway::registry

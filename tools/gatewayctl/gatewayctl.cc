@@ -62,6 +62,8 @@ commands:
         backend: payments               # a backend of the gateway config, or the
                                         # service's own: {target: "dns:///pay:50051", ...}
         descriptor_set: payments.pb     # or protos: [payments.proto] (+ proto_paths: [.])
+        deadlines: {rules: [{default_timeout: 2s, max_timeout: 10s}]}  # its own methods
+        retries: {rules: [{selectors: [payments.v1.Payments.Get], max_attempts: 3}]}
         force: false
       relative paths are taken from the file's directory
   list                          the registered services
@@ -112,6 +114,9 @@ struct Args {
   std::vector<std::string> protos, proto_paths;
   // -f: the backend the service file defines (`backend:` as a map).
   std::optional<config::v1::Backend> backend_config;
+  // -f: the service's own rules (`deadlines:`, `retries:`).
+  config::v1::Deadlines deadlines;
+  config::v1::Retries retries;
   bool force = false, dry_run = false, versions = false;
   int64_t to_version = 0;
 };
@@ -397,6 +402,8 @@ int LoadServiceFile(Args* args) {
       const YAML::Node& value = kv.second;
       if (key == "backend" && value.IsMap()) {
         settings["backends"].push_back(value);
+      } else if (key == "deadlines" || key == "retries") {
+        settings[key] = value;
       } else if (key == "service" || key == "owner" || key == "backend" ||
                  key == "descriptor_set") {
         if (!value.IsScalar()) {
@@ -423,7 +430,7 @@ int LoadServiceFile(Args* args) {
       } else {
         return bad(key,
                    "unknown key (known: service, owner, backend, descriptor_set, protos, "
-                   "proto_paths, force)");
+                   "proto_paths, deadlines, retries, force)");
       }
     }
   } catch (const YAML::Exception& e) {
@@ -444,6 +451,8 @@ int LoadServiceFile(Args* args) {
       return UsageError(message);
     }
     if (parsed->backends_size() > 0) args->backend_config = parsed->backends(0);
+    args->deadlines = parsed->deadlines();
+    args->retries = parsed->retries();
   }
   if (!args->protos.empty() && args->proto_paths.empty()) {
     args->proto_paths.push_back(dir.empty() ? "." : dir.string());
@@ -460,6 +469,8 @@ int Register(const Args& args, Client& client, bool dry_run) {
   request.set_service(args.positional[0]);
   request.set_backend(args.backend);
   if (args.backend_config.has_value()) *request.mutable_backend_config() = *args.backend_config;
+  *request.mutable_deadlines() = args.deadlines;
+  *request.mutable_retries() = args.retries;
   request.set_owner(args.owner);
   request.set_force(args.force);
   request.set_dry_run(dry_run);
@@ -559,8 +570,10 @@ int Show(const Args& args, Client& client) {
             << (v.has_backend_config()
                     ? absl::StrCat(" (its own: ", v.backend_config().ShortDebugString(), ")")
                     : "")
-            << "\n"
-            << "methods:    " << v.method_count() << "\n"
+            << "\n";
+  if (v.has_deadlines()) std::cout << "deadlines:  " << v.deadlines().ShortDebugString() << "\n";
+  if (v.has_retries()) std::cout << "retries:    " << v.retries().ShortDebugString() << "\n";
+  std::cout << "methods:    " << v.method_count() << "\n"
             << "routes:     " << v.route_count() << "\n"
             << "registered: " << TimeText(v.registered_at_unix_seconds()) << "\n";
   return kOk;
