@@ -311,7 +311,9 @@ runtime: {{shutdown_grace: 5s, worker_threads: 2}}
             pump(sock, len(wire), time.monotonic() + 6 * TIMEOUT)
         print(f"\n[partial] {calls} calls x {first >> 20} MiB sent of 8 MiB messages: "
               f"gateway grew by {growth_mib:.1f} MiB", flush=True)
-        self.assertLess(growth_mib, 16, "the gateway held the partly sent messages")
+        # What a call may hold: its stream window on each side (1 MiB) and its retry replay
+        # buffer (64 KiB); holding the messages until whole grew the gateway by 56 MiB.
+        self.assertLess(growth_mib, 28, "the gateway held the partly sent messages")
         self.assertEqual(ended, set(streams), trailers)
         for sid in streams:
             self.assertEqual(trailers[sid].get(b"grpc-status"), b"0", trailers[sid])

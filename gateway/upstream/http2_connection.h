@@ -84,7 +84,9 @@ struct ConnectionOptions {
   absl::Duration keepalive_interval = absl::ZeroDuration();
   absl::Duration keepalive_timeout = absl::Seconds(20);
   // Our SETTINGS_INITIAL_WINDOW_SIZE (per stream) and the connection-level window.
-  int32_t stream_window = 64 << 10;
+  // 1 MiB, as the front end grants its clients: a large message crosses in few window
+  // round trips, and a call never holds more than this of its response unread.
+  int32_t stream_window = 1 << 20;
   int32_t connection_window = 16 << 20;
   // Largest response message accepted; larger ones end the call with RESOURCE_EXHAUSTED.
   size_t max_message_size = 4 << 20;

@@ -3,17 +3,20 @@
 through gatewayd, and (when nginx is installed) through nginx's grpc_pass, in one run.
 
   bazel build //gateway:gatewayd //tests/backend:echo_backend //tools/bench:all
-  tools/bench/grpc_proxy_bench.py [--duration=10s] [--concurrency=16] [--workers=N]
-                                  [--backend=byte|echo] [--no-nginx]
+  tools/bench/grpc_proxy_bench.py [--duration=10s] [--concurrency=16] [--workers=1]
+                                  [--backend=byte|echo] [--stream_bytes=1048576] [--no-nginx]
 
-gatewayd is measured twice: its gRPC listener (gRPC core on both sides) and the gRPC relay on
-its HTTP listener (one event-loop worker, nghttp2 both ways: "gw-relay"). The access log is
-off in this config, as nginx's is (access_log off).
+gatewayd relays on its gRPC listener (--workers event-loop workers, nghttp2 both ways; one by
+default, as nginx runs one worker here). The access log is off in this config, as nginx's is
+(access_log off).
 
-For each phase it prints calls/s, p50/p99 latency, and CPU time per call of the backend and
-of the proxy (user+sys from /proc/PID/stat over the phase, divided by the calls), and the
-proxy's CPU per call as a ratio of the backend's own CPU per call in the same phase.
-Everything listens on 127.0.0.1; every phase is bounded by --duration.
+Phases: unary calls at --concurrency and at 1 in flight (100-byte messages), a ping-pong
+bidi stream, and a ping-pong bidi stream of --stream_bytes messages (its MB/s column is
+the message bytes relayed per second, each way). For each phase it prints calls/s, p50/p99
+latency, and CPU time per call of the backend and of the proxy (user+sys from
+/proc/PID/stat over the phase, divided by the calls), and the proxy's CPU per call as a
+ratio of the backend's own CPU per call in the same phase. Everything listens on
+127.0.0.1; every phase is bounded by --duration.
 """
 
 import argparse
@@ -85,10 +88,11 @@ def free_port():
     return port
 
 
-def run_load(load_bin, target, mode, concurrency, duration, pids):
+def run_load(load_bin, target, mode, concurrency, duration, pids, payload=100):
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     out = subprocess.run([load_bin, f"--target={target}", f"--mode={mode}",
-                          f"--concurrency={concurrency}", f"--duration={duration}"],
+                          f"--concurrency={concurrency}", f"--duration={duration}",
+                          f"--payload_bytes={payload}"],
                          capture_output=True, text=True, timeout=600)
     after = {name: cpu_seconds(pid) for name, pid in pids.items()}
     if out.returncode not in (0, 1) or not out.stdout.strip():
@@ -105,14 +109,15 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", default="10s")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=0,
-                        help="gatewayd runtime.worker_threads (0: one per core)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="event-loop workers of gatewayd's gRPC listener "
+                             "(runtime.worker_threads)")
+    parser.add_argument("--stream_bytes", type=int, default=1 << 20,
+                        help="message size of the large-message stream phase")
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--backend", choices=["byte", "echo"], default="byte",
                         help="byte: byte_echo_backend (completion queues, the lean "
                              "baseline); echo: tests/backend/echo_backend (sync API)")
-    parser.add_argument("--relay_workers", type=int, default=1,
-                        help="http_listener.worker_threads of the relay")
     parser.add_argument("--bazel_bin", default="",
                         help="where the binaries are (default: bazel info bazel-bin)")
     args = parser.parse_args()
@@ -142,18 +147,15 @@ descriptor_sets: ["{echo_set}"]
 backends: [{{name: echo, target: "ipv4:{backend_addr}"}}]
 services: [{{name: gateway.test.v1.Echo, backend: echo}}]
 runtime: {{worker_threads: {args.workers}}}
-http_listener: {{address: "127.0.0.1:0", worker_threads: {args.relay_workers}}}
 access_log: {{enabled: false}}
 """)
         gw_log = os.path.join(work, "gw.log")
         gw, gw_addr = start([gatewayd, f"--config={config}"], gw_log,
                             pattern=rb"grpc listening on (\S+)")
         procs.append(gw)
-        _, relay_addr = start_wait(gw, gw_log, rb"http listening on (\S+)")
 
         targets = [("direct", backend_addr, {"backend": backend.pid}),
-                   ("gatewayd", gw_addr, {"backend": backend.pid, "proxy": gw.pid}),
-                   ("gw-relay", relay_addr, {"backend": backend.pid, "proxy": gw.pid})]
+                   ("gatewayd", gw_addr, {"backend": backend.pid, "proxy": gw.pid})]
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx"
                                           if os.path.exists("/usr/sbin/nginx") else None)
         if nginx and not args.no_nginx:
@@ -165,6 +167,7 @@ worker_processes 1; daemon off; error_log {work}/nginx-error.log; pid {work}/ngi
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
+  client_max_body_size 0;
   client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
   uwsgi_temp_path {work}; scgi_temp_path {work};
   upstream echo {{ server {backend_addr}; keepalive 32; }}
@@ -182,26 +185,30 @@ http {{
             targets.append(("nginx", f"127.0.0.1:{port}", {"backend": backend.pid,
                                                            "proxy": ng.pid}))
 
-        phases = [("unary", args.concurrency), ("unary", 1), ("bidi", 1)]
+        phases = [("unary", args.concurrency, 100), ("unary", 1, 100), ("bidi", 1, 100),
+                  ("bidi", 1, args.stream_bytes)]
         print(f"# {args.duration} per phase; CPU from /proc/PID/stat; backend={args.backend}; "
-              f"gatewayd workers={args.workers or os.cpu_count()}; nginx 1 worker")
-        print(f"{'phase':<14}{'via':<10}{'calls/s':>10}{'p50 us':>9}{'p99 us':>9}"
+              f"gatewayd workers={args.workers}; nginx 1 worker")
+        print(f"{'phase':<20}{'via':<10}{'calls/s':>10}{'MB/s':>8}{'p50 us':>9}{'p99 us':>9}"
               f"{'backend us/call':>17}{'proxy us/call':>15}{'proxy/backend':>15}{'errors':>8}")
-        for mode, conc in phases:
+        for mode, conc, payload in phases:
             base_p50 = None
             for name, target, pids in targets:
                 # Warm up connections and caches.
                 subprocess.run([load_bin, f"--target={target}", f"--mode={mode}",
-                                "--concurrency=1", "--duration=300ms"],
+                                "--concurrency=1", "--duration=300ms",
+                                f"--payload_bytes={payload}"],
                                capture_output=True, timeout=60)
-                r = run_load(load_bin, target, mode, conc, args.duration, pids)
+                r = run_load(load_bin, target, mode, conc, args.duration, pids, payload)
                 cpu = r["cpu_us_per_call"]
                 proxy = cpu.get("proxy")
-                ratio = f"{proxy / cpu['backend']:.2f}x" if proxy else "-"
+                ratio = f"{proxy / cpu['backend']:.2f}x" if proxy and cpu["backend"] else "-"
                 if name == "direct":
                     base_p50 = r["p50_us"]
                 added = "" if name == "direct" else f" (+{r['p50_us'] - base_p50:.0f})"
-                print(f"{mode + ' c=' + str(conc):<14}{name:<10}{r['calls_per_second']:>10.0f}"
+                phase = f"{mode} c={conc}" + (f" {payload >> 10}KiB" if payload >= 1024 else "")
+                mb_s = r["calls_per_second"] * payload / 1e6
+                print(f"{phase:<20}{name:<10}{r['calls_per_second']:>10.0f}{mb_s:>8.1f}"
                       f"{r['p50_us']:>9.0f}{r['p99_us']:>9.0f}{cpu['backend']:>17.1f}"
                       f"{(f'{proxy:.1f}' if proxy else '-'):>15}{ratio:>15}{r['errors']:>8}"
                       f"{added}")
