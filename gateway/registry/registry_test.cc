@@ -976,5 +976,39 @@ TEST_F(RegistryTest, OwnRuleForAnotherServicesMethodIsRefused) {
   EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
 }
 
+TEST_F(RegistryTest, OnlyTheOwnerMaySetABackendOrRulesForItsService) {
+  RegisterRequest r = Library();
+  r.restricted = true;
+  r.allowed_packages = {"lib"};
+  r.allowed_path_prefixes = {"/v1/books"};
+  ASSERT_TRUE(registry_->Register(r).ok());
+  // Another team (its token's owner), even with the package among its own: refused, and the
+  // service keeps its backend and rules.
+  RegisterRequest other = r;
+  other.owner = "team-b";
+  other.backend.clear();
+  other.backend_config = OwnBackend("", "dns:///127.0.0.1:7009");
+  other.deadlines.add_rules()->mutable_max_timeout()->set_seconds(1);
+  EXPECT_EQ(RegisterStatus(other),
+            absl::PermissionDeniedError(
+                "service lib.v1.Library is owned by \"team-a\", not \"team-b\""));
+  other.backend_config.reset();
+  other.backend = "books";
+  EXPECT_EQ(RegisterStatus(other).code(), absl::StatusCode::kPermissionDenied);
+  // A token outside the service's package: refused before anything else.
+  RegisterRequest outside = r;
+  outside.allowed_packages = {"news"};
+  outside.backend.clear();
+  outside.backend_config = OwnBackend("", "dns:///127.0.0.1:7009");
+  EXPECT_EQ(RegisterStatus(outside).code(), absl::StatusCode::kPermissionDenied);
+  absl::StatusOr<ServiceVersion> v = registry_->Get("lib.v1.Library");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->version, 1);
+  EXPECT_EQ(v->backend, "books");
+  EXPECT_FALSE(v->backend_config.has_value());
+  EXPECT_EQ(v->deadlines.rules_size(), 0);
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get")->backend->name(), "books");
+}
+
 }  // namespace
 }  // namespace gateway::registry
