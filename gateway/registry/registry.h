@@ -64,14 +64,6 @@ struct RegisterRequest {
   std::string service;         // full name
   std::string owner;           // team name
   std::string backend;         // a config backend name (empty with backend_config)
-  // The backend the registration defines itself (a config `backends[]` entry, validated as
-  // one): its name defaults to `service` and must not be a config backend's or another
-  // service's; with `restricted`, its TLS may name no file (PERMISSION_DENIED).
-  std::optional<config::v1::Backend> backend_config;
-  // The service's own rules (service_rules.h): a rule without selectors covers the service;
-  // a selector outside it, or a gateway-wide key, is INVALID_ARGUMENT naming the key.
-  config::v1::Deadlines deadlines;
-  config::v1::Retries retries;
   std::string descriptor_set;  // serialized FileDescriptorSet with imports
   bool force = false;          // accept breaking changes
   bool dry_run = false;        // report, change nothing
@@ -84,6 +76,14 @@ struct RegisterRequest {
   bool restricted = false;
   std::vector<std::string> allowed_packages;
   std::vector<std::string> allowed_path_prefixes;
+  // The backend the registration defines itself (a config `backends[]` entry, validated as
+  // one): its name defaults to `service` and must not be a config backend's or another
+  // service's; with `restricted`, its TLS may name no file (PERMISSION_DENIED).
+  std::optional<config::v1::Backend> backend_config;
+  // The service's own rules (service_rules.h): a rule without selectors covers the service;
+  // a selector outside it, or a gateway-wide key, is INVALID_ARGUMENT naming the key.
+  config::v1::Deadlines deadlines;
+  config::v1::Retries retries;
 };
 
 struct ChangeResult {
