@@ -524,5 +524,61 @@ runtime: {{shutdown_grace: 5s, worker_threads: 2}}
         self.assert_healthy()
 
 
+class StalledMessageTest(unittest.TestCase):
+    """limits.idle_timeout bounds how long a client may stop inside a request message; a
+    stream may stay quiet between messages as long as it likes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = harness.Workspace()
+        cls.backend = cls.ws.echo_backend()
+        cls.gateway = cls.ws.gatewayd(f"""
+grpc_listener: {{address: "127.0.0.1:0"}}
+http_listener: {{address: "127.0.0.1:0", limits: {{idle_timeout: 1s}}}}
+descriptor_sets: ["{harness.ECHO_SET}"]
+backends: [{{name: echo, target: "ipv4:{cls.backend.address}"}}]
+services: [{{name: gateway.test.v1.Echo, backend: echo}}]
+""")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def test_a_call_stalled_inside_a_message_ends_and_the_stream_is_reset(self):
+        conn = RawH2(self.gateway.address)
+        try:
+            message = Req(payload=b"p" * 100).SerializeToString()
+            wire = struct.pack(">BI", 0, len(message)) + message
+            started = time.monotonic()
+            conn.request(1, grpc_request_headers(), body=wire[:40])  # and then nothing
+            end = conn.read_until(ended(1), limit=TIMEOUT)
+            took = time.monotonic() - started
+            self.assertIsNotNone(end, conn.frames)
+            status, text = conn.grpc_status(1)
+            self.assertEqual(status, "4", conn.frames)
+            self.assertIn("sent part of a request message and then nothing for 1s "
+                          "(limits.idle_timeout)", text)
+            self.assertGreaterEqual(took, 0.9)
+            # The response ended while the client's side was open: RST_STREAM NO_ERROR.
+            reset = conn.read_until(lambda f: f.kind == RST_STREAM and f.stream == 1, limit=2)
+            self.assertIsNotNone(reset, conn.frames)
+            self.assertEqual(reset.error_code(), 0)
+        finally:
+            conn.close()
+
+    def test_a_stream_quiet_between_messages_is_not_ended(self):
+        stubs = Stubs(self.gateway.address)
+        try:
+            def requests():
+                yield Req(payload=b"one")
+                time.sleep(2.5)  # longer than limits.idle_timeout, between two messages
+                yield Req(payload=b"two")
+
+            got = [r.payload for r in stubs.bidi(requests(), timeout=TIMEOUT)]
+            self.assertEqual(got, [b"one", b"two"])
+        finally:
+            stubs.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -51,6 +51,10 @@ struct CallEnv {
   uint32_t max_body_bytes = 4 << 20;
   bool allow_encoded_slashes = false;
   absl::Duration default_deadline = absl::InfiniteDuration();
+  // A native gRPC call whose client sent part of a request message and then nothing for
+  // this long fails with DEADLINE_EXCEEDED (limits.idle_timeout). Between messages a
+  // stream may stay quiet as long as it likes.
+  absl::Duration message_idle_timeout = absl::InfiniteDuration();
   // The header REST and gRPC-Web clients may set their timeout with, besides grpc-timeout
   // (deadlines.http_timeout_header, lower case); empty: none.
   std::string timeout_header = "x-request-timeout";

@@ -278,13 +278,28 @@ void GrpcRelayCall::PumpRequest() {
     return;
   }
   reading_ = true;
+  if (request_scan_->mid_frame()) ArmStallTimer();
   body_->Read([self = shared_from_this()](absl::Status status, std::string data, bool last) {
     self->OnBody(std::move(status), std::move(data), last);
   });
 }
 
+void GrpcRelayCall::ArmStallTimer() {
+  if (env_->message_idle_timeout == absl::InfiniteDuration()) return;
+  if (!stall_timer_.has_value()) stall_timer_.emplace(executor_);
+  stall_timer_->expires_after(absl::ToChronoNanoseconds(env_->message_idle_timeout));
+  stall_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || !self->reading_ || self->finished_ || self->backend_done_) return;
+    self->FailRequest(absl::DeadlineExceededError(absl::StrCat(
+        "the client sent part of a request message and then nothing for ",
+        absl::FormatDuration(self->env_->message_idle_timeout), " (limits.idle_timeout)")));
+  });
+}
+
 void GrpcRelayCall::OnBody(absl::Status status, std::string data, bool last) {
   reading_ = false;
+  if (stall_timer_.has_value()) stall_timer_->cancel();
   if (finished_ || backend_done_ || !request_error_.ok()) return;
   if (!status.ok()) {
     FailRequest(std::move(status));

@@ -43,6 +43,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "gateway/http/call.h"
 #include "gateway/interceptor.h"
 #include "gateway/route_table.h"
@@ -82,6 +83,9 @@ class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
   // the request stream.
   void PumpRequest();
   void OnBody(absl::Status status, std::string data, bool last);
+  // While a body read is pending inside a request message: fails the call if nothing more
+  // comes within CallEnv::message_idle_timeout.
+  void ArmStallTimer();
   void FailRequest(absl::Status status);
   // Response side.
   void OnBackendMessage(std::string message);
@@ -124,6 +128,7 @@ class GrpcRelayCall : public std::enable_shared_from_this<GrpcRelayCall> {
   std::optional<upstream::GrpcFrameScanner> request_scan_;
   std::optional<upstream::GrpcFrameScanner> response_scan_;
   std::string pending_;
+  std::optional<boost::asio::steady_timer> stall_timer_;  // made on first use
   bool cancelled_ = false;
   bool finished_ = false;       // the response ended (or the call was cancelled)
   bool backend_done_ = false;

@@ -176,6 +176,7 @@ class Http2Session final : public SessionBase {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, OnDataChunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, OnFrameRecv);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, OnStreamClose);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, OnFrameSend);
     nghttp2_option* option;
     nghttp2_option_new(&option);
     nghttp2_option_set_max_settings(option, 32);
@@ -722,6 +723,24 @@ class Http2Session final : public SessionBase {
       return 0;
     }
     if (s != nullptr) self->Dispatch(s);
+    return 0;
+  }
+
+  // A response ended (END_STREAM sent) while the client still has its side open (a body it
+  // has not finished, a stalled stream): RST_STREAM NO_ERROR tells it to stop sending
+  // (RFC 9113, 8.1), and the stream no longer holds the connection open. Not a WebSocket's
+  // stream: there the client still answers the close frame that went with END_STREAM.
+  static int OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame,
+                         void* user_data) {
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0 ||
+        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) != 0) {
+      return 0;
+    }
+    Stream* s = Of(user_data)->Find(frame->hd.stream_id);
+    if (s != nullptr && !s->connect_protocol.empty()) return 0;
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_NO_ERROR);
     return 0;
   }
 

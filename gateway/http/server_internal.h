@@ -124,6 +124,7 @@ class HttpServer::Impl {
     env_.max_body_bytes = options.max_body_bytes;
     env_.allow_encoded_slashes = options.allow_encoded_slashes;
     env_.default_deadline = options.default_deadline;
+    env_.message_idle_timeout = options.idle_timeout;
     env_.timeout_header = options.timeout_header;
     env_.forwarded.insert("x-request-id");
     env_.forwarded.insert("traceparent");

@@ -80,6 +80,8 @@ class GrpcFrameScanner {
   // frame under way.
   uint64_t frames() const { return frames_; }
   uint64_t message_bytes() const { return message_bytes_; }
+  // Whether the bytes so far end inside a frame (its prefix or body partly seen).
+  bool mid_frame() const { return header_size_ > 0; }
 
  private:
   const size_t max_message_size_;
