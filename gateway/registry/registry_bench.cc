@@ -18,38 +18,17 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gateway/descriptor_sets.h"
+#include "gateway/registry/bench_services.h"
 #include "gateway/registry/registry.h"
-#include "gateway/registry/test_descriptors.h"
 #include "gateway/upstream.h"
 
 namespace gateway::registry {
 namespace {
 
-constexpr int kServices = 500;
-constexpr int kMethodsPerService = 10;
+constexpr int kServices = testing::kBenchServices;
+constexpr int kMethodsPerService = testing::kBenchMethodsPerService;
 
-std::string ServiceSet(int index) {
-  const std::string package = absl::StrCat("bench", index, ".v1");
-  std::string text = absl::StrCat(
-      "name: \"bench", index, ".proto\" package: \"", package, "\" syntax: \"proto3\" ",
-      "dependency: \"google/api/annotations.proto\" ",
-      "message_type { name: \"Request\" ",
-      "  field { name: \"id\" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL json_name: \"id\" }",
-      "  field { name: \"page_size\" number: 2 type: TYPE_INT32 label: LABEL_OPTIONAL "
-      "json_name: \"pageSize\" } }",
-      "message_type { name: \"Response\" ",
-      "  field { name: \"id\" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL json_name: \"id\" }",
-      "  field { name: \"body\" number: 2 type: TYPE_BYTES label: LABEL_OPTIONAL json_name: \"body\" } }",
-      "service { name: \"Service\" ");
-  for (int m = 0; m < kMethodsPerService; ++m) {
-    absl::StrAppend(&text, "method { name: \"M", m, "\" input_type: \".", package,
-                    ".Request\" output_type: \".", package, ".Response\" ",
-                    "options { [google.api.http] { get: \"/v1/s", index, "/m", m,
-                    "/{id}\" } } } ");
-  }
-  absl::StrAppend(&text, "}");
-  return testing::DescriptorSetFromText(text);
-}
+std::string ServiceSet(int index) { return testing::BenchServiceSet(index, kMethodsPerService); }
 
 std::shared_ptr<Backend> MakeBackend(const std::string& name) {
   config::v1::Backend config;
