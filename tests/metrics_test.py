@@ -6,6 +6,7 @@ mid-test) are exact."""
 import http.client
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -47,6 +48,20 @@ def get(address, path):
         return r.status, r.getheader("Content-Type"), r.read().decode()
     finally:
         conn.close()
+
+
+def checked_page(test, address):
+    """The metrics page at `address`, asserted (on `test`) to be served with 200 and to pass
+    `promtool check metrics` (Debian's prometheus package)."""
+    status, _, body = get(address, "/metrics")
+    test.assertEqual(status, 200)
+    promtool = shutil.which("promtool")
+    test.assertIsNotNone(promtool, "promtool not found (Debian package prometheus, "
+                         "tools/install_deps.sh)")
+    r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                       text=True, timeout=60)
+    test.assertEqual(r.returncode, 0, "promtool check metrics: " + r.stdout + r.stderr)
+    return Page(body)
 
 
 class Page:

@@ -22,8 +22,6 @@ import http.client
 import json
 import struct
 import os
-import shutil
-import subprocess
 import sys
 import unittest
 
@@ -31,7 +29,7 @@ import grpc
 
 import harness
 import jwt_util
-from metrics_test import Page, get, metrics_address
+from metrics_test import checked_page, metrics_address
 
 # tools/grpcweb: in the runfiles under Bazel, beside tests/ in the source tree outside it.
 for _base in (harness.ROOT, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..")):
@@ -244,15 +242,7 @@ quotas:
         raise AssertionError(protocol)
 
     def scrape(self):
-        status, _, body = get(self.metrics, "/metrics")
-        self.assertEqual(status, 200)
-        promtool = shutil.which("promtool")
-        self.assertIsNotNone(promtool, "promtool not found (Debian package prometheus, "
-                             "tools/install_deps.sh)")
-        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
-                           text=True, timeout=60)
-        self.assertEqual(r.returncode, 0, "promtool check metrics: " + r.stdout + r.stderr)
-        return Page(body)
+        return checked_page(self, self.metrics)
 
     # --- the tests ---
 

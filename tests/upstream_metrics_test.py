@@ -5,13 +5,11 @@ retries and exhausted attempts are exact, the gauges of calls in flight and wait
 at 0 once the calls ended, and `promtool check metrics` accepts the page."""
 
 import http.client
-import shutil
-import subprocess
 import unittest
 
 import harness
 from grpc_proxy_test import TIMEOUT
-from metrics_test import Page, get, metrics_address
+from metrics_test import checked_page, metrics_address
 
 GET_SHELF = "/bookstore.v1.Bookstore/GetShelf"
 
@@ -59,15 +57,7 @@ class UpstreamMetricsTest(unittest.TestCase):
             conn.close()
 
     def scrape(self):
-        status, _, body = get(self.metrics, "/metrics")
-        self.assertEqual(status, 200)
-        promtool = shutil.which("promtool")
-        self.assertIsNotNone(promtool, "promtool not found (Debian package prometheus, "
-                             "tools/install_deps.sh)")
-        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
-                           text=True, timeout=60)
-        self.assertEqual(r.returncode, 0, "promtool check metrics: " + r.stdout + r.stderr)
-        return Page(body)
+        return checked_page(self, self.metrics)
 
     def assert_idle(self, page, endpoints):
         """Nothing in flight or waiting any more, on the backend and on each endpoint."""
