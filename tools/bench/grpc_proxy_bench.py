@@ -22,79 +22,22 @@ ratio of the backend's own CPU per call in the same phase. Everything listens on
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def bazel_bin():
-    out = subprocess.run(["bazel", "info", "bazel-bin"], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    return out.stdout.strip()
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = int(fields[11]) + int(fields[12])  # utime, stime
-    # nginx: the work happens in its worker (a child); count children as well.
-    try:
-        for child in open(f"/proc/{pid}/task/{pid}/children").read().split():
-            total += cpu_seconds_ticks(int(child))
-    except OSError:
-        pass
-    return total / ticks
-
-
-def cpu_seconds_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def start(argv, log_path, pattern=rb"listening on (\S+)", timeout=20):
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    return start_wait(proc, log_path, pattern, timeout)
-
-
-def start_wait(proc, log_path, pattern, timeout=20):
-    """(proc, the first group of `pattern` in the log of the started `proc`); ends the
-    benchmark, killing `proc`, if it does not appear in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(pattern, open(log_path, "rb").read())
-        if m:
-            return proc, m.group(1).decode()
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit(f"{proc.args[0]} did not log {pattern!r}:\n" + open(log_path).read())
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from bench_util import bazel_bin, cpu_seconds, free_port, start
 
 
 def run_load(load_bin, target, mode, concurrency, duration, pids, payload=100):
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    before = {name: cpu_seconds(pid, children=True) for name, pid in pids.items()}
     out = subprocess.run([load_bin, f"--target={target}", f"--mode={mode}",
                           f"--concurrency={concurrency}", f"--duration={duration}",
                           f"--payload_bytes={payload}"],
                          capture_output=True, text=True, timeout=600)
-    after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    after = {name: cpu_seconds(pid, children=True) for name, pid in pids.items()}
     if out.returncode not in (0, 1) or not out.stdout.strip():
         sys.exit(f"grpc_load failed: {out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])

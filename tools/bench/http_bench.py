@@ -23,142 +23,13 @@ adds (p50 REST minus p50 direct gRPC).
 import argparse
 import base64
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def bazel_bin():
-    out = subprocess.run(["bazel", "info", "bazel-bin"], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    return out.stdout.strip()
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def context_switches(pid):
-    """Voluntary plus involuntary context switches of every thread of `pid` so far."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/status") as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        total += int(line.split()[1])
-        except FileNotFoundError:  # a thread that ended meanwhile
-            pass
-    return total
-
-
-def start(argv, log_path, pattern, timeout=20):
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(pattern, open(log_path, "rb").read())
-        if m:
-            return proc, m.group(1).decode()
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit(f"{argv[0]} did not start:\n" + open(log_path).read())
-
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def grpc_frame(message):
-    return b"\0" + len(message).to_bytes(4, "big") + message
-
-
-def percentile(values, p):
-    values = sorted(values)
-    if not values:
-        return 0.0
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
-
-
-def to_us(text):
-    """wrk's latency text ("512.00us", "1.20ms", "2.01s", "1.50m") in microseconds."""
-    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", text)
-    if not m:
-        return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value * {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}[unit]
-
-
-def run_wrk(url, connections, duration, work, body=None):
-    argv = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency"]
-    if body is not None:
-        script = os.path.join(work, "post.lua")
-        with open(script, "w") as f:
-            f.write('wrk.method = "POST"\n'
-                    'wrk.headers["Content-Type"] = "application/json"\n'
-                    f"wrk.body = [[{body.decode()}]]\n")
-        argv += ["-s", script]
-    out = subprocess.run(argv + [url], capture_output=True, text=True,
-                         timeout=duration + 60).stdout
-    calls = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = 0
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        errors += int(m.group(1))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        errors += sum(int(x) for x in m.groups())
-    # The distribution's own lines ("     50%    1.09ms"), not a "+/- Stdev" figure such as
-    # "97.50%" earlier in the output.
-    p50 = to_us(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = to_us(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    return calls, errors, p50, p99
-
-
-def run_h2load(url, connections, duration, work, data=None, headers=()):
-    log = os.path.join(work, "h2load.log")
-    if os.path.exists(log):
-        os.remove(log)
-    argv = ["h2load", "-c", str(connections), "-m", "1", "-D", str(duration),
-            "--log-file", log]
-    if data is not None:
-        path = os.path.join(work, "h2load.body")
-        with open(path, "wb") as f:
-            f.write(data)
-        argv += ["-d", path]
-    for h in headers:
-        argv += ["-H", h]
-    out = subprocess.run(argv + [url], capture_output=True, text=True,
-                         timeout=duration + 60).stdout
-    latencies = []
-    errors = 0
-    with open(log) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3:
-                latencies.append(int(parts[2]))
-                if not parts[1].startswith("2"):
-                    errors += 1
-    m = re.search(r"(\d+) failed, (\d+) errored", out)
-    if m:
-        errors += int(m.group(1))
-    return len(latencies), errors, percentile(latencies, 50), percentile(latencies, 99)
+from bench_util import (bazel_bin, context_switches, cpu_seconds, grpc_frame, run_h2load,
+                        run_wrk, start, varint)
 
 
 def main():
@@ -221,7 +92,7 @@ http_listener:
         post_json = ('{"payload":"' + base64.b64encode(payload).decode() + '"}').encode()
         echo_request = b"\x0a" + varint(len(payload)) + payload  # EchoRequest.payload
         get_shelf = b"\x08\x01"  # GetShelfRequest{shelf: 1}
-        grpc_headers = ("content-type: application/grpc", "te: trailers")
+        grpc_headers = {"content-type": "application/grpc", "te": "trailers"}
 
         def direct_get(c, d):
             return run_h2load(f"http://{bookstore_addr}/bookstore.v1.Bookstore/GetShelf", c, d,
@@ -241,10 +112,11 @@ http_listener:
              lambda c, d: run_h2load(rest_get, c, d, work)),
             ("POST 1KB", "grpc direct", echo, False, direct_post),
             ("POST 1KB", "REST wrk h1", echo, True,
-             lambda c, d: run_wrk(rest_post, c, d, work, post_json)),
+             lambda c, d: run_wrk(rest_post, c, d, work, post_json,
+                                  {"Content-Type": "application/json"})),
             ("POST 1KB", "REST h2load h2c", echo, True,
              lambda c, d: run_h2load(rest_post, c, d, work, post_json,
-                                     ("content-type: application/json",))),
+                                     {"content-type": "application/json"})),
         ]
         print(f"# {args.duration}s per phase; CPU from /proc/PID/stat; gatewayd http workers="
               f"{args.workers}, grpc workers=1; {os.cpu_count()} cores shared with the load "

@@ -40,128 +40,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench_util import bazel_bin, cpu_seconds, grpc_frame, run_h2load, run_wrk, start, varint
+
 METHOD = "/gateway.test.v1.Echo/Unary"
-
-
-def bazel_bin():
-    out = subprocess.run(["bazel", "info", "bazel-bin"], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    return out.stdout.strip()
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start(argv, log_path, pattern, timeout=20):
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(pattern, open(log_path, "rb").read())
-        if m:
-            return proc, m.group(1).decode()
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit(f"{argv[0]} did not start:\n" + open(log_path).read())
-
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def frame(message, flags=0):
-    return bytes([flags]) + len(message).to_bytes(4, "big") + message
-
-
-def percentile(values, p):
-    values = sorted(values)
-    if not values:
-        return 0.0
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
-
-
-def to_us(text):
-    """wrk's latency text ("512.00us", "1.20ms", "2.01s", "1.50m") in microseconds."""
-    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", text)
-    if not m:
-        return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value * {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}[unit]
-
-
-def lua_string(data):
-    """A Lua string literal of any bytes (decimal escapes)."""
-    return '"' + "".join(f"\\{b}" for b in data) + '"'
-
-
-def run_wrk(url, connections, duration, work, body, headers):
-    script = os.path.join(work, "post.lua")
-    with open(script, "w") as f:
-        f.write('wrk.method = "POST"\n')
-        for name, value in headers.items():
-            f.write(f"wrk.headers[{lua_string(name.encode())}] = {lua_string(value.encode())}\n")
-        f.write(f"wrk.body = {lua_string(body)}\n")
-    argv = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency",
-            "-s", script, url]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
-    out = r.stdout
-    m = re.search(r"(\d+) requests in", out)
-    if not m:
-        sys.exit(f"wrk failed:\n{out}{r.stderr}")
-    calls = int(m.group(1))
-    errors = 0
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        errors += int(m.group(1))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        errors += sum(int(x) for x in m.groups())
-    # The distribution's own lines ("     50%    1.09ms"), not a "+/- Stdev" figure.
-    p50 = to_us(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = to_us(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    return calls, errors, p50, p99
-
-
-def run_h2load(url, connections, duration, work, body, headers):
-    log = os.path.join(work, "h2load.log")
-    if os.path.exists(log):
-        os.remove(log)
-    path = os.path.join(work, "h2load.body")
-    with open(path, "wb") as f:
-        f.write(body)
-    argv = ["h2load", "-c", str(connections), "-m", "1", "-D", str(duration),
-            "--log-file", log, "-d", path]
-    for name, value in headers.items():
-        argv += ["-H", f"{name}: {value}"]
-    r = subprocess.run(argv + [url], capture_output=True, text=True, timeout=duration + 60)
-    latencies = []
-    errors = 0
-    if not os.path.exists(log):
-        sys.exit(f"h2load failed:\n{r.stdout}{r.stderr}")
-    with open(log) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3:
-                latencies.append(int(parts[2]))
-                if not parts[1].startswith("2"):
-                    errors += 1
-    m = re.search(r"(\d+) failed, (\d+) errored", r.stdout)
-    if m:
-        errors += int(m.group(1))
-    return len(latencies), errors, percentile(latencies, 50), percentile(latencies, 99)
 
 
 def run_grpc_load(grpc_load, target, connections, duration, payload_bytes, calls=0):
@@ -264,7 +145,7 @@ http_listener:
         json_body = json.dumps({"payload": base64.b64encode(payload).decode()}).encode()
         protocols = {
             "rest": ("REST JSON", json_body, {"content-type": "application/json"}),
-            "grpc-web": ("gRPC-Web", frame(proto),
+            "grpc-web": ("gRPC-Web", grpc_frame(proto),
                          {"content-type": "application/grpc-web+proto", "x-grpc-web": "1"}),
             "connect-json": ("Connect JSON", json_body,
                              {"content-type": "application/json",
