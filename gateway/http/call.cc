@@ -345,16 +345,50 @@ void HttpCall::RunInterceptors(absl::Time now, absl::string_view query) {
     StartBackend();
     return;
   }
-  call_ctx_ = CallContext::Make({FrontEnd::kHttp, route_->method, &route_->rules, route_->path,
-                                 req.peer, req.peer_identity, client_deadline_, now,
-                                 req.headers.size()});
-  call_ctx_->query = query;
-  // The listener's default deadline is not the client's, but it bounds the call.
-  call_ctx_->backend_deadline = deadline_;
+  call_ctx_ = MakeCallContext(FrontEnd::kHttp, *route_, req, client_deadline_, deadline_, now,
+                              query);
   RunInterceptorChain(*chain, call_ctx_.get(), req.headers, executor_,
                       [self = shared_from_this()](absl::Status status) {
                         self->OnIntercepted(std::move(status));
                       });
+}
+
+std::unique_ptr<CallContext> MakeCallContext(FrontEnd front_end, const Route& route,
+                                             const HttpRequest& request,
+                                             absl::Time client_deadline, absl::Time deadline,
+                                             absl::Time now, absl::string_view query) {
+  std::unique_ptr<CallContext> ctx = CallContext::Make(
+      {front_end, route.method, &route.rules, route.path, request.peer, request.peer_identity,
+       client_deadline, now, request.headers.size()});
+  ctx->query = query;
+  // The listener's default deadline is not the client's, but it bounds the call.
+  ctx->backend_deadline = deadline;
+  return ctx;
+}
+
+absl::Status PrepareBackendCall(const CallContext* ctx, const Route& route,
+                                upstream::Headers* metadata, absl::Time* deadline,
+                                int* http_status) {
+  if (ctx != nullptr) {
+    *deadline = ctx->backend_deadline;
+    if (absl::Status edited =
+            metadata::MetadataPolicy::ApplyEdits(ctx->backend_metadata, metadata);
+        !edited.ok()) {
+      *http_status = 500;
+      return edited;
+    }
+  }
+  if (absl::Status size =
+          metadata::CheckMetadataSize(*metadata, route.backend->max_metadata_bytes());
+      !size.ok()) {
+    *http_status = 431;
+    return size;
+  }
+  if (*deadline != absl::InfiniteFuture() && *deadline <= absl::Now()) {
+    *http_status = 504;
+    return absl::DeadlineExceededError("deadline exceeded before the call started");
+  }
+  return absl::OkStatus();
 }
 
 void RunInterceptorChain(const InterceptorChain& chain, CallContext* ctx,
@@ -375,13 +409,6 @@ void HttpCall::OnIntercepted(absl::Status status) {
     if (env_->metrics != nullptr) env_->metrics->Rejected(status);
     reject_headers_ = std::move(call_ctx_->response_headers);
     Reject(transcoder::HttpStatusFromCode(status.code()), status);
-    return;
-  }
-  deadline_ = call_ctx_->backend_deadline;
-  if (absl::Status edited =
-          metadata::MetadataPolicy::ApplyEdits(call_ctx_->backend_metadata, &metadata_);
-      !edited.ok()) {
-    Reject(500, edited);
     return;
   }
   StartBackend();
@@ -430,14 +457,11 @@ absl::Status HttpCall::SplitClientStream(absl::string_view query,
 }
 
 void HttpCall::StartBackend() {
-  if (absl::Status size =
-          metadata::CheckMetadataSize(metadata_, route_->backend->max_metadata_bytes());
-      !size.ok()) {
-    Reject(431, size);
-    return;
-  }
-  if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
-    Reject(504, absl::DeadlineExceededError("deadline exceeded before the call started"));
+  int http_status = 0;
+  if (absl::Status s =
+          PrepareBackendCall(call_ctx_.get(), *route_, &metadata_, &deadline_, &http_status);
+      !s.ok()) {
+    Reject(http_status, s);
     return;
   }
   upstream::BackendCall::Spec spec;

@@ -177,6 +177,24 @@ struct AccessLogEntry {
 };
 void LogCall(access_log::AccessLog* log, const HttpRequest& request, AccessLogEntry entry);
 
+// The CallContext of a front-end call of `route` (CallContext::Make with the request's peer,
+// TLS identity and header count): `client_deadline` is the client's own deadline, `deadline`
+// the one the interceptors start from (the listener's default may bound it), `query` the
+// request's query string (REST).
+std::unique_ptr<CallContext> MakeCallContext(FrontEnd front_end, const Route& route,
+                                             const HttpRequest& request,
+                                             absl::Time client_deadline, absl::Time deadline,
+                                             absl::Time now, absl::string_view query = {});
+
+// What every call does between an accepting verdict and its backend call: `*deadline`
+// becomes the one the interceptors left and their metadata edits apply to `metadata` (`ctx`
+// null: no chain ran), then limits.max_metadata_bytes is checked and a deadline already
+// past refused. Returns OK, or the error and in `*http_status` the HTTP status a REST client
+// gets for it (500 for an edit that failed, 431, 504).
+absl::Status PrepareBackendCall(const CallContext* ctx, const Route& route,
+                                upstream::Headers* metadata, absl::Time* deadline,
+                                int* http_status);
+
 // The interceptor part every call of the HTTP front end shares: copies the request headers
 // into `ctx` (already made with CallContext::Make), runs `chain`, and hands the verdict to
 // `done` on `executor` (an asynchronous interceptor may answer on another thread). `done`

@@ -265,11 +265,8 @@ void ConnectCall::RunInterceptors(absl::Time now) {
     StartBackend();
     return;
   }
-  call_ctx_ = CallContext::Make({FrontEnd::kHttp, route_->method, &route_->rules, route_->path,
-                                 req.peer, req.peer_identity, client_deadline_, now,
-                                 req.headers.size()});
-  call_ctx_->query = QueryOf(req.target);
-  call_ctx_->backend_deadline = deadline_;
+  call_ctx_ = MakeCallContext(FrontEnd::kHttp, *route_, req, client_deadline_, deadline_, now,
+                              QueryOf(req.target));
   RunInterceptorChain(*chain, call_ctx_.get(), req.headers, executor_,
                       [self = shared_from_this()](absl::Status status) {
                         self->OnIntercepted(std::move(status));
@@ -284,25 +281,15 @@ void ConnectCall::OnIntercepted(absl::Status status) {
     Fail(status);
     return;
   }
-  deadline_ = call_ctx_->backend_deadline;
-  if (absl::Status edited =
-          metadata::MetadataPolicy::ApplyEdits(call_ctx_->backend_metadata, &metadata_);
-      !edited.ok()) {
-    Fail(edited);
-    return;
-  }
   StartBackend();
 }
 
 void ConnectCall::StartBackend() {
-  if (absl::Status size =
-          metadata::CheckMetadataSize(metadata_, route_->backend->max_metadata_bytes());
-      !size.ok()) {
-    Fail(size);
-    return;
-  }
-  if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
-    Fail(absl::DeadlineExceededError("deadline exceeded before the call started"));
+  int http_status = 0;  // Connect maps the code to its own HTTP status (Fail)
+  if (absl::Status s =
+          PrepareBackendCall(call_ctx_.get(), *route_, &metadata_, &deadline_, &http_status);
+      !s.ok()) {
+    Fail(s);
     return;
   }
   upstream::BackendCall::Spec spec;

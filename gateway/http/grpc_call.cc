@@ -176,10 +176,7 @@ void GrpcRelayCall::RunInterceptors(absl::Time now) {
     StartBackend();
     return;
   }
-  call_ctx_ = CallContext::Make({FrontEnd::kGrpc, route_->method, &route_->rules, route_->path,
-                                 req.peer, req.peer_identity, client_deadline_, now,
-                                 req.headers.size()});
-  call_ctx_->backend_deadline = deadline_;
+  call_ctx_ = MakeCallContext(FrontEnd::kGrpc, *route_, req, client_deadline_, deadline_, now);
   RunInterceptorChain(*chain, call_ctx_.get(), req.headers, executor_,
                       [self = shared_from_this()](absl::Status status) {
                         self->OnIntercepted(std::move(status));
@@ -194,25 +191,15 @@ void GrpcRelayCall::OnIntercepted(absl::Status status) {
     TrailersOnly(status);
     return;
   }
-  deadline_ = call_ctx_->backend_deadline;
-  if (absl::Status edited =
-          metadata::MetadataPolicy::ApplyEdits(call_ctx_->backend_metadata, &metadata_);
-      !edited.ok()) {
-    TrailersOnly(edited);
-    return;
-  }
   StartBackend();
 }
 
 void GrpcRelayCall::StartBackend() {
-  if (absl::Status size =
-          metadata::CheckMetadataSize(metadata_, route_->backend->max_metadata_bytes());
-      !size.ok()) {
-    TrailersOnly(size);
-    return;
-  }
-  if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
-    TrailersOnly(absl::DeadlineExceededError("deadline exceeded before the call started"));
+  int http_status = 0;  // a gRPC call answers with its status only
+  if (absl::Status s =
+          PrepareBackendCall(call_ctx_.get(), *route_, &metadata_, &deadline_, &http_status);
+      !s.ok()) {
+    TrailersOnly(s);
     return;
   }
   const std::shared_ptr<upstream::Cluster>& cluster = route_->backend->cluster();

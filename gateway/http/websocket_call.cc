@@ -265,11 +265,8 @@ void WebSocketCall::Start(HttpRequest request) {
     OnIntercepted(absl::OkStatus());
     return;
   }
-  call_ctx_ = CallContext::Make({FrontEnd::kHttp, route_->method, &route_->rules, route_->path,
-                                 req.peer, req.peer_identity, client_deadline_, now,
-                                 req.headers.size()});
-  call_ctx_->query = target->query;
-  call_ctx_->backend_deadline = deadline_;
+  call_ctx_ = MakeCallContext(FrontEnd::kHttp, *route_, req, client_deadline_, deadline_, now,
+                              target->query);
   RunInterceptorChain(*chain, call_ctx_.get(), req.headers, executor_,
                       [self = shared_from_this()](absl::Status status) {
                         self->OnIntercepted(std::move(status));
@@ -323,23 +320,11 @@ void WebSocketCall::OnIntercepted(absl::Status status) {
     Refuse(transcoder::HttpStatusFromCode(status.code()), status, std::move(headers));
     return;
   }
-  if (call_ctx_ != nullptr) {
-    deadline_ = call_ctx_->backend_deadline;
-    if (absl::Status edited =
-            metadata::MetadataPolicy::ApplyEdits(call_ctx_->backend_metadata, &metadata_);
-        !edited.ok()) {
-      Refuse(500, edited);
-      return;
-    }
-  }
-  if (absl::Status size =
-          metadata::CheckMetadataSize(metadata_, route_->backend->max_metadata_bytes());
-      !size.ok()) {
-    Refuse(431, size);
-    return;
-  }
-  if (deadline_ != absl::InfiniteFuture() && deadline_ <= absl::Now()) {
-    Refuse(504, absl::DeadlineExceededError("deadline exceeded before the call started"));
+  int http_status = 0;
+  if (absl::Status s =
+          PrepareBackendCall(call_ctx_.get(), *route_, &metadata_, &deadline_, &http_status);
+      !s.ok()) {
+    Refuse(http_status, s);
     return;
   }
   Accept();
