@@ -188,6 +188,13 @@ int Run(int argc, char** argv) {
   ConfigureLogging((*config)->logging);
   LogLine(absl::StrCat("gatewayd ", kVersion, " starting (config ", config_path, ")"));
   Snapshot<RouteTable> route_snapshot((*config)->routes);
+  // The OpenAPI documents are generated on the endpoint's own thread for every published
+  // table (config reloads, registry changes), never on an event loop.
+  if (std::shared_ptr<const openapi::OpenApiEndpoint> docs = (*config)->http.openapi) {
+    route_snapshot.SetListener(
+        [docs](const std::shared_ptr<const RouteTable>& table) { docs->Prepare(table); });
+    docs->Prepare((*config)->routes);
+  }
   std::shared_ptr<UpstreamMetricsTargets> upstream_metrics;
   if (metric_registry != nullptr) {
     AddProcessMetrics(*metric_registry, started, &route_snapshot);
@@ -322,6 +329,11 @@ int Run(int argc, char** argv) {
   std::unique_ptr<http::HttpServer> http_server;
   if ((*config)->has_http) {
     const GatewayConfig::Http& h = (*config)->http;
+    // The first document is ready before the listener opens (a 503 otherwise).
+    if (h.openapi != nullptr &&
+        !h.openapi->WaitReady(nullptr, absl::Seconds(30))) {
+      LogLine("openapi: the first document is not ready after 30s; it is served once it is");
+    }
     absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
         http::HttpServer::Start(server_options(h), &route_snapshot);
     if (!started.ok()) {

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -42,6 +43,16 @@ class Snapshot {
     absl::MutexLock lock(&mu_);
     value_ = std::move(value);
     version_.fetch_add(1, std::memory_order_release);
+    if (listener_) listener_(value_);
+  }
+
+  // Called by every later Publish() with the new value, on the publishing thread and under
+  // the publishing lock (so in publish order): it must return quickly and must not use this
+  // Snapshot. Replaces an earlier listener.
+  using Listener = std::function<void(const std::shared_ptr<const T>&)>;
+  void SetListener(Listener listener) {
+    absl::MutexLock lock(&mu_);
+    listener_ = std::move(listener);
   }
 
   // The current value (takes the mutex; for occasional readers).
@@ -77,6 +88,7 @@ class Snapshot {
  private:
   mutable absl::Mutex mu_;
   std::shared_ptr<const T> value_ ABSL_GUARDED_BY(mu_);
+  Listener listener_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> version_{0};
 };
 

@@ -31,6 +31,16 @@ TEST(Snapshot, OldValueStaysAliveWhileHeld) {
   EXPECT_TRUE(watch.expired());
 }
 
+TEST(Snapshot, ListenerGetsEveryPublishedValueInOrder) {
+  Snapshot<int> snapshot(std::make_shared<const int>(1));
+  std::vector<int> seen;
+  snapshot.SetListener([&seen](const std::shared_ptr<const int>& v) { seen.push_back(*v); });
+  snapshot.Publish(std::make_shared<const int>(2));
+  snapshot.Publish(std::make_shared<const int>(3));
+  EXPECT_EQ(seen, (std::vector<int>{2, 3}));
+  EXPECT_EQ(*snapshot.Load(), 3);
+}
+
 TEST(Snapshot, ConcurrentReadersNeverSeeATornValue) {
   struct Pair {
     int a;

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import subprocess
+import time
 import unittest
 
 import harness
@@ -178,6 +179,17 @@ auth:
                          {"code": 5, "message": "no service named no.such.Service is served",
                           "details": []})
 
+    def document_once(self, predicate, what):
+        """Polls the whole document (bounded) until `predicate(doc)`; meanwhile every answer
+        is 200 with the previous routes' document (generated off the event loops)."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            body, doc = self.document()
+            if predicate(doc):
+                return body, doc
+            self.assertLess(time.monotonic(), deadline, f"no document {what} after {TIMEOUT}s")
+            time.sleep(0.02)
+
     def test_a_service_registered_at_run_time_appears(self):
         status, _, _ = get(self.gw.http_address, f"/openapi/{ECHO}.json")
         self.assertEqual(status, 404)
@@ -187,7 +199,8 @@ auth:
                                 "--backend=echo", "--owner=platform-test")
         self.assertEqual(code, 0, out)
         try:
-            body, after = self.document()
+            body, after = self.document_once(lambda d: "/v1/echo" in d["paths"],
+                                             "with the registered service")
             self.assertIn("/v1/echo", after["paths"])
             self.assertEqual(after["paths"]["/v1/echo"]["post"]["operationId"], f"{ECHO}.Unary")
             self.assertIn(ECHO, [t["name"] for t in after["tags"]])
@@ -200,7 +213,8 @@ auth:
         finally:
             code, out = self.gw.ctl("remove", ECHO, "--owner=platform-test")
             self.assertEqual(code, 0, out)
-        _, removed = self.document()
+        _, removed = self.document_once(lambda d: "/v1/echo" not in d["paths"],
+                                        "without the removed service")
         self.assertNotIn("/v1/echo", removed["paths"])
 
 

@@ -281,7 +281,11 @@ void HttpCall::Dispatch() {
     if (env_->openapi != nullptr) {
       if (std::optional<openapi::OpenApiEndpoint::Response> doc =
               env_->openapi->Serve(target->path, table_)) {
-        Respond(doc->status, {{"content-type", doc->content_type}}, std::move(doc->body));
+        HeaderList headers = {{"content-type", doc->content_type}};
+        if (doc->retry_after_seconds > 0) {
+          headers.push_back({"retry-after", absl::StrCat(doc->retry_after_seconds)});
+        }
+        Respond(doc->status, std::move(headers), std::move(doc->body));
         return;
       }
     }

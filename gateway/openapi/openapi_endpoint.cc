@@ -11,41 +11,81 @@
 
 namespace gateway::openapi {
 
-absl::StatusOr<std::shared_ptr<const std::string>> OpenApiEndpoint::Document(
-    const std::shared_ptr<const RouteTable>& table, const std::string& service) const {
+OpenApiEndpoint::~OpenApiEndpoint() {
+  std::thread generator;
   {
     absl::MutexLock lock(&mu_);
-    if (cache_.table.lock() == table) {
-      if (service.empty() && cache_.all != nullptr) return cache_.all;
-      if (!service.empty()) {
-        auto it = cache_.services.find(service);
-        if (it != cache_.services.end()) return it->second;
-      }
-    }
+    stopping_ = true;
+    generator = std::move(generator_);
   }
-  // Generated without the lock; two requests racing on a new table both generate the
-  // same bytes, and either result is kept.
-  OpenApiOptions options = settings_.document;
-  std::vector<std::string> services;
-  if (!service.empty()) {
-    options.title = service;
-    services.push_back(service);
-  }
-  absl::StatusOr<std::string> doc =
-      GenerateOpenApi(table->transcoder().routes(), services, options);
-  if (!doc.ok()) return doc.status();
-  auto shared = std::make_shared<const std::string>(*std::move(doc));
+  if (generator.joinable()) generator.join();
+}
+
+void OpenApiEndpoint::Prepare(std::shared_ptr<const RouteTable> table) const {
+  if (!settings_.enabled || table == nullptr) return;
   absl::MutexLock lock(&mu_);
-  if (cache_.table.lock() != table) {
-    cache_ = Cache();
-    cache_.table = table;
+  if (stopping_) return;
+  pending_ = std::move(table);
+  if (!generator_.joinable()) generator_ = std::thread([this] { Run(); });
+}
+
+bool OpenApiEndpoint::HasWork() const { return stopping_ || pending_ != nullptr; }
+
+void OpenApiEndpoint::Run() const {
+  for (;;) {
+    std::shared_ptr<const RouteTable> table;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &OpenApiEndpoint::HasWork));
+      if (stopping_) return;
+      table = std::move(pending_);
+      pending_ = nullptr;
+    }
+    std::shared_ptr<const Documents> documents = Generate(table);
+    absl::MutexLock lock(&mu_);
+    ready_ = std::move(documents);
   }
-  if (service.empty()) {
-    cache_.all = shared;
-  } else {
-    cache_.services[service] = shared;
+}
+
+std::shared_ptr<const OpenApiEndpoint::Documents> OpenApiEndpoint::Generate(
+    const std::shared_ptr<const RouteTable>& table) const {
+  auto documents = std::make_shared<Documents>();
+  documents->table = table;
+  absl::StatusOr<std::string> all =
+      GenerateOpenApi(table->transcoder().routes(), {}, settings_.document);
+  if (!all.ok()) {
+    documents->status = all.status();
+    return documents;
   }
-  return shared;
+  documents->all = std::make_shared<const std::string>(*std::move(all));
+  for (const ServiceBinding& binding : table->services()) {
+    if (documents->services.contains(binding.service)) continue;
+    OpenApiOptions options = settings_.document;
+    options.title = binding.service;
+    absl::StatusOr<std::string> one =
+        GenerateOpenApi(table->transcoder().routes(), {binding.service}, options);
+    if (!one.ok()) {
+      documents->status = one.status();
+      return documents;
+    }
+    documents->services.emplace(binding.service,
+                                std::make_shared<const std::string>(*std::move(one)));
+  }
+  return documents;
+}
+
+bool OpenApiEndpoint::WaitReady(const std::shared_ptr<const RouteTable>& table,
+                                absl::Duration timeout) const {
+  struct Wanted {
+    const OpenApiEndpoint* endpoint;
+    const RouteTable* table;
+  } wanted{this, table.get()};
+  const auto ready = [](Wanted* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return w->endpoint->ready_ != nullptr &&
+           (w->table == nullptr || w->endpoint->ready_->table.lock().get() == w->table);
+  };
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(+ready, &wanted), timeout);
 }
 
 std::optional<OpenApiEndpoint::Response> OpenApiEndpoint::Serve(
@@ -77,12 +117,30 @@ std::optional<OpenApiEndpoint::Response> OpenApiEndpoint::Serve(
       return Response{404, "application/json", table->transcoder().ErrorBody(missing)};
     }
   }
-  absl::StatusOr<std::shared_ptr<const std::string>> doc = Document(table, service);
-  if (!doc.ok()) {
-    return Response{transcoder::HttpStatusFromCode(doc.status().code()), "application/json",
-                    table->transcoder().ErrorBody(doc.status())};
+  std::shared_ptr<const Documents> documents;
+  {
+    absl::MutexLock lock(&mu_);
+    documents = ready_;
   }
-  return Response{200, "application/json", **doc};
+  if (documents != nullptr && !documents->status.ok()) {
+    return Response{transcoder::HttpStatusFromCode(documents->status.code()), "application/json",
+                    table->transcoder().ErrorBody(documents->status)};
+  }
+  std::shared_ptr<const std::string> doc;
+  if (documents != nullptr) {
+    if (service.empty()) {
+      doc = documents->all;
+    } else if (auto it = documents->services.find(service); it != documents->services.end()) {
+      doc = it->second;
+    }
+  }
+  if (doc == nullptr) {
+    const absl::Status generating = absl::UnavailableError(absl::StrCat(
+        "the OpenAPI document ", service.empty() ? "" : absl::StrCat("of ", service, " "),
+        "is being generated for the current routes; retry in a second"));
+    return Response{503, "application/json", table->transcoder().ErrorBody(generating), 1};
+  }
+  return Response{200, "application/json", *doc};
 }
 
 }  // namespace gateway::openapi

@@ -48,6 +48,12 @@ std::shared_ptr<const RouteTable> Table(bool with_service) {
   return *table;
 }
 
+// Hands `table` to the endpoint's generator and waits for its documents.
+void Ready(const OpenApiEndpoint& endpoint, const std::shared_ptr<const RouteTable>& table) {
+  endpoint.Prepare(table);
+  ASSERT_TRUE(endpoint.WaitReady(table, absl::Seconds(30)));
+}
+
 OpenApiSettings Settings() {
   absl::StatusOr<OpenApiSettings> s = OpenApiSettingsFromConfig(config::v1::Config());
   EXPECT_TRUE(s.ok()) << s.status();
@@ -57,6 +63,7 @@ OpenApiSettings Settings() {
 TEST(OpenApiEndpoint, ServesTheWholeDocumentAndOnePerService) {
   OpenApiEndpoint endpoint(Settings());
   std::shared_ptr<const RouteTable> table = Table(true);
+  Ready(endpoint, table);
   std::optional<OpenApiEndpoint::Response> all = endpoint.Serve("/openapi.json", table);
   ASSERT_TRUE(all.has_value());
   EXPECT_EQ(all->status, 200);
@@ -88,7 +95,70 @@ TEST(OpenApiEndpoint, DisabledServesNothing) {
   OpenApiSettings settings = Settings();
   settings.enabled = false;
   OpenApiEndpoint endpoint(settings);
-  EXPECT_FALSE(endpoint.Serve("/openapi.json", Table(true)).has_value());
+  std::shared_ptr<const RouteTable> table = Table(true);
+  endpoint.Prepare(table);
+  EXPECT_FALSE(endpoint.Serve("/openapi.json", table).has_value());
+  // Nothing was generated.
+  EXPECT_FALSE(endpoint.WaitReady(nullptr, absl::Milliseconds(100)));
+}
+
+TEST(OpenApiEndpoint, ServeNeverGeneratesAndAnswers503UntilADocumentIsReady) {
+  OpenApiEndpoint endpoint(Settings());
+  std::shared_ptr<const RouteTable> table = Table(true);
+  // No table was prepared: Serve answers from ready documents only, so there is none.
+  for (const std::string path : {std::string("/openapi.json"),
+                                 absl::StrCat("/openapi/", kService, ".json")}) {
+    std::optional<OpenApiEndpoint::Response> r = endpoint.Serve(path, table);
+    ASSERT_TRUE(r.has_value()) << path;
+    EXPECT_EQ(r->status, 503) << path;
+    EXPECT_EQ(r->retry_after_seconds, 1) << path;
+    EXPECT_THAT(r->body, HasSubstr("\"code\":14")) << path;
+    EXPECT_THAT(r->body, HasSubstr("is being generated for the current routes; retry in a second"))
+        << path;
+  }
+  EXPECT_FALSE(endpoint.WaitReady(nullptr, absl::Milliseconds(100)));
+  Ready(endpoint, table);
+  std::optional<OpenApiEndpoint::Response> r = endpoint.Serve("/openapi.json", table);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->retry_after_seconds, 0);
+  EXPECT_THAT(r->body, HasSubstr("/v1/shelves/{shelf}/notes"));
+}
+
+TEST(OpenApiEndpoint, ThePreviousTablesDocumentIsServedUntilTheNewOneIsReady) {
+  OpenApiEndpoint endpoint(Settings());
+  std::shared_ptr<const RouteTable> empty = Table(false);
+  Ready(endpoint, empty);
+  // A call served with a table whose documents are not generated yet (not even handed
+  // over) gets the previous table's document, not a stall.
+  std::shared_ptr<const RouteTable> full = Table(true);
+  std::optional<OpenApiEndpoint::Response> stale = endpoint.Serve("/openapi.json", full);
+  ASSERT_TRUE(stale.has_value());
+  EXPECT_EQ(stale->status, 200);
+  EXPECT_THAT(stale->body, Not(HasSubstr("/v1/notes")));
+  // A service the previous documents do not have: 503, naming it.
+  std::optional<OpenApiEndpoint::Response> one =
+      endpoint.Serve(absl::StrCat("/openapi/", kService, ".json"), full);
+  ASSERT_TRUE(one.has_value());
+  EXPECT_EQ(one->status, 503);
+  EXPECT_EQ(one->retry_after_seconds, 1);
+  EXPECT_THAT(one->body, HasSubstr(absl::StrCat("the OpenAPI document of ", kService,
+                                                " is being generated")));
+  Ready(endpoint, full);
+  EXPECT_THAT(endpoint.Serve("/openapi.json", full)->body, HasSubstr("/v1/notes"));
+  EXPECT_EQ(endpoint.Serve(absl::StrCat("/openapi/", kService, ".json"), full)->status, 200);
+  // A call that still holds the old table gets the newest document.
+  EXPECT_THAT(endpoint.Serve("/openapi.json", empty)->body, HasSubstr("/v1/notes"));
+}
+
+TEST(OpenApiEndpoint, TablesHandedOverWhileOneIsGeneratedCollapseIntoTheLatest) {
+  OpenApiEndpoint endpoint(Settings());
+  std::shared_ptr<const RouteTable> last;
+  for (int i = 0; i < 5; ++i) {
+    last = Table(i % 2 == 0);
+    endpoint.Prepare(last);
+  }
+  Ready(endpoint, last);
+  EXPECT_THAT(endpoint.Serve("/openapi.json", last)->body, HasSubstr("/v1/notes"));
 }
 
 TEST(OpenApiEndpoint, ServesTheDocsPageAndItsFiles) {
@@ -98,6 +168,7 @@ TEST(OpenApiEndpoint, ServesTheDocsPageAndItsFiles) {
   settings.docs_files["swagger-ui.css"] = {"text/css; charset=utf-8", "body {}"};
   OpenApiEndpoint endpoint(settings);
   std::shared_ptr<const RouteTable> table = Table(true);
+  Ready(endpoint, table);
   for (const char* path : {"/docs/", "/docs"}) {
     std::optional<OpenApiEndpoint::Response> page = endpoint.Serve(path, table);
     ASSERT_TRUE(page.has_value()) << path;
@@ -117,10 +188,12 @@ TEST(OpenApiEndpoint, ServesTheDocsPageAndItsFiles) {
 TEST(OpenApiEndpoint, ANewRouteTableGetsANewDocument) {
   OpenApiEndpoint endpoint(Settings());
   std::shared_ptr<const RouteTable> empty = Table(false);
+  Ready(endpoint, empty);
   std::optional<OpenApiEndpoint::Response> before = endpoint.Serve("/openapi.json", empty);
   ASSERT_TRUE(before.has_value());
   EXPECT_THAT(before->body, Not(HasSubstr("/v1/notes")));
   std::shared_ptr<const RouteTable> full = Table(true);
+  Ready(endpoint, full);
   std::optional<OpenApiEndpoint::Response> after = endpoint.Serve("/openapi.json", full);
   ASSERT_TRUE(after.has_value());
   EXPECT_THAT(after->body, HasSubstr("/v1/notes"));
