@@ -157,30 +157,39 @@ void HttpCall::Reject(int http_status, const absl::Status& status) {
   }
 }
 
-absl::Status HttpCall::SetDeadline(absl::Time now) {
-  // The client's own deadline: grpc-timeout, or the timeout header (the earlier of the two
-  // when both are sent).
-  const absl::string_view timeout = request_.Header("grpc-timeout");
+absl::StatusOr<absl::Time> ClientDeadline(const CallEnv& env, const HttpRequest& request,
+                                          absl::Time now) {
+  absl::Time deadline = absl::InfiniteFuture();
+  const absl::string_view timeout = request.Header("grpc-timeout");
   if (!timeout.empty()) {
     absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
     if (!d.ok()) return d.status();
-    client_deadline_ = now + *d;
+    deadline = now + *d;
   }
-  if (!env_->timeout_header.empty()) {
-    const absl::string_view value = request_.Header(env_->timeout_header);
+  if (!env.timeout_header.empty()) {
+    const absl::string_view value = request.Header(env.timeout_header);
     if (!value.empty()) {
-      absl::StatusOr<absl::Duration> d = ParseHttpTimeout(env_->timeout_header, value);
+      absl::StatusOr<absl::Duration> d = ParseHttpTimeout(env.timeout_header, value);
       if (!d.ok()) return d.status();
-      client_deadline_ = std::min(client_deadline_, now + *d);
+      deadline = std::min(deadline, now + *d);
     }
   }
-  deadline_ = client_deadline_;
-  // The listener's default is not the client's: a deadline rule's default_timeout still
-  // applies (the earlier one wins; see the deadline interceptor).
-  if (deadline_ == absl::InfiniteFuture() &&
-      env_->default_deadline != absl::InfiniteDuration()) {
-    deadline_ = now + env_->default_deadline;
+  return deadline;
+}
+
+absl::Time StartDeadline(const CallEnv& env, absl::Time now, absl::Time client_deadline) {
+  if (client_deadline == absl::InfiniteFuture() &&
+      env.default_deadline != absl::InfiniteDuration()) {
+    return now + env.default_deadline;
   }
+  return client_deadline;
+}
+
+absl::Status HttpCall::SetDeadline(absl::Time now) {
+  absl::StatusOr<absl::Time> client = ClientDeadline(*env_, request_, now);
+  if (!client.ok()) return client.status();
+  client_deadline_ = *client;
+  deadline_ = StartDeadline(*env_, now, client_deadline_);
   return absl::OkStatus();
 }
 

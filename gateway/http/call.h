@@ -24,6 +24,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
@@ -177,6 +178,17 @@ struct AccessLogEntry {
 };
 void LogCall(access_log::AccessLog* log, const HttpRequest& request, AccessLogEntry entry);
 
+// The client's own deadline of a REST, gRPC-Web or WebSocket call: grpc-timeout, or
+// CallEnv::timeout_header (the earlier when both); InfiniteFuture when neither. Returns
+// INVALID_ARGUMENT naming the header for a malformed value.
+absl::StatusOr<absl::Time> ClientDeadline(const CallEnv& env, const HttpRequest& request,
+                                          absl::Time now);
+
+// The deadline a call starts with: the client's, else now + http_listener.default_deadline.
+// The listener's default is not the client's: a deadline rule's default_timeout still applies
+// (the earlier wins; see the deadline interceptor).
+absl::Time StartDeadline(const CallEnv& env, absl::Time now, absl::Time client_deadline);
+
 // The CallContext of a front-end call of `route` (CallContext::Make with the request's peer,
 // TLS identity and header count): `client_deadline` is the client's own deadline, `deadline`
 // the one the interceptors start from (the listener's default may bound it), `query` the
@@ -267,9 +279,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void DispatchGrpcWeb(absl::string_view path, absl::string_view query,
                        grpc_web::GrpcWebType type);
   absl::Status GrpcWebMetadata();
-  // The client's deadline from the request's grpc-timeout or timeout header (the earlier
-  // when both), else the server's default (from `now`); INVALID_ARGUMENT naming the header
-  // for a malformed value.
+  // client_deadline_ and deadline_ from the request (ClientDeadline, StartDeadline).
   absl::Status SetDeadline(absl::Time now);
   HeaderList GrpcWebHeaders(bool with_trailing);
   void GrpcWebTrailersOnly(const absl::Status& status);

@@ -210,11 +210,7 @@ void ConnectCall::Start(HttpRequest request) {
     }
     client_deadline_ = now + *d;
   }
-  deadline_ = client_deadline_;
-  if (deadline_ == absl::InfiniteFuture() &&
-      env_->default_deadline != absl::InfiniteDuration()) {
-    deadline_ = now + env_->default_deadline;
-  }
+  deadline_ = StartDeadline(*env_, now, client_deadline_);
   // Metadata: the request's headers as for gRPC-Web, without the protocol's own.
   HeaderList client;
   client.reserve(req.headers.size());

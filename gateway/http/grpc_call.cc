@@ -126,13 +126,7 @@ void GrpcRelayCall::Start(HttpRequest head) {
     }
     client_deadline_ = now + *d;
   }
-  deadline_ = client_deadline_;
-  // The listener's default bounds a call without a deadline of its own (a deadline rule's
-  // default_timeout still applies: the earlier wins, see the deadline interceptor).
-  if (deadline_ == absl::InfiniteFuture() &&
-      env_->default_deadline != absl::InfiniteDuration()) {
-    deadline_ = now + env_->default_deadline;
-  }
+  deadline_ = StartDeadline(*env_, now, client_deadline_);
   // Metadata: what the policy forwards of a gRPC call; "-bin" values arrive in base64 and
   // are handed to BackendCall raw (it encodes them again).
   const metadata::MetadataPolicy& policy = table_->chain().metadata_policy();

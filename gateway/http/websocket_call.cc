@@ -242,10 +242,13 @@ void WebSocketCall::Start(HttpRequest request) {
     return;
   }
   const absl::Time now = absl::Now();
-  if (absl::Status status = SetDeadline(now); !status.ok()) {
-    Refuse(400, status);
+  absl::StatusOr<absl::Time> client_deadline = ClientDeadline(*env_, req, now);
+  if (!client_deadline.ok()) {
+    Refuse(400, client_deadline.status());
     return;
   }
+  client_deadline_ = *client_deadline;
+  deadline_ = StartDeadline(*env_, now, client_deadline_);
   if (absl::Status status = table_->chain().metadata_policy().CollectClientMetadata(
           metadata::Protocol::kRest, req.headers, &env_->forwarded, &metadata_);
       !status.ok()) {
@@ -271,29 +274,6 @@ void WebSocketCall::Start(HttpRequest request) {
                       [self = shared_from_this()](absl::Status status) {
                         self->OnIntercepted(std::move(status));
                       });
-}
-
-absl::Status WebSocketCall::SetDeadline(absl::Time now) {
-  const absl::string_view timeout = request_.Header("grpc-timeout");
-  if (!timeout.empty()) {
-    absl::StatusOr<absl::Duration> d = ParseGrpcTimeout(timeout);
-    if (!d.ok()) return d.status();
-    client_deadline_ = now + *d;
-  }
-  if (!env_->timeout_header.empty()) {
-    const absl::string_view value = request_.Header(env_->timeout_header);
-    if (!value.empty()) {
-      absl::StatusOr<absl::Duration> d = ParseHttpTimeout(env_->timeout_header, value);
-      if (!d.ok()) return d.status();
-      client_deadline_ = std::min(client_deadline_, now + *d);
-    }
-  }
-  deadline_ = client_deadline_;
-  if (deadline_ == absl::InfiniteFuture() &&
-      env_->default_deadline != absl::InfiniteDuration()) {
-    deadline_ = now + env_->default_deadline;
-  }
-  return absl::OkStatus();
 }
 
 void WebSocketCall::Refuse(int http_status, const absl::Status& status, HeaderList headers) {

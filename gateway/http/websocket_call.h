@@ -294,7 +294,6 @@ class WebSocketCall : public std::enable_shared_from_this<WebSocketCall> {
   void Fail(absl::Status status);
   void MaybeClose();
   void Finish();
-  absl::Status SetDeadline(absl::Time now);
   void LogAccess(int status, absl::Time now);
 
   const CallEnv* const env_;
