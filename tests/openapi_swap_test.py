@@ -22,6 +22,7 @@ from registry_test import ECHO_HTTP_V1
 TIMEOUT = 30
 SERVICES = 500
 METHODS = 10
+REGENERATIONS = 4
 
 
 def _varint(n):
@@ -176,7 +177,7 @@ http_listener: {{address: "127.0.0.1:0", worker_threads: 1}}
         try:
             docs = Connection(self.address)
             self.addCleanup(docs.close)
-            for _ in range(3):
+            for _ in range(REGENERATIONS):
                 self.reload(SERVICES)
                 # The first GET after a swap: before, it generated the document on the
                 # (only) event loop.
@@ -189,12 +190,15 @@ http_listener: {{address: "127.0.0.1:0", worker_threads: 1}}
         self.assertEqual(errors, [])
         ordered = sorted(latencies)
         p = lambda q: ordered[int(q * (len(ordered) - 1))] * 1000
-        print(f"\n/healthz during 3 regenerations: {len(ordered)} requests, p50 {p(0.5):.2f} ms, "
+        print(f"\n/healthz during {REGENERATIONS} regenerations: {len(ordered)} requests, "
+              f"p50 {p(0.5):.2f} ms, "
               f"p99 {p(0.99):.2f} ms, max {p(1.0):.2f} ms")
-        # Generating the whole document takes 120+ ms of CPU: an answer that waited for it
-        # on the event loop takes longer than that.
+        # Generating the whole document takes 120+ ms of CPU: were it generated on the event
+        # loop, every regeneration would hold one /healthz answer longer than that. A busy
+        # machine may delay an answer or two anyway.
         slow = [t for t in ordered if t > 0.1]
-        self.assertLessEqual(len(slow), 1, f"/healthz answers slower than 100 ms: {slow}")
+        self.assertLessEqual(len(slow), 2,
+                             f"/healthz answers slower than 100 ms: {slow}")
 
 
 if __name__ == "__main__":
