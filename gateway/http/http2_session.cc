@@ -108,6 +108,7 @@ class Stream final : public CallSink, public BodyReader {
   std::shared_ptr<WebSocketCall> websocket_call;  // a WebSocket (then `call` is null)
   std::shared_ptr<Http2WebSocketStream> websocket;  // its byte stream over this stream
   bool grpc = false;
+  bool native_grpc = false;  // a GrpcRelayCall's stream
 
   // The response body not yet handed to nghttp2.
   std::string out;
@@ -457,6 +458,7 @@ class Http2Session final : public SessionBase {
     s->request.peer_identity = peer_identity_;
     s->request.protocol = "HTTP/2";
     s->grpc = true;
+    s->native_grpc = true;
     s->body_streaming = true;
     s->grpc_call = std::make_shared<GrpcRelayCall>(&server_->env_, worker_->routes(),
                                                    executor(), worker_->upstreams(), s, s,
@@ -726,10 +728,12 @@ class Http2Session final : public SessionBase {
     return 0;
   }
 
-  // A response ended (END_STREAM sent) while the client still has its side open (a body it
-  // has not finished, a stalled stream): RST_STREAM NO_ERROR tells it to stop sending
-  // (RFC 9113, 8.1), and the stream no longer holds the connection open. Not a WebSocket's
-  // stream: there the client still answers the close frame that went with END_STREAM.
+  // A native gRPC call answered (END_STREAM sent) while the client still has its side open (a
+  // request stream it has not finished, a stalled one): RST_STREAM NO_ERROR tells it to stop
+  // sending (RFC 9113, 8.1), as gRPC servers do, and the stream no longer holds the
+  // connection open. Not for other requests: curl (7.88) reports an early answer followed by
+  // it (a 413 to a body still being sent) as a stream error; nor for WebSockets, whose client
+  // still answers the close frame that went with END_STREAM.
   static int OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame,
                          void* user_data) {
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
@@ -738,7 +742,7 @@ class Http2Session final : public SessionBase {
       return 0;
     }
     Stream* s = Of(user_data)->Find(frame->hd.stream_id);
-    if (s != nullptr && !s->connect_protocol.empty()) return 0;
+    if (s == nullptr || !s->native_grpc) return 0;
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_NO_ERROR);
     return 0;
