@@ -106,7 +106,7 @@ TEST(OpenApiEndpoint, ServeNeverGeneratesAndAnswers503UntilADocumentIsReady) {
   OpenApiEndpoint endpoint(Settings());
   std::shared_ptr<const RouteTable> table = Table(true);
   // No table was prepared: Serve answers from ready documents only, so there is none.
-  for (const std::string path : {std::string("/openapi.json"),
+  for (const std::string& path : {std::string("/openapi.json"),
                                  absl::StrCat("/openapi/", kService, ".json")}) {
     std::optional<OpenApiEndpoint::Response> r = endpoint.Serve(path, table);
     ASSERT_TRUE(r.has_value()) << path;
