@@ -193,12 +193,9 @@ http_listener: {{address: "127.0.0.1:0", worker_threads: 1}}
         print(f"\n/healthz during {REGENERATIONS} regenerations: {len(ordered)} requests, "
               f"p50 {p(0.5):.2f} ms, "
               f"p99 {p(0.99):.2f} ms, max {p(1.0):.2f} ms")
-        # Generating the whole document takes 120+ ms of CPU: were it generated on the event
-        # loop, every regeneration would hold one /healthz answer longer than that. A busy
-        # machine may delay an answer or two anyway.
-        slow = [t for t in ordered if t > 0.1]
-        self.assertLessEqual(len(slow), 2,
-                             f"/healthz answers slower than 100 ms: {slow}")
+        # The figures are a report, not an assertion (a shared machine delays answers at
+        # will): that no event loop generates a document is asserted by
+        # openapi_endpoint_test (ServeNeverGeneratesAndAnswers503UntilADocumentIsReady).
 
 
 if __name__ == "__main__":
