@@ -9,7 +9,6 @@ alive, its resident memory has not grown by more than RSS_GROWTH_MIB, and a norm
 call on another connection is served.
 """
 
-import os
 import socket
 import struct
 import threading
@@ -197,7 +196,7 @@ backends:
 services:
   - {{name: gateway.test.v1.Echo, backend: echo}}
 runtime: {{shutdown_grace: 5s, worker_threads: 2}}
-""")
+""", memory_measured=True)
         cls.address = cls.gateway.address
         cls.call_ok(cls.address, b"warm up")
         cls.baseline_kib = rss_kib(cls.gateway.proc.pid)
@@ -444,28 +443,18 @@ runtime: {{shutdown_grace: 5s, worker_threads: 2}}
 
 class PartlySentMessagesTest(unittest.TestCase):
     """Its own gateway: the memory this test moves must not count against the others'
-    baseline. Under AddressSanitizer freed memory waits in a quarantine (256 MiB by
-    default) before it is reused, which would swamp the figure: the gateway runs with a
-    small one here (ASAN_OPTIONS means nothing to a build without ASan)."""
+    baseline."""
 
     @classmethod
     def setUpClass(cls):
         cls.ws = harness.Workspace()
         cls.backend = cls.ws.echo_backend()
-        saved = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = ((saved + ":") if saved else "") + "quarantine_size_mb=4"
-        try:
-            cls.gateway = cls.ws.gatewayd(f"""
+        cls.gateway = cls.ws.gatewayd(f"""
 grpc_listener: {{address: "127.0.0.1:0"}}
 descriptor_sets: ["{harness.ECHO_SET}"]
 backends: [{{name: echo, target: "ipv4:{cls.backend.address}"}}]
 services: [{{name: gateway.test.v1.Echo, backend: echo}}]
-""")
-        finally:
-            if saved is None:
-                del os.environ["ASAN_OPTIONS"]
-            else:
-                os.environ["ASAN_OPTIONS"] = saved
+""", memory_measured=True)
         cls.address = cls.gateway.address
         GrpcHostileH2Test.call_ok(cls.address, b"warm up")
 

@@ -395,7 +395,7 @@ class TargetsAndFlowControlTest(unittest.TestCase):
         """A backend streams 200 MB at a client that reads slowly: the gateway holds a few
         messages at most, not the stream."""
         backend = self.ws.echo_backend()
-        gw = self.ws.gatewayd(gateway_config(backend.address))
+        gw = self.ws.gatewayd(gateway_config(backend.address), memory_measured=True)
         stubs = Stubs(gw.address)
         self.assertEqual(stubs.unary(Req(), timeout=TIMEOUT).payload, b"")
         before = rss_kib(gw.proc.pid)

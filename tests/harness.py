@@ -26,12 +26,12 @@ _LISTEN = re.compile(rb"listening on (\S+)")
 class Process:
     """A child process whose stderr goes to a file; knows its announced address."""
 
-    def __init__(self, argv, name, workdir, announce=True, timeout=20.0):
+    def __init__(self, argv, name, workdir, announce=True, timeout=20.0, env=None):
         self.name = name
         self.log_path = os.path.join(workdir, f"{name}.{int(time.time()*1000)}.log")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=workdir)
+                                     cwd=workdir, env=env)
         self.address = None
         if announce:
             self.address = self._wait_for_address(timeout)
@@ -95,9 +95,18 @@ class Workspace:
             f.write(text)
         return path
 
-    def gatewayd(self, config_text, name="gatewayd"):
+    def gatewayd(self, config_text, name="gatewayd", memory_measured=False):
+        """Starts gatewayd on `config_text`. `memory_measured`: the test bounds its resident
+        memory, so under AddressSanitizer freed memory must not wait in the sanitizer's
+        quarantine (256 MiB by default) before reuse: it runs with a small one (the
+        variable means nothing to a build without ASan)."""
         path = self.write(f"{name}.yaml", config_text)
-        return self.start([GATEWAYD, f"--config={path}"], name)
+        env = None
+        if memory_measured:
+            env = dict(os.environ)
+            asan = env.get("ASAN_OPTIONS")
+            env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=4"
+        return self.start([GATEWAYD, f"--config={path}"], name, env=env)
 
     def close(self):
         for p in reversed(self.processes):
