@@ -58,15 +58,6 @@ def envelope(flags, data):
     return struct.pack(">BI", flags, len(data)) + data
 
 
-def envelopes(data):
-    out = []
-    while len(data) >= 5:
-        flags, size = struct.unpack(">BI", data[:5])
-        out.append((flags, data[5:5 + size]))
-        data = data[5 + size:]
-    return out
-
-
 class ConnectTest(unittest.TestCase):
 
     @classmethod
@@ -171,7 +162,7 @@ class ConnectTest(unittest.TestCase):
         status, _, data = self.request("POST", "/gateway.test.v1.Echo/Nope", b"",
                                        {"content-type": "application/connect+proto"})
         self.assertEqual(status, 200)
-        (flags, end), = envelopes(data)
+        (flags, end), = harness.split_frames(data)
         self.assertEqual(flags, 2)
         self.assertEqual(json.loads(end)["error"]["code"], "unimplemented")
         status, _, data = self.request(
@@ -208,7 +199,7 @@ class ConnectTest(unittest.TestCase):
             {"content-type": "application/connect+json"})
         self.assertEqual(status, 200)
         self.assertEqual(headers["content-type"], "application/connect+json")
-        got = envelopes(data)
+        got = harness.split_frames(data)
         self.assertEqual([f for f, _ in got], [0, 0, 2])
         self.assertEqual(json.loads(got[1][1]), {"payload": "YQ==", "index": 1})
         end = json.loads(got[2][1])
@@ -219,7 +210,7 @@ class ConnectTest(unittest.TestCase):
             "POST", "/gateway.test.v1.Echo/Bidi", struct.pack(">BI", 0, 1 << 30) + b"x",
             {"content-type": "application/connect+proto"})
         self.assertEqual(status, 200)
-        error = json.loads(envelopes(data)[-1][1])["error"]
+        error = json.loads(harness.split_frames(data)[-1][1])["error"]
         self.assertEqual(error["code"], "resource_exhausted")
         self.assertIn("limits.max_message_bytes", error["message"])
         # Unknown flags, a truncated envelope, a compressed one without an encoding.
@@ -230,7 +221,7 @@ class ConnectTest(unittest.TestCase):
                 "POST", "/gateway.test.v1.Echo/ServerStream", body,
                 {"content-type": "application/connect+json"})
             self.assertEqual(status, 200)
-            error = json.loads(envelopes(data)[-1][1])["error"]
+            error = json.loads(harness.split_frames(data)[-1][1])["error"]
             self.assertEqual(error["code"], "invalid_argument", error)
             self.assertIn(want, error["message"])
 
@@ -252,7 +243,7 @@ class ConnectTest(unittest.TestCase):
              "connect-accept-encoding": "gzip"})
         self.assertEqual(status, 200)
         self.assertEqual(headers.get("connect-content-encoding"), "gzip")
-        got = envelopes(data)
+        got = harness.split_frames(data)
         self.assertEqual([f for f, _ in got], [1, 1, 2])
         self.assertEqual(json.loads(gzip.decompress(got[1][1]))["index"], 1)
         # A bomb: 16 KiB of gzip inflating to 16 MiB, over limits.max_message_bytes (64 KiB).
@@ -268,7 +259,7 @@ class ConnectTest(unittest.TestCase):
         status, _, data = self.request(
             "POST", "/gateway.test.v1.Echo/Bidi", envelope(1, bomb),
             {"content-type": "application/connect+proto", "connect-content-encoding": "gzip"})
-        self.assertEqual(json.loads(envelopes(data)[-1][1])["error"]["code"],
+        self.assertEqual(json.loads(harness.split_frames(data)[-1][1])["error"]["code"],
                          "resource_exhausted")
 
     def test_unary_streaming_method_mismatch(self):
@@ -333,7 +324,7 @@ quotas:
             "POST", "/gateway.test.v1.Echo/ServerStream", envelope(0, b"\x0a\x01s\x30\x02"),
             {"content-type": "application/connect+proto"})
         self.assertEqual(status, 200, data)
-        self.assertEqual(len(envelopes(data)), 3, data)
+        self.assertEqual(len(harness.split_frames(data)), 3, data)
         status, _, _ = self.request("POST", "/gateway.test.v1.Echo/Nope", b"", proto)
         self.assertEqual(status, 404)
 

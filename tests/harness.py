@@ -8,6 +8,7 @@ the rest of the output in a log file for failure reports, and kills what it star
 import os
 import re
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -111,6 +112,21 @@ class Workspace:
     def close(self):
         for p in reversed(self.processes):
             p.stop(signal.SIGKILL if p.name != "gatewayd" else signal.SIGTERM)
+
+
+def split_frames(data):
+    """[(flags, payload)] of each 5-byte-prefixed frame in `data` (gRPC, gRPC-Web, Connect
+    envelopes); fails on a truncated one."""
+    out = []
+    while data:
+        if len(data) < 5:
+            raise AssertionError(f"truncated frame head: {data!r}")
+        flags, n = struct.unpack(">BI", data[:5])
+        if len(data) < 5 + n:
+            raise AssertionError(f"truncated frame: {data!r}")
+        out.append((flags, data[5:5 + n]))
+        data = data[5 + n:]
+    return out
 
 
 def load_messages(descriptor_set_path):

@@ -78,20 +78,6 @@ def envelope(flags, payload):
     return struct.pack(">BI", flags, len(payload)) + payload
 
 
-def envelopes(data):
-    """[(flags, payload)] of a Connect streaming body; fails on a truncated one."""
-    out = []
-    while data:
-        if len(data) < 5:
-            raise AssertionError(f"truncated envelope head: {data!r}")
-        flags, n = struct.unpack(">BI", data[:5])
-        if len(data) < 5 + n:
-            raise AssertionError(f"truncated envelope: {data!r}")
-        out.append((flags, data[5:5 + n]))
-        data = data[5 + n:]
-    return out
-
-
 class SharedRulesTest(unittest.TestCase):
 
     @classmethod
@@ -214,7 +200,7 @@ quotas:
                 {"content-type": "application/connect+json", "connect-protocol-version": "1",
                  **auth})
             self.assertEqual(headers.get("content-type"), "application/connect+json", body)
-            got = envelopes(body)
+            got = harness.split_frames(body)
             self.assertTrue(got and got[-1][0] == 2, f"no end-of-stream envelope: {got}")
             self.assertTrue(all(f == 0 for f, _ in got[:-1]), got)
             end = json.loads(got[-1][1])

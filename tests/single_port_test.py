@@ -47,16 +47,6 @@ def grpc_frame(message, flag=0):
     return struct.pack(">BI", flag, len(data)) + data
 
 
-def split_frames(data):
-    """(flag, payload) of each gRPC / gRPC-Web frame in `data`."""
-    frames = []
-    while len(data) >= 5:
-        flag, size = struct.unpack(">BI", data[:5])
-        frames.append((flag, data[5:5 + size]))
-        data = data[5 + size:]
-    return frames
-
-
 class SinglePortTest(unittest.TestCase):
 
     @classmethod
@@ -195,7 +185,7 @@ class SinglePortTest(unittest.TestCase):
         # gRPC: two messages, then trailers with grpc-status 0.
         self.assertEqual(headers[1][":status"], "200")
         self.assertEqual(headers[1]["content-type"], "application/grpc")
-        self.assertEqual([Resp.FromString(p).payload for _, p in split_frames(data[1])],
+        self.assertEqual([Resp.FromString(p).payload for _, p in harness.split_frames(data[1])],
                          [b"g", b"g"])
         self.assertEqual(trailers[1]["grpc-status"], "0")
         # REST: JSON.
@@ -203,7 +193,7 @@ class SinglePortTest(unittest.TestCase):
         self.assertEqual(base64.b64decode(json.loads(data[3])["payload"]), b"r")
         # gRPC-Web: a data frame, then a trailer frame (flag 0x80) with grpc-status 0.
         self.assertEqual(headers[5][":status"], "200")
-        frames = split_frames(data[5])
+        frames = harness.split_frames(data[5])
         self.assertEqual(Resp.FromString(frames[0][1]).payload, b"w")
         self.assertEqual(frames[-1][0], 0x80)
         self.assertIn(b"grpc-status:0", frames[-1][1].replace(b" ", b""))
