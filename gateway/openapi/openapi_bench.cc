@@ -4,7 +4,7 @@
 // off the request path (once per route table, cached by OpenApiEndpoints), so this figure
 // is what the first GET /openapi.json after a swap pays, not a per-request cost.
 //
-//   bazel build //gateway/openapi:openapi_bench && \
+//   bazel build //gateway/openapi:openapi_bench
 //   bazel-bin/gateway/openapi/openapi_bench
 //
 // BM_OpenApiAllServices: the document of every service (the gateway-wide /openapi.json).

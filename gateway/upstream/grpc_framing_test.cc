@@ -92,7 +92,9 @@ TEST(GrpcFrameScannerTest, FollowsFramesSplitAnywhere) {
     GrpcFrameScanner scan(1024);
     for (size_t i = 0; i < wire.size(); i += chunk) {
       ASSERT_TRUE(scan.Scan(absl::string_view(wire).substr(i, chunk)).ok()) << chunk;
-      if (i + chunk < wire.size()) EXPECT_LT(scan.frames(), 4u) << chunk;
+      if (i + chunk < wire.size()) {
+        EXPECT_LT(scan.frames(), 4u) << chunk;
+      }
     }
     EXPECT_EQ(scan.frames(), 4u) << chunk;
     EXPECT_EQ(scan.message_bytes(), 15u) << chunk;  // compressed frames count as they are
