@@ -156,6 +156,11 @@ class AuthInterceptor::Impl {
   absl::Status Compile(const config::v1::Auth& config, const std::string& base_dir,
                        const google::protobuf::DescriptorPool& pool,
                        const std::vector<std::string>& services, SelectorCheck check);
+  // The rules of `config` only, over the providers and API keys of `base` (null: none).
+  absl::Status CompileAdditional(std::shared_ptr<const AuthInterceptor> base,
+                                 const config::v1::Auth& config,
+                                 const google::protobuf::DescriptorPool& pool,
+                                 const std::vector<std::string>& services);
 
   const void* Resolve(const google::protobuf::MethodDescriptor& method) const {
     return by_method_.Find(&method);
@@ -183,6 +188,10 @@ class AuthInterceptor::Impl {
   bool RequestReload(const Provider& p, std::function<void()> then) const;
   void RefreshLoop();
   bool RefreshDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Compiles `config.rules` against known_providers_ and the API keys.
+  absl::Status CompileRules(const config::v1::Auth& config,
+                            const google::protobuf::DescriptorPool& pool,
+                            const std::vector<std::string>& services, SelectorCheck check);
 
   // The headers and query parameters any credential is read from (lower case / as
   // configured; Authorization always), each once: a call that sends one of them twice is
@@ -200,6 +209,13 @@ class AuthInterceptor::Impl {
   std::vector<std::unique_ptr<Rule>> rules_;
   SelectorMap<Rule> by_method_;
   bool has_rules_ = false;
+  // The providers rules may name: providers_, or those of `base_`.
+  std::vector<const Provider*> known_providers_;
+  // Additional rules (CreateAdditional): the interceptor whose providers and keys they use
+  // (kept alive; it reloads the keys), and a method without a rule goes on.
+  std::shared_ptr<const AuthInterceptor> base_;
+  const Impl* keys_owner_ = this;
+  bool additive_ = false;
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -320,6 +336,22 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
     NoteCredentialSources(api_key_sources_);
   }
 
+  for (const auto& p : providers_) known_providers_.push_back(p.get());
+  if (absl::Status rules = CompileRules(config, pool, services, check); !rules.ok()) {
+    return rules;
+  }
+
+  for (auto& p : providers_) {
+    if (p->next_refresh == absl::Time()) p->next_refresh = absl::Now() + p->refresh_interval;
+  }
+  if (!providers_.empty()) refresher_ = std::thread([this] { RefreshLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status AuthInterceptor::Impl::CompileRules(const config::v1::Auth& config,
+                                                 const google::protobuf::DescriptorPool& pool,
+                                                 const std::vector<std::string>& services,
+                                                 SelectorCheck check) {
   SelectorMap<Rule>::Builder builder;
   for (int i = 0; i < config.rules_size(); ++i) {
     const config::v1::AuthRule& c = config.rules(i);
@@ -333,6 +365,11 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
     if (rule->open && (!c.providers().empty() || requires_jwt || !c.identities().empty())) {
       return absl::InvalidArgumentError(absl::StrCat(
           key, ": allow_unauthenticated excludes providers, requirements and identities"));
+    }
+    if (additive_ && rule->open) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          key, ".allow_unauthenticated: these rules only add requirements (whether a method "
+          "is open is decided by the gateway config's auth rules)"));
     }
     if (!rule->open && c.providers().empty() && c.identities().empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -355,18 +392,21 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
         expected.push_back(absl::StrCat("an API key (", api_key_sources_[0].Describe(), ")"));
         continue;
       }
-      auto it = by_name.find(name);
-      if (it == by_name.end()) {
+      const Provider* provider = nullptr;
+      for (const Provider* p : known_providers_) {
+        if (p->name == name) provider = p;
+      }
+      if (provider == nullptr) {
         std::vector<std::string> known;
-        for (const auto& p : providers_) known.push_back(p->name);
+        for (const Provider* p : known_providers_) known.push_back(p->name);
         if (api_keys_ != nullptr) known.push_back(kApiKey);
         return absl::InvalidArgumentError(absl::StrCat(
             key, ".providers[", j, "]: unknown provider \"", name, "\" (known: ",
             known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
       }
-      rule->credentials.push_back({it->second});
+      rule->credentials.push_back({provider});
       expected.push_back(absl::StrCat("a bearer token of ", name, " (",
-                                      it->second->sources[0].Describe(), ")"));
+                                      provider->sources[0].Describe(), ")"));
     }
     rule->expected = absl::StrJoin(expected, " or ");
     if (requires_jwt) {
@@ -398,12 +438,34 @@ absl::Status AuthInterceptor::Impl::Compile(const config::v1::Auth& config,
   absl::StatusOr<SelectorMap<Rule>> map = std::move(builder).Build(pool, services, check);
   if (!map.ok()) return map.status();
   by_method_ = *std::move(map);
-
-  for (auto& p : providers_) {
-    if (p->next_refresh == absl::Time()) p->next_refresh = absl::Now() + p->refresh_interval;
-  }
-  if (!providers_.empty()) refresher_ = std::thread([this] { RefreshLoop(); });
   return absl::OkStatus();
+}
+
+absl::Status AuthInterceptor::Impl::CompileAdditional(
+    std::shared_ptr<const AuthInterceptor> base, const config::v1::Auth& config,
+    const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services) {
+  additive_ = true;
+  if (config.jwt_providers_size() > 0) {
+    return absl::InvalidArgumentError(
+        "auth.jwt_providers: set in the gateway config only (these rules name its providers)");
+  }
+  if (config.has_api_keys()) {
+    return absl::InvalidArgumentError(
+        "auth.api_keys: set in the gateway config only (these rules name \"api_key\")");
+  }
+  if (base != nullptr) {
+    const Impl& owner = *base->impl_;
+    keys_owner_ = &owner;
+    known_providers_ = owner.known_providers_;
+    api_keys_ = owner.api_keys_;
+    api_key_sources_ = owner.api_key_sources_;
+    credential_headers_ = owner.credential_headers_;
+    credential_parameters_ = owner.credential_parameters_;
+  } else {
+    credential_headers_.push_back("authorization");
+  }
+  base_ = std::move(base);
+  return CompileRules(config, pool, services, SelectorCheck::kStrict);
 }
 
 absl::Status AuthInterceptor::Impl::Reload(Provider& p) {
@@ -570,6 +632,8 @@ absl::Status AuthInterceptor::Impl::Accept(const Rule& rule, const Provider& pro
 Interceptor::Result AuthInterceptor::Impl::Intercept(CallContext* ctx,
                                                      absl::Status* status) const {
   if (!has_rules_) return Result::kContinue;
+  // Additional rules leave the methods they do not name to the gateway's rules.
+  if (additive_ && ctx->rule() == nullptr) return Result::kContinue;
   // Before any rule, open ones included: the backend may read the credential as well.
   if (absl::Status unambiguous = CheckUnambiguous(ctx); !unambiguous.ok()) {
     *status = std::move(unambiguous);
@@ -641,7 +705,7 @@ Interceptor::Result AuthInterceptor::Impl::Intercept(CallContext* ctx,
         }
         ctx->Resume(std::move(outcome));
       };
-      if (RequestReload(provider, std::move(retry))) return Result::kPending;
+      if (keys_owner_->RequestReload(provider, std::move(retry))) return Result::kPending;
     }
     *status = Unauthenticated(ctx, "invalid_token", std::string(jwt.status().message()));
     return Result::kReject;
@@ -660,6 +724,15 @@ absl::StatusOr<std::shared_ptr<const AuthInterceptor>> AuthInterceptor::Create(
     SelectorCheck check) {
   auto impl = std::make_unique<Impl>();
   absl::Status status = impl->Compile(config, base_dir, pool, services, check);
+  if (!status.ok()) return status;
+  return std::shared_ptr<const AuthInterceptor>(new AuthInterceptor(std::move(impl)));
+}
+
+absl::StatusOr<std::shared_ptr<const AuthInterceptor>> AuthInterceptor::CreateAdditional(
+    std::shared_ptr<const AuthInterceptor> base, const config::v1::Auth& rules,
+    const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services) {
+  auto impl = std::make_unique<Impl>();
+  absl::Status status = impl->CompileAdditional(std::move(base), rules, pool, services);
   if (!status.ok()) return status;
   return std::shared_ptr<const AuthInterceptor>(new AuthInterceptor(std::move(impl)));
 }

@@ -53,6 +53,18 @@ class AuthInterceptor : public Interceptor {
       const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services,
       SelectorCheck check = SelectorCheck::kStrict);
 
+  // Rules that add requirements to the methods they name, on top of the rules of `base`
+  // (the gateway config's interceptor, which runs before): they accept the credentials
+  // `base` defines (its JWT providers, "api_key"; null `base`: none), and a method they do
+  // not name goes on unchecked. Only `rules.rules` may be set: INVALID_ARGUMENT for
+  // `jwt_providers` or `api_keys` (they belong to the gateway config), for
+  // `allow_unauthenticated` (these rules never open a method), and for what Create refuses
+  // in a rule (unknown provider, selectors naming no method of `services`, ...). Keeps
+  // `base` alive; its key refreshes serve these rules too.
+  static absl::StatusOr<std::shared_ptr<const AuthInterceptor>> CreateAdditional(
+      std::shared_ptr<const AuthInterceptor> base, const config::v1::Auth& rules,
+      const google::protobuf::DescriptorPool& pool, const std::vector<std::string>& services);
+
   ~AuthInterceptor() override;
 
   absl::string_view name() const override { return "auth"; }

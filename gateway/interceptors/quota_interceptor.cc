@@ -230,7 +230,12 @@ std::shared_ptr<const void> QuotaInterceptor::Resolve(
 }
 
 Interceptor::Result QuotaInterceptor::Intercept(CallContext* ctx, absl::Status* status) const {
-  const auto* applicable = static_cast<const std::vector<const Rule*>*>(ctx->rule());
+  return InterceptWith(ctx, ctx->rule(), status);
+}
+
+Interceptor::Result QuotaInterceptor::InterceptWith(CallContext* ctx, const void* rules,
+                                                    absl::Status* status) const {
+  const auto* applicable = static_cast<const std::vector<const Rule*>*>(rules);
   if (applicable == nullptr) return Result::kContinue;
   SharedCheck* shared = nullptr;
   for (const Rule* rule : *applicable) {

@@ -52,6 +52,9 @@ class QuotaInterceptor : public Interceptor {
   std::shared_ptr<const void> Resolve(
       const google::protobuf::MethodDescriptor& method) const override;
   Result Intercept(CallContext* ctx, absl::Status* status) const override;
+  // Intercept() with `rules` (what Resolve() returned for ctx->method) in place of
+  // ctx->rule(): for an interceptor that resolves a method to this one's rules.
+  Result InterceptWith(CallContext* ctx, const void* rules, absl::Status* status) const;
 
  private:
   struct Rule {

@@ -342,6 +342,8 @@ void RegistryService::Fill(const ServiceVersion& v, bool with_descriptor_set,
   if (v.backend_config.has_value()) *out->mutable_backend_config() = *v.backend_config;
   if (v.deadlines.rules_size() > 0) *out->mutable_deadlines() = v.deadlines;
   if (v.retries.rules_size() > 0) *out->mutable_retries() = v.retries;
+  if (v.auth.rules_size() > 0) *out->mutable_auth() = v.auth;
+  if (v.quotas.rules_size() > 0) *out->mutable_quotas() = v.quotas;
   if (with_descriptor_set) out->set_descriptor_set(v.descriptor_set);
   if (!v.removed) {
     auto [methods, routes] = registry_.load()->Counts(v.service);
@@ -366,6 +368,8 @@ grpc::Status RegistryService::Register(grpc::ServerContext* context,
   if (request->has_backend_config()) r.backend_config = request->backend_config();
   r.deadlines = request->deadlines();
   r.retries = request->retries();
+  r.auth = request->auth();
+  r.quotas = request->quotas();
   r.descriptor_set = request->descriptor_set();
   r.force = request->force();
   r.dry_run = request->dry_run();
@@ -441,6 +445,8 @@ grpc::Status RegistryService::ListVersions(grpc::ServerContext* context,
     if (v.backend_config.has_value()) *out->mutable_backend_config() = *v.backend_config;
     if (v.deadlines.rules_size() > 0) *out->mutable_deadlines() = v.deadlines;
     if (v.retries.rules_size() > 0) *out->mutable_retries() = v.retries;
+    if (v.auth.rules_size() > 0) *out->mutable_auth() = v.auth;
+    if (v.quotas.rules_size() > 0) *out->mutable_quotas() = v.quotas;
   }
   return grpc::Status::OK;
 }
@@ -599,6 +605,7 @@ absl::StatusOr<BaseRoutes> AdminServer::BaseOf(const GatewayConfig& config) cons
   base.http_options = config.routes->transcoder().options();
   base.chain = config.routes->shared_chain();
   base.limits = config.proto.limits();
+  base.quotas = config.proto.quotas();
   base.base_dir = config.base_dir;
   for (const auto& [service, backend] : builtin_) {
     bool bound = false;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gateway/gateway_config.h"
+#include "gateway/interceptors/auth_interceptor.h"
 #include "gateway/registry/compatibility.h"
 #include "gateway/registry/service_rules.h"
 #include "google/protobuf/descriptor.pb.h"
@@ -135,12 +136,18 @@ absl::Status BuildFiles(const std::map<std::string, FileEntry>& files, Descripto
 
 }  // namespace
 
+config::v1::Backend AsRegisteredBackend(const config::v1::Backend& config) {
+  config::v1::Backend out = config;
+  if (!out.has_required()) out.set_required(false);
+  return out;
+}
+
 absl::StatusOr<std::shared_ptr<Backend>> RegisteredBackends::Get(
     const config::v1::Backend& config, const config::v1::Limits& limits,
     const std::string& base_dir, const std::string& key) {
   std::shared_ptr<Backend>& kept = by_name_[config.name()];
   absl::StatusOr<std::shared_ptr<Backend>> backend =
-      CompileBackend(config, limits, base_dir, key, kept);
+      CompileBackend(AsRegisteredBackend(config), limits, base_dir, key, kept);
   if (!backend.ok()) {
     if (kept == nullptr) by_name_.erase(config.name());
     return backend.status();
@@ -159,9 +166,24 @@ void RegisteredBackends::Retain(const RouteTable& table) {
   by_name_ = std::move(kept);
 }
 
+GatewayAccess GatewayAccessOf(const BaseRoutes& base) {
+  GatewayAccess access;
+  access.quotas = base.quotas;
+  if (base.chain != nullptr) {
+    for (const auto& interceptor : base.chain->interceptors()) {
+      if (auto auth = std::dynamic_pointer_cast<const AuthInterceptor>(interceptor)) {
+        access.auth = std::move(auth);
+        break;
+      }
+    }
+  }
+  return access;
+}
+
 absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRoutes& base,
                                                                   const RegistryState& state,
-                                                                  RegisteredBackends* backends) {
+                                                                  RegisteredBackends* backends,
+                                                                  RegisteredQuotas* quotas) {
   if (base.pool == nullptr) return absl::InternalError("BuildRouteTable: no config pool");
   std::map<std::string, FileEntry> base_files;
   for (const BaseRoutes::DescriptorSet& set : base.descriptor_sets) {
@@ -200,7 +222,8 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
       absl::StatusOr<std::shared_ptr<Backend>> backend =
           backends != nullptr
               ? backends->Get(*v->backend_config, base.limits, base.base_dir, key)
-              : CompileBackend(*v->backend_config, base.limits, base.base_dir, key, nullptr);
+              : CompileBackend(AsRegisteredBackend(*v->backend_config), base.limits,
+                               base.base_dir, key, nullptr);
       if (!backend.ok()) return backend.status();
       bindings.push_back({v->service, *std::move(backend)});
       continue;
@@ -221,14 +244,60 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(const BaseRout
   for (const ServiceVersion* v : state.Served()) {
     rules.push_back({v->service, &v->deadlines, &v->retries});
   }
+  const std::shared_ptr<const Clock> clock = base.clock != nullptr ? base.clock : RealClock();
   absl::StatusOr<std::shared_ptr<const Interceptor>> service_rules =
-      BuildServiceRules(rules, *pool, base.clock != nullptr ? base.clock : RealClock());
+      BuildServiceRules(rules, *pool, clock);
   if (!service_rules.ok()) return service_rules.status();
+  // Auth and quota rules.
+  const GatewayAccess access = GatewayAccessOf(base);
+  std::vector<ServiceAuth> auth_rules;
+  std::map<std::string, std::shared_ptr<const QuotaInterceptor>> quota_rules;
+  for (const ServiceVersion* v : state.Served()) {
+    if (v->auth.rules_size() > 0) auth_rules.push_back({v->service, &v->auth});
+    if (v->quotas.rules_size() == 0) continue;
+    absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> q =
+        quotas != nullptr ? quotas->Get(v->service, v->quotas, *pool, access, clock)
+                          : CompileServiceQuotas(v->service, v->quotas, *pool, access, clock);
+    if (!q.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("service ", v->service, ": ", q.status().message()));
+    }
+    quota_rules[v->service] = *std::move(q);
+  }
+  absl::StatusOr<std::shared_ptr<const Interceptor>> service_auth =
+      BuildServiceAuth(auth_rules, *pool, access);
+  if (!service_auth.ok()) return service_auth.status();
+  std::shared_ptr<const Interceptor> service_quotas = BuildServiceQuotas(std::move(quota_rules));
   std::shared_ptr<const InterceptorChain> chain = base.chain;
-  if (*service_rules != nullptr) {
+  if (*service_rules != nullptr || *service_auth != nullptr || service_quotas != nullptr) {
+    std::vector<std::shared_ptr<const Interceptor>> config;
+    if (base.chain != nullptr) config = base.chain->interceptors();
+    auto named = [&](absl::string_view name) {
+      for (const auto& i : config) {
+        if (i->name() == name) return true;
+      }
+      return false;
+    };
+    const bool has_auth = named("auth");
+    const bool has_quota = named("quota");
+    // The config's auth, the services' auth, the config's quotas, the services' quotas,
+    // then the rest of the config's chain and the services' deadline and retry rules.
     std::vector<std::shared_ptr<const Interceptor>> interceptors;
-    if (base.chain != nullptr) interceptors = base.chain->interceptors();
-    interceptors.push_back(*std::move(service_rules));
+    if (!has_auth && *service_auth != nullptr) interceptors.push_back(*service_auth);
+    if (!has_auth && !has_quota && service_quotas != nullptr) {
+      interceptors.push_back(service_quotas);
+    }
+    for (const auto& i : config) {
+      interceptors.push_back(i);
+      if (i->name() == "auth") {
+        if (*service_auth != nullptr) interceptors.push_back(*service_auth);
+        if (!has_quota && service_quotas != nullptr) interceptors.push_back(service_quotas);
+      }
+      if (i->name() == "quota" && service_quotas != nullptr) {
+        interceptors.push_back(service_quotas);
+      }
+    }
+    if (*service_rules != nullptr) interceptors.push_back(*std::move(service_rules));
     chain = std::make_shared<const InterceptorChain>(std::move(interceptors));
   }
   return RouteTable::Create(std::move(pool), std::move(bindings), base.http_options,

@@ -24,6 +24,7 @@
 #include "gateway/clock.h"
 #include "gateway/config/v1/config.pb.h"
 #include "gateway/registry/registry_state.h"
+#include "gateway/registry/service_rules.h"
 #include "gateway/route_table.h"
 #include "gateway/upstream.h"
 #include "transcoder/transcoder.h"
@@ -56,9 +57,21 @@ struct BaseRoutes {
   // config's limits, and the directory relative TLS file paths are resolved against.
   config::v1::Limits limits;
   std::string base_dir;
-  // The clock of the registered services' deadline rules (null: the real one).
+  // The clock of the registered services' deadline and quota rules (null: the real one).
   std::shared_ptr<const Clock> clock;
+  // The config's `quotas` section: registered services' quota rules use its shared store
+  // (`redis`) and `max_keys_per_rule` (service_rules.h).
+  config::v1::Quotas quotas;
 };
+
+// What registrations' auth and quota rules build on: the config's auth interceptor (found
+// in base.chain) and quotas section.
+GatewayAccess GatewayAccessOf(const BaseRoutes& base);
+
+// `config` as a registration's backend is compiled: `required` (whether /readyz waits for
+// it) defaults to false, so that a team's backend being down does not make the gateway
+// unready unless the registration asks for it.
+config::v1::Backend AsRegisteredBackend(const config::v1::Backend& config);
 
 // The running backends that registered versions define (ServiceVersion::backend_config), by
 // name, kept from one route table to the next: a definition that did not change
@@ -96,9 +109,14 @@ class RegisteredBackends {
 // defines its backend gets it from `backends` (null: a new Backend each time); its name must
 // be neither a config backend's nor another served version's backend's (INVALID_ARGUMENT
 // naming both services), and its definition must validate as a config entry. The rules
-// served versions carry for their own methods (service_rules.h) run after `base.chain`.
+// served versions carry for their own methods (service_rules.h) join `base.chain`: their
+// auth rules right after the config's auth, their quota rules right after the config's
+// quotas (each service's counters from `quotas`, null: new ones each time), their
+// deadline and retry rules at the end. A version whose auth or quota rules no longer
+// compile against the config (a provider it names is gone) is INVALID_ARGUMENT naming it.
 absl::StatusOr<std::shared_ptr<const RouteTable>> BuildRouteTable(
-    const BaseRoutes& base, const RegistryState& state, RegisteredBackends* backends = nullptr);
+    const BaseRoutes& base, const RegistryState& state, RegisteredBackends* backends = nullptr,
+    RegisteredQuotas* quotas = nullptr);
 
 // What a change does to the served routes.
 struct ChangeSummary {

@@ -49,5 +49,27 @@ TEST(TemplatesOverlap, VerbsMustAgreeUnlessAWildcardTakesTheWholeLastSegment) {
   EXPECT_FALSE(Overlap("/v1/shelves", "/v1/{name}:publish"));
 }
 
+TEST(RegisteredBackends, ARegistrationsBackendDoesNotHoldReadinessBackUnlessItAsks) {
+  RegisteredBackends backends;
+  config::v1::Backend config;
+  config.set_name("pay.v1.Pay");
+  config.set_target("ipv4:127.0.0.1:1");
+  absl::StatusOr<std::shared_ptr<Backend>> own =
+      backends.Get(config, config::v1::Limits(), "", "backend_config");
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_FALSE((*own)->required());
+  // The same definition keeps the running backend.
+  EXPECT_EQ(*backends.Get(config, config::v1::Limits(), "", "backend_config"), *own);
+  config.set_required(true);
+  absl::StatusOr<std::shared_ptr<Backend>> required =
+      backends.Get(config, config::v1::Limits(), "", "backend_config");
+  ASSERT_TRUE(required.ok()) << required.status();
+  EXPECT_TRUE((*required)->required());
+  EXPECT_TRUE(AsRegisteredBackend(config).required());
+  config.clear_required();
+  EXPECT_TRUE(AsRegisteredBackend(config).has_required());
+  EXPECT_FALSE(AsRegisteredBackend(config).required());
+}
+
 }  // namespace
 }  // namespace gateway::registry

@@ -116,6 +116,8 @@ std::string EncodeVersionFile(const ServiceVersion& version) {
   }
   if (version.deadlines.rules_size() > 0) *record.mutable_deadlines() = version.deadlines;
   if (version.retries.rules_size() > 0) *record.mutable_retries() = version.retries;
+  if (version.auth.rules_size() > 0) *record.mutable_auth() = version.auth;
+  if (version.quotas.rules_size() > 0) *record.mutable_quotas() = version.quotas;
   const std::string payload = record.SerializeAsString();
   std::string out(kMagic, kMagicSize);
   PutLittleEndian(payload.size(), 8, &out);
@@ -160,6 +162,8 @@ absl::StatusOr<ServiceVersion> DecodeVersionFile(const std::string& bytes) {
   if (record.has_backend_config()) v.backend_config = record.backend_config();
   v.deadlines = record.deadlines();
   v.retries = record.retries();
+  v.auth = record.auth();
+  v.quotas = record.quotas();
   return v;
 }
 

@@ -115,6 +115,16 @@ std::vector<std::string> SettingsChanges(const ServiceVersion* before,
   if (retries_before != retries_after) {
     out.push_back(absl::StrCat("retries: ", retries_before, " -> ", retries_after));
   }
+  const std::string auth_before = rules(before ? &before->auth : nullptr);
+  const std::string auth_after = rules(&after.auth);
+  if (auth_before != auth_after) {
+    out.push_back(absl::StrCat("auth: ", auth_before, " -> ", auth_after));
+  }
+  const std::string quotas_before = rules(before ? &before->quotas : nullptr);
+  const std::string quotas_after = rules(&after.quotas);
+  if (quotas_before != quotas_after) {
+    out.push_back(absl::StrCat("quotas: ", quotas_before, " -> ", quotas_after));
+  }
   return out;
 }
 
@@ -162,10 +172,14 @@ absl::Status Registry::Rebase(BaseRoutes base, std::vector<std::string>* problem
   absl::MutexLock lock(&mu_);
   BaseRoutes old = std::move(base_);
   base_ = std::move(base);
+  // The registered services' quota counters start again, as the config's do.
+  RegisteredQuotas old_quotas = own_quotas_;
+  own_quotas_.Clear();
   absl::Status status = Restore(state_, problems);
   if (!status.ok()) {
     base_ = std::move(old);
     if (routes_ != nullptr) own_backends_.Retain(*routes_);
+    own_quotas_ = std::move(old_quotas);
   }
   return status;
 }
@@ -176,7 +190,7 @@ absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* p
   const absl::Time started = absl::Now();
   RegistryState accepted;
   absl::StatusOr<std::shared_ptr<const RouteTable>> table =
-      BuildRouteTable(base_, accepted, &own_backends_);
+      BuildRouteTable(base_, accepted, &own_backends_, &own_quotas_);
   if (!table.ok()) return table.status();
   std::vector<const ServiceVersion*> served = loaded.Served();
   std::stable_sort(served.begin(), served.end(),
@@ -193,7 +207,7 @@ absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* p
     RegistryState candidate = accepted;
     candidate.Restore(*v);
     absl::StatusOr<std::shared_ptr<const RouteTable>> next =
-        BuildRouteTable(base_, candidate, &own_backends_);
+        BuildRouteTable(base_, candidate, &own_backends_, &own_quotas_);
     if (!next.ok()) {
       problems->push_back(absl::StrCat("service ", v->service, " v", v->version,
                                        " is not served: ", next.status().message()));
@@ -215,6 +229,7 @@ absl::Status Registry::Restore(RegistryState loaded, std::vector<std::string>* p
   state_ = std::move(accepted);
   routes_ = *table;
   own_backends_.Retain(*routes_);
+  own_quotas_.Retain(&routes_->chain());
   if (publish_) publish_(*table);
   CountSwap(started);
   return absl::OkStatus();
@@ -356,6 +371,20 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   if (absl::Status s = CheckServiceRules(request.service, deadlines, retries, **pool); !s.ok()) {
     return s;
   }
+  config::v1::Auth auth = request.auth;
+  config::v1::Quotas quotas = request.quotas;
+  DefaultSelectors(request.service, &auth, &quotas);
+  {
+    GatewayAccess access;
+    {
+      absl::MutexLock lock(&mu_);
+      access = GatewayAccessOf(base_);
+    }
+    if (absl::Status s = CheckServiceAccess(request.service, auth, quotas, **pool, access);
+        !s.ok()) {
+      return s;
+    }
+  }
 
   if (request.restricted && !PackageAllowed(PackageOf(*service), request.allowed_packages)) {
     return absl::PermissionDeniedError(absl::StrCat(
@@ -402,6 +431,8 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
       SameBackendConfig(current->backend_config, backend_config) &&
       current->deadlines.SerializeAsString() == deadlines.SerializeAsString() &&
       current->retries.SerializeAsString() == retries.SerializeAsString() &&
+      current->auth.SerializeAsString() == auth.SerializeAsString() &&
+      current->quotas.SerializeAsString() == quotas.SerializeAsString() &&
       CanonicalDescriptorSet(current->descriptor_set) ==
           CanonicalDescriptorSet(request.descriptor_set)) {
     ChangeResult result;
@@ -434,6 +465,8 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   version.backend_config = backend_config;
   version.deadlines = deadlines;
   version.retries = retries;
+  version.auth = auth;
+  version.quotas = quotas;
   version.descriptor_set = request.descriptor_set;
   version.registered_at = now_();
   version.changed_by = request.changed_by;
@@ -480,7 +513,10 @@ absl::StatusOr<ChangeResult> Registry::Register(const RegisterRequest& request) 
   absl::StatusOr<ChangeResult> result = Apply(std::move(candidate), version, std::move(breaking),
                                               request.dry_run, check_overlaps);
   if (result.ok() && !request.dry_run) ++stats_.registered;
-  if (routes_ != nullptr) own_backends_.Retain(*routes_);
+  if (routes_ != nullptr) {
+    own_backends_.Retain(*routes_);
+    own_quotas_.Retain(&routes_->chain());
+  }
   return result;
 }
 
@@ -514,7 +550,10 @@ absl::StatusOr<ChangeResult> Registry::Remove(const std::string& service,
   version.version = candidate.Append(version);
   absl::StatusOr<ChangeResult> result = Apply(std::move(candidate), version, {}, dry_run);
   if (result.ok() && !dry_run) ++stats_.removed;
-  if (routes_ != nullptr) own_backends_.Retain(*routes_);
+  if (routes_ != nullptr) {
+    own_backends_.Retain(*routes_);
+    own_quotas_.Retain(&routes_->chain());
+  }
   return result;
 }
 
@@ -583,7 +622,10 @@ absl::StatusOr<ChangeResult> Registry::Rollback(const std::string& service, int6
   absl::StatusOr<ChangeResult> result =
       Apply(std::move(candidate), version, std::move(breaking), dry_run);
   if (result.ok() && !dry_run) ++stats_.rolled_back;
-  if (routes_ != nullptr) own_backends_.Retain(*routes_);
+  if (routes_ != nullptr) {
+    own_backends_.Retain(*routes_);
+    own_quotas_.Retain(&routes_->chain());
+  }
   return result;
 }
 
@@ -593,7 +635,7 @@ absl::StatusOr<ChangeResult> Registry::Apply(RegistryState candidate,
                                              const TableCheck& check) {
   const absl::Time started = absl::Now();
   absl::StatusOr<std::shared_ptr<const RouteTable>> table =
-      BuildRouteTable(base_, candidate, &own_backends_);
+      BuildRouteTable(base_, candidate, &own_backends_, &own_quotas_);
   if (!table.ok()) return table.status();
   ChangeResult result;
   result.version = version;

@@ -84,6 +84,11 @@ struct RegisterRequest {
   // a selector outside it, or a gateway-wide key, is INVALID_ARGUMENT naming the key.
   config::v1::Deadlines deadlines;
   config::v1::Retries retries;
+  // Its auth and quota rules (service_rules.h): they add requirements and limits to the
+  // config's, never loosen them; gateway-owned keys (providers, key files, the quota store)
+  // are INVALID_ARGUMENT naming the key.
+  config::v1::Auth auth;
+  config::v1::Quotas quotas;
 };
 
 struct ChangeResult {
@@ -241,6 +246,9 @@ class Registry {
   RegistryState state_ ABSL_GUARDED_BY(mu_);
   // The backends registered versions define, kept across tables (candidate.h).
   RegisteredBackends own_backends_ ABSL_GUARDED_BY(mu_);
+  // The quota counters of registered services' rules, kept across tables (service_rules.h);
+  // cleared by Rebase (a config reload restarts the config's own counters too).
+  RegisteredQuotas own_quotas_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const RouteTable> routes_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };

@@ -42,6 +42,8 @@ struct ServiceVersion {
   // The service's own rules for its own methods (service_rules.h); empty: none.
   config::v1::Deadlines deadlines;
   config::v1::Retries retries;
+  config::v1::Auth auth;
+  config::v1::Quotas quotas;
 };
 
 class RegistryState {

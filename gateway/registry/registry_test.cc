@@ -10,7 +10,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include <fstream>
+
 #include "gateway/descriptor_sets.h"
+#include "gateway/interceptors/auth_interceptor.h"
+#include "gateway/interceptors/quota_interceptor.h"
 #include "gateway/registry/test_descriptors.h"
 #include "gateway/upstream.h"
 #include "gmock/gmock.h"
@@ -1008,6 +1012,230 @@ TEST_F(RegistryTest, OnlyTheOwnerMaySetABackendOrRulesForItsService) {
   EXPECT_FALSE(v->backend_config.has_value());
   EXPECT_EQ(v->deadlines.rules_size(), 0);
   EXPECT_EQ(published_->Find("/lib.v1.Library/Get")->backend->name(), "books");
+}
+
+// --- Auth and quota rules a registration carries for its own methods. ---
+
+// Runs the chain of `table` for a call of `path` (which the table serves) and returns its
+// outcome.
+absl::Status CallThrough(const RouteTable& table, const std::string& path,
+                         const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
+  const Route* route = table.Find(path);
+  if (route == nullptr) return absl::NotFoundError(absl::StrCat(path, " is not served"));
+  CallContext ctx;
+  ctx.method = route->method;
+  ctx.rules = &route->rules;
+  ctx.path = path;
+  ctx.peer_address = "ipv4:127.0.0.1:5000";
+  for (const auto& [key, value] : metadata) ctx.request_metadata.emplace_back(key, value);
+  absl::Status outcome = absl::InternalError("the chain did not finish");
+  table.chain().Run(&ctx, [&outcome](CallContext*, absl::Status s) { outcome = std::move(s); });
+  return outcome;
+}
+
+config::v1::Quotas GlobalQuota(const std::string& name, int requests) {
+  config::v1::Quotas q;
+  config::v1::QuotaRule* rule = q.add_rules();
+  rule->set_name(name);
+  rule->set_requests(requests);
+  rule->mutable_per()->set_seconds(3600);
+  rule->set_key(config::v1::QuotaRule::GLOBAL);
+  return q;
+}
+
+TEST_F(RegistryTest, OwnQuotaCountsAcrossOtherChangesAndIdenticalReappliesUntilARebase) {
+  RegisterRequest r = Library();
+  r.quotas = GlobalQuota("two", 2);
+  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->changes.settings_changes,
+              ElementsAre("quotas: none -> rules { name: \"two\" selectors: "
+                          "\"lib.v1.Library.*\" key: GLOBAL requests: 2 per { seconds: 3600 } }"));
+  EXPECT_TRUE(CallThrough(*published_, "/lib.v1.Library/Get").ok());
+  EXPECT_TRUE(CallThrough(*published_, "/lib.v1.Library/Get").ok());
+  absl::Status third = CallThrough(*published_, "/lib.v1.Library/Get");
+  EXPECT_EQ(third.code(), absl::StatusCode::kResourceExhausted) << third;
+  EXPECT_THAT(third.message(), HasSubstr("quota \"lib.v1.Library/two\" exceeded (2 calls per 1h"));
+  // The config's service is not limited by it.
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(CallThrough(*published_, "/config.v1.Front/Get").ok());
+
+  // Another service registered, then the same request again (unchanged): still counted.
+  RegisterRequest news;
+  news.service = "news.v1.News";
+  news.owner = "team-b";
+  news.backend = "echo";
+  news.descriptor_set = SimpleServiceSet("news.v1", "News", "/v1/news/{id}");
+  ASSERT_TRUE(registry_->Register(news).ok());
+  EXPECT_EQ(CallThrough(*published_, "/lib.v1.Library/Get").code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(registry_->Register(r)->unchanged);
+  ASSERT_TRUE(registry_->Remove("news.v1.News", "team-b", false).ok());
+  EXPECT_EQ(CallThrough(*published_, "/lib.v1.Library/Get").code(),
+            absl::StatusCode::kResourceExhausted);
+  // A new descriptor version with the same rules keeps the count too.
+  r.descriptor_set = SimpleServiceSet("lib.v1", "Library", "/v1/library/{id}");
+  r.force = true;  // a moved route
+  ASSERT_TRUE(registry_->Register(r).ok());
+  EXPECT_EQ(CallThrough(*published_, "/lib.v1.Library/Get").code(),
+            absl::StatusCode::kResourceExhausted);
+
+  // A config reload (Rebase) starts the counters again, as it does the config's own.
+  std::vector<std::string> problems;
+  ASSERT_TRUE(registry_->Rebase(Base(), &problems).ok());
+  EXPECT_TRUE(CallThrough(*published_, "/lib.v1.Library/Get").ok());
+  // Changed rules count from zero.
+  r.quotas = GlobalQuota("one", 1);
+  ASSERT_TRUE(registry_->Register(r).ok());
+  EXPECT_TRUE(CallThrough(*published_, "/lib.v1.Library/Get").ok());
+  EXPECT_THAT(CallThrough(*published_, "/lib.v1.Library/Get").message(),
+              HasSubstr("quota \"lib.v1.Library/one\" exceeded"));
+}
+
+TEST_F(RegistryTest, ConfigQuotaStricterThanTheServicesStillRejectsFirst) {
+  BaseRoutes base = Base();
+  config::v1::Quotas gateway = GlobalQuota("gateway-one", 1);
+  gateway.mutable_rules(0)->add_selectors("lib.v1.Library.*");
+  absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> config_quotas =
+      QuotaInterceptor::Create(gateway, *base.pool, {}, RealClock(), SelectorCheck::kOpen);
+  ASSERT_TRUE(config_quotas.ok()) << config_quotas.status();
+  base.chain = std::make_shared<const InterceptorChain>(
+      std::vector<std::shared_ptr<const Interceptor>>{*config_quotas});
+  base.quotas = gateway;
+  std::vector<std::string> problems;
+  ASSERT_TRUE(registry_->Rebase(std::move(base), &problems).ok());
+  RegisterRequest r = Library();
+  r.quotas = GlobalQuota("five", 5);
+  ASSERT_TRUE(registry_->Register(r).ok());
+  ASSERT_EQ(published_->chain().size(), 2u);
+  EXPECT_EQ(published_->chain().interceptors()[0]->name(), "quota");
+  EXPECT_EQ(published_->chain().interceptors()[1]->name(), "service_quotas");
+  EXPECT_TRUE(CallThrough(*published_, "/lib.v1.Library/Get").ok());
+  EXPECT_THAT(CallThrough(*published_, "/lib.v1.Library/Get").message(),
+              HasSubstr("quota \"gateway-one\" exceeded"));
+}
+
+TEST_F(RegistryTest, OwnQuotaGatewayWideKeysAndSharedRulesWithoutAStoreAreRefused) {
+  RegisterRequest r = Library();
+  r.quotas = GlobalQuota("two", 2);
+  r.quotas.mutable_rules(0)->set_shared(true);
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "quotas.rules[0].shared: the gateway config has no shared quota store "
+                "(quotas.redis.address); a registration's rules can only be local then"));
+  r.quotas.mutable_rules(0)->set_shared(false);
+  r.quotas.mutable_redis()->set_address("127.0.0.1:6379");
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError("quotas.redis: gateway-wide, set in the gateway config "
+                                       "only (a registration sets rules only)"));
+  r.quotas = GlobalQuota("two", 2);
+  r.quotas.mutable_rules(0)->add_selectors("config.v1.Front.Get");
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "quotas.rules[0].selectors[0]: \"config.v1.Front.Get\" is not a method of "
+                "lib.v1.Library (a registration's rules apply to its own methods only: "
+                "lib.v1.Library.* or lib.v1.Library.METHOD)"));
+  r.quotas = GlobalQuota("", 2);
+  EXPECT_EQ(RegisterStatus(r), absl::InvalidArgumentError("quotas.rules[0].name: required"));
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
+}
+
+// The gateway config: API keys (one key, "team" = "s3cret-team-key"), and, with
+// `front_rule`, one rule opening config.v1.Front only (so other methods are closed).
+BaseRoutes BaseWithApiKeys(bool front_rule) {
+  BaseRoutes base = Base();
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string keys = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/registry-keys-",
+                                        ::getpid());
+  std::ofstream(keys) << "team d9893e9880e78c0f99a71c00da5812ae4c914593acbf8893fc1e73c010e6dc9a\n";
+  config::v1::Auth auth;
+  auth.mutable_api_keys()->set_keys_file(keys);
+  if (front_rule) {
+    config::v1::AuthRule* rule = auth.add_rules();
+    rule->add_selectors("config.v1.Front.*");
+    rule->set_allow_unauthenticated(true);
+  }
+  absl::StatusOr<std::shared_ptr<const AuthInterceptor>> interceptor =
+      AuthInterceptor::Create(auth, "", *base.pool, {}, SelectorCheck::kOpen);
+  EXPECT_TRUE(interceptor.ok()) << interceptor.status();
+  base.chain = std::make_shared<const InterceptorChain>(
+      std::vector<std::shared_ptr<const Interceptor>>{*interceptor});
+  return base;
+}
+
+TEST_F(RegistryTest, OwnAuthRuleRequiresTheGatewaysApiKeyOnItsMethodsOnly) {
+  std::vector<std::string> problems;
+  ASSERT_TRUE(registry_->Rebase(BaseWithApiKeys(false), &problems).ok());
+  RegisterRequest r = Library();
+  r.auth.add_rules()->add_providers("api_key");
+  absl::StatusOr<ChangeResult> result = registry_->Register(r);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->changes.settings_changes,
+              ElementsAre("auth: none -> rules { selectors: \"lib.v1.Library.*\" providers: "
+                          "\"api_key\" }"));
+  ASSERT_EQ(published_->chain().size(), 2u);
+  EXPECT_EQ(CallThrough(*published_, "/lib.v1.Library/Get"),
+            absl::UnauthenticatedError(
+                "missing credentials: /lib.v1.Library/Get needs an API key (header x-api-key)"));
+  EXPECT_TRUE(CallThrough(*published_, "/lib.v1.Library/Get", {{"x-api-key", "s3cret-team-key"}})
+                  .ok());
+  EXPECT_EQ(
+      CallThrough(*published_, "/lib.v1.Library/Get", {{"x-api-key", "wrong"}}).code(),
+      absl::StatusCode::kUnauthenticated);
+  // The config's service stays open: the rule applies to the registration's methods only.
+  EXPECT_TRUE(CallThrough(*published_, "/config.v1.Front/Get").ok());
+  // Stored with the version.
+  absl::StatusOr<ServiceVersion> v = registry_->Get("lib.v1.Library");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->auth.rules(0).providers(0), "api_key");
+}
+
+TEST_F(RegistryTest, OwnAuthRuleNeverOpensWhatTheConfigCloses) {
+  std::vector<std::string> problems;
+  ASSERT_TRUE(registry_->Rebase(BaseWithApiKeys(true), &problems).ok());
+  RegisterRequest r = Library();
+  r.auth.add_rules()->set_allow_unauthenticated(true);
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "auth.rules[0].allow_unauthenticated: these rules only add requirements "
+                "(whether a method is open is decided by the gateway config's auth rules)"));
+  // A valid rule: the config (no rule for lib.v1.Library) still refuses the call first.
+  r.auth.mutable_rules(0)->set_allow_unauthenticated(false);
+  r.auth.mutable_rules(0)->add_providers("api_key");
+  ASSERT_TRUE(registry_->Register(r).ok());
+  EXPECT_EQ(CallThrough(*published_, "/lib.v1.Library/Get", {{"x-api-key", "s3cret-team-key"}})
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(RegistryTest, OwnAuthRuleMayNotDefineProvidersOrNameUnknownOnes) {
+  std::vector<std::string> problems;
+  ASSERT_TRUE(registry_->Rebase(BaseWithApiKeys(false), &problems).ok());
+  RegisterRequest r = Library();
+  config::v1::JwtProvider* jwt = r.auth.add_jwt_providers();
+  jwt->set_name("mine");
+  jwt->set_jwks_uri("https://idp.example/jwks");
+  r.auth.add_rules()->add_providers("mine");
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "auth.jwt_providers: gateway-owned: a registration cannot define JWT "
+                "providers, JWKS files or URLs (its auth rules name the gateway config's "
+                "providers in auth.rules[].providers)"));
+  r.auth.clear_jwt_providers();
+  EXPECT_EQ(RegisterStatus(r),
+            absl::InvalidArgumentError(
+                "auth.rules[0].providers[0]: unknown provider \"mine\" (known: api_key)"));
+  r.auth.mutable_api_keys()->set_keys_file("/etc/passwd");
+  EXPECT_EQ(RegisterStatus(r).message(),
+            "auth.api_keys: gateway-owned: a registration cannot define API keys or key files "
+            "(its auth rules accept the gateway config's keys with providers: [api_key])");
+  r.auth.clear_api_keys();
+  r.auth.mutable_rules(0)->set_providers(0, "api_key");
+  r.auth.mutable_rules(0)->add_selectors("config.v1.Front.*");
+  EXPECT_EQ(RegisterStatus(r).message(),
+            "auth.rules[0].selectors[0]: \"config.v1.Front.*\" is not a method of "
+            "lib.v1.Library (a registration's rules apply to its own methods only: "
+            "lib.v1.Library.* or lib.v1.Library.METHOD)");
+  EXPECT_EQ(published_->Find("/lib.v1.Library/Get"), nullptr);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "gateway/registry/service_rules.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -89,6 +90,78 @@ class ServiceRulesInterceptor : public Interceptor {
   std::shared_ptr<const RetryInterceptor> retries_;
   std::shared_ptr<const Clock> clock_;
 };
+
+// The quota rules of registered services: each method resolves to its service's
+// QuotaInterceptor and that interceptor's rules for it.
+class ServiceQuotasInterceptor : public Interceptor {
+ public:
+  explicit ServiceQuotasInterceptor(
+      std::map<std::string, std::shared_ptr<const QuotaInterceptor>> by_service)
+      : by_service_(std::move(by_service)) {}
+
+  absl::string_view name() const override { return "service_quotas"; }
+
+  struct Resolved {
+    const QuotaInterceptor* quotas = nullptr;
+    std::shared_ptr<const void> rules;
+  };
+
+  std::shared_ptr<const void> Resolve(
+      const google::protobuf::MethodDescriptor& method) const override {
+    auto it = by_service_.find(method.service()->full_name());
+    if (it == by_service_.end()) return nullptr;
+    std::shared_ptr<const void> rules = it->second->Resolve(method);
+    if (rules == nullptr) return nullptr;
+    return std::make_shared<const Resolved>(Resolved{it->second.get(), std::move(rules)});
+  }
+
+  Result Intercept(CallContext* ctx, absl::Status* status) const override {
+    const Resolved* resolved = static_cast<const Resolved*>(ctx->rule());
+    if (resolved == nullptr) return Result::kContinue;
+    return resolved->quotas->InterceptWith(ctx, resolved->rules.get(), status);
+  }
+
+  const std::map<std::string, std::shared_ptr<const QuotaInterceptor>>& by_service() const {
+    return by_service_;
+  }
+
+ private:
+  std::map<std::string, std::shared_ptr<const QuotaInterceptor>> by_service_;
+};
+
+// The gateway-wide settings a registration's quota rules are compiled with, as text.
+std::string GatewayQuotaSettings(const GatewayAccess& gateway) {
+  config::v1::Quotas settings;
+  *settings.mutable_redis() = gateway.quotas.redis();
+  settings.set_max_keys_per_rule(gateway.quotas.max_keys_per_rule());
+  return settings.SerializeAsString();
+}
+
+// The rules of `service` as the gateway compiles them: names prefixed, the gateway's
+// settings; with `validate_only`, shared rules are compiled as local ones (no store).
+absl::StatusOr<config::v1::Quotas> GatewayQuotas(const std::string& service,
+                                                 const config::v1::Quotas& quotas,
+                                                 const GatewayAccess& gateway,
+                                                 bool validate_only) {
+  config::v1::Quotas out;
+  *out.mutable_rules() = quotas.rules();
+  out.set_max_keys_per_rule(gateway.quotas.max_keys_per_rule());
+  bool any_shared = false;
+  for (int i = 0; i < out.rules_size(); ++i) {
+    config::v1::QuotaRule& rule = *out.mutable_rules(i);
+    if (!rule.name().empty()) rule.set_name(ServiceQuotaName(service, rule.name()));
+    if (!rule.shared()) continue;
+    if (gateway.quotas.redis().address().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "quotas.rules[", i, "].shared: the gateway config has no shared quota store "
+          "(quotas.redis.address); a registration's rules can only be local then"));
+    }
+    any_shared = true;
+    if (validate_only) rule.set_shared(false);
+  }
+  if (any_shared && !validate_only) *out.mutable_redis() = gateway.quotas.redis();
+  return out;
+}
 
 }  // namespace
 
@@ -190,6 +263,151 @@ absl::StatusOr<std::shared_ptr<const Interceptor>> BuildServiceRules(
   }
   return std::shared_ptr<const Interceptor>(std::make_shared<ServiceRulesInterceptor>(
       std::move(deadline_rules), std::move(retry_rules), std::move(clock)));
+}
+
+void DefaultSelectors(const std::string& service, config::v1::Auth* auth,
+                      config::v1::Quotas* quotas) {
+  const std::string all = absl::StrCat(service, ".*");
+  for (config::v1::AuthRule& rule : *auth->mutable_rules()) {
+    if (rule.selectors().empty()) rule.add_selectors(all);
+  }
+  for (config::v1::QuotaRule& rule : *quotas->mutable_rules()) {
+    if (rule.selectors().empty()) rule.add_selectors(all);
+  }
+}
+
+std::string ServiceQuotaName(const std::string& service, const std::string& name) {
+  return absl::StrCat(service, "/", name);
+}
+
+absl::Status CheckServiceAccess(const std::string& service, const config::v1::Auth& auth,
+                                const config::v1::Quotas& quotas,
+                                const google::protobuf::DescriptorPool& pool,
+                                const GatewayAccess& gateway) {
+  const google::protobuf::ServiceDescriptor* descriptor = pool.FindServiceByName(service);
+  if (descriptor == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("service ", service, " is not in the pool"));
+  }
+  if (auth.jwt_providers_size() > 0) {
+    return absl::InvalidArgumentError(
+        "auth.jwt_providers: gateway-owned: a registration cannot define JWT providers, "
+        "JWKS files or URLs (its auth rules name the gateway config's providers in "
+        "auth.rules[].providers)");
+  }
+  if (auth.has_api_keys()) {
+    return absl::InvalidArgumentError(
+        "auth.api_keys: gateway-owned: a registration cannot define API keys or key files "
+        "(its auth rules accept the gateway config's keys with providers: [api_key])");
+  }
+  constexpr char kGatewayWide[] =
+      ": gateway-wide, set in the gateway config only (a registration sets rules only)";
+  if (quotas.has_redis()) {
+    return absl::InvalidArgumentError(absl::StrCat("quotas.redis", kGatewayWide));
+  }
+  if (quotas.max_keys_per_rule() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("quotas.max_keys_per_rule", kGatewayWide));
+  }
+  for (int i = 0; i < auth.rules_size(); ++i) {
+    for (int s = 0; s < auth.rules(i).selectors_size(); ++s) {
+      absl::Status status =
+          CheckSelector(auth.rules(i).selectors(s),
+                        absl::StrCat("auth.rules[", i, "].selectors[", s, "]"), *descriptor);
+      if (!status.ok()) return status;
+    }
+  }
+  for (int i = 0; i < quotas.rules_size(); ++i) {
+    for (int s = 0; s < quotas.rules(i).selectors_size(); ++s) {
+      absl::Status status =
+          CheckSelector(quotas.rules(i).selectors(s),
+                        absl::StrCat("quotas.rules[", i, "].selectors[", s, "]"), *descriptor);
+      if (!status.ok()) return status;
+    }
+  }
+  // The config's own validators, for everything else.
+  if (auth.rules_size() > 0) {
+    auto compiled = AuthInterceptor::CreateAdditional(gateway.auth, auth, pool, {service});
+    if (!compiled.ok()) return compiled.status();
+  }
+  if (quotas.rules_size() > 0) {
+    absl::StatusOr<config::v1::Quotas> local =
+        GatewayQuotas(service, quotas, gateway, /*validate_only=*/true);
+    if (!local.ok()) return local.status();
+    auto compiled = QuotaInterceptor::Create(*local, pool, {service}, RealClock());
+    if (!compiled.ok()) return compiled.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> CompileServiceQuotas(
+    const std::string& service, const config::v1::Quotas& quotas,
+    const google::protobuf::DescriptorPool& pool, const GatewayAccess& gateway,
+    std::shared_ptr<const Clock> clock) {
+  absl::StatusOr<config::v1::Quotas> compiled =
+      GatewayQuotas(service, quotas, gateway, /*validate_only=*/false);
+  if (!compiled.ok()) return compiled.status();
+  return QuotaInterceptor::Create(*compiled, pool, {service}, std::move(clock));
+}
+
+absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> RegisteredQuotas::Get(
+    const std::string& service, const config::v1::Quotas& quotas,
+    const google::protobuf::DescriptorPool& pool, const GatewayAccess& gateway,
+    std::shared_ptr<const Clock> clock) {
+  std::pair<std::string, std::string> key(
+      service, absl::StrCat(quotas.SerializeAsString(), "|", GatewayQuotaSettings(gateway)));
+  if (auto it = kept_.find(key); it != kept_.end()) return it->second;
+  absl::StatusOr<std::shared_ptr<const QuotaInterceptor>> compiled =
+      CompileServiceQuotas(service, quotas, pool, gateway, std::move(clock));
+  if (!compiled.ok()) return compiled.status();
+  kept_.emplace(std::move(key), *compiled);
+  return compiled;
+}
+
+void RegisteredQuotas::Retain(const InterceptorChain* chain) {
+  std::set<const QuotaInterceptor*> used;
+  if (chain != nullptr) {
+    for (const auto& interceptor : chain->interceptors()) {
+      const auto* quotas = dynamic_cast<const ServiceQuotasInterceptor*>(interceptor.get());
+      if (quotas == nullptr) continue;
+      for (const auto& [service, q] : quotas->by_service()) used.insert(q.get());
+    }
+  }
+  for (auto it = kept_.begin(); it != kept_.end();) {
+    it = used.count(it->second.get()) > 0 ? std::next(it) : kept_.erase(it);
+  }
+}
+
+std::shared_ptr<const Interceptor> BuildServiceQuotas(
+    std::map<std::string, std::shared_ptr<const QuotaInterceptor>> by_service) {
+  if (by_service.empty()) return nullptr;
+  return std::make_shared<const ServiceQuotasInterceptor>(std::move(by_service));
+}
+
+absl::StatusOr<std::shared_ptr<const Interceptor>> BuildServiceAuth(
+    const std::vector<ServiceAuth>& rules, const google::protobuf::DescriptorPool& pool,
+    const GatewayAccess& gateway) {
+  config::v1::Auth all;
+  std::vector<std::string> services;
+  for (const ServiceAuth& r : rules) {
+    if (r.auth == nullptr || r.auth->rules_size() == 0) continue;
+    services.push_back(r.service);
+    for (const auto& rule : r.auth->rules()) *all.add_rules() = rule;
+  }
+  if (services.empty()) return nullptr;
+  auto compiled = AuthInterceptor::CreateAdditional(gateway.auth, all, pool, services);
+  if (!compiled.ok()) {
+    // Name the service whose rules no longer compile (e.g. a provider left the config).
+    for (const ServiceAuth& r : rules) {
+      if (r.auth == nullptr || r.auth->rules_size() == 0) continue;
+      auto own = AuthInterceptor::CreateAdditional(gateway.auth, *r.auth, pool, {r.service});
+      if (!own.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("service ", r.service, ": ", own.status().message()));
+      }
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("registered services' auth rules: ", compiled.status().message()));
+  }
+  return std::shared_ptr<const Interceptor>(*std::move(compiled));
 }
 
 }  // namespace gateway::registry

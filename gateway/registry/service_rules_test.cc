@@ -158,5 +158,68 @@ TEST(ServiceRules, NoRulesBuildNoInterceptor) {
   EXPECT_EQ(*interceptor, nullptr);
 }
 
+config::v1::Quotas OneRule(const std::string& name, int requests) {
+  config::v1::Quotas q;
+  config::v1::QuotaRule* rule = q.add_rules();
+  rule->set_name(name);
+  rule->set_requests(requests);
+  rule->mutable_per()->set_seconds(60);
+  rule->set_key(config::v1::QuotaRule::GLOBAL);
+  rule->add_selectors("lib.v1.Library.*");
+  return q;
+}
+
+// The outcome of one call of lib.v1.Library.Get (or news.v1.News.Get) through `chain`.
+absl::Status Call(const InterceptorChain& chain, const google::protobuf::DescriptorPool& pool,
+                  const std::string& method = "lib.v1.Library.Get") {
+  CallContext ctx;
+  ctx.method = pool.FindMethodByName(method);
+  ctx.path = method;
+  ctx.peer_address = "ipv4:127.0.0.1:1";
+  absl::Status outcome = absl::InternalError("the chain did not finish");
+  chain.Run(&ctx, [&outcome](CallContext*, absl::Status s) { outcome = std::move(s); });
+  return outcome;
+}
+
+TEST(ServiceQuotas, RulesAreNamedAfterTheServiceAndApplyToItsMethodsOnly) {
+  auto pool = LibraryPool();
+  config::v1::Quotas q = OneRule("one", 1);
+  config::v1::Auth no_auth;
+  DefaultSelectors("lib.v1.Library", &no_auth, &q);
+  ASSERT_TRUE(CheckServiceAccess("lib.v1.Library", no_auth, q, *pool, GatewayAccess()).ok());
+  auto compiled = CompileServiceQuotas("lib.v1.Library", q, *pool, GatewayAccess(), RealClock());
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  InterceptorChain chain({BuildServiceQuotas({{"lib.v1.Library", *compiled}})});
+  EXPECT_TRUE(Call(chain, *pool).ok());
+  absl::Status second = Call(chain, *pool);
+  EXPECT_EQ(second.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(second.message().substr(0, 40), "quota \"lib.v1.Library/one\" exceeded (1 c")
+      << second;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(Call(chain, *pool, "news.v1.News.Get").ok());
+}
+
+TEST(ServiceQuotas, RegisteredQuotasKeepsAnInterceptorWhileItsRulesAndTheStoreAreUnchanged) {
+  auto pool = LibraryPool();
+  RegisteredQuotas kept;
+  GatewayAccess gateway;
+  auto first = kept.Get("lib.v1.Library", OneRule("one", 1), *pool, gateway, RealClock());
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*kept.Get("lib.v1.Library", OneRule("one", 1), *pool, gateway, RealClock()),
+            *first);
+  EXPECT_NE(*kept.Get("lib.v1.Library", OneRule("one", 2), *pool, gateway, RealClock()),
+            *first);
+  gateway.quotas.set_max_keys_per_rule(7);  // the gateway's settings changed
+  auto other = kept.Get("lib.v1.Library", OneRule("one", 1), *pool, gateway, RealClock());
+  EXPECT_NE(*other, *first);
+  EXPECT_EQ(kept.size(), 3u);
+  // Only what a chain uses is kept.
+  InterceptorChain chain({BuildServiceQuotas({{"lib.v1.Library", *other}})});
+  kept.Retain(&chain);
+  EXPECT_EQ(kept.size(), 1u);
+  EXPECT_EQ(*kept.Get("lib.v1.Library", OneRule("one", 1), *pool, gateway, RealClock()), *other);
+  kept.Retain(nullptr);
+  EXPECT_EQ(kept.size(), 0u);
+}
+
 }  // namespace
 }  // namespace gateway::registry

@@ -64,6 +64,8 @@ commands:
         descriptor_set: payments.pb     # or protos: [payments.proto] (+ proto_paths: [.])
         deadlines: {rules: [{default_timeout: 2s, max_timeout: 10s}]}  # its own methods
         retries: {rules: [{selectors: [payments.v1.Payments.Get], max_attempts: 3}]}
+        auth: {rules: [{providers: [corp-jwt]}]}  # the gateway's providers, "api_key"
+        quotas: {rules: [{name: per-caller, requests: 100, per: 60s}]}  # besides the config's
         force: false
       relative paths are taken from the file's directory
   list                          the registered services
@@ -114,9 +116,11 @@ struct Args {
   std::vector<std::string> protos, proto_paths;
   // -f: the backend the service file defines (`backend:` as a map).
   std::optional<config::v1::Backend> backend_config;
-  // -f: the service's own rules (`deadlines:`, `retries:`).
+  // -f: the service's own rules (`deadlines:`, `retries:`, `auth:`, `quotas:`).
   config::v1::Deadlines deadlines;
   config::v1::Retries retries;
+  config::v1::Auth auth;
+  config::v1::Quotas quotas;
   bool force = false, dry_run = false, versions = false;
   int64_t to_version = 0;
 };
@@ -402,7 +406,7 @@ int LoadServiceFile(Args* args) {
       const YAML::Node& value = kv.second;
       if (key == "backend" && value.IsMap()) {
         settings["backends"].push_back(value);
-      } else if (key == "deadlines" || key == "retries") {
+      } else if (key == "deadlines" || key == "retries" || key == "auth" || key == "quotas") {
         settings[key] = value;
       } else if (key == "service" || key == "owner" || key == "backend" ||
                  key == "descriptor_set") {
@@ -430,7 +434,7 @@ int LoadServiceFile(Args* args) {
       } else {
         return bad(key,
                    "unknown key (known: service, owner, backend, descriptor_set, protos, "
-                   "proto_paths, deadlines, retries, force)");
+                   "proto_paths, deadlines, retries, auth, quotas, force)");
       }
     }
   } catch (const YAML::Exception& e) {
@@ -453,6 +457,8 @@ int LoadServiceFile(Args* args) {
     if (parsed->backends_size() > 0) args->backend_config = parsed->backends(0);
     args->deadlines = parsed->deadlines();
     args->retries = parsed->retries();
+    args->auth = parsed->auth();
+    args->quotas = parsed->quotas();
   }
   if (!args->protos.empty() && args->proto_paths.empty()) {
     args->proto_paths.push_back(dir.empty() ? "." : dir.string());
@@ -471,6 +477,8 @@ int Register(const Args& args, Client& client, bool dry_run) {
   if (args.backend_config.has_value()) *request.mutable_backend_config() = *args.backend_config;
   *request.mutable_deadlines() = args.deadlines;
   *request.mutable_retries() = args.retries;
+  *request.mutable_auth() = args.auth;
+  *request.mutable_quotas() = args.quotas;
   request.set_owner(args.owner);
   request.set_force(args.force);
   request.set_dry_run(dry_run);
@@ -573,6 +581,8 @@ int Show(const Args& args, Client& client) {
             << "\n";
   if (v.has_deadlines()) std::cout << "deadlines:  " << v.deadlines().ShortDebugString() << "\n";
   if (v.has_retries()) std::cout << "retries:    " << v.retries().ShortDebugString() << "\n";
+  if (v.has_auth()) std::cout << "auth:       " << v.auth().ShortDebugString() << "\n";
+  if (v.has_quotas()) std::cout << "quotas:     " << v.quotas().ShortDebugString() << "\n";
   std::cout << "methods:    " << v.method_count() << "\n"
             << "routes:     " << v.route_count() << "\n"
             << "registered: " << TimeText(v.registered_at_unix_seconds()) << "\n";
