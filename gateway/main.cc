@@ -188,18 +188,30 @@ int Run(int argc, char** argv) {
   ConfigureLogging((*config)->logging);
   LogLine(absl::StrCat("gatewayd ", kVersion, " starting (config ", config_path, ")"));
   Snapshot<RouteTable> route_snapshot((*config)->routes);
-  // The OpenAPI documents are generated on the endpoint's own thread for every published
-  // table (config reloads, registry changes), never on an event loop.
-  if (std::shared_ptr<const openapi::OpenApiEndpoint> docs = (*config)->http.openapi) {
-    route_snapshot.SetListener(
-        [docs](const std::shared_ptr<const RouteTable>& table) { docs->Prepare(table); });
-    docs->Prepare((*config)->routes);
-  }
   std::shared_ptr<UpstreamMetricsTargets> upstream_metrics;
   if (metric_registry != nullptr) {
     AddProcessMetrics(*metric_registry, started, &route_snapshot);
     upstream_metrics = AddUpstreamMetrics(*metric_registry, (*config)->backends);
   }
+  // The OpenAPI documents are generated on the endpoint's own thread for every published
+  // table (config reloads, registry changes), never on an event loop. The upstream metrics
+  // also describe the backends a published table serves besides the config's (those that
+  // registrations define).
+  std::shared_ptr<const openapi::OpenApiEndpoint> docs = (*config)->http.openapi;
+  if (docs != nullptr || upstream_metrics != nullptr) {
+    route_snapshot.SetListener(
+        [docs, upstream_metrics](const std::shared_ptr<const RouteTable>& table) {
+          if (docs != nullptr) docs->Prepare(table);
+          if (upstream_metrics != nullptr && table != nullptr) {
+            std::vector<std::shared_ptr<Backend>> served;
+            for (const ServiceBinding& b : table->services()) {
+              if (b.backend != nullptr) served.push_back(b.backend);
+            }
+            upstream_metrics->SetExtra(served);
+          }
+        });
+  }
+  if (docs != nullptr) docs->Prepare((*config)->routes);
 
   // --- access log: on unless access_log.enabled is false; outlives the front ends ---
   std::unique_ptr<access_log::AccessLog> access_log;

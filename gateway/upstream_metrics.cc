@@ -76,13 +76,30 @@ std::string EndpointLabel(const upstream::Endpoint& endpoint) {
 }
 
 void UpstreamMetricsTargets::Set(const std::vector<std::shared_ptr<Backend>>& backends) {
-  Clusters clusters;
-  for (const auto& backend : backends) {
-    upstream::Cluster* cluster = backend->cluster().get();
-    cluster->call_duration.store(duration_->Get({cluster->name()}), std::memory_order_relaxed);
-    clusters.push_back(backend->cluster());
-  }
   absl::MutexLock lock(&mu_);
+  configured_ = backends;
+  Rebuild();
+}
+
+void UpstreamMetricsTargets::SetExtra(const std::vector<std::shared_ptr<Backend>>& backends) {
+  absl::MutexLock lock(&mu_);
+  extra_ = backends;
+  Rebuild();
+}
+
+void UpstreamMetricsTargets::Rebuild() {
+  Clusters clusters;
+  for (const auto* list : {&configured_, &extra_}) {
+    for (const auto& backend : *list) {
+      upstream::Cluster* cluster = backend->cluster().get();
+      bool seen = false;
+      for (const auto& c : clusters) seen = seen || c.get() == cluster;
+      if (seen) continue;
+      cluster->call_duration.store(duration_->Get({cluster->name()}),
+                                   std::memory_order_relaxed);
+      clusters.push_back(backend->cluster());
+    }
+  }
   clusters_ = std::move(clusters);
 }
 

@@ -39,13 +39,22 @@ class UpstreamMetricsTargets {
   // that name had before). A new cluster's counters start at 0 (a counter reset, which
   // rate() and increase() take in their stride).
   void Set(const std::vector<std::shared_ptr<Backend>>& backends);
+  // Backends besides Set's that calls go to (the backends registrations define, from each
+  // published route table): the families describe Set's backends and these, each cluster
+  // once. Replaces the previous extra backends.
+  void SetExtra(const std::vector<std::shared_ptr<Backend>>& backends);
   std::vector<std::shared_ptr<const upstream::Cluster>> clusters() const;
 
  private:
+  // clusters_ from configured_ and extra_.
+  void Rebuild() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   friend std::shared_ptr<UpstreamMetricsTargets> AddUpstreamMetrics(
       metrics::MetricRegistry&, const std::vector<std::shared_ptr<Backend>>&);
   metrics::Family<metrics::Histogram>* duration_ = nullptr;
   mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<Backend>> configured_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Backend>> extra_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<const upstream::Cluster>> clusters_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -126,5 +126,30 @@ TEST(UpstreamMetrics, AttachesOneDurationSeriesPerBackend) {
   EXPECT_THAT(page, Not(HasSubstr("backend=\"other\"")));
 }
 
+TEST(UpstreamMetrics, ExtraBackendsJoinTheConfiguredOnesEachOnce) {
+  metrics::MetricRegistry registry;
+  std::shared_ptr<Backend> books = MakeBackend("books", "ipv4:127.0.0.1:1");
+  std::shared_ptr<Backend> own = MakeBackend("pay.v1.Pay", "ipv4:127.0.0.1:2");
+  std::shared_ptr<UpstreamMetricsTargets> targets = AddUpstreamMetrics(registry, {books});
+  EXPECT_THAT(registry.Render(), Not(HasSubstr("backend=\"pay.v1.Pay\"")));
+  // A published table serves `books` (again) and a registration's own backend.
+  targets->SetExtra({books, own, own});
+  EXPECT_EQ(targets->clusters().size(), 2u);
+  const std::string page = registry.Render();
+  EXPECT_THAT(page, HasSubstr(
+      "gateway_upstream_requests_total{backend=\"pay.v1.Pay\",endpoint=\"127.0.0.1:2\"} 0\n"));
+  EXPECT_THAT(page, HasSubstr("gateway_upstream_pending_requests{backend=\"books\"} 0\n"));
+  // A config reload replaces the configured ones and keeps the extra ones; a table without
+  // the registration drops it.
+  std::shared_ptr<Backend> shelves = MakeBackend("shelves", "ipv4:127.0.0.1:3");
+  targets->Set({shelves});
+  EXPECT_EQ(targets->clusters().size(), 3u);
+  targets->SetExtra({});
+  EXPECT_EQ(targets->clusters().size(), 1u);
+  // (Its duration histogram stays, as a config backend's does after a reload.)
+  EXPECT_THAT(registry.Render(),
+              Not(HasSubstr("gateway_upstream_pending_requests{backend=\"pay.v1.Pay\"}")));
+}
+
 }  // namespace
 }  // namespace gateway

@@ -1,14 +1,17 @@
 """Integration tests of self-service registrations: a service file that carries the
 backend serving the service (one the gateway config does not name) and the service's own
-deadline and retry rules, applied with `gatewayctl apply -f`; and the audit log's record of
-config reloads.
+deadline, retry, quota and auth rules, applied with `gatewayctl apply -f`; and the audit
+log's record of config reloads.
 
 Real processes on loopback: gatewayd (with a directory store), the bookstore and echo
 backends, gatewayctl and grpcio. Every call carries a timeout; every wait is bounded.
 """
 
+import hashlib
+import http.client
 import json
 import os
+import re
 import signal
 import time
 import unittest
@@ -276,6 +279,226 @@ backend: {{target: "ipv4:{self.own_echo.address}"}}
         with self.assertRaises(grpc.RpcError) as ctx:
             self.gw.grpc_call(f"/{ECHO}/Unary", echo_request(b"x"))
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+
+QUOTA_NAME = f"{ECHO}/three"
+
+
+class OwnQuotaAndAuthTest(unittest.TestCase):
+    """A service file with the service's own quota and auth rules: they add to the gateway
+    config's (never loosen them), keep counting across other registrations, and may not
+    define providers or reach other services' methods."""
+
+    API_KEY = "team-key-0123456789"
+
+    def setUp(self):
+        self.ws = harness.Workspace()
+        self.addCleanup(self.ws.close)
+        self.bookstore = harness.bookstore_backend(self.ws)
+        self.echo = self.ws.echo_backend()
+
+    def start(self, extra=""):
+        self.gw = registry_test.Gateway(self.ws, self.bookstore.address, self.echo.address,
+                                        os.path.join(self.ws.dir, "registry"), extra=extra)
+
+    def apply(self, rules, command="apply"):
+        path = self.ws.write("echo.yaml", f"""service: {ECHO}
+owner: echo-team
+descriptor_set: {ECHO_HTTP_V1}
+backend: echo
+{rules}""")
+        return self.gw.ctl(command, "-f", path)
+
+    def grpc_code(self, metadata=()):
+        call = self.gw.channel.unary_unary(f"/{ECHO}/Unary")
+        try:
+            call(echo_request(b"q"), timeout=TIMEOUT, metadata=metadata)
+            return grpc.StatusCode.OK, ""
+        except grpc.RpcError as e:
+            return e.code(), e.details()
+
+    def rest(self, headers=None):
+        return self.gw.rest("POST", "/v1/echo", {"payload": "cQ=="}, headers=headers)
+
+    def register_other_service(self):
+        self.ws.write("other.proto", """syntax = "proto3";
+package other.v1;
+message M {}
+service Other { rpc Get(M) returns (M); }
+""")
+        path = self.ws.write("other.yaml", """service: other.v1.Other
+owner: other-team
+protos: [other.proto]
+backend: echo
+force: true
+""")
+        code, out = self.gw.ctl("apply", "-f", path)
+        self.assertEqual(code, 0, out)
+        self.assertIn("other.v1.Other: registered v1", out)
+
+    def test_quota_refuses_the_call_past_its_limit_and_keeps_counting(self):
+        self.start()
+        rules = ("quotas: {rules: [{name: three, requests: 3, per: 3600s, key: GLOBAL}]}")
+        code, out = self.apply(rules, command="diff")
+        self.assertEqual(code, 0, out)
+        self.assertIn(f'~ quotas: none -> rules {{ name: "three" selectors: "{ECHO}.*" key: '
+                      f'GLOBAL requests: 3 per {{ seconds: 3600 }} }}', out)
+        code, out = self.apply(rules)
+        self.assertEqual(code, 0, out)
+        code, out = self.gw.ctl("show", ECHO)
+        self.assertIn('quotas:     rules { name: "three"', out)
+        # Three calls, gRPC and REST alike, then the fourth is refused on both.
+        self.assertEqual(self.grpc_code()[0], grpc.StatusCode.OK)
+        self.assertEqual(self.grpc_code()[0], grpc.StatusCode.OK)
+        status, body = self.rest()
+        self.assertEqual(status, 200, body)
+        code, details = self.grpc_code()
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+        self.assertIn(f'quota "{QUOTA_NAME}" exceeded (3 calls per 1h', details)
+        status, body = self.rest()
+        self.assertEqual(status, 429, body)
+        self.assertIn(f'quota \\"{QUOTA_NAME}\\" exceeded', body.decode())
+        # The config's service is not counted by the registration's rule.
+        for _ in range(4):
+            self.assertIsNotNone(self.gw.grpc_call("/bookstore.v1.Bookstore/ListShelves"))
+
+        # Another service registered, then the same file again: the count goes on.
+        self.register_other_service()
+        code, details = self.grpc_code()
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+        code, out = self.apply(rules)
+        self.assertEqual(code, 0, out)
+        self.assertIn("unchanged, v1", out)
+        self.assertEqual(self.grpc_code()[0], grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(self.rest()[0], 429)
+
+        # A shared rule needs the config's Redis store, which this gateway has not.
+        code, out = self.apply("quotas: {rules: [{name: s, requests: 3, shared: true}]}")
+        self.assertEqual(code, 1, out)
+        self.assertIn("quotas.rules[0].shared: the gateway config has no shared quota store",
+                      out)
+
+    def test_a_stricter_gateway_wide_quota_still_applies(self):
+        self.start(extra=f"""quotas: {{rules: [{{name: gateway-two, selectors: ["{ECHO}.*"],
+  requests: 2, per: 3600s, key: GLOBAL}}]}}""")
+        code, out = self.apply("quotas: {rules: [{name: five, requests: 5, per: 3600s, "
+                               "key: GLOBAL}]}")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.grpc_code()[0], grpc.StatusCode.OK)
+        self.assertEqual(self.rest()[0], 200)
+        code, details = self.grpc_code()
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+        self.assertIn('quota "gateway-two" exceeded', details)
+
+    def test_auth_rule_requires_the_gateways_api_key_and_defines_nothing(self):
+        digest = hashlib.sha256(self.API_KEY.encode()).hexdigest()
+        keys = self.ws.write("keys.txt", f"echo-team {digest}\n")
+        self.start(extra=f'auth: {{api_keys: {{keys_file: "{keys}"}}}}')
+        # Without a rule of its own: the gateway's auth has no rules, the method is open.
+        code, out = self.apply("")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.grpc_code()[0], grpc.StatusCode.OK)
+        code, out = self.apply("auth: {rules: [{providers: [api_key]}]}")
+        self.assertEqual(code, 0, out)
+        self.assertIn(f'~ auth: none -> rules {{ selectors: "{ECHO}.*" providers: "api_key" }}',
+                      out)
+        code, details = self.grpc_code()
+        self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED, details)
+        self.assertIn(f"missing credentials: /{ECHO}/Unary needs an API key", details)
+        self.assertEqual(self.grpc_code(metadata=(("x-api-key", self.API_KEY),))[0],
+                         grpc.StatusCode.OK)
+        self.assertEqual(self.grpc_code(metadata=(("x-api-key", "wrong"),))[0],
+                         grpc.StatusCode.UNAUTHENTICATED)
+        status, body = self.rest()
+        self.assertEqual(status, 401, body)
+        status, body = self.rest(headers={"x-api-key": self.API_KEY})
+        self.assertEqual(status, 200, body)
+        # The config's service stays as the config has it: open.
+        self.assertIsNotNone(self.gw.grpc_call("/bookstore.v1.Bookstore/ListShelves"))
+
+        # Providers, JWKS and key files are the gateway's; other services' methods are not
+        # the registration's; and a rule cannot open a method.
+        code, out = self.apply('auth: {jwt_providers: [{name: mine, issuer: "https://idp", '
+                               'jwks_uri: "https://idp.example/jwks"}], '
+                               'rules: [{providers: [mine]}]}')
+        self.assertEqual(code, 1, out)
+        self.assertIn("auth.jwt_providers: gateway-owned: a registration cannot define JWT "
+                      "providers, JWKS files or URLs", out)
+        code, out = self.apply("auth: {rules: [{providers: [corp]}]}")
+        self.assertEqual(code, 1, out)
+        self.assertIn('auth.rules[0].providers[0]: unknown provider "corp" (known: api_key)',
+                      out)
+        code, out = self.apply("auth: {rules: [{selectors: [bookstore.v1.Bookstore.*], "
+                               "providers: [api_key]}]}")
+        self.assertEqual(code, 1, out)
+        self.assertIn('auth.rules[0].selectors[0]: "bookstore.v1.Bookstore.*" is not a method '
+                      f"of {ECHO}", out)
+        code, out = self.apply("auth: {rules: [{allow_unauthenticated: true}]}")
+        self.assertEqual(code, 1, out)
+        self.assertIn("auth.rules[0].allow_unauthenticated: these rules only add requirements",
+                      out)
+        # Still served with the registered rule.
+        self.assertEqual(self.grpc_code()[0], grpc.StatusCode.UNAUTHENTICATED)
+
+
+class OwnBackendObservedTest(unittest.TestCase):
+    """A registration's own backend in the upstream metrics and /readyz, like a config
+    backend, without holding readiness back."""
+
+    def setUp(self):
+        self.ws = harness.Workspace()
+        self.addCleanup(self.ws.close)
+        bookstore = harness.bookstore_backend(self.ws)
+        config_echo = self.ws.echo_backend()
+        self.own_echo = self.ws.echo_backend()
+        self.gw = registry_test.Gateway(self.ws, bookstore.address, config_echo.address,
+                                        os.path.join(self.ws.dir, "registry"),
+                                        extra='metrics_listener: {address: "127.0.0.1:0"}')
+        self.metrics = registry_test.wait_for(self.gw.process,
+                                              re.compile(rb"metrics listening on (\S+)"))
+
+    def apply(self, backend):
+        path = self.ws.write("echo.yaml", f"""service: {ECHO}
+owner: echo-team
+descriptor_set: {ECHO_HTTP_V1}
+backend: {backend}
+""")
+        code, out = self.gw.ctl("apply", "-f", path)
+        self.assertEqual(code, 0, out)
+
+    def scrape(self):
+        host, port = self.metrics.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        try:
+            conn.request("GET", "/metrics")
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+
+    def test_own_backend_is_in_the_metrics_and_readyz_without_holding_readiness(self):
+        self.apply(f'{{target: "ipv4:{self.own_echo.address}"}}')
+        call = self.gw.channel.unary_unary(f"/{ECHO}/Unary")
+        call(echo_request(b"m"), timeout=TIMEOUT)
+        host, port = self.own_echo.address.rsplit(":", 1)
+        series = (f'gateway_upstream_requests_total{{backend="{ECHO}",'
+                  f'endpoint="{host}:{port}"}} 1')
+        wait_until(lambda: series in self.scrape(), "the own backend's request counter")
+        self.assertIn(f'gateway_upstream_request_duration_seconds_count{{backend="{ECHO}"}} 1',
+                      self.scrape())
+
+        # A backend that cannot be reached is listed by /readyz, which stays 200.
+        self.apply('{target: "dns:///backend.invalid:1"}')
+        def listed():
+            status, body = self.gw.rest("GET", "/readyz")
+            return status == 200 and f"backend {ECHO} " in body.decode() and \
+                "(not required)" in body.decode()
+        wait_until(listed, "/readyz listing the registered backend as not required")
+        status, body = self.gw.rest("GET", "/readyz")
+        self.assertTrue(body.decode().startswith("ready\n"), body)
+        # Removed: its cluster is no longer described.
+        code, out = self.gw.ctl("remove", ECHO, "--owner=echo-team")
+        self.assertEqual(code, 0, out)
+        self.assertNotIn(f'gateway_upstream_pending_requests{{backend="{ECHO}"}}', self.scrape())
 
 
 if __name__ == "__main__":
