@@ -164,6 +164,34 @@ class GrpcWebTest(unittest.TestCase):
             self.assertEqual(reply.trailers.get("x-echo-trailing"), "done")
             self.assertEqual(reply.headers.get("x-echo-initial"), "1")
 
+    def test_stream_that_ends_while_its_last_write_waits(self):
+        # The call's deadline passes while the gateway's write of a message to the client
+        # waits (the client reads nothing for a while, its buffers are full): the end of
+        # the call queues behind that write, and the client gets the messages in order,
+        # then the status, once it reads.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(TIMEOUT)
+        host, port = self.address.rsplit(":", 1)
+        sock.connect((host, int(port)))
+        self.addCleanup(sock.close)
+        body = frame(EchoRequest(payload=b"s" * (60 << 10), count=200).SerializeToString())
+        sock.sendall(b"POST " + ECHO.encode() + b"ServerStream HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/grpc-web+proto\r\ngrpc-timeout: 1S\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(2)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        self.assertEqual(response.status, 200)
+        frames = harness.split_frames(response.read())
+        self.assertIsNone(self.gateway.proc.poll(), "gatewayd ended")
+        messages = [EchoResponse.FromString(p) for flags, p in frames if flags == 0]
+        self.assertGreater(len(messages), 0)
+        self.assertLess(len(messages), 200)
+        self.assertEqual([m.index for m in messages], list(range(len(messages))))
+        self.assertEqual(frames[-1][0], 0x80)
+        self.assertIn(b"grpc-status:4", frames[-1][1].replace(b" ", b""))
+
     def test_stream_without_messages_ends_with_a_trailer_frame(self):
         reply = self.client().call(ECHO + "ServerStream", EchoRequest(count=0).SerializeToString())
         self.assertEqual((reply.status, reply.messages, reply.trailers_only), (0, [], False))

@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -112,11 +113,23 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     head_pending_ = true;
   }
 
+  // A Write while an earlier one is on the socket (a call that ends while its last
+  // message is still being sent) waits for it: the bytes go out in order.
   void Write(std::string data, bool last, std::function<void(bool)> written) override {
     if (closed_) {
       written(false);
       return;
     }
+    if (chunk_writing_ || !queued_chunks_.empty()) {
+      queued_chunks_.push_back({std::move(data), last, std::move(written)});
+      return;
+    }
+    StartChunk(std::move(data), last, std::move(written));
+  }
+
+ private:
+  void StartChunk(std::string data, bool last, std::function<void(bool)> written) {
+    chunk_writing_ = true;
     chunk_ = std::move(data);
     Lowest().expires_after(server_->idle_timeout_);
     if (head_pending_) {
@@ -136,7 +149,6 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     WriteChunk(last, std::move(written));
   }
 
- private:
   std::shared_ptr<Connection> Self() {
     return std::static_pointer_cast<Connection>(shared_from_this());
   }
@@ -576,11 +588,19 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   void WriteChunk(bool last, std::function<void(bool)> written) {
     auto done = [self = Self(), last, written = std::move(written)](
                     beast::error_code ec, std::size_t) mutable {
+      self->chunk_writing_ = false;
       if (ec) {
         self->OnWriteFailed(std::move(written));
         return;
       }
       self->Lowest().expires_never();
+      if (!last && !self->queued_chunks_.empty()) {
+        // The next queued chunk goes out before the call hears of this one, so that a
+        // Write from its callback queues behind it.
+        QueuedChunk next = std::move(self->queued_chunks_.front());
+        self->queued_chunks_.pop_front();
+        self->StartChunk(std::move(next.data), next.last, std::move(next.written));
+      }
       written(true);
       if (last) self->OnResponseWritten(!self->keep_alive_);
     };
@@ -611,6 +631,9 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   void OnWriteFailed(std::function<void(bool)> written) {
     Close();
     written(false);
+    std::deque<QueuedChunk> queued = std::move(queued_chunks_);
+    queued_chunks_.clear();
+    for (QueuedChunk& chunk : queued) chunk.written(false);
   }
 
   // A whole response (Content-Length known), formatted into one buffer and written with one
@@ -722,6 +745,13 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   std::optional<bhttp::response_serializer<bhttp::empty_body>> serializer_;
   bool head_pending_ = false;
   std::string chunk_;
+  bool chunk_writing_ = false;  // a Write's bytes are on the socket
+  struct QueuedChunk {
+    std::string data;
+    bool last;
+    std::function<void(bool)> written;
+  };
+  std::deque<QueuedChunk> queued_chunks_;
 };
 
 }  // namespace http1_internal
