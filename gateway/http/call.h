@@ -112,6 +112,10 @@ class CallSink {
   // took the bytes (true) or is gone (false); the call reads the next message from the
   // backend only then.
   virtual void Write(std::string data, bool last, std::function<void(bool)> written) = 0;
+  // Takes `data` (more of a body begun with StartStream) at once when the sink has room
+  // for it below its buffer's bound, and returns true: the call may send more now. False:
+  // nothing taken (no room, or a sink that cannot), and the call uses Write.
+  virtual bool TryWrite(std::string& data) { return false; }
 
   // gRPC over HTTP/2 (GrpcRelayCall, grpc_call.h). Ends a response begun with
   // StartStream(), after the bytes of the earlier Write()s, with a trailer block (HTTP/2
@@ -147,6 +151,10 @@ class BodyReader {
   // one Read at a time. A client that goes away cancels the call instead (HttpCall::Cancel),
   // and `done` is dropped.
   virtual void Read(Callback done) = 0;
+  // Takes the next piece at once when it has arrived (or the body ended, or failed) and
+  // returns true with what Read's callback would get; false when it has not (use Read).
+  // Not while a Read is pending.
+  virtual bool ReadNow(absl::Status* status, std::string* data, bool* last) { return false; }
 };
 
 // The id of a call of `request`: the client's x-request-id (empty when it cannot be a header

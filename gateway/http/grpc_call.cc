@@ -230,8 +230,9 @@ void GrpcRelayCall::StartBackend() {
   };
   backend_ = upstream::BackendCall::Start(upstreams_->For(cluster), std::move(spec),
                                           std::move(cb));
-  // Not inline: this may run inside the connection's frame processing.
-  asio::post(executor_, [self = shared_from_this()] { self->PumpRequest(); });
+  // What of the body is here goes with the headers (the server session starts calls once
+  // it has read what arrived with them).
+  PumpRequest();
 }
 
 // Runs whenever nothing is pending with the backend: after the call started, after each
@@ -247,7 +248,8 @@ void GrpcRelayCall::PumpRequest() {
     std::string bytes = std::move(pending_);
     pending_ = std::string();
     backend_->Write(std::move(bytes));
-    return;
+    if (!body_ended_) return;
+    // The last piece: the end of the request goes with it, in the same DATA frame.
   }
   if (body_ended_) {
     if (absl::Status complete = request_scan_->CheckComplete(); !complete.ok()) {
@@ -259,6 +261,13 @@ void GrpcRelayCall::PumpRequest() {
     return;
   }
   reading_ = true;
+  absl::Status status;
+  std::string data;
+  bool last = false;
+  if (body_->ReadNow(&status, &data, &last)) {
+    OnBody(std::move(status), std::move(data), last);
+    return;
+  }
   if (request_scan_->mid_frame()) ArmStallTimer();
   body_->Read([self = shared_from_this()](absl::Status status, std::string data, bool last) {
     self->OnBody(std::move(status), std::move(data), last);
@@ -335,6 +344,12 @@ void GrpcRelayCall::OnBackendMessage(std::string message) {
   if (!headers_sent_) SendHeaders();
   // `message` is the next bytes of the backend's frames, passed on as they are.
   (void)response_scan_->Scan(message);  // counts the message bytes (BYTES_OUT)
+  if (sink_->TryWrite(message)) {
+    // Taken below the stream's buffer bound: the next bytes (or the trailers) may follow
+    // on this turn of the loop, in the same write to the client.
+    if (backend_ != nullptr && !backend_done_) backend_->RequestNext();
+    return;
+  }
   sink_->Write(std::move(message), /*last=*/false,
                [self = shared_from_this()](bool ok) { self->OnWritten(ok); });
 }

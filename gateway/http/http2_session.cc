@@ -69,6 +69,10 @@ std::vector<nghttp2_nv> HeaderNvs(const HeaderList& headers) {
   return nva;
 }
 
+// A response body's bytes a stream takes without waiting (TryWrite): past them the call
+// waits until nghttp2 took what is there.
+constexpr std::size_t kWriteWatermark = 64 << 10;
+
 // One request stream; the sink of its call, and the reader of its body when the call
 // streams it.
 class Stream final : public CallSink, public BodyReader {
@@ -78,9 +82,11 @@ class Stream final : public CallSink, public BodyReader {
   void Respond(int status, HeaderList headers, std::string body) override;
   void StartStream(int status, HeaderList headers) override;
   void Write(std::string data, bool last, std::function<void(bool)> written) override;
+  bool TryWrite(std::string& data) override;
   void Finish(HeaderList trailers) override;
   void RespondTrailersOnly(int status, HeaderList headers) override;
   void Read(Callback done) override;
+  bool ReadNow(absl::Status* status, std::string* data, bool* last) override;
 
   // The call of this stream, whichever kind it is, cancelled.
   void CancelCall() {
@@ -137,10 +143,16 @@ class Stream final : public CallSink, public BodyReader {
 // What streams need from their session, whatever its transport.
 class SessionBase : public ServerConnection {
  public:
-  virtual void Submit(Stream* stream, int status, bool has_body) = 0;
+  // A response's head; it goes out now (`flush`: a whole response) or with whatever else
+  // the loop's current turn adds (a streamed response whose first bytes follow).
+  virtual void Submit(Stream* stream, int status, bool has_body, bool flush) = 0;
+  // More of a response's body (or its end) is ready; it goes out on this turn of the loop.
   virtual void ResumeData(Stream* stream) = 0;
   // Hands what arrived of a streamed body to the pending Read, if any.
   virtual void DeliverBody(Stream* stream) = 0;
+  // Takes what arrived of a streamed body now: false when nothing did (Read waits).
+  virtual bool TakeBody(Stream* stream, absl::Status* status, std::string* data,
+                        bool* last) = 0;
   // The response ended; a streamed body the client is still sending is not wanted.
   virtual void OnResponseDone(Stream* stream) = 0;
   virtual asio::io_context::executor_type executor() = 0;
@@ -229,13 +241,13 @@ class Http2Session final : public SessionBase {
   }
 
   // Called by streams.
-  void Submit(Stream* stream, int status, bool has_body) override;
+  void Submit(Stream* stream, int status, bool has_body, bool flush) override;
   void ResumeData(Stream* stream) override {
     if (stream->deferred) {
       stream->deferred = false;
       nghttp2_session_resume_data(session_, stream->id_);
     }
-    Flush();
+    FlushSoon();
   }
   asio::io_context::executor_type executor() override { return worker_->ioc_.get_executor(); }
 
@@ -271,7 +283,27 @@ class Http2Session final : public SessionBase {
                             last = s->body_ended]() mutable {
       done(absl::OkStatus(), std::move(data), last);
     });
-    Flush();  // the WINDOW_UPDATE
+    FlushSoon();  // the WINDOW_UPDATE
+  }
+
+  bool TakeBody(Stream* s, absl::Status* status, std::string* data, bool* last) override {
+    if (s->body_callback) return false;  // a Read is pending: it gets the bytes
+    if (!s->body_error.ok()) {
+      *status = s->body_error;
+      data->clear();
+      *last = true;
+      return true;
+    }
+    if (s->body_pending.empty() && !s->body_ended) return false;
+    *status = absl::OkStatus();
+    *data = std::move(s->body_pending);
+    s->body_pending.clear();
+    *last = s->body_ended;
+    if (!data->empty()) {
+      nghttp2_session_consume_stream(session_, s->id_, data->size());
+      FlushSoon();  // the WINDOW_UPDATE
+    }
+    return true;
   }
 
  private:
@@ -287,11 +319,38 @@ class Http2Session final : public SessionBase {
   }
 
   bool Receive(absl::string_view bytes) {
+    // Until it returns nothing is sent: its caller flushes after.
     receiving_ = true;
+    parsing_ = true;
     const ssize_t n = nghttp2_session_mem_recv(
         session_, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    parsing_ = false;
+    // gRPC calls whose headers came in these bytes start now, with whatever of their
+    // bodies came too: a unary call's request goes to the backend with its headers.
+    while (!starting_.empty()) {
+      std::vector<int32_t> ids = std::move(starting_);
+      starting_.clear();
+      for (int32_t id : ids) {
+        Stream* s = Find(id);  // gone: reset in the same bytes, never started
+        if (s != nullptr && s->grpc_call != nullptr) {
+          std::shared_ptr<GrpcRelayCall> call = s->grpc_call;
+          call->Start(std::move(s->request));
+        }
+      }
+    }
     receiving_ = false;
     return n >= 0;
+  }
+
+  // Sends what nghttp2 has queued once the handlers of this turn of the loop are done, so
+  // that a response's head, messages and trailers produced together leave in one write.
+  void FlushSoon() {
+    if (receiving_ || flush_posted_ || closed_) return;  // Read() flushes after receiving
+    flush_posted_ = true;
+    asio::post(executor(), [self = Self()] {
+      self->flush_posted_ = false;
+      self->Flush();
+    });
   }
 
   void Read() {
@@ -463,6 +522,10 @@ class Http2Session final : public SessionBase {
     s->grpc_call = std::make_shared<GrpcRelayCall>(&server_->env_, worker_->routes(),
                                                    executor(), worker_->upstreams(), s, s,
                                                    shared_from_this());
+    if (parsing_) {
+      starting_.push_back(s->id_);  // Receive() starts it
+      return;
+    }
     std::shared_ptr<GrpcRelayCall> call = s->grpc_call;
     call->Start(std::move(s->request));
   }
@@ -830,7 +893,10 @@ class Http2Session final : public SessionBase {
   std::array<char, 16 << 10> read_buffer_;
   std::string out_;
   bool writing_ = false;
-  bool receiving_ = false;
+  bool flush_posted_ = false;
+  std::vector<int32_t> starting_;  // gRPC calls to start once the received bytes are read
+  bool receiving_ = false;  // in Receive()
+  bool parsing_ = false;    // in nghttp2_session_mem_recv
   bool closed_ = false;
   bool draining_ = false;
   bool got_request_ = false;
@@ -840,7 +906,7 @@ class Http2Session final : public SessionBase {
 };
 
 template <typename Socket>
-void Http2Session<Socket>::Submit(Stream* s, int status, bool has_body) {
+void Http2Session<Socket>::Submit(Stream* s, int status, bool has_body, bool flush) {
   std::string status_text = std::to_string(status);
   std::vector<nghttp2_nv> nva;
   nva.reserve(s->response_headers.size() + 1);
@@ -863,7 +929,11 @@ void Http2Session<Socket>::Submit(Stream* s, int status, bool has_body) {
     OnResponseDone(s);
   }
   s->response_headers.clear();
-  Flush();
+  if (flush) {
+    Flush();
+  } else {
+    FlushSoon();
+  }
 }
 
 void Stream::Respond(int status, HeaderList headers, std::string body) {
@@ -872,7 +942,7 @@ void Stream::Respond(int status, HeaderList headers, std::string body) {
   out = is_head ? std::string() : std::move(body);
   out_offset = 0;
   out_last = true;
-  session_->Submit(this, status, !out.empty());
+  session_->Submit(this, status, !out.empty(), /*flush=*/true);
 }
 
 void Stream::Finish(HeaderList trailer_block) {
@@ -891,7 +961,7 @@ void Stream::RespondTrailersOnly(int status, HeaderList headers) {
   out.clear();
   out_offset = 0;
   out_last = true;
-  session_->Submit(this, status, /*has_body=*/false);
+  session_->Submit(this, status, /*has_body=*/false, /*flush=*/true);
 }
 
 void Stream::Read(Callback done) {
@@ -899,12 +969,31 @@ void Stream::Read(Callback done) {
   session_->DeliverBody(this);
 }
 
+bool Stream::ReadNow(absl::Status* status, std::string* data, bool* last) {
+  return session_->TakeBody(this, status, data, last);
+}
+
+bool Stream::TryWrite(std::string& data) {
+  if (!response_started || out_last || written ||
+      out.size() - out_offset + data.size() > kWriteWatermark) {
+    return false;
+  }
+  if (out_offset == out.size()) {
+    out = std::move(data);
+    out_offset = 0;
+  } else {
+    out.append(data);
+  }
+  session_->ResumeData(this);
+  return true;
+}
+
 void Stream::StartStream(int status, HeaderList headers) {
   response_headers = std::move(headers);
   out.clear();
   out_offset = 0;
   out_last = false;
-  session_->Submit(this, status, /*has_body=*/true);
+  session_->Submit(this, status, /*has_body=*/true, /*flush=*/false);
 }
 
 void Stream::Write(std::string data, bool last, std::function<void(bool)> written_cb) {

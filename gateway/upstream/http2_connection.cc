@@ -478,6 +478,7 @@ void Http2Connection::DoRead() {
         self->in_recv_ = true;
         const ssize_t rv = nghttp2_session_mem_recv(self->session_, self->read_buffer_.data(), n);
         self->in_recv_ = false;
+        self->PumpReady();
         if (self->state_ == State::kClosed) return;
         // The first frame of an HTTP/2 server is SETTINGS; anything else is not HTTP/2.
         auto not_http2 = [&] {
@@ -512,8 +513,20 @@ void Http2Connection::DoRead() {
       });
 }
 
+void Http2Connection::PumpReady() {
+  while (!ready_.empty()) {
+    std::vector<std::shared_ptr<GrpcStream>> ready = std::move(ready_);
+    ready_.clear();
+    for (const std::shared_ptr<GrpcStream>& stream : ready) {
+      stream->pump_scheduled_ = false;
+      stream->Pump();
+    }
+  }
+}
+
 void Http2Connection::FlushSoon() {
-  if (flush_posted_) return;
+  // Inside nghttp2_session_mem_recv, DoRead flushes when it returns.
+  if (flush_posted_ || in_recv_) return;
   flush_posted_ = true;
   boost::asio::post(io_, [self = shared_from_this()] {
     self->flush_posted_ = false;
@@ -926,7 +939,7 @@ void GrpcStream::ReturnWindow() {
 void GrpcStream::RequestNext() {
   if (done_) return;
   wants_message_ = true;
-  SchedulePump();
+  if (!in_pump_) SchedulePump();  // else the running Pump() delivers the next
 }
 
 void GrpcStream::Cancel() {
@@ -1044,6 +1057,10 @@ void GrpcStream::EndLocally(absl::Status status, bool unprocessed, uint32_t rst_
 void GrpcStream::SchedulePump() {
   if (pump_scheduled_ || done_) return;
   pump_scheduled_ = true;
+  if (conn_->in_recv_) {
+    conn_->ready_.push_back(shared_from_this());
+    return;
+  }
   asio::post(conn_->io_, [self = shared_from_this()] {
     self->pump_scheduled_ = false;
     self->Pump();
@@ -1051,21 +1068,27 @@ void GrpcStream::SchedulePump() {
 }
 
 void GrpcStream::Pump() {
-  if (done_) return;
-  if (wants_message_ && HasInput()) {
+  if (done_ || in_pump_) return;
+  // A consumer that asks for the next message from on_message gets it in this loop, and
+  // the call's end after its last message: no trip through the event loop per message.
+  in_pump_ = true;
+  bool delivered = false;
+  while (wants_message_ && HasInput() && !done_) {
     wants_message_ = false;
+    delivered = true;
     std::string m = NextInput();
     if (cb_.on_message) {
       cb_.on_message(std::move(m));
     } else {
       wants_message_ = true;  // nobody reads: keep draining
     }
-    if (done_) return;
-    if (wants_message_) SchedulePump();
-    ReturnWindow();
-    return;
   }
-  if (wants_message_) ReturnWindow();
+  in_pump_ = false;
+  if (done_) return;
+  ReturnWindow();
+  // The end follows a message in the same run only for a consumer that asked for more:
+  // one that is still sending the message on gets it after its RequestNext().
+  if (delivered && !wants_message_) return;
   if (result_.has_value() && !HasInput()) {
     done_ = true;
     CancelDeadlineTimer();

@@ -202,6 +202,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   // out in one write.
   void FlushSoon();
   void DoRead();
+  // Runs the Pump of the streams that got something while the received bytes were read.
+  void PumpReady();
   void ArmKeepalive();
   void FinishConnect(absl::Status status);
 
@@ -229,6 +231,9 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   std::vector<uint8_t> read_buffer_;
   std::vector<std::function<void(absl::Status)>> connect_waiters_;
   absl::flat_hash_map<int32_t, std::shared_ptr<GrpcStream>> streams_;
+  // Streams that got response bytes or their end inside nghttp2_session_mem_recv: pumped
+  // when it returns, before the read loop goes on (no trip through the event loop).
+  std::vector<std::shared_ptr<GrpcStream>> ready_;
   absl::Status close_reason_;
 };
 
@@ -308,6 +313,7 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   size_t unconsumed_ = 0;
   bool wants_message_ = true;
   bool pump_scheduled_ = false;
+  bool in_pump_ = false;      // RequestNext() from on_message: Pump() goes on
   bool closed_ = false;       // the HTTP/2 stream ended
   bool done_ = false;         // on_done ran
   bool unprocessed_ = false;  // marked by GOAWAY
