@@ -30,6 +30,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -372,43 +373,66 @@ class Http2Session final : public SessionBase {
   }
 
   // Without open streams the connection may stay idle for idle_timeout; the first frames
-  // (the preface) must come within header_read_timeout.
+  // (the preface) must come within header_read_timeout. The timer is not moved on each
+  // call (a cancelled wait still costs a handler): it fires at the deadline it was set
+  // to, and waits on when the connection was busy since (idle_deadline_ moved on).
   void ArmTimer() {
-    if (!streams_.empty()) {
-      timer_.cancel();
+    if (!streams_.empty()) return;  // OnIdleTimer finds them and waits for the last to end
+    idle_deadline_ = std::chrono::steady_clock::now() +
+                     (got_request_ ? server_->idle_timeout_ : server_->header_read_timeout_);
+    if (timer_armed_ && timer_.expiry() <= idle_deadline_) return;
+    timer_armed_ = true;
+    timer_.expires_at(idle_deadline_);
+    timer_.async_wait(
+        [self = Self()](boost::system::error_code ec) { self->OnIdleTimer(ec); });
+  }
+
+  void OnIdleTimer(boost::system::error_code ec) {
+    if (ec) return;  // re-armed earlier (a newer wait is pending), or closed
+    timer_armed_ = false;
+    if (closed_ || !streams_.empty()) return;  // ArmTimer runs when the last stream ends
+    if (std::chrono::steady_clock::now() < idle_deadline_) {
+      timer_armed_ = true;
+      timer_.expires_at(idle_deadline_);
+      timer_.async_wait(
+          [self = Self()](boost::system::error_code ec) { self->OnIdleTimer(ec); });
       return;
     }
-    timer_.expires_after(got_request_ ? server_->idle_timeout_ : server_->header_read_timeout_);
-    timer_.async_wait([self = Self()](boost::system::error_code ec) {
-      if (ec) return;  // cancelled or re-armed
-      if (self->streams_.empty()) self->Close();
-    });
+    Close();
   }
 
   // Sends what nghttp2 has queued. Never from inside nghttp2_session_mem_recv (its
   // callbacks may queue frames; they go out once it returns).
   void Flush() {
     if (closed_ || writing_ || receiving_) return;
-    while (out_.size() < (64 << 10)) {
-      const uint8_t* data;
-      const ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        Close();
+    std::size_t written = 0;
+    while (true) {
+      out_.clear();
+      while (out_.size() < (64 << 10)) {
+        const uint8_t* data;
+        const ssize_t n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
+          Close();
+          return;
+        }
+        if (n == 0) break;
+        out_.append(reinterpret_cast<const char*>(data), n);
+      }
+      if (out_.empty()) {
+        if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
+          Close();
+        } else if (draining_ && streams_.empty()) {
+          Close();
+        }
         return;
       }
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), n);
-    }
-    if (out_.empty()) {
-      if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
-        Close();
-      } else if (draining_ && streams_.empty()) {
-        Close();
-      }
-      return;
+      // What the socket takes at once needs no trip through the event loop; the rest (or
+      // an error, reported by the asynchronous write) waits for it.
+      written = WriteNow();
+      if (written < out_.size()) break;
     }
     writing_ = true;
-    asio::async_write(socket_, asio::buffer(out_),
+    asio::async_write(socket_, asio::buffer(out_) + written,
                       [self = Self()](boost::system::error_code ec, std::size_t) {
                         self->writing_ = false;
                         self->out_.clear();
@@ -418,6 +442,21 @@ class Http2Session final : public SessionBase {
                         }
                         self->Flush();
                       });
+  }
+
+  // Writes what the socket takes of out_ now, without waiting (h2c only: TLS records go
+  // through the asynchronous write).
+  std::size_t WriteNow() {
+    if constexpr (std::is_same_v<Socket, TlsStream>) {
+      return 0;
+    } else {
+      tcp::socket& socket = boost::beast::get_lowest_layer(socket_).socket();
+      boost::system::error_code ec;
+      if (!socket.non_blocking()) socket.non_blocking(true, ec);
+      if (ec) return 0;
+      const std::size_t n = socket.write_some(asio::buffer(out_), ec);
+      return ec ? 0 : n;
+    }
   }
 
   void Close() {
@@ -651,7 +690,6 @@ class Http2Session final : public SessionBase {
     auto stream = std::make_unique<Stream>(self, frame->hd.stream_id);
     self->BeginStream(stream.get());
     self->streams_.emplace(frame->hd.stream_id, std::move(stream));
-    self->timer_.cancel();
     return 0;
   }
 
@@ -886,6 +924,8 @@ class Http2Session final : public SessionBase {
   Worker* const worker_;
   Socket socket_;
   asio::steady_timer timer_;
+  bool timer_armed_ = false;
+  std::chrono::steady_clock::time_point idle_deadline_;
   const std::string peer_;
   std::string peer_identity_;  // the verified client certificate's (mutual TLS)
   nghttp2_session* session_ = nullptr;

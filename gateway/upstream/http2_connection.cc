@@ -94,6 +94,9 @@ class Http2Connection::Transport {
                         std::function<void(boost::system::error_code, size_t)> done) = 0;
   virtual void Write(asio::const_buffer buf,
                      std::function<void(boost::system::error_code, size_t)> done) = 0;
+  // Writes what the socket takes now without waiting (0 when it takes nothing, or fails:
+  // Write reports the error then); a transport that cannot (TLS) writes nothing here.
+  virtual size_t WriteNow(asio::const_buffer buf) { return 0; }
   virtual void Close() = 0;
 };
 
@@ -124,6 +127,13 @@ class BasicTransport final : public Http2Connection::Transport {
   void Write(asio::const_buffer buf,
              std::function<void(boost::system::error_code, size_t)> done) override {
     asio::async_write(socket_, buf, std::move(done));
+  }
+  size_t WriteNow(asio::const_buffer buf) override {
+    boost::system::error_code ec;
+    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+    if (ec) return 0;
+    const size_t n = socket_.write_some(buf, ec);
+    return ec ? 0 : n;
   }
   void Close() override {
     boost::system::error_code ignored;
@@ -310,6 +320,7 @@ Http2Connection::Http2Connection(asio::io_context& io, Endpoint endpoint,
       options_(std::move(options)),
       connect_timer_(io),
       keepalive_timer_(io),
+      deadline_timer_(io),
       read_buffer_(16 << 10) {}
 
 Http2Connection::~Http2Connection() {
@@ -442,6 +453,8 @@ void Http2Connection::Fail(absl::Status status) {
   close_reason_ = status;
   connect_timer_.cancel();
   keepalive_timer_.cancel();
+  deadline_timer_.cancel();
+  deadline_armed_.reset();
   if (transport_) transport_->Close();
   if (connecting) FinishConnect(status);
   auto streams = std::move(streams_);
@@ -540,21 +553,28 @@ void Http2Connection::Flush() {
   if (state_ == State::kClosed || state_ == State::kIdle) return;
   // Before the socket is connected nothing can be written; OnConnected flushes.
   if (state_ == State::kConnecting && !socket_connected_) return;
-  write_buffer_.clear();
-  while (write_buffer_.size() < (64 << 10)) {
-    const uint8_t* data;
-    const ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) {
-      Fail(UnavailableFor(endpoint_, absl::StrCat("HTTP/2 send failed: ",
-                                                  nghttp2_strerror(static_cast<int>(n)))));
-      return;
+  size_t written = 0;
+  while (true) {
+    write_buffer_.clear();
+    while (write_buffer_.size() < (64 << 10)) {
+      const uint8_t* data;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        Fail(UnavailableFor(endpoint_, absl::StrCat("HTTP/2 send failed: ",
+                                                    nghttp2_strerror(static_cast<int>(n)))));
+        return;
+      }
+      if (n == 0) break;
+      write_buffer_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     }
-    if (n == 0) break;
-    write_buffer_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    if (write_buffer_.empty()) return;
+    // What the socket takes at once needs no trip through the event loop; the rest (or
+    // an error, reported by the asynchronous write) waits for it.
+    written = transport_->WriteNow(asio::buffer(write_buffer_));
+    if (written < write_buffer_.size()) break;
   }
-  if (write_buffer_.empty()) return;
   writing_ = true;
-  transport_->Write(asio::buffer(write_buffer_),
+  transport_->Write(asio::buffer(write_buffer_) + written,
                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
                       self->writing_ = false;
                       if (self->state_ == State::kClosed) return;
@@ -667,18 +687,42 @@ absl::StatusOr<std::shared_ptr<GrpcStream>> Http2Connection::StartStream(
   }
   s.stream_id_ = id;
   streams_[id] = stream;
-  if (s.spec_.deadline != absl::InfiniteFuture()) {
-    s.deadline_timer_.emplace(io_);
-    s.deadline_timer_->expires_after(ToChrono(s.spec_.deadline - options_.now()));
-    s.deadline_timer_->async_wait([weak = stream->weak_from_this()](boost::system::error_code ec) {
-      auto st = weak.lock();
-      if (ec || !st || st->done_ || st->closed_) return;
-      st->EndLocally(absl::DeadlineExceededError("the call's deadline passed"), false,
-                     NGHTTP2_CANCEL);
-    });
-  }
+  WatchDeadline(s.spec_.deadline);
   FlushSoon();
   return stream;
+}
+
+void Http2Connection::WatchDeadline(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture() || state_ == State::kClosed) return;
+  if (deadline_armed_.has_value() && *deadline_armed_ <= deadline) return;
+  deadline_armed_ = deadline;
+  deadline_timer_.expires_after(ToChrono(deadline - options_.now()));
+  deadline_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self) return;  // moved to an earlier deadline, or closed
+    self->OnDeadlineTimer();
+  });
+}
+
+void Http2Connection::OnDeadlineTimer() {
+  deadline_armed_.reset();
+  if (state_ == State::kClosed) return;
+  const absl::Time now = options_.now();
+  absl::Time next = absl::InfiniteFuture();
+  std::vector<std::shared_ptr<GrpcStream>> expired;
+  for (const auto& [id, stream] : streams_) {
+    if (stream->done_ || stream->closed_ || stream->result_.has_value()) continue;
+    if (stream->spec_.deadline <= now) {
+      expired.push_back(stream);
+    } else {
+      next = std::min(next, stream->spec_.deadline);
+    }
+  }
+  for (const std::shared_ptr<GrpcStream>& stream : expired) {
+    stream->EndLocally(absl::DeadlineExceededError("the call's deadline passed"), false,
+                       NGHTTP2_CANCEL);
+  }
+  WatchDeadline(next);
 }
 
 // nghttp2 callbacks ---------------------------------------------------------------------
@@ -960,7 +1004,6 @@ void GrpcStream::Cancel() {
 
 void GrpcStream::OnClose(uint32_t error_code) {
   closed_ = true;
-  CancelDeadlineTimer();
   // Bytes received but not yet given back stay buffered for the consumer, but the HTTP/2
   // stream is gone: they go back to the connection window now, or every stream that ends
   // with unread data would shrink it for good and finally stall the connection.
@@ -1038,7 +1081,6 @@ void GrpcStream::EndLocally(absl::Status status, bool unprocessed, uint32_t rst_
   r.status = std::move(status);
   r.unprocessed = unprocessed;
   result_ = std::move(r);
-  CancelDeadlineTimer();
   if (!closed_ && stream_id_ > 0 && conn_->session_ != nullptr &&
       conn_->state_ != Http2Connection::State::kClosed) {
     // Undelivered bytes go back to the connection window; the stream's no longer matters.
@@ -1091,7 +1133,6 @@ void GrpcStream::Pump() {
   if (delivered && !wants_message_) return;
   if (result_.has_value() && !HasInput()) {
     done_ = true;
-    CancelDeadlineTimer();
     CallResult r = std::move(*result_);
     auto on_done = std::move(cb_.on_done);
     cb_ = GrpcStreamCallbacks();

@@ -202,6 +202,11 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   // out in one write.
   void FlushSoon();
   void DoRead();
+  // The streams' deadlines: one timer waits for the earliest and is moved only to an
+  // earlier one (a stream that ends leaves it be; when it fires, the streams whose deadline
+  // passed end with DEADLINE_EXCEEDED and it waits for the next).
+  void WatchDeadline(absl::Time deadline);
+  void OnDeadlineTimer();
   // Runs the Pump of the streams that got something while the received bytes were read.
   void PumpReady();
   void ArmKeepalive();
@@ -221,6 +226,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   nghttp2_session* session_ = nullptr;
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer keepalive_timer_;
+  boost::asio::steady_timer deadline_timer_;
+  std::optional<absl::Time> deadline_armed_;  // what deadline_timer_ waits for
   bool ping_outstanding_ = false;
   bool writing_ = false;
   bool flush_posted_ = false;  // FlushSoon's handler is queued
@@ -284,11 +291,6 @@ class GrpcStream : public std::enable_shared_from_this<GrpcStream> {
   std::string timeout_;  // the grpc-timeout header sent (nghttp2 refers to it)
   GrpcStreamCallbacks cb_;
   int32_t stream_id_ = -1;
-  // Armed for a call with a deadline (made only then).
-  std::optional<boost::asio::steady_timer> deadline_timer_;
-  void CancelDeadlineTimer() {
-    if (deadline_timer_.has_value()) deadline_timer_->cancel();
-  }
   // Request side.
   std::string out_;
   size_t out_offset_ = 0;
