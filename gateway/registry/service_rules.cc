@@ -26,6 +26,22 @@ absl::Status CheckSelector(const std::string& selector, const std::string& key,
       ".* or ", service.full_name(), ".METHOD)"));
 }
 
+// CheckSelector for every selector of `rules` (a repeated rule message with `selectors`),
+// naming each as "<section>.rules[i].selectors[s]".
+template <typename Rules>
+absl::Status CheckRuleSelectors(const Rules& rules, absl::string_view section,
+                                const google::protobuf::ServiceDescriptor& service) {
+  for (int i = 0; i < rules.size(); ++i) {
+    for (int s = 0; s < rules.Get(i).selectors_size(); ++s) {
+      absl::Status status =
+          CheckSelector(rules.Get(i).selectors(s),
+                        absl::StrCat(section, ".rules[", i, "].selectors[", s, "]"), service);
+      if (!status.ok()) return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The rule the interceptor resolves for one method: what each part applies (null: nothing).
 struct Resolved {
   std::shared_ptr<const void> deadline_holder;
@@ -196,21 +212,13 @@ absl::Status CheckServiceRules(const std::string& service,
     return absl::InvalidArgumentError(
         absl::StrCat("retries.min_retry_concurrency", kGatewayWide));
   }
-  for (int i = 0; i < deadlines.rules_size(); ++i) {
-    for (int s = 0; s < deadlines.rules(i).selectors_size(); ++s) {
-      absl::Status status =
-          CheckSelector(deadlines.rules(i).selectors(s),
-                        absl::StrCat("deadlines.rules[", i, "].selectors[", s, "]"), *descriptor);
-      if (!status.ok()) return status;
-    }
+  if (absl::Status status = CheckRuleSelectors(deadlines.rules(), "deadlines", *descriptor);
+      !status.ok()) {
+    return status;
   }
-  for (int i = 0; i < retries.rules_size(); ++i) {
-    for (int s = 0; s < retries.rules(i).selectors_size(); ++s) {
-      absl::Status status =
-          CheckSelector(retries.rules(i).selectors(s),
-                        absl::StrCat("retries.rules[", i, "].selectors[", s, "]"), *descriptor);
-      if (!status.ok()) return status;
-    }
+  if (absl::Status status = CheckRuleSelectors(retries.rules(), "retries", *descriptor);
+      !status.ok()) {
+    return status;
   }
   // The config's own validators, for everything else.
   if (deadlines.rules_size() > 0) {
@@ -307,21 +315,13 @@ absl::Status CheckServiceAccess(const std::string& service, const config::v1::Au
   if (quotas.max_keys_per_rule() != 0) {
     return absl::InvalidArgumentError(absl::StrCat("quotas.max_keys_per_rule", kGatewayWide));
   }
-  for (int i = 0; i < auth.rules_size(); ++i) {
-    for (int s = 0; s < auth.rules(i).selectors_size(); ++s) {
-      absl::Status status =
-          CheckSelector(auth.rules(i).selectors(s),
-                        absl::StrCat("auth.rules[", i, "].selectors[", s, "]"), *descriptor);
-      if (!status.ok()) return status;
-    }
+  if (absl::Status status = CheckRuleSelectors(auth.rules(), "auth", *descriptor);
+      !status.ok()) {
+    return status;
   }
-  for (int i = 0; i < quotas.rules_size(); ++i) {
-    for (int s = 0; s < quotas.rules(i).selectors_size(); ++s) {
-      absl::Status status =
-          CheckSelector(quotas.rules(i).selectors(s),
-                        absl::StrCat("quotas.rules[", i, "].selectors[", s, "]"), *descriptor);
-      if (!status.ok()) return status;
-    }
+  if (absl::Status status = CheckRuleSelectors(quotas.rules(), "quotas", *descriptor);
+      !status.ok()) {
+    return status;
   }
   // The config's own validators, for everything else.
   if (auth.rules_size() > 0) {
