@@ -205,7 +205,11 @@ int Run(int argc, char** argv) {
           if (upstream_metrics != nullptr && table != nullptr) {
             std::vector<std::shared_ptr<Backend>> served;
             for (const ServiceBinding& b : table->services()) {
-              if (b.backend != nullptr) served.push_back(b.backend);
+              // Not the gateway's own services behind the relay (server reflection, the
+              // admin API: backends "gatewayd-reflection", "gatewayd-admin").
+              if (b.backend != nullptr && !absl::StartsWith(b.backend->name(), "gatewayd-")) {
+                served.push_back(b.backend);
+              }
             }
             upstream_metrics->SetExtra(served);
           }

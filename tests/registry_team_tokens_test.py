@@ -253,7 +253,8 @@ class TeamTokensTest(unittest.TestCase):
         code, out = self.ctl("echo", "apply", "-f", service_file)
         self.assertEqual(code, 2, out)
         self.assertIn(f"{service_file}: rules: unknown key (known: service, owner, backend, "
-                      "descriptor_set, protos, proto_paths, deadlines, retries, force)", out)
+                      "descriptor_set, protos, proto_paths, deadlines, retries, auth, quotas, "
+                      "force)", out)
 
 
 if __name__ == "__main__":
