@@ -415,22 +415,22 @@ TEST_F(HostileTest, EachStreamEndsAtItsOwnDeadline) {
   auto conn = Connect(server);
   Call late, early, middle;
   const absl::Time start = absl::Now();
-  Start(*conn, &late, start + absl::Milliseconds(1500));
+  Start(*conn, &late, start + absl::Milliseconds(3000));
   Start(*conn, &early, start + absl::Milliseconds(200));
-  Start(*conn, &middle, start + absl::Milliseconds(700));
+  Start(*conn, &middle, start + absl::Milliseconds(1500));
   ASSERT_TRUE(RunUntil([&] { return early.result.has_value(); }));
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(600));
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1200));
   EXPECT_EQ(early.result->status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_FALSE(middle.result.has_value());
   EXPECT_FALSE(late.result.has_value());
   ASSERT_TRUE(RunUntil([&] { return middle.result.has_value(); }));
   const absl::Duration middle_at = absl::Now() - start;
-  EXPECT_GE(middle_at, absl::Milliseconds(690));
-  EXPECT_LT(middle_at, absl::Milliseconds(1200));
+  EXPECT_GE(middle_at, absl::Milliseconds(1490));
+  EXPECT_LT(middle_at, absl::Milliseconds(2700));
   EXPECT_EQ(middle.result->status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_FALSE(late.result.has_value());
   ASSERT_TRUE(RunUntil([&] { return late.result.has_value(); }));
-  EXPECT_GE(absl::Now() - start, absl::Milliseconds(1490));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(2990));
   EXPECT_EQ(late.result->status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(conn->state(), Http2Connection::State::kReady);
 }
