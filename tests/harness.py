@@ -129,6 +129,29 @@ def split_frames(data):
     return out
 
 
+def varint(n):
+    """Protobuf's base-128 varint of `n` (non-negative)."""
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def length_delimited(number, data):
+    """Field `number` with wire type 2 (bytes, string, message) holding `data`."""
+    if isinstance(data, str):
+        data = data.encode()
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def http_post_option(path):
+    """MethodOptions bytes binding a method to POST `path` with body "*":
+    google.api.http (72295728) = HttpRule{post (4), body (7)}."""
+    rule = length_delimited(4, path) + length_delimited(7, "*")
+    return length_delimited(72295728, rule)
+
+
 def load_messages(descriptor_set_path):
     """Message classes by full name, built at run time from a FileDescriptorSet."""
     fds = descriptor_pb2.FileDescriptorSet()

@@ -25,22 +25,6 @@ METHODS = 10
 REGENERATIONS = 4
 
 
-def _varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def _field(number, text):
-    data = text.encode()
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
 def big_descriptor_set(ws, services):
     """echo_http_v1_proto.pb plus services gateway.test.v1.Bench<i> (i < services), each with
     METHODS unary methods of Unary's types bound to POST /v1/s<i>/m<m> (body "*")."""
@@ -57,10 +41,7 @@ def big_descriptor_set(ws, services):
             for m in range(METHODS):
                 method = service.method.add(name=f"M{m}", input_type=unary.input_type,
                                             output_type=unary.output_type)
-                # google.api.http (72295728) = HttpRule{post (4), body (7)}.
-                rule = _field(4, f"/v1/s{i}/m{m}") + _field(7, "*")
-                method.options.MergeFromString(
-                    _varint(72295728 << 3 | 2) + _varint(len(rule)) + rule)
+                method.options.MergeFromString(harness.http_post_option(f"/v1/s{i}/m{m}"))
     path = ws.write("bench_services.pb", "")
     with open(path, "wb") as f:
         f.write(fds.SerializeToString())

@@ -30,19 +30,8 @@ def echo_request(payload, sleep_ms=0):
     # schema (tests/testdata/echo.proto) has sleep_ms, the registered one does not need it.
     out = b"\x0a" + bytes([len(payload)]) + payload
     if sleep_ms:
-        out += b"\x10" + _varint(sleep_ms)
+        out += b"\x10" + harness.varint(sleep_ms)
     return out
-
-
-def _varint(n):
-    out = b""
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([byte | 0x80])
-        else:
-            return out + bytes([byte])
 
 
 def wait_until(predicate, what, timeout=TIMEOUT):

@@ -488,19 +488,6 @@ class SharedImportsTest(unittest.TestCase):
                       "type bytes (service gateway.test.v1.Echo v1) vs string (", out)
 
 
-def _varint(n):
-    out = b""
-    while n >= 0x80:
-        out += bytes([(n & 0x7F) | 0x80])
-        n >>= 7
-    return out + bytes([n])
-
-
-def _field(number, text):
-    data = text.encode()
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
 def echo_variant(ws, file_name, service="Echo", post="/v1/echo"):
     """echo_http_v1_proto.pb with the service renamed and Unary bound to POST `post` (body
     "*"), written to the workspace."""
@@ -508,9 +495,7 @@ def echo_variant(ws, file_name, service="Echo", post="/v1/echo"):
     fds = descriptor_pb2.FileDescriptorSet()
     with open(ECHO_HTTP_V1, "rb") as f:
         fds.ParseFromString(f.read())
-    # google.api.http (72295728) = HttpRule{post (4), body (7)}.
-    rule = _field(4, post) + _field(7, "*")
-    option = _varint(72295728 << 3 | 2) + _varint(len(rule)) + rule
+    option = harness.http_post_option(post)
     for file in fds.file:
         if file.package == "gateway.test.v1":
             file.service[0].name = service
