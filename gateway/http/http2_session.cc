@@ -52,6 +52,7 @@
 #include "gateway/http/tls_identity.h"
 #include "gateway/http/websocket_call.h"
 #include "gateway/metadata/metadata_policy.h"
+#include "gateway/upstream/http2_connection.h"
 
 namespace gateway::http {
 namespace {
@@ -266,25 +267,19 @@ class Http2Session final : public SessionBase {
 
   void DeliverBody(Stream* s) override {
     if (!s->body_callback) return;
-    if (!s->body_error.ok()) {
-      auto done = std::move(s->body_callback);
-      s->body_callback = nullptr;
-      asio::post(executor(), [done = std::move(done), error = s->body_error]() mutable {
-        done(std::move(error), std::string(), true);
-      });
-      return;
-    }
-    if (s->body_pending.empty() && !s->body_ended) return;
-    std::string data = std::move(s->body_pending);
-    s->body_pending.clear();
-    if (!data.empty()) nghttp2_session_consume_stream(session_, s->id_, data.size());
     auto done = std::move(s->body_callback);
     s->body_callback = nullptr;
-    asio::post(executor(), [done = std::move(done), data = std::move(data),
-                            last = s->body_ended]() mutable {
-      done(absl::OkStatus(), std::move(data), last);
+    absl::Status status;
+    std::string data;
+    bool last = false;
+    if (!TakeBody(s, &status, &data, &last)) {
+      s->body_callback = std::move(done);  // nothing yet: the Read waits
+      return;
+    }
+    asio::post(executor(), [done = std::move(done), status = std::move(status),
+                            data = std::move(data), last]() mutable {
+      done(std::move(status), std::move(data), last);
     });
-    FlushSoon();  // the WINDOW_UPDATE
   }
 
   bool TakeBody(Stream* s, absl::Status* status, std::string* data, bool* last) override {
@@ -450,12 +445,8 @@ class Http2Session final : public SessionBase {
     if constexpr (std::is_same_v<Socket, TlsStream>) {
       return 0;
     } else {
-      tcp::socket& socket = boost::beast::get_lowest_layer(socket_).socket();
-      boost::system::error_code ec;
-      if (!socket.non_blocking()) socket.non_blocking(true, ec);
-      if (ec) return 0;
-      const std::size_t n = socket.write_some(asio::buffer(out_), ec);
-      return ec ? 0 : n;
+      return upstream::WriteAvailable(boost::beast::get_lowest_layer(socket_).socket(),
+                                      asio::buffer(out_));
     }
   }
 

@@ -128,13 +128,7 @@ class BasicTransport final : public Http2Connection::Transport {
              std::function<void(boost::system::error_code, size_t)> done) override {
     asio::async_write(socket_, buf, std::move(done));
   }
-  size_t WriteNow(asio::const_buffer buf) override {
-    boost::system::error_code ec;
-    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
-    if (ec) return 0;
-    const size_t n = socket_.write_some(buf, ec);
-    return ec ? 0 : n;
-  }
+  size_t WriteNow(asio::const_buffer buf) override { return WriteAvailable(socket_, buf); }
   void Close() override {
     boost::system::error_code ignored;
     socket_.close(ignored);

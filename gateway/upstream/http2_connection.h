@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -47,6 +48,19 @@
 #include "gateway/upstream/grpc_framing.h"
 
 namespace gateway::upstream {
+
+// Writes what the plaintext `socket` takes of `buf` now, without waiting: the bytes
+// written, 0 when it takes nothing or fails (the asynchronous write of the rest then
+// reports the error). Both HTTP/2 sessions (this upstream one and the front end's) write
+// this way first, so that a write the kernel takes at once costs no handler.
+template <typename Socket>
+size_t WriteAvailable(Socket& socket, boost::asio::const_buffer buf) {
+  boost::system::error_code ec;
+  if (!socket.non_blocking()) socket.non_blocking(true, ec);
+  if (ec) return 0;
+  const size_t n = socket.write_some(buf, ec);
+  return ec ? 0 : n;
+}
 
 // Where a connection goes: a TCP host (IP literal) and port, or a unix socket path.
 struct Endpoint {
