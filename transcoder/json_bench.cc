@@ -160,5 +160,72 @@ void BM_ProtoToJson_BaselineDynamicMessage(benchmark::State& state) {
 }
 BENCHMARK(BM_ProtoToJson_BaselineDynamicMessage);
 
+// A message of one long string field and one bytes field (~1 KB each in JSON), the
+// shape of a REST call that carries a payload: string scanning and base64 dominate.
+struct PayloadEnv {
+  std::string string_json;  // {"title":"<1024 plain characters>"}
+  std::string bytes_json;   // {"cover":"<1024 base64 characters>"}
+  std::string bytes_proto;  // Book{cover: 768 bytes}
+};
+
+PayloadEnv& GetPayloadEnv() {
+  static PayloadEnv* env = [] {
+    auto* p = new PayloadEnv();
+    Env& e = GetEnv();
+    std::string title;
+    for (int i = 0; i < 1024; ++i) title.push_back("abcdefghij klmnopqrstuvwxyz0123456789"[i % 37]);
+    std::string cover;
+    for (int i = 0; i < 768; ++i) cover.push_back(static_cast<char>((i * 131 + 7) & 0xFF));
+    std::unique_ptr<google::protobuf::Message> m(e.factory.GetPrototype(e.book)->New());
+    m->GetReflection()->SetString(m.get(), e.book->FindFieldByName("title"), title);
+    google::protobuf::util::MessageToJsonString(*m, &p->string_json);
+    m->Clear();
+    m->GetReflection()->SetString(m.get(), e.book->FindFieldByName("cover"), cover);
+    google::protobuf::util::MessageToJsonString(*m, &p->bytes_json);
+    p->bytes_proto = m->SerializeAsString();
+    return p;
+  }();
+  return *env;
+}
+
+void BM_JsonToProto_LongString(benchmark::State& state) {
+  Env& e = GetEnv();
+  const std::string& json = GetPayloadEnv().string_json;
+  RequestOptions options;
+  for (auto _ : state) {
+    absl::StatusOr<std::string> bytes = e.request->TranslateStreamMessage(*e.bulk.plan, json, options);
+    if (!bytes.ok()) state.SkipWithError("translation failed");
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetBytesProcessed(state.iterations() * json.size());
+}
+BENCHMARK(BM_JsonToProto_LongString);
+
+void BM_JsonToProto_Bytes(benchmark::State& state) {
+  Env& e = GetEnv();
+  const std::string& json = GetPayloadEnv().bytes_json;
+  RequestOptions options;
+  for (auto _ : state) {
+    absl::StatusOr<std::string> bytes = e.request->TranslateStreamMessage(*e.bulk.plan, json, options);
+    if (!bytes.ok()) state.SkipWithError("translation failed");
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetBytesProcessed(state.iterations() * json.size());
+}
+BENCHMARK(BM_JsonToProto_Bytes);
+
+void BM_ProtoToJson_Bytes(benchmark::State& state) {
+  Env& e = GetEnv();
+  const PayloadEnv& p = GetPayloadEnv();
+  ResponseOptions options;
+  for (auto _ : state) {
+    absl::StatusOr<HttpResponseBody> json = e.response->Translate(*e.get.plan, p.bytes_proto, options);
+    if (!json.ok()) state.SkipWithError("translation failed");
+    benchmark::DoNotOptimize(json);
+  }
+  state.SetBytesProcessed(state.iterations() * p.bytes_json.size());
+}
+BENCHMARK(BM_ProtoToJson_Bytes);
+
 }  // namespace
 }  // namespace gateway::transcoder
