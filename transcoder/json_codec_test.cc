@@ -1,10 +1,12 @@
 #include "transcoder/json_codec.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -396,6 +398,153 @@ TEST_F(JsonCodecTest, UnknownFieldsAndGroupsInWireFormatAreSkipped) {
   std::string out;
   ASSERT_TRUE(codec_.ProtoToJson(Type("Book"), bytes, JsonPrintConfig(), &out).ok());
   EXPECT_EQ(out, R"({"title":"x"})");
+}
+
+// JSON strings are scanned several bytes at a time; these cases put the byte that
+// ends the plain run at every offset of a 40-byte string, behind openings of
+// every length mod 8, and pass the JSON in a buffer of its exact size (so that
+// ASan sees a read past its end).
+class JsonStringScanTest : public JsonCodecTest {
+ protected:
+  // Parses {"title":<k spaces>"<content>"} as a Book; returns the title, or the error.
+  std::string Title(int k, absl::string_view content, absl::string_view after = "\"}") {
+    std::string json = "{\"title\":" + std::string(k, ' ') + "\"" + std::string(content) +
+                       std::string(after);
+    std::unique_ptr<char[]> exact(new char[json.size()]);
+    std::memcpy(exact.get(), json.data(), json.size());
+    std::string out;
+    absl::Status s = codec_.JsonToProto(Type("Book"), absl::string_view(exact.get(), json.size()),
+                                        JsonParseConfig(), &out);
+    if (!s.ok()) return "error: " + std::string(s.message());
+    auto m = New(Type("Book"));
+    if (!m->ParseFromString(out)) return "error: unparsable output";
+    return m->GetReflection()->GetString(*m, Type("Book")->FindFieldByName("title"));
+  }
+
+  // 40 'a'..'z' letters with `special` inserted before letter i.
+  static std::string With(int i, absl::string_view special) {
+    std::string s;
+    for (int j = 0; j < 40; ++j) s.push_back(static_cast<char>('a' + j % 26));
+    return s.insert(i, std::string(special));
+  }
+};
+
+TEST_F(JsonStringScanTest, PlainStringsOfEveryLength) {
+  for (int k = 0; k < 8; ++k) {
+    for (int n = 0; n <= 40; ++n) {
+      std::string content = With(0, "").substr(0, n);
+      EXPECT_EQ(Title(k, content), content) << k << " " << n;
+      // Space, DEL and tilde are plain characters too.
+      std::string edges = std::string(n, ' ') + "\x7f~";
+      EXPECT_EQ(Title(k, edges), edges) << k << " " << n;
+    }
+  }
+}
+
+TEST_F(JsonStringScanTest, AQuoteEndsTheStringAtEveryOffset) {
+  for (int k = 0; k < 8; ++k) {
+    for (int i = 0; i <= 40; ++i) {
+      EXPECT_EQ(Title(k, With(i, "\"")),
+                absl::StrCat("error: invalid JSON at byte ", 11 + k + i, ": expected ',' or '}'"))
+          << k << " " << i;
+      EXPECT_EQ(Title(k, With(i, "\"").substr(0, i + 1), "}"), With(0, "").substr(0, i))
+          << k << " " << i;
+    }
+  }
+}
+
+TEST_F(JsonStringScanTest, EscapesAtEveryOffset) {
+  for (int k = 0; k < 8; ++k) {
+    for (int i = 0; i <= 40; ++i) {
+      EXPECT_EQ(Title(k, With(i, "\\\"")), With(i, "\"")) << k << " " << i;
+      EXPECT_EQ(Title(k, With(i, "\\\\")), With(i, "\\")) << k << " " << i;
+      EXPECT_EQ(Title(k, With(i, "\\n\\u00e9")), With(i, "\n\xc3\xa9")) << k << " " << i;
+      // A plain run after an escape, with another escape at every offset.
+      EXPECT_EQ(Title(k, "\\t" + With(i, "\\/")), "\t" + With(i, "/")) << k << " " << i;
+      EXPECT_EQ(Title(k, With(i, "\\x")), "error: (title): invalid escape in a string")
+          << k << " " << i;
+    }
+  }
+}
+
+TEST_F(JsonStringScanTest, ControlCharactersAtEveryOffset) {
+  for (int k = 0; k < 8; ++k) {
+    for (int i = 0; i <= 40; ++i) {
+      for (const char* control : {"\x01", "\x1f", "\n", std::string(1, '\0').c_str()}) {
+        std::string c(control, 1);
+        EXPECT_EQ(Title(k, With(i, c)),
+                  absl::StrCat("error: invalid JSON at byte ", 10 + k + i,
+                               ": control character in a string"))
+            << k << " " << i << " " << int{c[0]};
+        // After an escape (the second loop).
+        EXPECT_EQ(Title(k, "\\b" + With(i, c)),
+                  absl::StrCat("error: invalid JSON at byte ", 12 + k + i,
+                               ": control character in a string"))
+            << k << " " << i << " " << int{c[0]};
+      }
+    }
+  }
+}
+
+TEST_F(JsonStringScanTest, Utf8AtEveryOffset) {
+  for (int k = 0; k < 8; ++k) {
+    for (int i = 0; i <= 40; ++i) {
+      for (const char* good : {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\x7f"}) {
+        EXPECT_EQ(Title(k, With(i, good)), With(i, good)) << k << " " << i << " " << good;
+        EXPECT_EQ(Title(k, "\\r" + With(i, good)), "\r" + With(i, good)) << k << " " << i;
+      }
+      for (const char* bad : {"\xc3", "\x80", "\xff", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf"}) {
+        EXPECT_EQ(Title(k, With(i, bad)), "error: (title): invalid UTF-8 in a string")
+            << k << " " << i << " " << absl::CEscape(bad);
+        EXPECT_EQ(Title(k, "\\r" + With(i, bad)), "error: (title): invalid UTF-8 in a string")
+            << k << " " << i << " " << absl::CEscape(bad);
+      }
+    }
+  }
+}
+
+TEST_F(JsonStringScanTest, UnterminatedStringsOfEveryLength) {
+  for (int k = 0; k < 8; ++k) {
+    for (int n = 0; n <= 40; ++n) {
+      std::string content = With(0, "").substr(0, n);
+      std::string expected = absl::StrCat("error: invalid JSON at byte ", 9 + k, ": unterminated string");
+      EXPECT_EQ(Title(k, content, ""), expected) << k << " " << n;
+      EXPECT_EQ(Title(k, "\\f" + content, ""), expected) << k << " " << n;
+      EXPECT_EQ(Title(k, content + "\\", ""), expected) << k << " " << n;
+      EXPECT_EQ(Title(k, content + "\xc3\xa9", ""), expected) << k << " " << n;
+    }
+  }
+}
+
+// Bytes fields: base64 or base64url, with or without padding, whitespace from
+// escapes ignored; the length prefix is right when whitespace makes the
+// decoded size smaller than the characters suggest.
+TEST_F(JsonCodecTest, BytesFieldsDecodeBothAlphabetsAndAnyLength) {
+  for (int n = 0; n <= 300; n += (n < 40 ? 1 : 37)) {
+    std::string bytes;
+    for (int i = 0; i < n; ++i) bytes.push_back(static_cast<char>(i * 97 + n));
+    std::string web = absl::WebSafeBase64Escape(bytes);
+    std::string spaced;
+    for (size_t i = 0; i < web.size(); ++i) spaced += (i % 3 == 0 ? "\\n" : "") + web.substr(i, 1);
+    for (const std::string& text : {absl::Base64Escape(bytes), web, spaced + "\\t"}) {
+      std::string out;
+      absl::Status s = codec_.JsonToProto(Type("Book"), R"({"cover":")" + text + R"(","id":"7"})",
+                                          JsonParseConfig(), &out);
+      ASSERT_TRUE(s.ok()) << s << " " << text;
+      auto m = New(Type("Book"));
+      ASSERT_TRUE(m->ParseFromString(out)) << text;
+      EXPECT_EQ(m->GetReflection()->GetString(*m, Type("Book")->FindFieldByName("cover")), bytes)
+          << text;
+      EXPECT_EQ(m->GetReflection()->GetInt64(*m, Type("Book")->FindFieldByName("id")), 7) << text;
+      std::string json;
+      ASSERT_TRUE(codec_.ProtoToJson(Type("Book"), out, JsonPrintConfig(), &json).ok());
+      EXPECT_EQ(json, R"({"id":"7","cover":")" + absl::Base64Escape(bytes) + R"("})");
+    }
+  }
+  std::string out;
+  EXPECT_EQ(codec_.JsonToProto(Type("Book"), R"({"cover":"ab+_"})", JsonParseConfig(), &out)
+                .message(),
+            "(cover): \"ab+_\" is not valid base64");
 }
 
 }  // namespace
