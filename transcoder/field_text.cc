@@ -6,7 +6,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +14,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "transcoder/base64.h"
 #include "transcoder/json_scan.h"
 #include "transcoder/wire_util.h"
 
@@ -119,9 +119,8 @@ absl::Status ParseBytes(absl::string_view text, std::string* value) {
   for (char& c : fixed) {
     if (c == ' ') c = '+';
   }
-  if (absl::Base64Unescape(fixed, value) || absl::WebSafeBase64Unescape(fixed, value)) {
-    return absl::OkStatus();
-  }
+  value->clear();
+  if (Base64Decode(fixed, value)) return absl::OkStatus();
   return Invalid(absl::StrCat(QuoteForError(text), " is not valid base64 or base64url"));
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -19,6 +20,7 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "transcoder/base64.h"
 #include "transcoder/field_text.h"
 #include "transcoder/json_scan.h"
 #include "transcoder/wire_util.h"
@@ -348,40 +350,43 @@ class Parser {
   absl::Status String(absl::string_view* value) {
     Ws();
     if (pos_ >= in_.size() || in_[pos_] != '"') return Expected("a string");
-    size_t quote = pos_++;
-    size_t start = pos_;
-    bool high = false;
-    while (pos_ < in_.size()) {
-      char c = in_[pos_];
-      if (c == '"') {
-        *value = in_.substr(start, pos_ - start);
-        ++pos_;
-        if (high && !IsValidUtf8(*value)) return Error("invalid UTF-8 in a string");
-        return absl::OkStatus();
+    const size_t quote = pos_;
+    const char* const base = in_.data();
+    const char* const end = base + in_.size();
+    const char* const start = base + quote + 1;
+    uint64_t high = 0;
+    const char* p = PlainRun(start, end, &high);
+    if (p != end && *p == '"') {
+      pos_ = p + 1 - base;
+      *value = absl::string_view(start, p - start);
+      if ((high & kHighBits) != 0 && !IsValidUtf8(*value)) {
+        return Error("invalid UTF-8 in a string");
       }
-      if (c == '\\') break;
-      unsigned char u = static_cast<unsigned char>(c);
-      if (u < 0x20) return SyntaxError(pos_, "control character in a string");
-      if (u >= 0x80) high = true;
-      ++pos_;
+      return absl::OkStatus();
     }
-    scratch_.assign(in_.data() + start, pos_ - start);
-    while (pos_ < in_.size()) {
-      char c = in_[pos_++];
+    if (p != end && *p != '\\') {
+      pos_ = p - base;
+      return SyntaxError(pos_, "control character in a string");
+    }
+    // Escapes: unescape into scratch_. Here p is at '\\' or at the end.
+    scratch_.assign(start, p - start);
+    while (p != end) {
+      char c = *p++;
       if (static_cast<unsigned char>(c) < 0x20) {
+        pos_ = p - base;
         return SyntaxError(pos_ - 1, "control character in a string");
       }
       if (c == '"') {
-        if (!IsValidUtf8(scratch_)) return Error("invalid UTF-8 in a string");
+        pos_ = p - base;
+        if ((high & kHighBits) != 0 && !IsValidUtf8(scratch_)) {
+          return Error("invalid UTF-8 in a string");
+        }
         *value = scratch_;
         return absl::OkStatus();
       }
-      if (c != '\\') {
-        scratch_.push_back(c);
-        continue;
-      }
-      if (pos_ >= in_.size()) break;
-      char e = in_[pos_++];
+      // c is '\\'.
+      if (p == end) break;
+      char e = *p++;
       switch (e) {
         case '"': scratch_.push_back('"'); break;
         case '\\': scratch_.push_back('\\'); break;
@@ -392,6 +397,7 @@ class Parser {
         case 'r': scratch_.push_back('\r'); break;
         case 't': scratch_.push_back('\t'); break;
         case 'u': {
+          pos_ = p - base;
           uint32_t cp;
           if (!Hex4(&cp)) return Error("invalid \\u escape");
           if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -404,13 +410,51 @@ class Parser {
             return Error("unpaired surrogate in a \\u escape");
           }
           AppendUtf8(cp);
+          p = base + pos_;
           break;
         }
         default:
+          pos_ = p - base;
           return Error("invalid escape in a string");
       }
+      const char* run = p;
+      p = PlainRun(p, end, &high);
+      scratch_.append(run, p - run);
     }
+    pos_ = in_.size();
     return SyntaxError(quote, "unterminated string");
+  }
+
+  // Bit 7 of every byte of a word.
+  static constexpr uint64_t kHighBits = 0x8080808080808080ull;
+
+  // Returns the first byte at or after `p` that ends a run of plain string
+  // characters: '"', '\\' or a control character (below 0x20); `end` if there
+  // is none. ORs the run's bytes into *high (any bit of kHighBits set: a byte
+  // >= 0x80 was seen). Scans a word of 8 bytes per step while it can.
+  static const char* PlainRun(const char* p, const char* end, uint64_t* high) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull;
+    uint64_t h = *high;
+    while (end - p >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      // (x - kOnes) & ~x has bit 7 of some byte set iff a byte of x is zero;
+      // (w - 0x20 * kOnes) & ~w likewise iff a byte of w is below 0x20.
+      uint64_t q = w ^ (kOnes * '"');
+      uint64_t b = w ^ (kOnes * '\\');
+      uint64_t special = ((q - kOnes) & ~q) | ((b - kOnes) & ~b) | ((w - kOnes * 0x20) & ~w);
+      if ((special & kHighBits) != 0) break;
+      h |= w;
+      p += 8;
+    }
+    // The rest: fewer than 8 bytes, or a word that holds the byte sought.
+    for (; p != end; ++p) {
+      unsigned char u = static_cast<unsigned char>(*p);
+      if (u == '"' || u == '\\' || u < 0x20) break;
+      h |= u;
+    }
+    *high = h;
+    return p;
   }
 
   bool Hex4(uint32_t* cp) {
@@ -553,13 +597,27 @@ class Parser {
         return absl::OkStatus();
       case FieldDescriptor::TYPE_BYTES: {
         if (!quoted) return Error(absl::StrCat(QuoteForError(token), " is not a string"));
-        std::string bytes;
-        if (!absl::Base64Unescape(token, &bytes) && !absl::WebSafeBase64Unescape(token, &bytes)) {
+        // Decoded in place behind a length prefix sized for input without
+        // whitespace; the prefix is rewritten when whitespace made it wrong.
+        const size_t tag_pos = out->size();
+        Tag(f, out);
+        const size_t len_pos = out->size();
+        const size_t guess = Base64DecodedSize(token);
+        AppendVarint(guess, out);
+        const size_t data_pos = out->size();
+        if (!Base64Decode(token, out)) {
+          out->resize(tag_pos);
           return Error(absl::StrCat(QuoteForError(token), " is not valid base64"));
         }
-        Tag(f, out);
-        AppendVarint(bytes.size(), out);
-        out->append(bytes);
+        const size_t len = out->size() - data_pos;
+        if (len != guess) {
+          char buf[10];
+          const size_t bytes = EncodeVarint(len, buf);
+          const size_t old_bytes = data_pos - len_pos;
+          if (bytes < old_bytes) out->erase(len_pos, old_bytes - bytes);
+          if (bytes > old_bytes) out->insert(len_pos, bytes - old_bytes, '\0');
+          std::memcpy(&(*out)[len_pos], buf, bytes);
+        }
         return absl::OkStatus();
       }
       case FieldDescriptor::TYPE_BOOL:
@@ -1333,7 +1391,7 @@ class Printer {
         break;
       case FieldDescriptor::TYPE_BYTES:
         out_->push_back('"');
-        out_->append(absl::Base64Escape(e.data));
+        Base64Encode(e.data, out_);
         out_->push_back('"');
         break;
       case FieldDescriptor::TYPE_ENUM: {
