@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "absl/base/config.h"
+
 namespace gateway::transcoder {
 namespace {
 
@@ -46,6 +48,25 @@ constexpr DecodeTables MakeDecodeTables() {
 }
 
 constexpr DecodeTables kDecode = MakeDecodeTables();
+
+inline uint64_t ByteSwapIfLittleEndian(uint64_t x) {
+#if defined(ABSL_IS_BIG_ENDIAN)
+  return x;
+#else
+  return __builtin_bswap64(x);
+#endif
+}
+
+inline uint64_t LoadBigEndian64(const unsigned char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return ByteSwapIfLittleEndian(x);
+}
+
+inline void StoreBigEndian64(uint64_t x, char* p) {
+  x = ByteSwapIfLittleEndian(x);
+  std::memcpy(p, &x, 8);
+}
 
 // absl::ascii_isspace.
 inline bool IsSpace(unsigned char c) {
@@ -92,7 +113,19 @@ bool Base64Decode(absl::string_view in, std::string* out) {
   int state = 0;       // data characters in `bits`
   for (;;) {
     if (state == 0) {
-      // Fast path: whole groups of four data characters.
+      // Fast path: whole groups of four data characters, two per step while
+      // 12 characters remain (the output then has room for an 8-byte store).
+      while (end - p >= 12) {
+        uint32_t x = t[0][p[0]] | t[1][p[1]] | t[2][p[2]] | t[3][p[3]];
+        uint32_t y = t[0][p[4]] | t[1][p[5]] | t[2][p[6]] | t[3][p[7]];
+        if ((x | y) & kNotData) break;
+        kinds |= x | y;
+        // x's kind bits shift out; y's are masked off.
+        uint64_t six = (uint64_t{x} << 40) | (uint64_t{y & 0xFFFFFF} << 16);
+        StoreBigEndian64(six, d);
+        d += 6;
+        p += 8;
+      }
       while (end - p >= 4) {
         uint32_t x = t[0][p[0]] | t[1][p[1]] | t[2][p[2]] | t[3][p[3]];
         if (x & kNotData) break;
@@ -170,6 +203,16 @@ void Base64Encode(absl::string_view in, std::string* out) {
   char* d = &(*out)[old_size];
   const unsigned char* p = reinterpret_cast<const unsigned char*>(in.data());
   const unsigned char* const end = p + in.size();
+  // Six bytes per step, loaded as eight, while eight remain.
+  while (end - p >= 8) {
+    uint64_t x = LoadBigEndian64(p);
+    std::memcpy(d, kEncode.pair[x >> 52], 2);
+    std::memcpy(d + 2, kEncode.pair[(x >> 40) & 0xFFF], 2);
+    std::memcpy(d + 4, kEncode.pair[(x >> 28) & 0xFFF], 2);
+    std::memcpy(d + 6, kEncode.pair[(x >> 16) & 0xFFF], 2);
+    d += 8;
+    p += 6;
+  }
   while (end - p >= 3) {
     uint32_t x = (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2];
     std::memcpy(d, kEncode.pair[x >> 12], 2);

@@ -438,13 +438,18 @@ class Parser {
     while (end - p >= 8) {
       uint64_t w;
       std::memcpy(&w, p, 8);
-      // (x - kOnes) & ~x has bit 7 of some byte set iff a byte of x is zero;
-      // (w - 0x20 * kOnes) & ~w likewise iff a byte of w is below 0x20.
+      // The zero-byte test: (v - 0x01..01) & ~v & kHighBits is nonzero iff
+      // some byte of v is zero, and (w - 0x20..20) & ~w & kHighBits iff some
+      // byte of w is below 0x20. With v = w ^ '"' and v = w ^ '\\', ~v and ~w
+      // agree in bit 7 ('"' and '\\' are ASCII), so one & ~w serves all three.
       uint64_t q = w ^ (kOnes * '"');
       uint64_t b = w ^ (kOnes * '\\');
-      uint64_t special = ((q - kOnes) & ~q) | ((b - kOnes) & ~b) | ((w - kOnes * 0x20) & ~w);
-      if ((special & kHighBits) != 0) break;
-      h |= w;
+      uint64_t hits = (q - kOnes) | (b - kOnes) | (w - kOnes * 0x20);
+      if (((hits | w) & kHighBits) != 0) {
+        // A hit, or a byte >= 0x80 (its own bit 7 set).
+        if ((hits & ~w & kHighBits) != 0) break;
+        h |= w;
+      }
       p += 8;
     }
     // The rest: fewer than 8 bytes, or a word that holds the byte sought.
