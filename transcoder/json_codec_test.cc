@@ -470,8 +470,8 @@ TEST_F(JsonStringScanTest, EscapesAtEveryOffset) {
 TEST_F(JsonStringScanTest, ControlCharactersAtEveryOffset) {
   for (int k = 0; k < 8; ++k) {
     for (int i = 0; i <= 40; ++i) {
-      for (const char* control : {"\x01", "\x1f", "\n", std::string(1, '\0').c_str()}) {
-        std::string c(control, 1);
+      for (const std::string& c : {std::string("\x01"), std::string("\x1f"), std::string("\n"),
+                                   std::string(1, '\0')}) {
         EXPECT_EQ(Title(k, With(i, c)),
                   absl::StrCat("error: invalid JSON at byte ", 10 + k + i,
                                ": control character in a string"))
