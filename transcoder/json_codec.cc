@@ -378,6 +378,8 @@ class Parser {
       }
       if (c == '"') {
         pos_ = p - base;
+        // Escapes append whole, valid sequences that start with ASCII or a lead
+        // byte: only raw bytes >= 0x80 can make scratch_ invalid.
         if ((high & kHighBits) != 0 && !IsValidUtf8(scratch_)) {
           return Error("invalid UTF-8 in a string");
         }
