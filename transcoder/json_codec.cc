@@ -430,23 +430,37 @@ class Parser {
   // Bit 7 of every byte of a word.
   static constexpr uint64_t kHighBits = 0x8080808080808080ull;
 
+  // Hits(w) & ~w & kHighBits is nonzero iff some byte of w is '"', '\\' or
+  // below 0x20 (borrows between bytes start only at such a byte: they may mark
+  // bytes after it, never a word without one). It ORs the zero-byte test
+  // (v - 0x01..01) & ~v for v = w ^ '"' and v = w ^ '\\' with (w - 0x20..20) & ~w;
+  // ~v and ~w agree in bit 7 ('"' and '\\' are ASCII), so one & ~w serves all three.
+  static uint64_t Hits(uint64_t w) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull;
+    uint64_t q = w ^ (kOnes * '"');
+    uint64_t b = w ^ (kOnes * '\\');
+    return (q - kOnes) | (b - kOnes) | (w - kOnes * 0x20);
+  }
+
   // Returns the first byte at or after `p` that ends a run of plain string
   // characters: '"', '\\' or a control character (below 0x20); `end` if there
   // is none. ORs the run's bytes into *high (any bit of kHighBits set: a byte
-  // >= 0x80 was seen). Scans a word of 8 bytes per step while it can.
+  // >= 0x80 was seen). Scans 16 or 8 bytes per step while it can.
   static const char* PlainRun(const char* p, const char* end, uint64_t* high) {
-    constexpr uint64_t kOnes = 0x0101010101010101ull;
     uint64_t h = *high;
+    // Two words of ASCII per step while they last.
+    while (end - p >= 16) {
+      uint64_t w0;
+      uint64_t w1;
+      std::memcpy(&w0, p, 8);
+      std::memcpy(&w1, p + 8, 8);
+      if (((Hits(w0) | w0 | Hits(w1) | w1) & kHighBits) != 0) break;
+      p += 16;
+    }
     while (end - p >= 8) {
       uint64_t w;
       std::memcpy(&w, p, 8);
-      // The zero-byte test: (v - 0x01..01) & ~v & kHighBits is nonzero iff
-      // some byte of v is zero, and (w - 0x20..20) & ~w & kHighBits iff some
-      // byte of w is below 0x20. With v = w ^ '"' and v = w ^ '\\', ~v and ~w
-      // agree in bit 7 ('"' and '\\' are ASCII), so one & ~w serves all three.
-      uint64_t q = w ^ (kOnes * '"');
-      uint64_t b = w ^ (kOnes * '\\');
-      uint64_t hits = (q - kOnes) | (b - kOnes) | (w - kOnes * 0x20);
+      uint64_t hits = Hits(w);
       if (((hits | w) & kHighBits) != 0) {
         // A hit, or a byte >= 0x80 (its own bit 7 set).
         if ((hits & ~w & kHighBits) != 0) break;
