@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import select
 import socket
 import ssl
@@ -584,6 +585,50 @@ class HttpLimitsTest(unittest.TestCase):
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         first = sock.recv(65536)
         self.assertIn(b"200 OK", first)
+        start = time.monotonic()
+        self.assertEqual(read_all(sock), b"")
+        idle = time.monotonic() - start
+        self.assertGreater(idle, 1.5)
+        self.assertLess(idle, 4.0)
+        sock.close()
+
+    def read_response(self, sock):
+        """One response with a Content-Length body, read whole."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, data)
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, data)
+            body += chunk
+        return head
+
+    def test_idle_keep_alive_connection_is_closed_after_a_backend_call(self):
+        # A call answered by the backend: the gateway waits for the next request with the
+        # read it started during the call, and idle_timeout still applies to that wait.
+        sock = self.connect()
+        sock.sendall(b"GET /v1/shelves HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"200 OK", self.read_response(sock))
+        start = time.monotonic()
+        self.assertEqual(read_all(sock), b"")
+        idle = time.monotonic() - start
+        self.assertGreater(idle, 1.5)
+        self.assertLess(idle, 4.0)
+        sock.close()
+
+    def test_requests_within_idle_timeout_keep_the_connection(self):
+        # Four backend calls 1.2 s apart (each gap under idle_timeout, 2 s; 3.6 s in all)
+        # on one connection, which closes about idle_timeout after the last.
+        sock = self.connect()
+        for i in range(4):
+            if i:
+                time.sleep(1.2)
+            sock.sendall(b"GET /v1/shelves HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIn(b"200 OK", self.read_response(sock), f"request {i}")
         start = time.monotonic()
         self.assertEqual(read_all(sock), b"")
         idle = time.monotonic() - start

@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
@@ -61,7 +62,10 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   static constexpr bool kPlain = std::is_same_v<Stream, beast::tcp_stream>;
 
   Connection(HttpServer::Impl* server, Worker* worker, Stream stream)
-      : server_(server), worker_(worker), stream_(std::move(stream)) {
+      : server_(server),
+        worker_(worker),
+        stream_(std::move(stream)),
+        idle_timer_(beast::get_lowest_layer(stream_).get_executor()) {
     beast::error_code ec;
     const tcp::endpoint peer = Lowest().socket().remote_endpoint(ec);
     if (!ec) {
@@ -250,10 +254,11 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
       return;
     }
     if (watching_) {
-      // The watch read has no timeout: end it, and come back here once it returned.
+      // The watch read goes on as the wait for the next request (cancelling it would cost
+      // a handler, and a new read a recv that finds nothing); idle_timeout is kept by
+      // idle_timer_, as Beast's timer does not apply to a read already started.
       resume_after_watch_ = true;
-      beast::error_code ec;
-      Lowest().socket().cancel(ec);
+      WatchIdle();
       return;
     }
     if (buffer_.size() > 0) {
@@ -583,6 +588,31 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
                             });
   }
 
+  // Closes the connection if the watch read still waits for the next request
+  // idle_timeout from now. The timer is not moved per request (a cancelled wait still
+  // costs a handler): it fires at the deadline it was set to, and waits on when the
+  // connection was busy since.
+  void WatchIdle() {
+    idle_deadline_ = std::chrono::steady_clock::now() + server_->idle_timeout_;
+    if (!idle_timer_armed_) ArmIdleTimer();
+  }
+  void ArmIdleTimer() {
+    idle_timer_armed_ = true;
+    idle_timer_.expires_at(idle_deadline_);
+    idle_timer_.async_wait([weak = weak_from_this()](boost::system::error_code) {
+      if (auto base = weak.lock()) static_cast<Connection*>(base.get())->OnIdleTimer();
+    });
+  }
+  void OnIdleTimer() {
+    idle_timer_armed_ = false;
+    if (closed_ || !watching_ || !resume_after_watch_) return;  // busy, or gone
+    if (std::chrono::steady_clock::now() >= idle_deadline_) {
+      Close();
+      return;
+    }
+    ArmIdleTimer();
+  }
+
   // --- Writing responses ---
 
   void WriteChunk(bool last, std::function<void(bool)> written) {
@@ -653,14 +683,36 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     out_.append("\r\n");
     out_body_.clear();
     if (!bodiless && !is_head_) out_body_ = std::move(body);
-    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(out_),
-                                                       asio::buffer(out_body_)};
+    std::array<asio::const_buffer, 2> buffers = {asio::buffer(out_), asio::buffer(out_body_)};
+    if constexpr (kPlain) {
+      // What the socket takes at once needs no write handler and no timer. The rest of
+      // the work is posted: it ends the call, whose Respond may be running now.
+      const std::size_t n = WriteNow(buffers);
+      if (n == out_.size() + out_body_.size()) {
+        asio::post(Lowest().get_executor(),
+                   [self = Self(), keep] { self->OnResponseWritten(!keep); });
+        return;
+      }
+      buffers[0] += n;
+      buffers[1] += n > out_.size() ? n - out_.size() : 0;
+    }
     Lowest().expires_after(server_->idle_timeout_);
     asio::async_write(stream_, buffers,
                       [self = Self(), keep](beast::error_code ec, std::size_t) {
                         self->Lowest().expires_never();
                         self->OnResponseWritten(ec || !keep);
                       });
+  }
+
+  // Writes what the plaintext socket takes of `buffers` now, without waiting: the bytes
+  // written (0 when it takes nothing or fails; the asynchronous write reports the error).
+  std::size_t WriteNow(const std::array<asio::const_buffer, 2>& buffers) {
+    tcp::socket& socket = Lowest().socket();
+    beast::error_code ec;
+    if (!socket.non_blocking()) socket.non_blocking(true, ec);
+    if (ec) return 0;
+    const std::size_t n = socket.write_some(buffers, ec);
+    return ec ? 0 : n;
   }
 
   void OnResponseWritten(bool close) {
@@ -716,6 +768,10 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
   HttpServer::Impl* const server_;
   Worker* const worker_;
   Stream stream_;
+  // idle_timeout between requests while the watch read waits (WatchIdle).
+  asio::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point idle_deadline_;
+  bool idle_timer_armed_ = false;
   beast::flat_buffer buffer_;
   std::string peer_;
   std::string peer_identity_;  // the verified client certificate's (mutual TLS)

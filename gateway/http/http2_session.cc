@@ -352,19 +352,26 @@ class Http2Session final : public SessionBase {
   void Read() {
     if (closed_) return;
     ArmTimer();
-    socket_.async_read_some(asio::buffer(read_buffer_),
-                            [self = Self()](boost::system::error_code ec, std::size_t n) {
-                              if (ec) {
-                                self->Close();
-                                return;
-                              }
-                              if (!self->Receive(absl::string_view(self->read_buffer_.data(), n))) {
-                                self->Close();
-                                return;
-                              }
-                              self->Flush();
-                              self->Read();
-                            });
+    auto on_read = [self = Self()](boost::system::error_code ec, std::size_t n) {
+      if (ec) {
+        self->Close();
+        return;
+      }
+      if (!self->Receive(absl::string_view(self->read_buffer_.data(), n))) {
+        self->Close();
+        return;
+      }
+      self->Flush();
+      self->Read();
+    };
+    if constexpr (std::is_same_v<Socket, TlsStream>) {
+      socket_.async_read_some(asio::buffer(read_buffer_), std::move(on_read));
+    } else {
+      // h2c reads the socket itself: Beast's stream would only wrap the read in its
+      // timeout machinery, which the session does not use (its own timer_ does that).
+      boost::beast::get_lowest_layer(socket_).socket().async_read_some(
+          asio::buffer(read_buffer_), std::move(on_read));
+    }
   }
 
   // Without open streams the connection may stay idle for idle_timeout; the first frames
