@@ -514,8 +514,7 @@ void HttpCall::StartBackend() {
     });
     return;
   }
-  backend_->Write(std::move(messages_[0]));
-  backend_->WritesDone();
+  backend_->WriteLast(std::move(messages_[0]));
 }
 
 // The next request message of a client stream (each after the backend took the one

@@ -357,8 +357,7 @@ void ConnectCall::PumpRequest() {
     }
     ++messages_in_;
     writes_done_ = true;
-    backend_->Write(*std::move(message));
-    backend_->WritesDone();
+    backend_->WriteLast(*std::move(message));
     return;
   }
   if (std::optional<connect::Envelope> e = reader_->Next()) {

@@ -243,13 +243,12 @@ void GrpcRelayCall::PumpRequest() {
       !request_error_.ok() || body_ == nullptr) {
     return;
   }
-  if (!pending_.empty()) {
+  if (!pending_.empty() && !body_ended_) {
     writing_ = true;
     std::string bytes = std::move(pending_);
     pending_ = std::string();
     backend_->Write(std::move(bytes));
-    if (!body_ended_) return;
-    // The last piece: the end of the request goes with it, in the same DATA frame.
+    return;
   }
   if (body_ended_) {
     if (absl::Status complete = request_scan_->CheckComplete(); !complete.ok()) {
@@ -257,7 +256,14 @@ void GrpcRelayCall::PumpRequest() {
       return;
     }
     writes_done_ = true;
-    backend_->WritesDone();
+    // The last piece, if any, and the end of the request go in the same DATA frame.
+    std::string bytes = std::move(pending_);
+    pending_ = std::string();
+    if (bytes.empty()) {
+      backend_->WritesDone();
+    } else {
+      backend_->WriteLast(std::move(bytes));
+    }
     return;
   }
   reading_ = true;

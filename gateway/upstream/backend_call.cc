@@ -329,9 +329,16 @@ size_t BackendCall::ReplayLimit() const {
   return spec_.retry != nullptr ? spec_.retry->max_replay_bytes : RetryPolicy{}.max_replay_bytes;
 }
 
-void BackendCall::Write(std::string message) {
+void BackendCall::Write(std::string message) { Send(std::move(message), /*notify=*/true); }
+
+void BackendCall::WriteLast(std::string message) {
+  Send(std::move(message), /*notify=*/false);
+  WritesDone();
+}
+
+void BackendCall::Send(std::string message, bool notify) {
   if (done_ || writes_done_) return;
-  writer_waiting_ = true;
+  if (notify) writer_waiting_ = true;
   if (stream_ == nullptr) {
     // No stream yet (or between attempts): held until one starts.
     held_bytes_ += message.size();
@@ -339,7 +346,7 @@ void BackendCall::Write(std::string message) {
     return;
   }
   (void)stream_->Write(message);
-  stream_->NotifyWhenDrained();
+  if (notify) stream_->NotifyWhenDrained();
   if (!replayable_) return;
   held_bytes_ += message.size();
   if (held_bytes_ > ReplayLimit()) {

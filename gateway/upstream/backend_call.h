@@ -94,6 +94,9 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   // Sends one request message; on_writable runs once it has been sent on (HTTP/2 flow
   // control took it). Ignored after WritesDone() or the end.
   void Write(std::string message);
+  // Sends the last request message and ends the request (Write + WritesDone), without
+  // on_writable: a caller with nothing more to send is not woken for it.
+  void WriteLast(std::string message);
   // No more request messages.
   void WritesDone();
   // The consumer takes the next response message.
@@ -123,6 +126,8 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   size_t ReplayLimit() const;
   // The call can no longer be tried again: forget the held messages.
   void DropHeld();
+  // Write and WriteLast: `notify` asks for on_writable once the stream took the message.
+  void Send(std::string message, bool notify);
 
   ClusterWorker& worker_;
   Spec spec_;

@@ -209,6 +209,38 @@ TEST_F(BackendCallTest, UnaryHeadersMessageTrailers) {
   EXPECT_EQ(call->endpoint(), absl::StrCat("127.0.0.1:", port_));
 }
 
+TEST_F(BackendCallTest, WriteLastEndsTheRequestWithoutOnWritable) {
+  MakeWorker(Target());
+  Outcome out;
+  auto call = Start("/gateway.test.v1.Echo/Unary", {}, &out);
+  call->WriteLast(Request("last"));
+  ASSERT_TRUE(RunUntil([&] { return out.result.has_value(); }));
+  EXPECT_TRUE(out.result->status.ok()) << out.result->status;
+  ASSERT_EQ(out.messages.size(), 1u);
+  EXPECT_EQ(out.messages[0].payload(), "last");
+  RunUntil([] { return false; }, absl::Milliseconds(50));  // whatever was posted runs
+  EXPECT_EQ(out.writable, 0);
+}
+
+TEST_F(BackendCallTest, WriteLastIsReplayedOnARetry) {
+  MakeWorker(Target());
+  RetryPolicy policy;
+  policy.max_attempts = 3;
+  policy.backoff_base = absl::Milliseconds(1);
+  policy.backoff_max = absl::Milliseconds(5);
+  BackendCall::Spec spec;
+  spec.retry = &policy;
+  Outcome out;
+  auto call = Start("/gateway.test.v1.Echo/Unary", spec, &out);
+  call->WriteLast(Request("r", /*fail_code=*/14, /*fail_after=*/2, "write-last"));
+  ASSERT_TRUE(RunUntil([&] { return out.result.has_value(); }));
+  EXPECT_TRUE(out.result->status.ok()) << out.result->status;
+  EXPECT_EQ(service_.calls("write-last"), 3);
+  ASSERT_EQ(out.messages.size(), 1u);
+  EXPECT_EQ(out.messages[0].payload(), "r");
+  EXPECT_EQ(out.writable, 0);
+}
+
 TEST_F(BackendCallTest, ServerStreamWaitsForTheConsumer) {
   MakeWorker(Target());
   Outcome out;
