@@ -222,12 +222,18 @@ TEST_F(BackendCallTest, WriteLastEndsTheRequestWithoutOnWritable) {
   EXPECT_EQ(out.writable, 0);
 }
 
-TEST_F(BackendCallTest, WriteLastIsReplayedOnARetry) {
-  MakeWorker(Target());
+// Three attempts, 1-5 ms apart.
+RetryPolicy QuickRetries() {
   RetryPolicy policy;
   policy.max_attempts = 3;
   policy.backoff_base = absl::Milliseconds(1);
   policy.backoff_max = absl::Milliseconds(5);
+  return policy;
+}
+
+TEST_F(BackendCallTest, WriteLastIsReplayedOnARetry) {
+  MakeWorker(Target());
+  const RetryPolicy policy = QuickRetries();
   BackendCall::Spec spec;
   spec.retry = &policy;
   Outcome out;
@@ -291,10 +297,7 @@ TEST_F(BackendCallTest, ClientStreamSendsEachAfterOnWritable) {
 
 TEST_F(BackendCallTest, RetriesUnavailableAndTellsTheBackendTheAttempt) {
   MakeWorker(Target());
-  RetryPolicy policy;
-  policy.max_attempts = 3;
-  policy.backoff_base = absl::Milliseconds(1);
-  policy.backoff_max = absl::Milliseconds(5);
+  const RetryPolicy policy = QuickRetries();
   BackendCall::Spec spec;
   spec.retry = &policy;
   Outcome out;
