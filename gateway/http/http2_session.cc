@@ -340,13 +340,20 @@ class Http2Session final : public SessionBase {
 
   // Sends what nghttp2 has queued once the handlers of this turn of the loop are done, so
   // that a response's head, messages and trailers produced together leave in one write.
+  // Inside an upstream read handler (a backend's response delivered) the flush runs at its
+  // end instead (upstream::AfterUpstreamRead): no handler of its own.
   void FlushSoon() {
     if (receiving_ || flush_posted_ || closed_) return;  // Read() flushes after receiving
     flush_posted_ = true;
-    asio::post(executor(), [self = Self()] {
+    auto flush = [self = Self()] {
       self->flush_posted_ = false;
       self->Flush();
-    });
+    };
+    if (upstream::AfterUpstreamRead::Active()) {
+      upstream::AfterUpstreamRead::Defer(std::move(flush));
+      return;
+    }
+    asio::post(executor(), std::move(flush));
   }
 
   void Read() {

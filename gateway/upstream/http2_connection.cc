@@ -22,6 +22,31 @@
 
 namespace gateway::upstream {
 
+namespace {
+thread_local int after_read_depth = 0;
+thread_local std::vector<std::function<void()>> after_read_queue;
+}  // namespace
+
+bool AfterUpstreamRead::Active() { return after_read_depth > 0; }
+
+void AfterUpstreamRead::Defer(std::function<void()> fn) {
+  after_read_queue.push_back(std::move(fn));
+}
+
+AfterUpstreamRead::Scope::Scope() { ++after_read_depth; }
+
+AfterUpstreamRead::Scope::~Scope() {
+  if (after_read_depth == 1) {
+    // What runs here may defer more: taken until none is left.
+    for (size_t i = 0; i < after_read_queue.size(); ++i) {
+      std::function<void()> fn = std::move(after_read_queue[i]);
+      fn();
+    }
+    after_read_queue.clear();
+  }
+  --after_read_depth;
+}
+
 namespace asio = boost::asio;
 
 namespace {
@@ -474,6 +499,7 @@ void Http2Connection::DoRead() {
   transport_->ReadSome(
       asio::buffer(read_buffer_),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        const AfterUpstreamRead::Scope after_read;
         if (self->state_ == State::kClosed) return;
         if (ec) {
           self->Fail(UnavailableFor(self->endpoint_,

@@ -62,6 +62,27 @@ size_t WriteAvailable(Socket& socket, boost::asio::const_buffer buf) {
   return ec ? 0 : n;
 }
 
+// Work left by the consumers of an upstream read for the end of its handler. The front
+// end's HTTP/2 sessions flush there what the delivered messages and trailers made: in the
+// same turn of the loop as a posted flush would, without a handler of its own. At most as
+// many writes as posting makes, since each client session writes once either way.
+class AfterUpstreamRead {
+ public:
+  // True inside an upstream read handler on this thread.
+  static bool Active();
+  // Runs `fn` at the end of that handler (only while Active()).
+  static void Defer(std::function<void()> fn);
+
+  // Marks an upstream read handler; the deferred work runs when it ends.
+  class Scope {
+   public:
+    Scope();
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+  };
+};
+
 // Where a connection goes: a TCP host (IP literal) and port, or a unix socket path.
 struct Endpoint {
   std::string host;       // IPv4/IPv6 literal (no resolution here)

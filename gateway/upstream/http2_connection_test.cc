@@ -6,10 +6,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -187,6 +190,56 @@ TEST_F(UpstreamTest, UnaryCall) {
   ASSERT_TRUE(RunUntil([&] { return out2.result.has_value(); }));
   EXPECT_TRUE(out2.result->status.ok()) << out2.result->status;
   EXPECT_EQ(stream2->stream_id(), 3);
+}
+
+TEST(AfterUpstreamReadTest, DeferredWorkRunsWhenTheOutermostScopeEnds) {
+  EXPECT_FALSE(AfterUpstreamRead::Active());
+  std::vector<std::string> order;
+  {
+    const AfterUpstreamRead::Scope outer;
+    EXPECT_TRUE(AfterUpstreamRead::Active());
+    AfterUpstreamRead::Defer([&] {
+      order.push_back("first");
+      // Work deferred by deferred work runs in the same end.
+      AfterUpstreamRead::Defer([&] { order.push_back("third"); });
+    });
+    {
+      const AfterUpstreamRead::Scope inner;
+      AfterUpstreamRead::Defer([&] { order.push_back("second"); });
+    }
+    order.push_back("handler");
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"handler", "first", "second", "third"}));
+  EXPECT_FALSE(AfterUpstreamRead::Active());
+  // A later scope starts empty.
+  { const AfterUpstreamRead::Scope again; }
+  EXPECT_EQ(order.size(), 4u);
+}
+
+// A response is delivered inside the read handler that brought it, so what its consumer
+// defers (the front end's flush) runs in that handler, before anything else of the loop.
+TEST_F(UpstreamTest, ResponsesAreDeliveredInsideAnUpstreamReadScope) {
+  auto conn = Connect();
+  Outcome out;
+  std::shared_ptr<GrpcStream> stream;
+  GrpcStreamCallbacks cb = Collect(&out, &stream);
+  std::vector<std::string> order;
+  auto on_message = cb.on_message;
+  cb.on_message = [&, on_message](std::string m) {
+    EXPECT_TRUE(AfterUpstreamRead::Active());
+    AfterUpstreamRead::Defer([&] { order.push_back("deferred"); });
+    boost::asio::post(io_, [&] { order.push_back("posted"); });
+    order.push_back("message");
+    on_message(std::move(m));
+  };
+  EchoRequest req;
+  req.set_payload("scoped");
+  stream = *conn->StartStream({"/gateway.test.v1.Echo/Unary"}, std::move(cb));
+  ASSERT_TRUE(stream->Write(Req(req)).ok());
+  stream->WritesDone();
+  ASSERT_TRUE(RunUntil([&] { return out.result.has_value() && order.size() == 3; }));
+  EXPECT_EQ(order, (std::vector<std::string>{"message", "deferred", "posted"}));
+  EXPECT_FALSE(AfterUpstreamRead::Active());
 }
 
 TEST_F(UpstreamTest, UnixSocket) {
