@@ -528,14 +528,19 @@ quotas:
 
     def test_client_to_backend_back_pressure(self):
         # The backend reads one message per 100 ms; the gateway reads a frame only once the
-        # backend took the previous message, so a fast client soon blocks.
+        # backend took the previous message, so a fast client soon blocks. The client sends
+        # for 3 s at most: how far ahead of the backend's handler the gateway may go also
+        # depends on the backend's HTTP/2 window, which gRPC core grows with its bandwidth
+        # estimate (under the sanitizers enough for a client never to stall for 1 s).
         c = self.open("ClientStream")
         self.assertEqual(c.status, 101, c.body)
         frame_payload = (b'{"tag":"ws-bp-in","sleep_ms":100,"payload":"'
                          + base64.b64encode(b"p" * (120 << 10)) + b'"}')
         assert len(frame_payload) < MAX_BODY
-        frames = 400
-        total = frames * len(frame_payload)  # ~65 MB
+        # ~160 MB: far more than the socket buffers (~10 MB) and the backend's HTTP/2
+        # windows (gRPC core grows them up to 16 MiB) can hold between them.
+        frames = 1000
+        total = frames * len(frame_payload)
         c.sock.setblocking(False)
         sent = 0
         key = b"\x00\x00\x00\x00"  # a zero mask key: the payload goes as it is
@@ -543,7 +548,7 @@ quotas:
             frame_payload
         stream = frame * frames
         stalled_since = None
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + 3
         while sent < total and time.monotonic() < deadline:
             try:
                 sent += c.sock.send(stream[sent:sent + (1 << 20)])
@@ -556,6 +561,7 @@ quotas:
                 time.sleep(0.01)
         received = self.stats("ws-bp-in")["received"]
         print(f"client->backend: {sent} of {total} bytes accepted, backend read {received}")
+        # Without back-pressure the gateway would take all 160 MB at once.
         self.assertLess(sent, total // 2)
         self.assertLess(received, 60)
 
