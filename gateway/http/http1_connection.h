@@ -32,6 +32,7 @@
 #include "gateway/http/server_internal.h"
 #include "gateway/http/tls_identity.h"
 #include "gateway/http/websocket_call.h"
+#include "gateway/upstream/http2_connection.h"
 
 namespace gateway::http {
 
@@ -687,7 +688,7 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
     if constexpr (kPlain) {
       // What the socket takes at once needs no write handler and no timer. The rest of
       // the work is posted: it ends the call, whose Respond may be running now.
-      const std::size_t n = WriteNow(buffers);
+      const std::size_t n = upstream::WriteAvailable(Lowest().socket(), buffers);
       if (n == out_.size() + out_body_.size()) {
         asio::post(Lowest().get_executor(),
                    [self = Self(), keep] { self->OnResponseWritten(!keep); });
@@ -702,17 +703,6 @@ class Connection : public ServerConnection, public CallSink, public BodyReader {
                         self->Lowest().expires_never();
                         self->OnResponseWritten(ec || !keep);
                       });
-  }
-
-  // Writes what the plaintext socket takes of `buffers` now, without waiting: the bytes
-  // written (0 when it takes nothing or fails; the asynchronous write reports the error).
-  std::size_t WriteNow(const std::array<asio::const_buffer, 2>& buffers) {
-    tcp::socket& socket = Lowest().socket();
-    beast::error_code ec;
-    if (!socket.non_blocking()) socket.non_blocking(true, ec);
-    if (ec) return 0;
-    const std::size_t n = socket.write_some(buffers, ec);
-    return ec ? 0 : n;
   }
 
   void OnResponseWritten(bool close) {

@@ -49,16 +49,17 @@
 
 namespace gateway::upstream {
 
-// Writes what the plaintext `socket` takes of `buf` now, without waiting: the bytes
-// written, 0 when it takes nothing or fails (the asynchronous write of the rest then
-// reports the error). Both HTTP/2 sessions (this upstream one and the front end's) write
-// this way first, so that a write the kernel takes at once costs no handler.
-template <typename Socket>
-size_t WriteAvailable(Socket& socket, boost::asio::const_buffer buf) {
+// Writes what the plaintext `socket` takes of `buffers` (a const buffer sequence) now,
+// without waiting: the bytes written, 0 when it takes nothing or fails (the asynchronous
+// write of the rest then reports the error). Both HTTP/2 sessions (this upstream one and
+// the front end's) and the HTTP/1.1 connection's whole responses are written this way
+// first, so that a write the kernel takes at once costs no handler.
+template <typename Socket, typename ConstBuffers>
+size_t WriteAvailable(Socket& socket, const ConstBuffers& buffers) {
   boost::system::error_code ec;
   if (!socket.non_blocking()) socket.non_blocking(true, ec);
   if (ec) return 0;
-  const size_t n = socket.write_some(buf, ec);
+  const size_t n = socket.write_some(buffers, ec);
   return ec ? 0 : n;
 }
 
