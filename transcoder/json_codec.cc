@@ -81,6 +81,17 @@ int EncodeVarint(uint64_t v, char* buf) {
   return n;
 }
 
+// Writes the length of what follows data_pos into the varint prefix that occupies
+// out[len_pos, data_pos), resizing the prefix when the length needs more or fewer bytes.
+void SetLength(std::string* out, size_t len_pos, size_t data_pos) {
+  char buf[10];
+  const size_t bytes = EncodeVarint(out->size() - data_pos, buf);
+  const size_t old_bytes = data_pos - len_pos;
+  if (bytes < old_bytes) out->erase(len_pos, old_bytes - bytes);
+  if (bytes > old_bytes) out->insert(len_pos, bytes - old_bytes, '\0');
+  std::memcpy(&(*out)[len_pos], buf, bytes);
+}
+
 bool ReadVarint(absl::string_view in, size_t* pos, uint64_t* v) {
   uint64_t result = 0;
   for (int shift = 0; shift < 64 && *pos < in.size(); shift += 7) {
@@ -591,19 +602,10 @@ class Parser {
         return Error(absl::StrCat("expected an object for ", f.fd->message_type()->full_name()));
       }
       Tag(f, out);
-      size_t len_pos = out->size();
-      out->push_back('\0');
-      size_t start = out->size();
+      const size_t len_pos = out->size();
+      out->push_back('\0');  // a length below 128 needs no more room
       if (absl::Status s = MessagePayload(*f.message, out); !s.ok()) return s;
-      size_t len = out->size() - start;
-      if (len >= 128) {
-        char buf[10];
-        int bytes = EncodeVarint(len, buf);
-        out->insert(len_pos + 1, bytes - 1, '\0');
-        std::memcpy(&(*out)[len_pos], buf, bytes);
-      } else {
-        (*out)[len_pos] = static_cast<char>(len);
-      }
+      SetLength(out, len_pos, len_pos + 1);
       return absl::OkStatus();
     }
     absl::string_view token;
@@ -630,15 +632,7 @@ class Parser {
           out->resize(tag_pos);
           return Error(absl::StrCat(QuoteForError(token), " is not valid base64"));
         }
-        const size_t len = out->size() - data_pos;
-        if (len != guess) {
-          char buf[10];
-          const size_t bytes = EncodeVarint(len, buf);
-          const size_t old_bytes = data_pos - len_pos;
-          if (bytes < old_bytes) out->erase(len_pos, old_bytes - bytes);
-          if (bytes > old_bytes) out->insert(len_pos, bytes - old_bytes, '\0');
-          std::memcpy(&(*out)[len_pos], buf, bytes);
-        }
+        if (out->size() - data_pos != guess) SetLength(out, len_pos, data_pos);
         return absl::OkStatus();
       }
       case FieldDescriptor::TYPE_BOOL:
