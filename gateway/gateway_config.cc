@@ -25,6 +25,8 @@ namespace {
 constexpr int kDefaultMaxConcurrentStreams = 1000;
 constexpr int kMaxWorkerThreads = 256;
 constexpr absl::Duration kDefaultShutdownGrace = absl::Seconds(10);
+// A loop that polls longer than this between calls spends a core on nothing.
+constexpr absl::Duration kMaxBusyPoll = absl::Milliseconds(10);
 
 absl::Status Invalid(absl::string_view key, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(key, ": ", what));
@@ -435,6 +437,11 @@ absl::StatusOr<std::shared_ptr<const GatewayConfig>> CompileConfig(
   if (proto.runtime().has_shutdown_grace()) {
     config->shutdown_grace = absl::Seconds(proto.runtime().shutdown_grace().seconds()) +
                              absl::Nanoseconds(proto.runtime().shutdown_grace().nanos());
+  }
+  config->busy_poll = DurationOf(proto.runtime().busy_poll());
+  if (config->busy_poll > kMaxBusyPoll) {
+    return Invalid("runtime.busy_poll",
+                   absl::StrCat("at most ", absl::FormatDuration(kMaxBusyPoll)));
   }
 
   // Descriptor sets. With an admin listener the gateway may start with nothing of its own

@@ -49,6 +49,8 @@ struct GatewayConfig {
   // Effective values (defaults applied).
   int worker_threads = 1;
   absl::Duration shutdown_grace;
+  // runtime.busy_poll: how long an event loop polls before it sleeps (zero: it does not).
+  absl::Duration busy_poll = absl::ZeroDuration();
   int max_message_bytes = 0;
   int max_concurrent_streams = 0;
 

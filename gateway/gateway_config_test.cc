@@ -68,6 +68,7 @@ TEST(CompileConfig, BuildsRoutesForEveryMethodWithItsKind) {
   EXPECT_EQ((*config)->max_message_bytes, 16 * 1024 * 1024);
   EXPECT_EQ((*config)->max_concurrent_streams, 1000);
   EXPECT_EQ((*config)->shutdown_grace, absl::Seconds(10));
+  EXPECT_EQ((*config)->busy_poll, absl::ZeroDuration());
   EXPECT_GE((*config)->worker_threads, 1);
 }
 
@@ -96,6 +97,16 @@ TEST(CompileConfig, ResolvesDescriptorSetsRelativeToTheConfigDirectory) {
   absl::StatusOr<std::shared_ptr<const GatewayConfig>> config =
       CompileConfig(*proto, TestDir());
   EXPECT_TRUE(config.ok()) << config.status();
+}
+
+TEST(CompileConfig, BusyPollIsADurationUpTo10ms) {
+  absl::StatusOr<std::shared_ptr<const GatewayConfig>> config =
+      Compile(std::string(kGood) + "runtime: {busy_poll: 150us}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->busy_poll, absl::Microseconds(150));
+  config = Compile(std::string(kGood) + "runtime: {busy_poll: 10ms}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->busy_poll, absl::Milliseconds(10));
 }
 
 TEST(CompileConfig, WithAnAdminListenerNeedsNoServicesOfItsOwn) {
@@ -259,6 +270,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
                 "runtime: {worker_threads: 1000}\n",
                 "runtime.worker_threads: at most 256"},
+        BadCase{"LongBusyPoll",
+                "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
+                "runtime: {busy_poll: 11ms}\n",
+                "runtime.busy_poll: at most 10ms"},
         BadCase{"TinyMessageLimit",
                 "grpc_listener: {address: \"127.0.0.1:0\"}\ndescriptor_sets: [ECHO]\n"
                 "limits: {max_message_bytes: 10}\n",

@@ -289,9 +289,11 @@ int Run(int argc, char** argv) {
   // --- end admin listener ---
   // --- front ends: the gRPC and HTTP listeners are the same server (every protocol on
   // either port), each with its own address and settings ---
-  auto server_options = [&](const GatewayConfig::Http& h) {
+  auto server_options = [&](const GatewayConfig::Http& h, const char* thread_name) {
     http::HttpServer::Options o;
     o.address = h.address;
+    o.thread_name = thread_name;
+    o.busy_poll = (*config)->busy_poll;
     o.tls_cert_file = h.tls_cert_file;
     o.tls_key_file = h.tls_key_file;
     o.tls_client_ca_file = h.tls_client_ca_file;
@@ -331,7 +333,7 @@ int Run(int argc, char** argv) {
   if ((*config)->has_grpc) {
     const GatewayConfig::Http& g = (*config)->grpc;
     absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
-        http::HttpServer::Start(server_options(g), &route_snapshot);
+        http::HttpServer::Start(server_options(g, "gw-grpc"), &route_snapshot);
     if (!started.ok()) {
       std::cerr << "gatewayd: grpc_listener: " << started.status().message() << "\n";
       return 1;
@@ -351,7 +353,7 @@ int Run(int argc, char** argv) {
       LogLine("openapi: the first document is not ready after 30s; it is served once it is");
     }
     absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
-        http::HttpServer::Start(server_options(h), &route_snapshot);
+        http::HttpServer::Start(server_options(h, "gw-http"), &route_snapshot);
     if (!started.ok()) {
       std::cerr << "gatewayd: http_listener: " << started.status().message() << "\n";
       if (grpc_server != nullptr) grpc_server->Shutdown(absl::ZeroDuration());

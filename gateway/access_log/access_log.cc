@@ -331,6 +331,7 @@ void AccessLog::Flush() {
 }
 
 void AccessLog::Run() {
+  pthread_setname_np(pthread_self(), "gw-access-log");
   // A closed pipe (stdout piped to a reader that went away) fails the write with EPIPE
   // instead of ending the process: SIGPIPE is raised in the writing thread, where it stays
   // blocked.

@@ -96,6 +96,12 @@ class HttpServer {
     std::string tls_client_ca_file;
     // Event loops (io_context + thread each); at least 1.
     int worker_threads = 1;
+    // The event loops' thread names are `thread_name` and the loop's index (at most 15
+    // characters in all; longer names are cut).
+    std::string thread_name = "gw-worker";
+    // After it last ran a handler, a loop keeps polling (epoll_wait with no timeout) for
+    // this long before it sleeps. Zero: it sleeps at once.
+    absl::Duration busy_poll = absl::ZeroDuration();
     uint32_t max_body_bytes = 4 << 20;
     uint32_t max_header_bytes = 16 << 10;
     uint32_t max_header_count = 100;

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
@@ -59,13 +60,19 @@ absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(
 // One event loop and the connections it owns.
 class Worker {
  public:
-  explicit Worker(const Snapshot<RouteTable>* routes)
-      : ioc_(1), upstreams_(ioc_), guard_(asio::make_work_guard(ioc_)), reader_(routes) {}
+  // `name`: the thread's (cut to 15 characters). `busy_poll`: HttpServer::Options'.
+  Worker(const Snapshot<RouteTable>* routes, std::string name, absl::Duration busy_poll)
+      : ioc_(1),
+        upstreams_(ioc_),
+        guard_(asio::make_work_guard(ioc_)),
+        reader_(routes),
+        name_(std::move(name)),
+        busy_poll_(absl::ToChronoNanoseconds(busy_poll)) {}
 
   ~Worker() { Stop(); }
 
   void Start() {
-    thread_ = std::thread([this] { ioc_.run(); });
+    thread_ = std::thread([this] { Run(); });
   }
 
   // Only on this worker's thread.
@@ -112,8 +119,14 @@ class Worker {
   // Declared after ioc_: destroyed first (its connections' timers and sockets belong to
   // ioc_).
   upstream::WorkerUpstreams upstreams_;
+  // The thread's body: ioc_.run(), or with busy_poll_ a loop that polls until busy_poll_
+  // has passed since a handler last ran, then blocks for the next one.
+  void Run();
+
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   Snapshot<RouteTable>::Reader reader_;  // used by thread_ only
+  const std::string name_;
+  const std::chrono::nanoseconds busy_poll_;
   std::thread thread_;
 };
 

@@ -1,5 +1,7 @@
 #include "gateway/interceptors/auth_interceptor.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <functional>
 #include <thread>
@@ -497,6 +499,7 @@ bool AuthInterceptor::Impl::RefreshDue() const {
 }
 
 void AuthInterceptor::Impl::RefreshLoop() {
+  pthread_setname_np(pthread_self(), "gw-jwks");
   while (true) {
     Provider* due = nullptr;
     std::vector<std::function<void()>> waiters;

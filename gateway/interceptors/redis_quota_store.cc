@@ -1,5 +1,6 @@
 #include "gateway/interceptors/redis_quota_store.h"
 
+#include <pthread.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -255,7 +256,10 @@ absl::StatusOr<std::unique_ptr<RedisQuotaStore>> RedisQuotaStore::Create(
   }
   for (int i = 0; i < n; ++i) {
     Connection* c = store->connections_[i].get();
-    store->threads_.emplace_back([s = store.get(), c] { s->Serve(c); });
+    store->threads_.emplace_back([s = store.get(), c] {
+      pthread_setname_np(pthread_self(), "gw-redis-quota");
+      s->Serve(c);
+    });
   }
   return store;
 }

@@ -1,5 +1,7 @@
 #include "gateway/metrics_listener/metrics_listener.h"
 
+#include <pthread.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -66,7 +68,10 @@ class MetricsListener::Impl {
 
   void Run() {
     Accept();
-    thread_ = std::thread([this] { ioc_.run(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "gw-metrics");
+      ioc_.run();
+    });
   }
 
   void Stop() {

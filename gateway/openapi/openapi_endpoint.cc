@@ -1,5 +1,7 @@
 #include "gateway/openapi/openapi_endpoint.h"
 
+#include <pthread.h>
+
 #include <utility>
 #include <vector>
 
@@ -32,6 +34,7 @@ void OpenApiEndpoint::Prepare(std::shared_ptr<const RouteTable> table) const {
 bool OpenApiEndpoint::HasWork() const { return stopping_ || pending_ != nullptr; }
 
 void OpenApiEndpoint::Run() const {
+  pthread_setname_np(pthread_self(), "gw-openapi");
   for (;;) {
     std::shared_ptr<const RouteTable> table;
     {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -394,7 +395,10 @@ RedisWatcher::RedisWatcher(std::string address, std::string prefix,
       prefix_(std::move(prefix)),
       on_change_(std::move(on_change)),
       status_(std::move(status)),
-      thread_([this] { Run(); }) {}
+      thread_([this] {
+        pthread_setname_np(pthread_self(), "gw-registry");
+        Run();
+      }) {}
 
 RedisWatcher::~RedisWatcher() {
   stop_.store(true);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -136,6 +137,7 @@ void SpanExporter::Export(SpanData span) {
 }
 
 void SpanExporter::Run() {
+  pthread_setname_np(pthread_self(), "gw-trace-export");
   const size_t max_batch = options_.max_batch;
   for (;;) {
     std::vector<SpanData> batch;

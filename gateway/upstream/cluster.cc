@@ -14,6 +14,7 @@
 #include "gateway/upstream/cluster.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <future>
@@ -224,7 +225,10 @@ std::string EndpointKey(const Endpoint& e) {
 // --- UpstreamControl ---
 
 UpstreamControl::UpstreamControl()
-    : work_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+    : work_(asio::make_work_guard(io_)), thread_([this] {
+        pthread_setname_np(pthread_self(), "gw-upstream");
+        io_.run();
+      }) {}
 
 UpstreamControl::~UpstreamControl() {
   work_.reset();
