@@ -57,6 +57,8 @@ def main():
                              "(runtime.worker_threads)")
     parser.add_argument("--stream_bytes", type=int, default=1 << 20,
                         help="message size of the large-message stream phase")
+    parser.add_argument("--busy_poll", default="0s",
+                        help="gatewayd's runtime.busy_poll (e.g. 100us; default off)")
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--backend", choices=["byte", "echo"], default="byte",
                         help="byte: byte_echo_backend (completion queues, the lean "
@@ -89,7 +91,7 @@ grpc_listener: {{address: "127.0.0.1:0"}}
 descriptor_sets: ["{echo_set}"]
 backends: [{{name: echo, target: "ipv4:{backend_addr}"}}]
 services: [{{name: gateway.test.v1.Echo, backend: echo}}]
-runtime: {{worker_threads: {args.workers}}}
+runtime: {{worker_threads: {args.workers}, busy_poll: {args.busy_poll}}}
 access_log: {{enabled: false}}
 """)
         gw_log = os.path.join(work, "gw.log")

@@ -39,6 +39,8 @@ def main():
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1,
                         help="http_listener.worker_threads (gRPC workers: 1)")
+    parser.add_argument("--busy_poll", default="0s",
+                        help="gatewayd's runtime.busy_poll (e.g. 100us; default off)")
     parser.add_argument("--bazel_bin", default="",
                         help="where the binaries are (default: `bazel info bazel-bin`)")
     args = parser.parse_args()
@@ -78,7 +80,7 @@ backends:
 services:
   - {{name: bookstore.v1.Bookstore, backend: bookstore}}
   - {{name: gateway.test.v1.Echo, backend: echo}}
-runtime: {{worker_threads: 1}}
+runtime: {{worker_threads: 1, busy_poll: {args.busy_poll}}}
 http_listener:
   address: "127.0.0.1:0"
   worker_threads: {args.workers}
