@@ -488,8 +488,8 @@ void HttpCall::StartBackend() {
                          route_->kind == CallKind::kClientStreaming;
   upstream::BackendCall::Callbacks cb;
   std::weak_ptr<HttpCall> weak = weak_from_this();
-  cb.on_headers = [weak](const upstream::Headers& headers) {
-    if (auto self = weak.lock()) self->response_headers_ = headers;
+  cb.on_headers = [weak](upstream::Headers headers) {
+    if (auto self = weak.lock()) self->response_headers_ = std::move(headers);
   };
   cb.on_message = [weak](std::string message) {
     if (auto self = weak.lock()) self->OnBackendMessage(std::move(message));

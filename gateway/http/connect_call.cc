@@ -298,8 +298,8 @@ void ConnectCall::StartBackend() {
   spec.single_response = !type_.streaming;
   upstream::BackendCall::Callbacks cb;
   std::weak_ptr<ConnectCall> weak = weak_from_this();
-  cb.on_headers = [weak](const upstream::Headers& headers) {
-    if (auto self = weak.lock()) self->response_headers_ = headers;
+  cb.on_headers = [weak](upstream::Headers headers) {
+    if (auto self = weak.lock()) self->response_headers_ = std::move(headers);
   };
   cb.on_message = [weak](std::string message) {
     if (auto self = weak.lock()) self->OnBackendMessage(std::move(message));

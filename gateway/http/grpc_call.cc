@@ -212,8 +212,8 @@ void GrpcRelayCall::StartBackend() {
   spec.accept_encoding = std::string(request_.Header("grpc-accept-encoding"));
   upstream::BackendCall::Callbacks cb;
   std::weak_ptr<GrpcRelayCall> weak = weak_from_this();
-  cb.on_headers = [weak](const upstream::Headers& headers) {
-    if (auto self = weak.lock()) self->response_headers_ = headers;
+  cb.on_headers = [weak](upstream::Headers headers) {
+    if (auto self = weak.lock()) self->response_headers_ = std::move(headers);
   };
   cb.on_message = [weak](std::string message) {
     if (auto self = weak.lock()) self->OnBackendMessage(std::move(message));
@@ -321,7 +321,8 @@ void GrpcRelayCall::FailRequest(absl::Status status) {
 
 HeaderList GrpcRelayCall::ResponseHeaders() {
   HeaderList headers;
-  headers.emplace_back("content-type", std::string(kGrpcContentType));
+  headers.reserve(response_headers_.size() + 2);
+  headers.emplace_back("content-type", kGrpcContentType);
   // The backend's compression of its messages, passed through with them.
   for (const auto& [key, value] : response_headers_) {
     if ((key == "grpc-encoding" || key == "grpc-accept-encoding") &&

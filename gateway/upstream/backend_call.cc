@@ -140,12 +140,12 @@ void BackendCall::OnLease(uint32_t attempt, absl::StatusOr<Lease> lease) {
   }
   GrpcStreamCallbacks callbacks;
   std::weak_ptr<BackendCall> weak = weak_from_this();
-  callbacks.on_headers = [weak, attempt](const Headers& headers) {
+  callbacks.on_headers = [weak, attempt](Headers headers) {
     auto self = weak.lock();
     if (!self || self->done_ || attempt != self->attempt_id_) return;
     // Held until a message goes up (or the call ends): the headers alone do not commit the
     // call, since nothing has reached the client yet.
-    self->headers_ = headers;
+    self->headers_ = std::move(headers);
     self->headers_held_ = true;
   };
   callbacks.on_message = [weak, attempt](std::string message) {
@@ -291,7 +291,8 @@ void BackendCall::ScheduleRetry(absl::Duration delay) {
 void BackendCall::DeliverHeaders() {
   if (!headers_held_) return;
   headers_held_ = false;
-  if (cb_.on_headers) cb_.on_headers(headers_);
+  if (cb_.on_headers) cb_.on_headers(std::move(headers_));
+  headers_.clear();
 }
 
 void BackendCall::Finish(CallResult result) {

@@ -75,8 +75,8 @@ class BackendCall : public std::enable_shared_from_this<BackendCall> {
   struct Callbacks {
     // The response headers, just before the first response message (or on_done): a call
     // is tried again only until a response message went up, so an attempt's headers are
-    // held until then.
-    std::function<void(const Headers&)> on_headers;
+    // held until then. Handed over.
+    std::function<void(Headers)> on_headers;
     // One response message; the next one comes after RequestNext().
     std::function<void(std::string)> on_message;
     // After Write(): the call has sent what it was given and takes the next message.

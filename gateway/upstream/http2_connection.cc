@@ -929,7 +929,9 @@ void GrpcStream::OnHeader(absl::string_view name, absl::string_view value) {
     if (absl::SimpleAtoi(value, &code)) http_status_ = code;
     return;
   }
-  list.emplace_back(std::string(name), std::string(value));
+  // A gRPC backend sends a handful of fields in each block: one allocation.
+  if (list.empty()) list.reserve(8);
+  list.emplace_back(name, value);
 }
 
 void GrpcStream::OnHeadersEnd(bool end_stream) {
@@ -947,7 +949,7 @@ void GrpcStream::OnHeadersEnd(bool end_stream) {
     headers_.clear();
     return;
   }
-  if (http_status_ == 200 && cb_.on_headers && !done_) cb_.on_headers(headers_);
+  if (http_status_ == 200 && cb_.on_headers && !done_) cb_.on_headers(std::move(headers_));
 }
 
 void GrpcStream::OnData(const uint8_t* data, size_t len) {

@@ -173,8 +173,8 @@ struct CallSpec {
 
 // What a stream tells its consumer. All optional except on_done.
 struct GrpcStreamCallbacks {
-  // The response headers (not called for a trailers-only response).
-  std::function<void(const std::vector<std::pair<std::string, std::string>>&)> on_headers;
+  // The response headers, handed over (not called for a trailers-only response).
+  std::function<void(std::vector<std::pair<std::string, std::string>>)> on_headers;
   // One response message (prefix removed), or for CallSpec::framed the response bytes
   // received since the last call. The next comes after RequestNext().
   std::function<void(std::string)> on_message;
