@@ -19,6 +19,7 @@ import urllib.request
 import grpc
 
 import harness
+from grpc_hostile_h2_test import RawH2, ended, grpc_frame, grpc_request_headers
 from grpc_proxy_test import Req, SERVICE, StatsReq, Stubs
 
 TIMEOUT = 20  # seconds; the bound of any single call below
@@ -112,6 +113,24 @@ class GrpcRelayTest(unittest.TestCase):
         code = cls.gateway.stop()
         cls.ws.close()
         assert code == 0, f"gatewayd exited with {code}:\n{cls.gateway.output()}"
+
+    def test_per_call_response_headers_stay_out_of_the_hpack_table(self):
+        # x-request-id differs on every call: sent never-indexed, it does not push the
+        # fields that repeat (content-type, ...) out of the client's HPACK dynamic table.
+        raw = RawH2(self.http)
+        self.addCleanup(raw.close)
+        body = grpc_frame(Req(payload=b"hpack").SerializeToString())
+        ids = set()
+        for stream in (1, 3, 5):
+            self.assertTrue(raw.request(stream, grpc_request_headers(), body, end_stream=True))
+            self.assertIsNotNone(raw.read_until(ended(stream)))
+            self.assertEqual(raw.grpc_status(stream), ("0", ""))
+            ids.add(raw.of_kind(0x1, stream)[0].headers["x-request-id"])
+        self.assertEqual(len(ids), 3)
+        table = [(bytes(k).decode(), bytes(v).decode())
+                 for k, v in raw.decoder.header_table.dynamic_entries]
+        self.assertIn(("content-type", "application/grpc"), table)
+        self.assertNotIn("x-request-id", [k for k, _ in table])
 
     def test_client_stream_without_messages(self):
         resp = self.stubs.client_stream(iter(()), timeout=TIMEOUT)

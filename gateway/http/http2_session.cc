@@ -66,7 +66,9 @@ std::vector<nghttp2_nv> HeaderNvs(const HeaderList& headers) {
   for (const auto& [name, value] : headers) {
     nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                              reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
-                             name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+                             name.size(), value.size(),
+                             upstream::UniquePerCall(name) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                           : NGHTTP2_NV_FLAG_NONE});
   }
   return nva;
 }
@@ -960,7 +962,9 @@ void Http2Session<Socket>::Submit(Stream* s, int status, bool has_body, bool flu
   auto nv = [](absl::string_view name, absl::string_view value) {
     return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                       reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                      value.size(), NGHTTP2_NV_FLAG_NONE};
+                      value.size(),
+                      upstream::UniquePerCall(name) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                    : NGHTTP2_NV_FLAG_NONE};
   };
   nva.push_back(nv(":status", status_text));
   for (const auto& [name, value] : s->response_headers) nva.push_back(nv(name, value));

@@ -66,14 +66,6 @@ nghttp2_nv MakeNv(absl::string_view name, absl::string_view value,
   return nv;
 }
 
-// A request header whose value differs from call to call: sent as a literal that the HPACK
-// encoder does not add to its dynamic table, where it would only push out the entries that
-// do repeat (path, authority, user-agent, ...).
-bool UniquePerCall(absl::string_view name) {
-  return name == "x-request-id" || name == "traceparent" || name == "tracestate" ||
-         name == "grpc-timeout";
-}
-
 bool HasUpperCase(absl::string_view s) {
   for (char c : s) {
     if (c >= 'A' && c <= 'Z') return true;
@@ -86,6 +78,11 @@ absl::Status UnavailableFor(const Endpoint& e, absl::string_view what) {
 }
 
 }  // namespace
+
+bool UniquePerCall(absl::string_view name) {
+  return name == "x-request-id" || name == "traceparent" || name == "tracestate" ||
+         name == "grpc-timeout";
+}
 
 Endpoint Endpoint::Tcp(std::string host, uint16_t port) {
   Endpoint e;

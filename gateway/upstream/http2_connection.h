@@ -44,10 +44,18 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gateway/upstream/grpc_framing.h"
 
 namespace gateway::upstream {
+
+// A header field whose value differs from call to call (x-request-id, traceparent,
+// tracestate, grpc-timeout). HTTP/2 sessions send it as a literal that their HPACK encoder
+// does not add to its dynamic table (NGHTTP2_NV_FLAG_NO_INDEX), where it would only push
+// out the entries that do repeat (path, authority, content-type, ...) and make them go out
+// as literals again.
+bool UniquePerCall(absl::string_view name);
 
 // Writes what the plaintext `socket` takes of `buffers` (a const buffer sequence) now,
 // without waiting: the bytes written, 0 when it takes nothing or fails (the asynchronous
