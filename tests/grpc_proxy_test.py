@@ -31,7 +31,7 @@ TIMEOUT = 20  # seconds; the bound of any single call below
 BIG = 64 * 1024 * 1024
 
 
-def gateway_config(backend_address, extra=""):
+def gateway_config(backend_address, extra="", runtime=""):
     return f"""
 grpc_listener: {{address: "127.0.0.1:0"}}
 descriptor_sets: ["{harness.ECHO_SET}"]
@@ -41,7 +41,7 @@ backends:
 services:
   - {{name: gateway.test.v1.Echo, backend: echo}}
 limits: {{max_message_bytes: 33554432}}
-runtime: {{shutdown_grace: 5s, worker_threads: 2}}
+runtime: {{shutdown_grace: 5s, worker_threads: 2{runtime}}}
 {extra}
 """
 
