@@ -101,6 +101,11 @@ class EventLoopTest(unittest.TestCase):
         after = sum(cpu_ticks(gateway.proc.pid, tid) for tid in loops)
         self.assertLess((after - before) / os.sysconf("SC_CLK_TCK"), 0.2,
                         "an idle loop kept polling")
+        # The loops still stop: with no call in flight SIGTERM ends the gateway at once, not
+        # after the 5s shutdown_grace, and it exits 0.
+        started = time.monotonic()
+        self.assertEqual(gateway.stop(timeout=TIMEOUT), 0, gateway.output()[-2000:])
+        self.assertLess(time.monotonic() - started, 4)
 
 
 if __name__ == "__main__":
