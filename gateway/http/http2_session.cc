@@ -59,17 +59,21 @@ namespace {
 
 class SessionBase;
 
+// nghttp2's view of one response field (valid while `name` and `value` are): per-call
+// values never indexed (upstream::UniquePerCall).
+nghttp2_nv Nv(absl::string_view name, absl::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(),
+                    upstream::UniquePerCall(name) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                  : NGHTTP2_NV_FLAG_NONE};
+}
+
 // nghttp2's view of `headers` (valid while `headers` is unchanged).
 std::vector<nghttp2_nv> HeaderNvs(const HeaderList& headers) {
   std::vector<nghttp2_nv> nva;
   nva.reserve(headers.size());
-  for (const auto& [name, value] : headers) {
-    nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                             reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
-                             name.size(), value.size(),
-                             upstream::UniquePerCall(name) ? NGHTTP2_NV_FLAG_NO_INDEX
-                                                           : NGHTTP2_NV_FLAG_NONE});
-  }
+  for (const auto& [name, value] : headers) nva.push_back(Nv(name, value));
   return nva;
 }
 
@@ -959,15 +963,8 @@ void Http2Session<Socket>::Submit(Stream* s, int status, bool has_body, bool flu
   std::string status_text = std::to_string(status);
   std::vector<nghttp2_nv> nva;
   nva.reserve(s->response_headers.size() + 1);
-  auto nv = [](absl::string_view name, absl::string_view value) {
-    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                      value.size(),
-                      upstream::UniquePerCall(name) ? NGHTTP2_NV_FLAG_NO_INDEX
-                                                    : NGHTTP2_NV_FLAG_NONE};
-  };
-  nva.push_back(nv(":status", status_text));
-  for (const auto& [name, value] : s->response_headers) nva.push_back(nv(name, value));
+  nva.push_back(Nv(":status", status_text));
+  for (const auto& [name, value] : s->response_headers) nva.push_back(Nv(name, value));
   nghttp2_data_provider provider;
   provider.source.ptr = s;
   provider.read_callback = ReadBody;

@@ -1,5 +1,7 @@
 #include "gateway/http/http_server.h"
 
+#include <pthread.h>
+
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -7,7 +9,6 @@
 #include <chrono>
 #include <future>
 #include <optional>
-#include <pthread.h>
 #include <thread>
 #include <utility>
 

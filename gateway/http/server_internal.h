@@ -116,13 +116,13 @@ class Worker {
   asio::io_context ioc_;
 
  private:
-  // Declared after ioc_: destroyed first (its connections' timers and sockets belong to
-  // ioc_).
-  upstream::WorkerUpstreams upstreams_;
   // The thread's body: ioc_.run(), or with busy_poll_ a loop that polls until busy_poll_
   // has passed since a handler last ran, then blocks for the next one.
   void Run();
 
+  // Declared after ioc_: destroyed first (its connections' timers and sockets belong to
+  // ioc_).
+  upstream::WorkerUpstreams upstreams_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   Snapshot<RouteTable>::Reader reader_;  // used by thread_ only
   const std::string name_;
